@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from pollen.core import views as core_views
+from pollen.ops import views as ops_views
+
+api_v1 = [
+    path("", include("pollen.accounts.urls")),
+    path("schema/", SpectacularAPIView.as_view(api_version="1.0.0"), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    re_path(r"^api/", core_views.api_not_found),
+    path("admin/", admin.site.urls),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
+    re_path(r"^(?!static/|admin/|api/|local-storage/).*$", core_views.spa_index, name="spa"),
+]

@@ -1,0 +1,73 @@
+"""The web side never imports torch; the agent never imports Django. Checked two ways."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _modules(package_dir: Path, package: str) -> list[str]:
+    names = []
+    for path in sorted(package_dir.rglob("*.py")):
+        rel = path.relative_to(package_dir.parent).with_suffix("")
+        parts = list(rel.parts)
+        if "migrations" in parts or "tests" in parts:
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names.append(".".join(parts))
+    assert names and names[0].startswith(package)
+    return names
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO / 'platform'}:{REPO / 'workers'}",
+        "DJANGO_SETTINGS_MODULE": "pollen.settings",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_every_web_module_imports_without_torch():
+    modules = _modules(REPO / "platform" / "pollen", "pollen")
+    code = (
+        "import django, importlib, sys; django.setup()\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'torchvision', 'timm', 'pollen_agent'})\n"
+        "assert not bad, bad\nprint(len(sys.modules))"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_every_agent_module_imports_without_django():
+    modules = _modules(REPO / "workers" / "pollen_agent", "pollen_agent")
+    modules += _modules(REPO / "workers" / "pollen_contracts", "pollen_contracts")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'rest_framework', 'pollen'})\n"
+        "assert not bad, bad\nprint('ok')"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_import_linter_contracts_hold():
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--config", "pyproject.toml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'platform'}:{REPO / 'workers'}"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "KEPT" in result.stdout and "BROKEN" not in result.stdout

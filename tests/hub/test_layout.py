@@ -1,0 +1,57 @@
+"""platform/ is a source folder, not a package: `import platform` must stay the standard library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STDLIB = sysconfig.get_paths()["stdlib"]
+
+CHECK = (
+    "import platform, sys; "
+    "assert platform.__file__ and platform.__file__.startswith(sys.argv[1]), platform.__file__; "
+    "assert callable(platform.system); print('stdlib', platform.system())"
+)
+
+
+def test_platform_folder_is_not_a_package():
+    assert (REPO / "platform").is_dir()
+    assert not (REPO / "platform" / "__init__.py").exists()
+
+
+def test_import_platform_is_stdlib_in_tests():
+    import platform
+
+    assert platform.__file__.startswith(STDLIB)
+    assert callable(platform.python_version)
+
+
+def _run(code: str, *, cwd: Path, env_path: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {**os.environ, "PYTHONPATH": env_path, "DJANGO_SETTINGS_MODULE": "pollen.settings"}
+    return subprocess.run(
+        [sys.executable, "-c", code, STDLIB],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_import_platform_is_stdlib_in_the_web_process():
+    code = "import django; django.setup(); import pollen.urls; " + CHECK
+    result = _run(code, cwd=REPO, env_path=f"{REPO}:{REPO / 'platform'}:{REPO / 'workers'}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("stdlib")
+
+
+def test_import_platform_is_stdlib_in_the_agent():
+    code = "import pollen_agent, pollen_contracts.tasks; " + CHECK
+    result = _run(code, cwd=REPO, env_path=f"{REPO}:{REPO / 'workers'}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("stdlib")

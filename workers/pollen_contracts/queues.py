@@ -1,0 +1,23 @@
+"""Queue names. Each site has its own queues; an agent consumes only its own."""
+
+from __future__ import annotations
+
+import re
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+
+
+def _checked(slug: str) -> str:
+    if not SLUG_RE.match(slug):
+        raise ValueError(f"invalid site slug {slug!r}")
+    return slug
+
+
+def gpu_queue(slug: str) -> str:
+    """Queue for long work at a site: training, inference, evaluation."""
+    return f"site.{_checked(slug)}.gpu"
+
+
+def io_queue(slug: str) -> str:
+    """Queue for fast storage chores at a site: presigning, ingest, deletion."""
+    return f"site.{_checked(slug)}.io"

@@ -1,0 +1,18 @@
+"""Celery task names. Every task is sent by name; payloads are JSON (see payloads.py)."""
+
+# io queue: answered within seconds
+PRESIGN_UPLOAD = "pollen.io.presign_upload"
+PRESIGN_DOWNLOAD = "pollen.io.presign_download"
+INGEST_IMAGES = "pollen.io.ingest_images"
+DELETE_OBJECTS = "pollen.io.delete_objects"
+PING = "pollen.io.ping"
+
+# gpu queue: long work
+TRAIN = "pollen.gpu.train"
+PREDICT = "pollen.gpu.predict"
+EVALUATE = "pollen.gpu.evaluate"
+PUBLISH = "pollen.gpu.publish"
+FEDERATED_ROUND = "pollen.gpu.federated_round"
+
+IO_TASKS = frozenset({PRESIGN_UPLOAD, PRESIGN_DOWNLOAD, INGEST_IMAGES, DELETE_OBJECTS, PING})
+GPU_TASKS = frozenset({TRAIN, PREDICT, EVALUATE, PUBLISH, FEDERATED_ROUND})
