@@ -1,0 +1,183 @@
+"""Safe extraction of a zip for bulk import: one sub-folder per label.
+
+``cats/001.png`` (or ``cats/left/001.png``) gets label ``cats``. A single wrapping folder (what
+"compress folder" makes) is ignored. Entries that escape the folder, links,
+encrypted entries and suspiciously compressible entries are refused one by
+one with a reason; an archive that would expand past the limits is refused
+whole before anything is written.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from pollen_agent.errors import UserError
+from pollen_agent.storage.base import Storage, validate_key, validate_prefix
+from pollen_agent.storage.local_signing import key_problem
+from pollen_contracts.payloads import MAX_UPLOAD_BYTES
+
+MAX_FILES = 20_000
+MAX_TOTAL_BYTES = 8 * 1024**3
+MAX_RATIO = 100  # image formats compress ~1-10x; bombs compress 1000x
+RATIO_FLOOR_BYTES = 1024 * 1024  # tiny files may compress well; they harm nobody
+JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class ArchiveEntry:
+    name: str  # as written in the zip
+    key: str  # where it was stored
+    label: str
+    size: int
+
+
+@dataclass
+class ArchiveResult:
+    entries: list[ArchiveEntry] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    skipped: list[str] = field(default_factory=list)  # folders and OS junk
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_files: int = MAX_FILES
+    max_total_bytes: int = MAX_TOTAL_BYTES
+    max_entry_bytes: int = MAX_UPLOAD_BYTES
+    max_ratio: float = MAX_RATIO
+
+
+def _is_junk(name: str) -> bool:
+    parts = name.split("/")
+    return parts[0] == "__MACOSX" or parts[-1] in JUNK_NAMES or parts[-1].startswith("._")
+
+
+def _entry_problem(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
+    name = info.filename
+    mode = info.external_attr >> 16
+    if name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
+        return "has an absolute path; refused"
+    if ".." in name.split("/"):
+        return "points outside the archive ('..'); refused"
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link; refused"
+    if info.flag_bits & 0x1:
+        return "is password-protected; zip it again without a password"
+    if info.file_size > limits.max_entry_bytes:
+        return f"is larger than the {limits.max_entry_bytes // 1024**2} MB per-file limit"
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_ratio:
+        return f"compresses {ratio:.0f}:1, which no medical image does; refused as a zip bomb"
+    if key_problem(name):
+        return "has a name that cannot be stored"
+    return None
+
+
+def _strip_wrapper(names: list[str]) -> int:
+    """How many leading folders to drop: 1 when every file sits in one wrapper folder
+    that itself holds label folders."""
+    tops = {n.split("/")[0] for n in names}
+    if len(tops) == 1 and names and all(n.count("/") >= 2 for n in names):
+        return 1
+    return 0
+
+
+def _check_archive(infos: list[zipfile.ZipInfo], archive_size: int, limits: ArchiveLimits) -> None:
+    if len(infos) > limits.max_files:
+        raise UserError(
+            f"The archive holds {len(infos):,} files, over the {limits.max_files:,} limit; "
+            "split it into smaller archives.",
+            code="archive_too_many_files",
+        )
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_total_bytes:
+        raise UserError(
+            f"The archive would expand to {total / 1024**3:.1f} GB, over the "
+            f"{limits.max_total_bytes / 1024**3:.0f} GB limit; split it.",
+            code="archive_too_large",
+        )
+    if total > RATIO_FLOOR_BYTES and total / max(archive_size, 1) > limits.max_ratio:
+        raise UserError(
+            "The archive expands more than any set of medical images would "
+            f"({total / max(archive_size, 1):.0f}:1); it was refused as a zip bomb.",
+            code="archive_bomb",
+        )
+
+
+def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """Read an entry, trusting neither its declared size nor its compression."""
+    out = bytearray()
+    with zf.open(info) as member:
+        while chunk := member.read(CHUNK):
+            out += chunk
+            if len(out) > cap:
+                raise UserError("expands beyond its declared size; refused", code="archive_bomb")
+    return bytes(out)
+
+
+def extract_zip(
+    storage: Storage,
+    source: bytes | BinaryIO,
+    *,
+    dest_prefix: str,
+    limits: ArchiveLimits | None = None,
+) -> ArchiveResult:
+    """Write each image in the zip to ``dest_prefix/<label>/<file>``; report the rest.
+
+    Raises UserError only when the archive as a whole is unusable (not a zip,
+    too many files, too large once expanded).
+    """
+    limits = limits or ArchiveLimits()
+    dest_prefix = validate_prefix(dest_prefix).rstrip("/")
+    fh = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    archive_size = fh.seek(0, io.SEEK_END)
+    fh.seek(0)
+    try:
+        zf = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserError(
+            "The file is not a valid zip archive (it may be damaged or incomplete).",
+            code="invalid_archive",
+        ) from exc
+    result = ArchiveResult()
+    with zf:
+        infos = zf.infolist()
+        _check_archive(infos, archive_size, limits)
+        files = [i for i in infos if not i.is_dir() and not _is_junk(i.filename)]
+        result.skipped = [i.filename for i in infos if i.is_dir() or _is_junk(i.filename)]
+        depth = _strip_wrapper([i.filename for i in files])
+        written: set[str] = set()
+        remaining = limits.max_total_bytes
+        for info in files:
+            problem = _entry_problem(info, limits)
+            parts = info.filename.split("/")[depth:]
+            if problem is None and len(parts) < 2:
+                problem = "is not inside a label folder (put each image in a folder named after its label)"
+            if problem is None:
+                key = validate_key(posixpath.join(dest_prefix, *parts))
+                if key in written:
+                    problem = "appears twice in the archive; the first copy was kept"
+            if problem:
+                result.rejected.append((info.filename, f"{info.filename} {problem}."))
+                continue
+            try:
+                data = _read_capped(zf, info, min(info.file_size, remaining))
+            except UserError as exc:
+                result.rejected.append((info.filename, f"{info.filename} {exc.message}."))
+                continue
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                result.rejected.append(
+                    (info.filename, f"{info.filename} is damaged in the archive ({exc}).")
+                )
+                continue
+            remaining -= len(data)
+            storage.put_bytes(key, data)
+            written.add(key)
+            label = parts[0]
+            result.entries.append(ArchiveEntry(info.filename, key, label, len(data)))
+    return result

@@ -1,0 +1,34 @@
+"""Small PNG previews for the dashboard; they stay in site storage."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from pollen_agent.ingest.decode import DecodedImage
+
+THUMBNAIL_SIZE = 256
+
+
+def to_display_uint8(array: np.ndarray) -> np.ndarray:
+    """uint8 as is; 16-bit stretched between its 0.5th and 99.5th percentiles."""
+    if array.dtype == np.uint8:
+        return array
+    values = array.astype(np.float64)
+    low, high = np.percentile(values, [0.5, 99.5])
+    if high <= low:
+        low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(array.shape, np.uint8)
+    return np.round(np.clip((values - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+
+
+def make_thumbnail(image: DecodedImage, size: int = THUMBNAIL_SIZE) -> bytes:
+    """A PNG whose longer side is at most ``size`` pixels, aspect ratio kept."""
+    preview = Image.fromarray(to_display_uint8(image.array))
+    preview.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    out = io.BytesIO()
+    preview.save(out, format="PNG", optimize=False)
+    return out.getvalue()
