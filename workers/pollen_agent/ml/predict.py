@@ -183,22 +183,11 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def _to_uint8_channels(image: np.ndarray, in_channels: int) -> np.ndarray:
     """HxWxC uint8 array with ``in_channels`` channels, after validating shape and size."""
+    validate_image(image)
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
-        shape = "x".join(str(s) for s in array.shape)
-        raise UserError(
-            f"The image has shape {shape}; expected greyscale, RGB or RGBA pixels.",
-            code="wrong_channels",
-        )
-    if min(array.shape[0], array.shape[1]) < MIN_IMAGE_SIDE:
-        raise UserError(
-            f"The image is {array.shape[1]}x{array.shape[0]} pixels; it must be at least "
-            f"{MIN_IMAGE_SIDE} pixels on each side.",
-            code="image_too_small",
-        )
-    array = _as_uint8(array)
+    array = to_uint8(array)
     if array.shape[2] in (2, 4):
         array = array[:, :, :-1]
     if in_channels == 3:
@@ -218,7 +207,24 @@ def _to_uint8_channels(image: np.ndarray, in_channels: int) -> np.ndarray:
     )
 
 
-def _as_uint8(array: np.ndarray) -> np.ndarray:
+def validate_image(image: np.ndarray) -> None:
+    """Raise ``UserError`` unless ``image`` is HxW or HxWxC (C in 1..4) and at least 8 px a side."""
+    shape = np.shape(image)
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 2, 3, 4)):
+        described = "x".join(str(s) for s in shape)
+        raise UserError(
+            f"The image has shape {described}; expected greyscale, RGB or RGBA pixels.",
+            code="wrong_channels",
+        )
+    if min(shape[0], shape[1]) < MIN_IMAGE_SIDE:
+        raise UserError(
+            f"The image is {shape[1]}x{shape[0]} pixels; it must be at least "
+            f"{MIN_IMAGE_SIDE} pixels on each side.",
+            code="image_too_small",
+        )
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
     """Integer images are rescaled from their type's full range; floats are read as 0..1."""
     if array.dtype == np.uint8:
         return array
