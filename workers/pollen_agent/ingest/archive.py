@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from pollen_agent.errors import UserError
 from pollen_agent.storage.base import Storage, validate_key, validate_prefix
-from pollen_agent.storage.local_signing import key_problem
+from pollen_contracts.local_signing import key_problem
 from pollen_contracts.payloads import MAX_UPLOAD_BYTES
 
 MAX_FILES = 20_000

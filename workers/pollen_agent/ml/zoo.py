@@ -27,6 +27,7 @@ from pollen_agent.errors import UserError
 from pollen_agent.ml.manifest import read_manifest
 from pollen_agent.ml.weights_io import read_model_folder_state, read_state_dict
 
+IMAGENET_CLASSES = 1000
 SOURCES = ("imagenet", "random", "file", "model_folder")
 TIMM_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -165,7 +166,7 @@ def _create(spec: ArchSpec, num_classes: int) -> nn.Module:
 
 
 def _from_imagenet(spec: ArchSpec, num_classes: int) -> nn.Module:
-    model = _create(spec, 1000)
+    model = _create(spec, IMAGENET_CLASSES)
     if spec.family == "timm":
         path = _lite_package_file(spec)
         state = _map_lite_keys(read_state_dict(path), model)
@@ -177,7 +178,8 @@ def _from_imagenet(spec: ArchSpec, num_classes: int) -> nn.Module:
             code="weights_unavailable",
         )
     _load_strict(model, state, spec.name)
-    replace_head(model, spec, num_classes)
+    if num_classes != IMAGENET_CLASSES:
+        replace_head(model, spec, num_classes)
     return model
 
 

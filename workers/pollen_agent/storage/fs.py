@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pollen_agent.errors import RetryableError, UserError
-from pollen_agent.storage import local_signing
+from pollen_contracts import local_signing
 from pollen_agent.storage.base import (
     ObjectInfo,
     ObjectNotFound,

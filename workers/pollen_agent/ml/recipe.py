@@ -1,0 +1,499 @@
+"""The fine-tuning recipe: good results from one click, no knobs required.
+
+Class-weighted cross-entropy (medical labels are rarely balanced), AdamW with a warmup and
+a cosine decay, early stopping on validation AUC, and the best epoch's weights kept.
+Everything random is seeded so that a run, and a run resumed from a checkpoint, repeat
+exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from pollen_agent.errors import UserError
+from pollen_agent.ml.data import ArrayImageDataset
+from pollen_agent.ml.device import (
+    amp_dtype,
+    autocast_context,
+    pick_device,
+    place_batch,
+    place_model,
+)
+from pollen_agent.ml.metrics import evaluate
+from pollen_agent.ml.zoo import get_spec
+
+CHECKPOINT_FORMAT = 1
+
+
+class Cancelled(Exception):
+    """Training stopped because someone cancelled the job."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; the defaults are the recipe and rarely need changing."""
+
+    epochs: int = 25
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    input_size: int = 128  # for the caller's datasets; 128 px keeps CPU sites within minutes
+    seed: int = 0
+    early_stopping_patience: int = 8
+    num_threads: int | None = None  # None: torch's default, one per core
+    max_minutes: float | None = None  # stop after the epoch that would overrun this budget
+    eval_batch_size: int = 128
+
+
+class TrainCallbacks(Protocol):
+    """How a training run reports progress and learns that it must stop."""
+
+    def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None: ...
+
+    def on_epoch_end(
+        self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
+    ) -> None: ...
+
+    def should_cancel(self) -> bool: ...
+
+
+class NoCallbacks:
+    """Callbacks that report nothing and never cancel."""
+
+    def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
+        return None
+
+    def on_epoch_end(
+        self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
+    ) -> None:
+        return None
+
+    def should_cancel(self) -> bool:
+        return False
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced; ``model`` holds the best epoch's weights."""
+
+    model: nn.Module
+    history: list[dict[str, Any]]
+    epochs_run: int
+    best_epoch: int
+    best_val_metrics: dict[str, Any]
+    stopped_early: bool
+    stop_reason: str  # "completed", "early_stopping" or "time_budget"
+    images_per_second: float
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    """The mutable progress of a run, exactly what a checkpoint restores."""
+
+    epochs_done: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    best_val_metrics: dict[str, Any] = field(default_factory=dict)
+    stale_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"data": 0.0, "step": 0.0, "validation": 0.0}
+    )
+    images_seen: int = 0
+
+
+def build_datasets(
+    arch: str,
+    config: TrainConfig,
+    train: tuple[Sequence[np.ndarray], Sequence[int]],
+    val: tuple[Sequence[np.ndarray], Sequence[int]],
+) -> tuple[ArrayImageDataset, ArrayImageDataset]:
+    """Training (augmented) and validation datasets preprocessed the way ``arch`` expects."""
+    spec = get_spec(arch)
+    common = {"input_size": config.input_size, "mean": spec.mean, "std": spec.std}
+    return (
+        ArrayImageDataset(*train, augment=True, seed=config.seed, **common),
+        ArrayImageDataset(*val, augment=False, **common),
+    )
+
+
+def train(
+    model: nn.Module,
+    train_ds: Dataset,
+    val_ds: Dataset,
+    config: TrainConfig,
+    callbacks: TrainCallbacks | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    label_names: Sequence[str] | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``train_ds``, choosing the best epoch on ``val_ds``.
+
+    Epochs are numbered from 1 in callbacks. After each epoch ``callbacks.on_epoch_end``
+    receives a checkpoint (tensors and plain values, safe for ``torch.load(weights_only=True)``);
+    passing it back as ``resume`` continues the run exactly where it stopped.
+    ``callbacks.should_cancel`` is polled before every batch and raises ``Cancelled``.
+    Inputs that cannot train a useful model raise ``UserError`` with a readable reason.
+    """
+    callbacks = callbacks or NoCallbacks()
+    started = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = pick_device()
+    train_labels, val_labels = dataset_labels(train_ds), dataset_labels(val_ds)
+    num_classes = _output_classes(model, val_ds)
+    names = list(label_names) if label_names else [f"class {i}" for i in range(num_classes)]
+    check_labels(train_labels, val_labels, names)
+
+    if resume is None:
+        torch.manual_seed(config.seed)
+    model = place_model(model, device)
+    batch_size = min(config.batch_size, len(train_labels))
+    # BatchNorm cannot train on a final batch of one image, so drop it in that one case.
+    drop_last = len(train_labels) % batch_size == 1
+    steps_per_epoch = len(train_labels) // batch_size + (
+        0 if drop_last else int(len(train_labels) % batch_size > 0)
+    )
+    optimizer = _optimizer(model, config)
+    scheduler = _scheduler(optimizer, config, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, num_classes).to(device))
+    state = _State()
+    if resume is not None:
+        state = _restore(resume, model, optimizer, scheduler, scaler)
+
+    stop_reason = "completed"
+    epoch_started = time.perf_counter()
+    for epoch in range(state.epochs_done + 1, config.epochs + 1):
+        epoch_started = time.perf_counter()
+        loader = _loader(train_ds, batch_size, drop_last, config.seed, epoch)
+        train_loss = _train_epoch(
+            model,
+            loader,
+            loss_fn,
+            optimizer,
+            scheduler,
+            scaler,
+            device,
+            callbacks,
+            epoch,
+            steps_per_epoch,
+            state,
+        )
+        val_started = time.perf_counter()
+        probs = predict_probs(model, val_ds, batch_size=config.eval_batch_size)
+        val_metrics = evaluate(probs, val_labels, names)
+        state.seconds["validation"] += time.perf_counter() - val_started
+        _record_epoch(state, model, epoch, train_loss, val_metrics)
+        callbacks.on_epoch_end(
+            epoch,
+            train_loss,
+            val_metrics,
+            _checkpoint(state, model, optimizer, scheduler, scaler, config),
+        )
+        if state.stale_epochs >= config.early_stopping_patience:
+            stop_reason = "early_stopping"
+            break
+        if _out_of_time(config, started, time.perf_counter() - epoch_started):
+            stop_reason = "time_budget"
+            break
+
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    step_seconds = state.seconds["data"] + state.seconds["step"]
+    return TrainResult(
+        model=model,
+        history=state.history,
+        epochs_run=state.epochs_done,
+        best_epoch=state.best_epoch,
+        best_val_metrics=state.best_val_metrics,
+        stopped_early=stop_reason != "completed",
+        stop_reason=stop_reason,
+        images_per_second=state.images_seen / step_seconds if step_seconds else 0.0,
+        seconds={**state.seconds, "total": time.perf_counter() - started},
+    )
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """The labels of ``dataset``, read from its ``labels`` attribute when it has one."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[i][1]) for i in range(len(dataset))]  # type: ignore[arg-type]
+    return np.asarray(labels, dtype=np.int64).reshape(-1)
+
+
+def check_labels(train_labels: np.ndarray, val_labels: np.ndarray, names: list[str]) -> None:
+    """Refuse, with a reason a clinician can act on, data that cannot train a useful model."""
+    if len(train_labels) < 2:
+        raise UserError("Training needs at least two labelled images.", code="too_few_images")
+    out_of_range = sorted(
+        {int(v) for v in np.concatenate([train_labels, val_labels])} - set(range(len(names)))
+    )
+    if out_of_range:
+        raise UserError(
+            f"Some images carry unknown label numbers {out_of_range}.", code="invalid_labels"
+        )
+    train_counts = np.bincount(train_labels, minlength=len(names))
+    if np.count_nonzero(train_counts) < 2:
+        only = names[int(train_labels[0])]
+        raise UserError(
+            f"Every training image is labelled '{only}'. A model learns to tell labels apart, so "
+            "add images of at least one other label.",
+            code="single_label",
+        )
+    _require_each_label(train_counts, names, "training")
+    _require_each_label(np.bincount(val_labels, minlength=len(names)), names, "validation")
+
+
+def _require_each_label(counts: np.ndarray, names: list[str], split: str) -> None:
+    missing = [names[i] for i in np.flatnonzero(counts == 0)]
+    if missing:
+        raise UserError(
+            f"The {split} images include none labelled {', '.join(repr(m) for m in missing)}, so "
+            "the model could not be checked on that label. Add more images with that label.",
+            code="label_missing_from_split",
+        )
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights (mean 1), so that a rare label counts as much as a common one."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = len(labels) / (num_classes * np.maximum(counts, 1.0))
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _output_classes(model: nn.Module, dataset: Dataset) -> int:
+    # One forward pass in eval mode reads the head size whatever the architecture.
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        image = dataset[0][0].unsqueeze(0).to(next(model.parameters()).device)
+        classes = int(model(image).shape[1])
+    model.train(was_training)
+    return classes
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # Weight decay on norms and biases only shrinks useful scale/shift parameters.
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = max(1, min(total - 1, round(config.warmup_epochs * steps_per_epoch)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _loader(
+    dataset: Dataset, batch_size: int, drop_last: bool, seed: int, epoch: int
+) -> DataLoader:
+    if isinstance(dataset, ArrayImageDataset) or hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+    # The shuffle order depends only on (seed, epoch), so a resumed epoch repeats exactly.
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(dataset), generator=generator).tolist()  # type: ignore[arg-type]
+    return DataLoader(dataset, batch_size=batch_size, sampler=order, drop_last=drop_last)
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    callbacks: TrainCallbacks,
+    epoch: int,
+    steps_per_epoch: int,
+    state: _State,
+) -> float:
+    model.train()
+    total_loss, total_images = 0.0, 0
+    waited = time.perf_counter()
+    for step, (images, labels) in enumerate(loader, start=1):
+        if callbacks.should_cancel():
+            raise Cancelled(f"cancelled during epoch {epoch}")
+        computing = time.perf_counter()
+        state.seconds["data"] += computing - waited
+        images, labels = place_batch(images, device), labels.to(device)
+        with autocast_context(device):
+            loss = loss_fn(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        loss_value = float(loss.detach())
+        total_loss += loss_value * len(labels)
+        total_images += len(labels)
+        waited = time.perf_counter()
+        state.seconds["step"] += waited - computing
+        callbacks.on_step(epoch, step, steps_per_epoch, loss_value)
+    state.images_seen += total_images
+    return total_loss / max(1, total_images)
+
+
+def _score(val_metrics: dict[str, Any]) -> float:
+    # AUC ranks models independently of the threshold; fall back where it is undefined.
+    auc = val_metrics.get("auc")
+    return float(auc if auc is not None else val_metrics.get("balanced_accuracy", 0.0))
+
+
+def _record_epoch(
+    state: _State, model: nn.Module, epoch: int, train_loss: float, val_metrics: dict[str, Any]
+) -> None:
+    score = _score(val_metrics)
+    state.epochs_done = epoch
+    state.history.append(
+        {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_auc": val_metrics.get("auc"),
+            "val_accuracy": val_metrics.get("accuracy"),
+        }
+    )
+    if score > state.best_score:
+        state.best_score, state.best_epoch, state.stale_epochs = score, epoch, 0
+        state.best_state = _cpu_copy(model.state_dict())
+        state.best_val_metrics = val_metrics
+    else:
+        state.stale_epochs += 1
+
+
+def _out_of_time(config: TrainConfig, started: float, last_epoch_seconds: float) -> bool:
+    if config.max_minutes is None:
+        return False
+    # Stop now if one more epoch like the last would overrun the budget.
+    return time.perf_counter() - started + last_epoch_seconds > config.max_minutes * 60
+
+
+def _cpu_copy(value: Any) -> Any:
+    """Deep copy with tensors cloned to the CPU, so later training cannot change it."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_cpu_copy(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def _checkpoint(
+    state: _State,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    scaler: torch.amp.GradScaler,
+    config: TrainConfig,
+) -> dict[str, Any]:
+    return _cpu_copy(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "config": asdict(config),
+            "epochs_done": state.epochs_done,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "best_score": state.best_score,
+            "best_epoch": state.best_epoch,
+            "best_state": state.best_state,
+            "best_val_metrics": state.best_val_metrics,
+            "stale_epochs": state.stale_epochs,
+            "history": state.history,
+            "seconds": state.seconds,
+            "images_seen": state.images_seen,
+            "rng": _rng_state(),
+        }
+    )
+
+
+def _rng_state() -> dict[str, Any]:
+    # Shuffling and augmentation are seeded per epoch; only dropout draws from torch's
+    # global generators, so those are the states a resumed run must restore.
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _restore(
+    checkpoint: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    scaler: torch.amp.GradScaler,
+) -> _State:
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise UserError("The saved checkpoint comes from another version; restart the training.")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    return _State(
+        epochs_done=checkpoint["epochs_done"],
+        best_score=checkpoint["best_score"],
+        best_epoch=checkpoint["best_epoch"],
+        best_state=checkpoint["best_state"],
+        best_val_metrics=checkpoint["best_val_metrics"],
+        stale_epochs=checkpoint["stale_epochs"],
+        history=list(checkpoint["history"]),
+        seconds=dict(checkpoint["seconds"]),
+        images_seen=checkpoint["images_seen"],
+    )
+
+
+def predict_probs(
+    model: nn.Module, dataset: Dataset, *, batch_size: int = 128, tta: bool = False
+) -> np.ndarray:
+    """Class probabilities (N, C) for every item of ``dataset``, in order.
+
+    With ``tta`` the logits of each image and its mirror image are averaged; averaging
+    logits (not probabilities) keeps this exact for the quick model's linear head.
+    """
+    device = next(model.parameters()).device
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    chunks = []
+    with torch.no_grad(), autocast_context(device):
+        for images, _ in loader:
+            images = place_batch(images, device)
+            logits = model(images).float()
+            if tta:
+                logits = (logits + model(torch.flip(images, dims=[3])).float()) / 2
+            chunks.append(torch.softmax(logits, dim=1).cpu().numpy())
+    if not chunks:
+        return np.zeros((0, 0), dtype=np.float64)
+    return np.concatenate(chunks).astype(np.float64)
