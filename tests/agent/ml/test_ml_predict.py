@@ -143,3 +143,13 @@ def test_tiny_image_is_rejected(shape):
             PointwiseNet(), [np.zeros(shape, dtype=np.uint8)], input_size=16, mean=MEAN, std=STD
         )
     assert caught.value.code == "image_too_small"
+
+
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [(np.full((10, 10), 65535, dtype=np.uint16), 1.0), (np.full((10, 10), 0.5), 128 / 255)],
+    ids=["uint16", "float"],
+)
+def test_non_byte_images_are_scaled_to_unit_range(pixels, expected):
+    tensor = preprocess(pixels, input_size=8, mean=(0, 0, 0), std=(1, 1, 1))
+    torch.testing.assert_close(tensor, torch.full((3, 8, 8), expected), atol=1e-6, rtol=0)

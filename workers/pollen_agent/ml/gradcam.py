@@ -52,7 +52,8 @@ def gradcam(
     maps = gradcam_batch(
         model, input_tensor, class_indices=indices, target_layer=target_layer, method=method
     )
-    return maps[0]
+    heatmap: np.ndarray = maps[0]
+    return heatmap
 
 
 def gradcam_batch(

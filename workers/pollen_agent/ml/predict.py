@@ -130,8 +130,10 @@ def output_logits(output: object) -> torch.Tensor:
         return output
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
-    if isinstance(output, dict) and isinstance(output.get("logits"), torch.Tensor):
-        return output["logits"]
+    if isinstance(output, dict):
+        logits = output.get("logits")
+        if isinstance(logits, torch.Tensor):
+            return logits
     raise TypeError(f"Cannot find logits in a model output of type {type(output).__name__}")
 
 
@@ -230,10 +232,13 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
         return array
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
+    scaled: np.ndarray
     if np.issubdtype(array.dtype, np.integer):
         top = float(np.iinfo(array.dtype).max)
-        return np.clip(array.astype(np.float32) * (255.0 / top), 0, 255).round().astype(np.uint8)
-    return (np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        scaled = np.clip(array.astype(np.float32) * (255.0 / top), 0.0, 255.0)
+    else:
+        scaled = np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0
+    return scaled.round().astype(np.uint8)
 
 
 def _channel_spread(rgb: np.ndarray) -> float:
