@@ -103,7 +103,7 @@ class _State:
     """The mutable progress of a run, exactly what a checkpoint restores."""
 
     epochs_done: int = 0
-    best_score: float = -math.inf
+    best_score: list[float] | None = None  # (AUC, -loss), a list so checkpoints stay plain
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     best_val_metrics: dict[str, Any] = field(default_factory=dict)
@@ -197,7 +197,7 @@ def train(
         probs = predict_probs(model, val_ds, batch_size=config.eval_batch_size)
         val_metrics = evaluate(probs, val_labels, names)
         state.seconds["validation"] += time.perf_counter() - val_started
-        _record_epoch(state, model, epoch, train_loss, val_metrics)
+        _record_epoch(state, model, epoch, train_loss, val_metrics, log_loss(probs, val_labels))
         callbacks.on_epoch_end(
             epoch,
             train_loss,
@@ -269,7 +269,10 @@ def _require_each_label(counts: np.ndarray, names: list[str], split: str) -> Non
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights (mean 1), so that a rare label counts as much as a common one."""
+    """Inverse-frequency weights, so that a rare label counts as much as a common one.
+
+    They average 1 over the images, which keeps the loss on its usual scale.
+    """
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     weights = len(labels) / (num_classes * np.maximum(counts, 1.0))
     return torch.tensor(weights, dtype=torch.float32)
@@ -362,27 +365,41 @@ def _train_epoch(
     return total_loss / max(1, total_images)
 
 
-def _score(val_metrics: dict[str, Any]) -> float:
-    # AUC ranks models independently of the threshold; fall back where it is undefined.
+def _score(val_metrics: dict[str, Any], val_loss: float) -> tuple[float, float]:
+    # AUC ranks models independently of the threshold (balanced accuracy where it is
+    # undefined). Once AUC saturates, as on easy tasks, the lower loss is the better model.
     auc = val_metrics.get("auc")
-    return float(auc if auc is not None else val_metrics.get("balanced_accuracy", 0.0))
+    primary = auc if auc is not None else val_metrics.get("balanced_accuracy", 0.0)
+    return round(float(primary), 6), -val_loss
+
+
+def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of the true labels under ``probs``."""
+    picked = probs[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
 
 
 def _record_epoch(
-    state: _State, model: nn.Module, epoch: int, train_loss: float, val_metrics: dict[str, Any]
+    state: _State,
+    model: nn.Module,
+    epoch: int,
+    train_loss: float,
+    val_metrics: dict[str, Any],
+    val_loss: float,
 ) -> None:
-    score = _score(val_metrics)
+    score = _score(val_metrics, val_loss)
     state.epochs_done = epoch
     state.history.append(
         {
             "epoch": epoch,
             "train_loss": train_loss,
+            "val_loss": val_loss,
             "val_auc": val_metrics.get("auc"),
             "val_accuracy": val_metrics.get("accuracy"),
         }
     )
-    if score > state.best_score:
-        state.best_score, state.best_epoch, state.stale_epochs = score, epoch, 0
+    if state.best_score is None or score > tuple(state.best_score):
+        state.best_score, state.best_epoch, state.stale_epochs = list(score), epoch, 0
         state.best_state = _cpu_copy(model.state_dict())
         state.best_val_metrics = val_metrics
     else:
