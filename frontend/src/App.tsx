@@ -1,0 +1,177 @@
+import type { ReactNode } from 'react';
+import { Link, Redirect, matchPath, navigate, useLocation } from './router';
+import { defaultSite, membershipFor, rememberSite, useSession } from './session';
+import { ErrorNotice, Loading } from './components/ui';
+import { SignInPage } from './pages/SignIn';
+import { DatasetsPage } from './pages/Datasets';
+import { DatasetPage } from './pages/Dataset';
+import { TrainPage } from './pages/Train';
+import { JobsPage } from './pages/Jobs';
+import { JobPage } from './pages/Job';
+import { MembersPage, TokensPage, AuditPage } from './pages/Admin';
+import { ComingSoonPage, NotFoundPage, NotMemberPage } from './pages/Misc';
+import type { Me, Membership } from './api/types';
+
+type SitePage = (props: { site: Membership; params: Record<string, string> }) => ReactNode;
+
+const SITE_ROUTES: [string, SitePage, boolean][] = [
+  ['/sites/:slug/datasets', DatasetsPage, false],
+  ['/sites/:slug/datasets/:id', DatasetPage, false],
+  ['/sites/:slug/train', TrainPage, false],
+  ['/sites/:slug/jobs', JobsPage, false],
+  ['/sites/:slug/jobs/:id', JobPage, false],
+  ['/sites/:slug/admin/members', MembersPage, true],
+  ['/sites/:slug/admin/tokens', TokensPage, true],
+  ['/sites/:slug/admin/audit', AuditPage, true],
+];
+
+const COMING_SOON: Record<string, string> = {
+  '/marketplace': 'Model marketplace',
+  '/apply': 'Apply a model',
+  '/federated': 'Training across sites',
+};
+
+export function App() {
+  const { me, loading, error } = useSession();
+  const { pathname, search } = useLocation();
+
+  if (loading) return <Loading what="Opening Pollen" />;
+  if (pathname === '/sign-in') {
+    if (me) return <Redirect to={search.get('next') || '/'} />;
+    return <SignInPage />;
+  }
+  if (!me) {
+    if (error) return <main className="page"><ErrorNotice error={error} onRetry={() => window.location.reload()} /></main>;
+    const next = pathname === '/' ? '' : `?next=${encodeURIComponent(pathname + (search.toString() ? `?${search}` : ''))}`;
+    return <Redirect to={`/sign-in${next}`} />;
+  }
+  return <Shell me={me} pathname={pathname} />;
+}
+
+function Shell({ me, pathname }: { me: Me; pathname: string }) {
+  const slugMatch = /^\/sites\/([^/]+)/.exec(pathname);
+  const slug = slugMatch ? decodeURIComponent(slugMatch[1]) : null;
+  const current = slug ? membershipFor(me, slug) : defaultSite(me);
+
+  let content: ReactNode;
+  if (pathname === '/') {
+    const site = defaultSite(me);
+    content = site ? <Redirect to={`/sites/${site.site.slug}/datasets`} /> : <NoSites />;
+  } else if (COMING_SOON[pathname]) {
+    content = <ComingSoonPage title={COMING_SOON[pathname]} />;
+  } else {
+    content = <NotFoundPage />;
+    for (const [pattern, Page, adminOnly] of SITE_ROUTES) {
+      const params = matchPath(pattern, pathname);
+      if (!params) continue;
+      const site = membershipFor(me, params.slug);
+      if (!site) content = <NotMemberPage />;
+      else if (adminOnly && site.role !== 'admin') content = <NotMemberPage adminOnly />;
+      else {
+        rememberSite(site.site.slug);
+        content = <Page key={pathname} site={site} params={params} />;
+      }
+      break;
+    }
+  }
+
+  return (
+    <>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <Header me={me} current={current} pathname={pathname} />
+      <main id="main" className="page" tabIndex={-1}>
+        {content}
+      </main>
+    </>
+  );
+}
+
+function Header({ me, current, pathname }: { me: Me; current: Membership | null; pathname: string }) {
+  const { signOut } = useSession();
+  const base = current ? `/sites/${current.site.slug}` : '';
+  const section = current ? pathname.slice(base.length) || '/datasets' : '/datasets';
+
+  const switchSite = (slug: string) => {
+    // Keep the section (datasets, train, admin…) but drop ids that belong to the other site.
+    const target = membershipFor(me, slug);
+    const top = section.split('/').filter(Boolean);
+    let rest = top[0] === 'admin' ? `/admin/${top[1] ?? 'members'}` : `/${top[0] ?? 'datasets'}`;
+    if (top[0] === 'admin' && target?.role !== 'admin') rest = '/datasets';
+    navigate(`/sites/${slug}${rest}`);
+  };
+
+  const links: [string, string][] = current
+    ? [
+        [`${base}/datasets`, 'Datasets'],
+        [`${base}/train`, 'Train a model'],
+        [`${base}/jobs`, 'Training runs'],
+      ]
+    : [];
+  const isActive = (href: string) => pathname === href || pathname.startsWith(`${href}/`);
+
+  return (
+    <header className="topbar">
+      <div className="topbar-row">
+        <Link to="/" className="brand" aria-label="Pollen home">
+          <span className="brand-dot" aria-hidden="true" /> Pollen
+        </Link>
+        {me.memberships.length > 0 && (
+          <div className="site-switcher">
+            <label htmlFor="site-switcher">Site</label>
+            <select id="site-switcher" value={current?.site.slug ?? ''} onChange={(e) => switchSite(e.target.value)}>
+              {!current && <option value="">Choose a site</option>}
+              {me.memberships.map((m) => (
+                <option key={m.site.slug} value={m.site.slug}>
+                  {m.site.name} ({m.role === 'admin' ? 'administrator' : 'clinician'})
+                </option>
+              ))}
+            </select>
+          </div>
+        )}
+        <div className="user-box">
+          <span className="muted" data-testid="signed-in-as">
+            {me.display_name || me.username}
+          </span>
+          <button
+            type="button"
+            className="btn btn-small"
+            onClick={async () => {
+              await signOut();
+              navigate('/sign-in');
+            }}
+          >
+            Sign out
+          </button>
+        </div>
+      </div>
+      <nav aria-label="Main" className="mainnav">
+        {links.map(([href, text]) => (
+          <Link key={href} to={href} aria-current={isActive(href) ? 'page' : undefined}>
+            {text}
+          </Link>
+        ))}
+        {current?.role === 'admin' && (
+          <Link to={`${base}/admin/members`} aria-current={pathname.startsWith(`${base}/admin`) ? 'page' : undefined}>
+            Site administration
+          </Link>
+        )}
+        {Object.entries(COMING_SOON).map(([href, text]) => (
+          <Link key={href} to={href} className="soon" aria-current={pathname === href ? 'page' : undefined}>
+            {text} <span className="badge">coming soon</span>
+          </Link>
+        ))}
+      </nav>
+    </header>
+  );
+}
+
+function NoSites() {
+  return (
+    <section>
+      <h1>You are not a member of any site yet</h1>
+      <p>Ask your site administrator to add you to your hospital’s site in Pollen, then sign in again.</p>
+    </section>
+  );
+}

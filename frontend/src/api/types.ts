@@ -1,0 +1,169 @@
+export type Role = 'admin' | 'clinician';
+
+export interface SiteBrief {
+  slug: string;
+  name: string;
+  agent_last_seen_at: string | null;
+}
+
+export interface Membership {
+  site: SiteBrief;
+  role: Role;
+}
+
+export interface Me {
+  username: string;
+  display_name: string;
+  is_token: boolean;
+  is_operator: boolean;
+  memberships: Membership[];
+}
+
+export interface Member {
+  id: number;
+  username: string;
+  email: string;
+  site: string;
+  role: Role;
+  created_at: string;
+}
+
+export interface ApiToken {
+  id: number;
+  name: string;
+  site: string;
+  kind: 'system' | 'agent';
+  role: Role;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface CreatedToken extends ApiToken {
+  token: string;
+}
+
+export interface AuditEvent {
+  id: number;
+  site: string | null;
+  actor: string;
+  action: string;
+  target_type: string;
+  target_id: string;
+  detail: Record<string, unknown>;
+  ip_address: string | null;
+  created_at: string;
+}
+
+export interface Dataset {
+  id: number | string;
+  site: string;
+  name: string;
+  description: string;
+  modality: string;
+  label_names: string[];
+  image_count: number;
+  accepted_count: number;
+  rejected_count: number;
+  pending_count: number;
+  created_at: string;
+}
+
+export interface LabelStat {
+  label: string;
+  count: number;
+  train: number;
+  val: number;
+  test: number;
+}
+
+export interface DatasetStats {
+  labels: LabelStat[];
+  patients: { count: number; images_without_patient: number };
+  sizes?: Record<string, unknown>;
+  status: { accepted: number; rejected: number; pending: number };
+}
+
+export type ImageStatus = 'pending' | 'accepted' | 'rejected';
+
+export interface DatasetImage {
+  id: number | string;
+  filename: string;
+  label: string | null;
+  patient_id: string | null;
+  status: ImageStatus;
+  reject_reason: string | null;
+  width: number | null;
+  height: number | null;
+  split: 'train' | 'val' | 'test' | null;
+  thumbnail_url: string | null;
+}
+
+export interface UploadSlot {
+  image_id: number | string;
+  filename: string;
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+}
+
+export interface ZooEntry {
+  id: number | string;
+  name: string;
+  architecture: string;
+  source: string;
+  licence: string;
+  description: string;
+  recommended: boolean;
+}
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const FINAL_JOB_STATUSES: JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export interface JobProgress {
+  epoch: number | null;
+  epochs: number | null;
+  step: number | null;
+  steps: number | null;
+  loss: number | null;
+  eta_seconds: number | null;
+  fraction: number | null;
+}
+
+export interface HistoryPoint {
+  epoch: number;
+  train_loss: number | null;
+  val_auc: number | null;
+  val_accuracy: number | null;
+}
+
+export interface Evaluation {
+  accuracy: number | null;
+  balanced_accuracy: number | null;
+  auc: number | null;
+  sensitivity: number | null;
+  specificity: number | null;
+  confusion_matrix: number[][];
+  roc: { fpr: number[]; tpr: number[] } | null;
+  calibration_error: number | null;
+  label_names: string[];
+}
+
+export interface Job {
+  id: number | string;
+  dataset: number | string;
+  dataset_name?: string;
+  site?: string;
+  starting_point?: number | string;
+  starting_point_name?: string;
+  recipe?: string;
+  status: JobStatus;
+  progress: Partial<JobProgress> | null;
+  message: string;
+  history: HistoryPoint[];
+  evaluation: Evaluation | null;
+  model_version: unknown;
+  created_at?: string;
+}

@@ -1,0 +1,224 @@
+import { useRef, useState, type DragEvent } from 'react';
+import { api } from '../api/client';
+import type { UploadSlot } from '../api/types';
+import { labelCounts, pickedFromDataTransfer, pickedFromFileList, type PickedFile } from '../lib/folders';
+import { runQueue, summarize, xhrSend, type UploadItem } from '../lib/uploadQueue';
+import { bytes, plural } from '../lib/format';
+import { ErrorNotice, Notice, ProgressBar } from './ui';
+
+const SLOT_BATCH = 100;
+const COMPLETE_BATCH = 500;
+const ACCEPT = '.png,.jpg,.jpeg,.tif,.tiff,.dcm,image/png,image/jpeg,image/tiff,application/dicom';
+
+/** Drop files or whole folders; they go straight to the site's storage, then the site agent checks them. */
+export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | number; onIngestStarted: () => void }) {
+  const [picked, setPicked] = useState<PickedFile[]>([]);
+  const [useFolders, setUseFolders] = useState(true);
+  const [items, setItems] = useState<UploadItem[]>([]);
+  const [phase, setPhase] = useState<'idle' | 'preparing' | 'uploading' | 'finishing' | 'done'>('idle');
+  const [error, setError] = useState<unknown>(null);
+  const [dragging, setDragging] = useState(false);
+  const files = useRef(new Map<string, { file: File; slot?: UploadSlot }>());
+  const fileInput = useRef<HTMLInputElement>(null);
+  const folderInput = useRef<HTMLInputElement>(null);
+
+  const busy = phase === 'preparing' || phase === 'uploading' || phase === 'finishing';
+  const summary = summarize(items);
+
+  const choose = (list: PickedFile[]) => {
+    setError(null);
+    setItems([]);
+    setPhase('idle');
+    setPicked(list);
+  };
+
+  const onDrop = async (event: DragEvent) => {
+    event.preventDefault();
+    setDragging(false);
+    if (busy) return;
+    choose(await pickedFromDataTransfer(event.dataTransfer));
+  };
+
+  const start = async () => {
+    setError(null);
+    setPhase('preparing');
+    files.current.clear();
+    const queue: UploadItem[] = picked.map((p, i) => {
+      const key = `${i}:${p.path}`;
+      files.current.set(key, { file: p.file });
+      return { key, name: p.path, size: p.file.size, label: useFolders ? p.folderLabel : null, loaded: 0, state: 'waiting' };
+    });
+    setItems(queue);
+    try {
+      for (let i = 0; i < queue.length; i += SLOT_BATCH) {
+        const batch = queue.slice(i, i + SLOT_BATCH);
+        const answer = await api.post<{ slots: UploadSlot[] }>(`/datasets/${datasetId}/upload-slots/`, {
+          files: batch.map((item) => ({
+            filename: item.name.split('/').pop(),
+            size_bytes: item.size,
+            ...(item.label ? { label: item.label } : {}),
+          })),
+        });
+        answer.slots.forEach((slot, j) => {
+          const item = batch[j];
+          if (!item) return;
+          files.current.get(item.key)!.slot = slot;
+          item.imageId = slot.image_id;
+        });
+      }
+    } catch (err) {
+      setError(err);
+      setPhase('idle');
+      return;
+    }
+    await upload(queue);
+  };
+
+  const upload = async (queue: UploadItem[]) => {
+    setPhase('uploading');
+    const final = await runQueue(
+      queue,
+      (item, onProgress) => {
+        const entry = files.current.get(item.key)!;
+        if (!entry.slot) return Promise.reject(new Error('No upload link for this file. Start the upload again.'));
+        return xhrSend(entry.file, entry.slot, onProgress);
+      },
+      setItems,
+      3,
+    );
+    setPhase('finishing');
+    const done = final.filter((item) => item.state === 'done' && item.imageId != null).map((item) => item.imageId!);
+    try {
+      for (let i = 0; i < done.length; i += COMPLETE_BATCH) {
+        await api.post(`/datasets/${datasetId}/uploads/complete/`, { image_ids: done.slice(i, i + COMPLETE_BATCH) });
+      }
+      if (done.length) onIngestStarted();
+      setPhase('done');
+    } catch (err) {
+      setError(err);
+      setPhase('done');
+    }
+  };
+
+  const retryFailed = () => upload(items);
+
+  const counts = labelCounts(picked);
+  const totalBytes = picked.reduce((sum, p) => sum + p.file.size, 0);
+
+  return (
+    <section className="card" aria-labelledby="upload-title">
+      <h2 id="upload-title">Add images</h2>
+      <div
+        className={`dropzone ${dragging ? 'dropzone-active' : ''}`}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={onDrop}
+        data-testid="dropzone"
+      >
+        <p>
+          <strong>Drop image files or whole folders here.</strong> A folder with one sub-folder per label (for example
+          <code> normal/ </code> and <code> pneumonia/ </code>) labels every image for you.
+        </p>
+        <p className="small muted">PNG, JPEG, TIFF or DICOM. Images go straight to your hospital’s storage.</p>
+        <div className="actions">
+          <button type="button" className="btn" onClick={() => fileInput.current?.click()} disabled={busy}>
+            Choose files…
+          </button>
+          <button type="button" className="btn" onClick={() => folderInput.current?.click()} disabled={busy}>
+            Choose a folder…
+          </button>
+        </div>
+        <input ref={fileInput} type="file" multiple accept={ACCEPT} hidden aria-label="Choose image files"
+          data-testid="file-input" onChange={(e) => e.target.files && choose(pickedFromFileList(e.target.files))} />
+        <input ref={folderInput} type="file" multiple hidden aria-label="Choose a folder of images"
+          data-testid="folder-input" {...({ webkitdirectory: '' } as Record<string, string>)}
+          onChange={(e) => e.target.files && choose(pickedFromFileList(e.target.files))} />
+      </div>
+
+      {picked.length > 0 && phase === 'idle' && items.length === 0 && (
+        <div className="upload-preview">
+          <p>
+            {plural(picked.length, 'file')} ({bytes(totalBytes)}) ready to send.
+          </p>
+          {counts.some((c) => c.label) && (
+            <>
+              <label className="check">
+                <input type="checkbox" checked={useFolders} onChange={(e) => setUseFolders(e.target.checked)} />
+                Use folder names as labels
+              </label>
+              {useFolders && (
+                <ul className="chips" aria-label="Labels from folders">
+                  {counts.map((c) => (
+                    <li key={c.label ?? ''} className="chip">
+                      {c.label ?? 'no label'}: {c.count}
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </>
+          )}
+          <div className="actions">
+            <button type="button" className="btn btn-primary" onClick={start}>
+              Upload {plural(picked.length, 'image')}
+            </button>
+            <button type="button" className="btn" onClick={() => setPicked([])}>
+              Clear
+            </button>
+          </div>
+        </div>
+      )}
+
+      <ErrorNotice error={error} />
+
+      {items.length > 0 && (
+        <div className="upload-queue" aria-live="polite">
+          <div className="queue-summary">
+            <ProgressBar value={summary.fraction} label="All files" tone={summary.failed ? 'bad' : undefined} />
+            <p className="small">
+              {phase === 'preparing' && 'Asking your site for upload links… '}
+              {summary.done} of {summary.total} sent
+              {summary.failed ? `, ${summary.failed} failed` : ''}
+              {phase === 'finishing' && ' · telling your site to check the images…'}
+            </p>
+          </div>
+          {phase === 'done' && summary.failed === 0 && (
+            <Notice kind="success">
+              All files were sent. Your site is now checking them; they appear below as “ready” or “turned away”.
+            </Notice>
+          )}
+          {phase === 'done' && summary.failed > 0 && (
+            <div className="notice notice-warning" role="alert">
+              {plural(summary.failed, 'file')} could not be sent. The others are fine.{' '}
+              <button type="button" className="btn btn-small" onClick={retryFailed}>
+                Retry failed files
+              </button>
+            </div>
+          )}
+          <ol className="file-list">
+            {items.slice(0, 200).map((item) => (
+              <li key={item.key} className={`file-row file-${item.state}`}>
+                <span className="file-name" title={item.name}>
+                  {item.name}
+                </span>
+                {item.label && <span className="chip">{item.label}</span>}
+                <ProgressBar
+                  value={item.state === 'done' ? 1 : item.size ? item.loaded / item.size : 0}
+                  label={`Upload of ${item.name}`}
+                  tone={item.state === 'failed' ? 'bad' : item.state === 'done' ? 'ok' : 'busy'}
+                />
+                <span className="small file-state">
+                  {item.state === 'waiting' ? 'waiting' : item.state === 'uploading' ? 'sending' : item.state === 'done' ? 'sent' : 'failed'}
+                </span>
+                {item.error && <span className="field-error file-error">{item.error}</span>}
+              </li>
+            ))}
+          </ol>
+          {items.length > 200 && <p className="small muted">…and {items.length - 200} more files.</p>}
+        </div>
+      )}
+    </section>
+  );
+}

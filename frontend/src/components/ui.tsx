@@ -1,0 +1,147 @@
+import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
+import { ApiError } from '../api/client';
+
+/** An error the person can act on: the hub's sentence, and a retry when one helps. */
+export function ErrorNotice({ error, onRetry, title }: { error: unknown; onRetry?: () => void; title?: string }) {
+  if (!error) return null;
+  const message =
+    error instanceof ApiError || error instanceof Error ? error.message : 'Something went wrong. Reload the page and try again.';
+  return (
+    <div className="notice notice-error" role="alert">
+      {title && <strong>{title} </strong>}
+      <span>{message}</span>
+      {onRetry && (
+        <button type="button" className="btn btn-small" onClick={onRetry}>
+          Try again
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function Notice({ kind = 'info', children }: { kind?: 'info' | 'success' | 'warning'; children: ReactNode }) {
+  return (
+    <div className={`notice notice-${kind}`} role={kind === 'warning' ? 'alert' : 'status'}>
+      {children}
+    </div>
+  );
+}
+
+export function ProgressBar({ value, label, tone }: { value: number; label: string; tone?: 'ok' | 'bad' | 'busy' }) {
+  const pct = Math.round(Math.min(1, Math.max(0, value)) * 100);
+  return (
+    <div
+      className={`progress ${tone ? `progress-${tone}` : ''}`}
+      role="progressbar"
+      aria-label={label}
+      aria-valuemin={0}
+      aria-valuemax={100}
+      aria-valuenow={pct}
+      aria-valuetext={`${pct}%`}
+    >
+      <div className="progress-fill" style={{ width: `${pct}%` }} />
+    </div>
+  );
+}
+
+export function Loading({ what = 'Loading' }: { what?: string }) {
+  return (
+    <p className="muted" role="status" aria-live="polite">
+      {what}…
+    </p>
+  );
+}
+
+export function FieldError({ id, message }: { id: string; message?: string }) {
+  if (!message) return null;
+  return (
+    <p className="field-error" id={id}>
+      {message}
+    </p>
+  );
+}
+
+/** Load something from the API, with loading/error state and a reload. */
+export function useApi<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]) {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  useEffect(() => {
+    const controller = new AbortController();
+    setLoading(true);
+    loadRef
+      .current(controller.signal)
+      .then((value) => {
+        if (!controller.signal.aborted) {
+          setData(value);
+          setError(null);
+        }
+      })
+      .catch((err) => {
+        if (!controller.signal.aborted && (err as Error).name !== 'AbortError') setError(err);
+      })
+      .finally(() => {
+        if (!controller.signal.aborted) setLoading(false);
+      });
+    return () => controller.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { data, error, loading, reload, setData };
+}
+
+/** Call `fn` every `ms` while `active`; stops when the tab is hidden to spare the hub. */
+export function useInterval(fn: () => void, ms: number, active: boolean) {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    if (!active) return;
+    const id = window.setInterval(() => {
+      if (document.visibilityState !== 'hidden') ref.current();
+    }, ms);
+    return () => window.clearInterval(id);
+  }, [ms, active]);
+}
+
+export function Pager({ page, count, pageSize, onPage }: { page: number; count: number; pageSize: number; onPage: (p: number) => void }) {
+  const pages = Math.max(1, Math.ceil(count / pageSize));
+  if (pages <= 1) return null;
+  return (
+    <nav className="pager" aria-label="Pages">
+      <button type="button" className="btn btn-small" disabled={page <= 1} onClick={() => onPage(page - 1)}>
+        Previous
+      </button>
+      <span>
+        Page {page} of {pages}
+      </span>
+      <button type="button" className="btn btn-small" disabled={page >= pages} onClick={() => onPage(page + 1)}>
+        Next
+      </button>
+    </nav>
+  );
+}
+
+export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+  const [copied, setCopied] = useState<'idle' | 'ok' | 'fail'>('idle');
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      setCopied('ok');
+    } catch {
+      setCopied('fail');
+    }
+  };
+  return (
+    <>
+      <button type="button" className="btn btn-small" onClick={copy}>
+        {label}
+      </button>
+      <span role="status" aria-live="polite" className="muted small">
+        {copied === 'ok' ? 'Copied.' : copied === 'fail' ? 'Your browser blocked copying: select the text and copy it by hand.' : ''}
+      </span>
+    </>
+  );
+}

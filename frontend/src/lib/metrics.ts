@@ -1,0 +1,37 @@
+import type { Evaluation } from '../api/types';
+
+/** Plain-language sentences for an evaluation: what sensitivity and specificity mean in patients. */
+export function evaluationSummary(ev: Evaluation): string[] {
+  const lines: string[] = [];
+  const positive = ev.label_names.length === 2 ? ev.label_names[1] : null;
+  const negative = ev.label_names.length === 2 ? ev.label_names[0] : null;
+  if (ev.sensitivity != null) {
+    const n = Math.round(ev.sensitivity * 100);
+    lines.push(
+      `Out of 100 patients ${positive ? `with “${positive}”` : 'with the condition'}, the model finds ${n} (sensitivity).`,
+    );
+  }
+  if (ev.specificity != null) {
+    const n = Math.round(ev.specificity * 100);
+    lines.push(
+      `Out of 100 patients ${negative ? `who are “${negative}”` : 'without the condition'}, the model correctly clears ${n}; it raises a false alarm for ${100 - n} (specificity).`,
+    );
+  }
+  if (ev.auc != null) {
+    lines.push(`Given one case of each kind, it ranks the right one higher ${Math.round(ev.auc * 100)} times out of 100 (AUC ${ev.auc.toFixed(2)}).`);
+  }
+  if (ev.accuracy != null) {
+    lines.push(`Overall, ${Math.round(ev.accuracy * 100)} out of 100 check images get the right label (accuracy).`);
+  }
+  return lines;
+}
+
+/** A verbal grade for AUC, as commonly used in diagnostic-test literature. */
+export function aucGrade(auc: number | null | undefined): string {
+  if (auc == null) return 'not measured';
+  if (auc >= 0.9) return 'excellent';
+  if (auc >= 0.8) return 'good';
+  if (auc >= 0.7) return 'fair';
+  if (auc >= 0.6) return 'poor';
+  return 'no better than chance';
+}

@@ -1,0 +1,448 @@
+import { useState, type FormEvent } from 'react';
+import { api, ApiError, type Page } from '../api/client';
+import type { Dataset, DatasetImage, DatasetStats, Membership } from '../api/types';
+import { Link, navigate, useDocumentTitle } from '../router';
+import { ErrorNotice, Loading, Notice, Pager, useApi, useInterval } from '../components/ui';
+import { Uploader } from '../components/Uploader';
+import { plural } from '../lib/format';
+import { modalityName } from './Datasets';
+
+const PAGE_SIZE = 50;
+const SPLIT_NAMES: Record<string, string> = { train: 'Learning', val: 'Tuning', test: 'Final check' };
+
+export function DatasetPage({ site, params }: { site: Membership; params: Record<string, string> }) {
+  const id = params.id;
+  const ds = useApi((signal) => api.get<Dataset>(`/datasets/${id}/`, undefined, signal), [id]);
+  const stats = useApi((signal) => api.get<DatasetStats>(`/datasets/${id}/stats/`, undefined, signal), [id]);
+  const [imagesTick, setImagesTick] = useState(0);
+  const [expectIngest, setExpectIngest] = useState(false);
+  useDocumentTitle(ds.data?.name ?? 'Dataset');
+
+  const pending = (ds.data?.pending_count ?? 0) > 0;
+  const refreshAll = () => {
+    ds.reload();
+    stats.reload();
+    setImagesTick((t) => t + 1);
+  };
+  // Poll while the site agent is still checking images.
+  useInterval(
+    () => {
+      refreshAll();
+      if (!pending) setExpectIngest(false);
+    },
+    3000,
+    pending || expectIngest,
+  );
+
+  if (ds.error instanceof ApiError && ds.error.isNotFound) {
+    return (
+      <section data-testid="no-access">
+        <h1>Dataset not found</h1>
+        <p>
+          This dataset does not exist, or it belongs to a site you are not a member of.{' '}
+          <Link to={`/sites/${site.site.slug}/datasets`}>Back to the datasets of {site.site.name}</Link>.
+        </p>
+      </section>
+    );
+  }
+  if (ds.error) return <ErrorNotice error={ds.error} onRetry={ds.reload} />;
+  if (!ds.data) return <Loading what="Loading the dataset" />;
+  const d = ds.data;
+
+  return (
+    <section>
+      <nav className="crumbs" aria-label="Breadcrumb">
+        <Link to={`/sites/${site.site.slug}/datasets`}>Datasets</Link> <span aria-hidden="true">›</span> {d.name}
+      </nav>
+      <div className="page-head">
+        <div>
+          <h1>{d.name}</h1>
+          {d.description && <p className="muted">{d.description}</p>}
+          <p className="small muted">
+            {d.modality ? `${modalityName(d.modality)} · ` : ''}
+            {plural(d.accepted_count ?? 0, 'image')} ready
+            {d.pending_count ? ` · ${d.pending_count} being checked` : ''}
+            {d.rejected_count ? ` · ${d.rejected_count} turned away` : ''}
+          </p>
+        </div>
+        <div className="actions">
+          <Link className="btn btn-primary" to={`/sites/${site.site.slug}/train?dataset=${d.id}`}>
+            Train a model on this dataset
+          </Link>
+        </div>
+      </div>
+      {pending && (
+        <Notice>
+          Your site is checking {plural(d.pending_count, 'new image')}. This page updates by itself.
+        </Notice>
+      )}
+
+      <div className="grid-2">
+        <Uploader datasetId={d.id} onIngestStarted={() => { setExpectIngest(true); refreshAll(); }} />
+        <StatsPanel stats={stats.data} error={stats.error} onRetry={stats.reload} />
+      </div>
+
+      <ImagesPanel dataset={d} tick={imagesTick} onChanged={refreshAll} />
+      <RejectedPanel datasetId={d.id} tick={imagesTick} count={d.rejected_count} />
+      <ManifestPanel datasetId={d.id} onDone={refreshAll} />
+      <DangerZone site={site} dataset={d} />
+    </section>
+  );
+}
+
+function StatsPanel({ stats, error, onRetry }: { stats: DatasetStats | null; error: unknown; onRetry: () => void }) {
+  return (
+    <section className="card" aria-labelledby="stats-title">
+      <h2 id="stats-title">Labels and sets</h2>
+      <ErrorNotice error={error} onRetry={onRetry} />
+      {!stats && !error && <Loading what="Counting" />}
+      {stats && stats.labels.length === 0 && <p className="muted">No labelled images yet.</p>}
+      {stats && stats.labels.length > 0 && (
+        <>
+          <table className="table" data-testid="label-stats">
+            <thead>
+              <tr>
+                <th scope="col">Label</th>
+                <th scope="col" className="num">Images</th>
+                <th scope="col" className="num" title="Images the model learns from">Learning</th>
+                <th scope="col" className="num" title="Images used to tune training">Tuning</th>
+                <th scope="col" className="num" title="Images kept aside for the final check">Final check</th>
+              </tr>
+            </thead>
+            <tbody>
+              {stats.labels.map((row) => (
+                <tr key={row.label}>
+                  <th scope="row">{row.label || <em>no label</em>}</th>
+                  <td className="num">{row.count}</td>
+                  <td className="num">{row.train}</td>
+                  <td className="num">{row.val}</td>
+                  <td className="num">{row.test}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <LabelBalance labels={stats.labels} />
+        </>
+      )}
+      {stats && (
+        <p className="small muted">
+          {plural(stats.patients.count, 'patient')}.{' '}
+          {stats.patients.images_without_patient > 0
+            ? `${plural(stats.patients.images_without_patient, 'image')} have no patient id: add one so a patient’s images never land in both the learning and the final-check set.`
+            : 'Every image has a patient id, so no patient is in two sets.'}
+        </p>
+      )}
+    </section>
+  );
+}
+
+function LabelBalance({ labels }: { labels: DatasetStats['labels'] }) {
+  const total = labels.reduce((s, l) => s + l.count, 0) || 1;
+  const smallest = Math.min(...labels.map((l) => l.count));
+  return (
+    <div className="balance" aria-label="Share of each label">
+      <div className="balance-bar" aria-hidden="true">
+        {labels.map((l, i) => (
+          <span key={l.label} className={`seg seg-${i % 6}`} style={{ width: `${(l.count / total) * 100}%` }} title={`${l.label}: ${l.count}`} />
+        ))}
+      </div>
+      {labels.length > 1 && smallest < 20 && (
+        <p className="small warning-text">Some labels have fewer than 20 images. Add more for a more reliable model.</p>
+      )}
+    </div>
+  );
+}
+
+function ImagesPanel({ dataset, tick, onChanged }: { dataset: Dataset; tick: number; onChanged: () => void }) {
+  const [status, setStatus] = useState('');
+  const [label, setLabel] = useState('');
+  const [split, setSplit] = useState('');
+  const [patient, setPatient] = useState('');
+  const [page, setPage] = useState(1);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [bulkLabel, setBulkLabel] = useState('');
+  const [actionError, setActionError] = useState<unknown>(null);
+  const [message, setMessage] = useState('');
+  const images = useApi(
+    (signal) =>
+      api.get<Page<DatasetImage>>(`/datasets/${dataset.id}/images/`, { status, label, split, patient_id: patient, page, page_size: PAGE_SIZE }, signal),
+    [dataset.id, status, label, split, patient, page, tick],
+  );
+  const rows = images.data?.results ?? [];
+  const allSelected = rows.length > 0 && rows.every((r) => selected.has(String(r.id)));
+  const toggle = (rowId: string) =>
+    setSelected((prev) => {
+      const next = new Set(prev);
+      if (next.has(rowId)) next.delete(rowId);
+      else next.add(rowId);
+      return next;
+    });
+
+  const applyBulk = async (event: FormEvent) => {
+    event.preventDefault();
+    setActionError(null);
+    try {
+      await api.post(`/datasets/${dataset.id}/images/bulk-label/`, { image_ids: [...selected].map(idValue), label: bulkLabel.trim() });
+      setMessage(`Labelled ${plural(selected.size, 'image')} “${bulkLabel.trim()}”.`);
+      setSelected(new Set());
+      onChanged();
+    } catch (err) {
+      setActionError(err);
+    }
+  };
+
+  return (
+    <section className="card" aria-labelledby="images-title">
+      <h2 id="images-title">Images</h2>
+      <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter images">
+        <div className="field">
+          <label htmlFor="f-status">Status</label>
+          <select id="f-status" value={status} onChange={(e) => { setStatus(e.target.value); setPage(1); }}>
+            <option value="">All</option>
+            <option value="accepted">Ready</option>
+            <option value="pending">Being checked</option>
+            <option value="rejected">Turned away</option>
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="f-label">Label</label>
+          <select id="f-label" value={label} onChange={(e) => { setLabel(e.target.value); setPage(1); }}>
+            <option value="">All</option>
+            {dataset.label_names.map((name) => (
+              <option key={name} value={name}>{name}</option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="f-split">Set</label>
+          <select id="f-split" value={split} onChange={(e) => { setSplit(e.target.value); setPage(1); }}>
+            <option value="">All</option>
+            {Object.entries(SPLIT_NAMES).map(([value, name]) => (
+              <option key={value} value={value}>{name}</option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="f-patient">Patient id</label>
+          <input id="f-patient" value={patient} onChange={(e) => { setPatient(e.target.value); setPage(1); }} />
+        </div>
+      </form>
+
+      {selected.size > 0 && (
+        <form className="bulkbar" onSubmit={applyBulk} aria-label="Label selected images">
+          <span>{plural(selected.size, 'image')} selected.</span>
+          <label htmlFor="bulk-label">New label</label>
+          <input id="bulk-label" list="label-names" required value={bulkLabel} onChange={(e) => setBulkLabel(e.target.value)} />
+          <button type="submit" className="btn btn-primary btn-small" disabled={!bulkLabel.trim()}>Apply label</button>
+          <button type="button" className="btn btn-small" onClick={() => setSelected(new Set())}>Clear selection</button>
+        </form>
+      )}
+      <datalist id="label-names">
+        {dataset.label_names.map((name) => <option key={name} value={name} />)}
+      </datalist>
+      <ErrorNotice error={actionError} />
+      {message && <p role="status" className="small">{message}</p>}
+      <ErrorNotice error={images.error} onRetry={images.reload} />
+      {images.loading && !images.data && <Loading what="Loading images" />}
+      {images.data && rows.length === 0 && <p className="muted">No images match. Add images above, or change the filters.</p>}
+      {rows.length > 0 && (
+        <div className="table-wrap">
+          <table className="table images-table">
+            <thead>
+              <tr>
+                <th scope="col">
+                  <input type="checkbox" aria-label="Select all images on this page" checked={allSelected}
+                    onChange={() => setSelected(allSelected ? new Set() : new Set(rows.map((r) => String(r.id))))} />
+                </th>
+                <th scope="col">Image</th>
+                <th scope="col">Label</th>
+                <th scope="col">Patient id</th>
+                <th scope="col">Set</th>
+                <th scope="col">Status</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((img) => (
+                <ImageRow key={img.id} datasetId={dataset.id} image={img} selected={selected.has(String(img.id))}
+                  onToggle={() => toggle(String(img.id))} onSaved={onChanged} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {images.data && <Pager page={page} count={images.data.count} pageSize={PAGE_SIZE} onPage={setPage} />}
+    </section>
+  );
+}
+
+const idValue = (id: string) => (/^\d+$/.test(id) ? Number(id) : id);
+
+function ImageRow({ datasetId, image, selected, onToggle, onSaved }: {
+  datasetId: string | number;
+  image: DatasetImage;
+  selected: boolean;
+  onToggle: () => void;
+  onSaved: () => void;
+}) {
+  const [label, setLabel] = useState(image.label ?? '');
+  const [patient, setPatient] = useState(image.patient_id ?? '');
+  const [state, setState] = useState<'idle' | 'saving' | 'saved'>('idle');
+  const [error, setError] = useState<ApiError | Error | null>(null);
+  const dirty = label !== (image.label ?? '') || patient !== (image.patient_id ?? '');
+
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    setState('saving');
+    setError(null);
+    try {
+      await api.patch(`/datasets/${datasetId}/images/${image.id}/`, { label: label.trim(), patient_id: patient.trim() });
+      setState('saved');
+      onSaved();
+    } catch (err) {
+      setError(err as Error);
+      setState('idle');
+    }
+  };
+  const fieldErrors = error instanceof ApiError ? error.fields : {};
+  const formId = `img-form-${image.id}`;
+
+  return (
+    <tr className={selected ? 'row-selected' : undefined}>
+      <td>
+        <input type="checkbox" checked={selected} onChange={onToggle} aria-label={`Select ${image.filename}`} />
+      </td>
+      <td className="image-cell">
+        {image.thumbnail_url ? (
+          <img src={image.thumbnail_url} alt="" width={40} height={40} loading="lazy" />
+        ) : (
+          <span className="thumb-placeholder" aria-hidden="true" />
+        )}
+        <span className="file-name" title={image.filename}>{image.filename}</span>
+        {image.width && image.height ? <span className="small muted"> {image.width}×{image.height}</span> : null}
+      </td>
+      <td>
+        <form id={formId} onSubmit={save} className="inline-form">
+          <label className="visually-hidden" htmlFor={`${formId}-label`}>Label of {image.filename}</label>
+          <input id={`${formId}-label`} list="label-names" value={label} onChange={(e) => { setLabel(e.target.value); setState('idle'); }}
+            aria-invalid={fieldErrors.label ? true : undefined} size={12} />
+        </form>
+        {fieldErrors.label && <p className="field-error">{fieldErrors.label}</p>}
+      </td>
+      <td>
+        <label className="visually-hidden" htmlFor={`${formId}-patient`}>Patient id of {image.filename}</label>
+        <input id={`${formId}-patient`} form={formId} value={patient} onChange={(e) => { setPatient(e.target.value); setState('idle'); }}
+          aria-invalid={fieldErrors.patient_id ? true : undefined} size={10} />
+        {dirty && (
+          <button type="submit" form={formId} className="btn btn-small btn-primary" disabled={state === 'saving'}>
+            {state === 'saving' ? 'Saving…' : 'Save'}
+          </button>
+        )}
+        {state === 'saved' && !dirty && <span className="small ok-text" role="status"> Saved</span>}
+        {error && <p className="field-error">{fieldErrors.patient_id ?? error.message}</p>}
+      </td>
+      <td>{image.split ? SPLIT_NAMES[image.split] ?? image.split : '—'}</td>
+      <td>
+        <span className={`status status-${image.status}`}>
+          {image.status === 'accepted' ? 'Ready' : image.status === 'pending' ? 'Being checked' : 'Turned away'}
+        </span>
+        {image.reject_reason && <p className="small">{image.reject_reason}</p>}
+      </td>
+    </tr>
+  );
+}
+
+function RejectedPanel({ datasetId, tick, count }: { datasetId: string | number; tick: number; count: number }) {
+  const rejected = useApi(
+    (signal) => (count > 0 ? api.get<Page<DatasetImage>>(`/datasets/${datasetId}/images/`, { status: 'rejected', page_size: 100 }, signal) : Promise.resolve(null)),
+    [datasetId, tick, count],
+  );
+  if (!count) return null;
+  return (
+    <section className="card" aria-labelledby="rejected-title">
+      <h2 id="rejected-title">Files turned away ({count})</h2>
+      <p className="muted small">
+        These files were not added. Fix them (for example export them again as PNG or DICOM) and drop them again; the
+        rest of each batch was not affected.
+      </p>
+      <ErrorNotice error={rejected.error} onRetry={rejected.reload} />
+      {rejected.data && (
+        <ul className="rejected-list" data-testid="rejected-list">
+          {rejected.data.results.map((img) => (
+            <li key={img.id}>
+              <strong>{img.filename}</strong>: {img.reject_reason || 'No reason was given.'}
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function ManifestPanel({ datasetId, onDone }: { datasetId: string | number; onDone: () => void }) {
+  const [csv, setCsv] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [result, setResult] = useState('');
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    setResult('');
+    try {
+      const answer = await api.post<{ updated?: number }>(`/datasets/${datasetId}/manifest/`, { csv });
+      setResult(answer?.updated != null ? `Updated ${plural(answer.updated, 'image')}.` : 'The list was applied.');
+      onDone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <details className="card">
+      <summary>Set labels and patient ids from a spreadsheet (CSV)</summary>
+      <form onSubmit={submit}>
+        <p className="small muted">
+          One row per image with the columns <code>filename,label,patient_id</code>. Export it from your spreadsheet as CSV.
+        </p>
+        <div className="field">
+          <label htmlFor="manifest-file">CSV file</label>
+          <input id="manifest-file" type="file" accept=".csv,text/csv" onChange={async (e) => setCsv((await e.target.files?.[0]?.text()) ?? '')} />
+        </div>
+        <div className="field">
+          <label htmlFor="manifest-text">Or paste it here</label>
+          <textarea id="manifest-text" rows={4} value={csv} onChange={(e) => setCsv(e.target.value)} placeholder={'filename,label,patient_id\nimg001.png,pneumonia,P-0001'} />
+        </div>
+        <ErrorNotice error={error} />
+        {result && <p role="status">{result}</p>}
+        <button type="submit" className="btn" disabled={!csv.trim()}>Apply the list</button>
+      </form>
+    </details>
+  );
+}
+
+function DangerZone({ site, dataset }: { site: Membership; dataset: Dataset }) {
+  const [confirm, setConfirm] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const remove = async (event: FormEvent) => {
+    event.preventDefault();
+    try {
+      await api.del(`/datasets/${dataset.id}/`);
+      navigate(`/sites/${site.site.slug}/datasets`);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <details className="card danger">
+      <summary>Delete this dataset</summary>
+      <form onSubmit={remove}>
+        <p className="small">
+          This removes the dataset and its image records from Pollen. Type the dataset’s name to confirm.
+        </p>
+        <div className="field">
+          <label htmlFor="confirm-delete">Dataset name</label>
+          <input id="confirm-delete" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
+        </div>
+        <ErrorNotice error={error} />
+        <button type="submit" className="btn btn-danger" disabled={confirm !== dataset.name}>Delete dataset</button>
+      </form>
+    </details>
+  );
+}

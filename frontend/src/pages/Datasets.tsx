@@ -1,0 +1,157 @@
+import { useState, type FormEvent } from 'react';
+import { api, ApiError, type Page } from '../api/client';
+import type { Dataset, Membership } from '../api/types';
+import { Link, navigate, useDocumentTitle } from '../router';
+import { ErrorNotice, Loading, Pager, useApi } from '../components/ui';
+import { ago, plural } from '../lib/format';
+
+export const MODALITIES: [string, string][] = [
+  ['', 'Not specified'],
+  ['xray', 'X-ray'],
+  ['ct', 'CT'],
+  ['mri', 'MRI'],
+  ['ultrasound', 'Ultrasound'],
+  ['mammography', 'Mammography'],
+  ['pathology', 'Pathology slides'],
+  ['dermatology', 'Skin photographs'],
+  ['ophthalmology', 'Eye / retina'],
+  ['other', 'Other'],
+];
+export const modalityName = (code: string) => MODALITIES.find(([c]) => c === code)?.[1] ?? code;
+
+const PAGE_SIZE = 20;
+
+export function DatasetsPage({ site }: { site: Membership }) {
+  useDocumentTitle(`Datasets · ${site.site.name}`);
+  const [page, setPage] = useState(1);
+  const [creating, setCreating] = useState(false);
+  const { data, error, loading, reload } = useApi(
+    (signal) => api.get<Page<Dataset>>('/datasets/', { site: site.site.slug, page, page_size: PAGE_SIZE }, signal),
+    [site.site.slug, page],
+  );
+
+  return (
+    <section>
+      <div className="page-head">
+        <div>
+          <h1>Datasets</h1>
+          <p className="muted">
+            Labelled images at <strong>{site.site.name}</strong>. The images stay in your hospital’s storage; Pollen only
+            keeps their names, labels and counts.
+          </p>
+        </div>
+        <button type="button" className="btn btn-primary" onClick={() => setCreating((v) => !v)} aria-expanded={creating}>
+          New dataset
+        </button>
+      </div>
+      {creating && <CreateDataset site={site} onCancel={() => setCreating(false)} />}
+      {loading && !data && <Loading what="Loading datasets" />}
+      <ErrorNotice error={error} onRetry={reload} />
+      {data && data.results.length === 0 && (
+        <div className="empty">
+          <h2>No datasets yet</h2>
+          <p>Create a dataset, then drop a folder of images onto it. Sub-folder names become the labels.</p>
+        </div>
+      )}
+      {data && data.results.length > 0 && (
+        <>
+          <ul className="cards" data-testid="dataset-list">
+            {data.results.map((d) => (
+              <li key={d.id} className="card dataset-card">
+                <h2>
+                  <Link to={`/sites/${site.site.slug}/datasets/${d.id}`}>{d.name}</Link>
+                </h2>
+                {d.description && <p className="muted clamp">{d.description}</p>}
+                <dl className="facts">
+                  <div>
+                    <dt>Images</dt>
+                    <dd>{(d.accepted_count ?? 0).toLocaleString()} ready</dd>
+                  </div>
+                  <div>
+                    <dt>Labels</dt>
+                    <dd>{d.label_names?.length ? d.label_names.join(', ') : 'none yet'}</dd>
+                  </div>
+                  {d.modality && (
+                    <div>
+                      <dt>Kind</dt>
+                      <dd>{modalityName(d.modality)}</dd>
+                    </div>
+                  )}
+                </dl>
+                <p className="small muted">
+                  {d.pending_count ? `${plural(d.pending_count, 'image')} being checked · ` : ''}
+                  {d.rejected_count ? `${plural(d.rejected_count, 'file')} turned away · ` : ''}
+                  created {ago(d.created_at)}
+                </p>
+              </li>
+            ))}
+          </ul>
+          <Pager page={page} count={data.count} pageSize={PAGE_SIZE} onPage={setPage} />
+        </>
+      )}
+    </section>
+  );
+}
+
+function CreateDataset({ site, onCancel }: { site: Membership; onCancel: () => void }) {
+  const [name, setName] = useState('');
+  const [description, setDescription] = useState('');
+  const [modality, setModality] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const fields = error instanceof ApiError ? error.fields : {};
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const body: Record<string, string> = { site: site.site.slug, name: name.trim(), description };
+      if (modality) body.modality = modality;
+      const created = await api.post<Dataset>('/datasets/', body);
+      navigate(`/sites/${site.site.slug}/datasets/${created.id}`);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="card form-card" onSubmit={submit} aria-labelledby="create-dataset-title">
+      <h2 id="create-dataset-title">New dataset</h2>
+      <ErrorNotice error={error} />
+      <div className="field">
+        <label htmlFor="ds-name">Name</label>
+        <input id="ds-name" required maxLength={200} value={name} onChange={(e) => setName(e.target.value)}
+          placeholder="e.g. Chest X-rays, pneumonia vs normal" aria-invalid={fields.name ? true : undefined} aria-describedby={fields.name ? 'ds-name-error' : undefined} />
+        {fields.name && <p className="field-error" id="ds-name-error">{fields.name}</p>}
+      </div>
+      <div className="field">
+        <label htmlFor="ds-modality">Kind of images</label>
+        <select id="ds-modality" value={modality} onChange={(e) => setModality(e.target.value)}>
+          {MODALITIES.map(([code, label]) => (
+            <option key={code} value={code}>
+              {label}
+            </option>
+          ))}
+        </select>
+        {fields.modality && <p className="field-error">{fields.modality}</p>}
+      </div>
+      <div className="field">
+        <label htmlFor="ds-description">Description (optional)</label>
+        <textarea id="ds-description" rows={2} value={description} onChange={(e) => setDescription(e.target.value)}
+          placeholder="Where the images come from, who labelled them, and when." />
+        {fields.description && <p className="field-error">{fields.description}</p>}
+      </div>
+      <div className="actions">
+        <button type="submit" className="btn btn-primary" disabled={busy || !name.trim()}>
+          {busy ? 'Creating…' : 'Create dataset'}
+        </button>
+        <button type="button" className="btn" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,156 @@
+import { useState } from 'react';
+import { api, ApiError } from '../api/client';
+import { FINAL_JOB_STATUSES, type Evaluation, type Job, type JobStatus, type Membership } from '../api/types';
+import { Link, useDocumentTitle } from '../router';
+import { ErrorNotice, Loading, ProgressBar, useApi, useInterval } from '../components/ui';
+import { ConfusionMatrix, LineChart, RocCurve } from '../components/charts';
+import { percent, progressFraction, timeLeftInWords } from '../lib/format';
+import { aucGrade, evaluationSummary } from '../lib/metrics';
+
+const STATUS_TEXT: Record<JobStatus, string> = {
+  queued: 'Waiting for your site’s computer',
+  running: 'Learning',
+  succeeded: 'Finished',
+  failed: 'Stopped with a problem',
+  cancelled: 'Cancelled',
+};
+
+export function StatusBadge({ status }: { status: JobStatus }) {
+  return <span className={`status status-job-${status}`}>{STATUS_TEXT[status] ?? status}</span>;
+}
+
+export function JobPage({ site, params }: { site: Membership; params: Record<string, string> }) {
+  const id = params.id;
+  const job = useApi((signal) => api.get<Job>(`/jobs/${id}/`, undefined, signal), [id]);
+  const [cancelError, setCancelError] = useState<unknown>(null);
+  const [cancelling, setCancelling] = useState(false);
+  useDocumentTitle(`Training run #${id}`);
+  const live = !!job.data && !FINAL_JOB_STATUSES.includes(job.data.status);
+  useInterval(job.reload, 2000, live);
+
+  if (job.error instanceof ApiError && job.error.isNotFound) {
+    return (
+      <section data-testid="no-access">
+        <h1>Training run not found</h1>
+        <p>It does not exist, or it belongs to a site you are not a member of. <Link to={`/sites/${site.site.slug}/jobs`}>See the training runs of {site.site.name}</Link>.</p>
+      </section>
+    );
+  }
+  if (!job.data) return job.error ? <ErrorNotice error={job.error} onRetry={job.reload} /> : <Loading what="Loading the training run" />;
+  const j = job.data;
+  const fraction = j.status === 'succeeded' ? 1 : progressFraction(j.progress);
+  const p = j.progress ?? {};
+
+  const cancel = async () => {
+    if (!window.confirm('Stop this training run? The work done so far is kept, but the model will not be finished.')) return;
+    setCancelling(true);
+    setCancelError(null);
+    try {
+      await api.post(`/jobs/${j.id}/cancel/`);
+      job.reload();
+    } catch (err) {
+      setCancelError(err);
+    } finally {
+      setCancelling(false);
+    }
+  };
+
+  return (
+    <section>
+      <nav className="crumbs" aria-label="Breadcrumb">
+        <Link to={`/sites/${site.site.slug}/jobs`}>Training runs</Link> <span aria-hidden="true">›</span> Run #{j.id}
+      </nav>
+      <div className="page-head">
+        <div>
+          <h1>Training run #{j.id}</h1>
+          <p className="muted">
+            {j.dataset_name ? <>On <Link to={`/sites/${site.site.slug}/datasets/${j.dataset}`}>{j.dataset_name}</Link></> : null}
+            {j.starting_point_name ? ` · starting from ${j.starting_point_name}` : ''}
+            {j.recipe ? ` · ${j.recipe === 'quick' ? 'quick' : 'thorough'}` : ''}
+          </p>
+        </div>
+        {live && (
+          <button type="button" className="btn btn-danger" onClick={cancel} disabled={cancelling}>
+            {cancelling ? 'Stopping…' : 'Stop training'}
+          </button>
+        )}
+      </div>
+      <ErrorNotice error={cancelError} />
+      {job.error ? <ErrorNotice error={job.error} onRetry={job.reload} title="Could not refresh." /> : null}
+
+      <div className="card" aria-live="polite">
+        <div className="status-line">
+          <StatusBadge status={j.status} />
+          {live && <span data-testid="time-left">{j.status === 'queued' ? 'It starts as soon as your site’s computer is free.' : timeLeftInWords(p.eta_seconds)}</span>}
+        </div>
+        <ProgressBar value={fraction} label="Training progress" tone={j.status === 'failed' ? 'bad' : j.status === 'succeeded' ? 'ok' : 'busy'} />
+        <p className="small muted">
+          {percent(fraction)} done
+          {p.epochs ? ` · round ${Math.min(p.epoch ?? 0, p.epochs)} of ${p.epochs}` : ''}
+          {p.steps ? ` · step ${p.step ?? 0} of ${p.steps}` : ''}
+        </p>
+        {j.message && (
+          <p className={j.status === 'failed' ? 'notice notice-error' : 'small'} role={j.status === 'failed' ? 'alert' : undefined}>
+            {j.message}
+          </p>
+        )}
+      </div>
+
+      {j.history.length > 0 && (
+        <section className="card" aria-labelledby="curves-title">
+          <h2 id="curves-title">How it learned</h2>
+          <div className="grid-2">
+            <LineChart title="Mistakes on learning images (training loss)" xLabel="Round of learning" yLabel="Loss (lower is better)"
+              series={[{ name: 'Training loss', values: j.history.map((h) => h.train_loss), className: 'series-1' }]} />
+            <LineChart title="Results on tuning images" xLabel="Round of learning" yLabel="Score (higher is better)" yMax={1} yFmt={(v) => v.toFixed(1)}
+              series={[
+                { name: 'Separates cases (AUC)', values: j.history.map((h) => h.val_auc), className: 'series-2' },
+                { name: 'Right answers (accuracy)', values: j.history.map((h) => h.val_accuracy), className: 'series-3' },
+              ]} />
+          </div>
+        </section>
+      )}
+
+      {j.evaluation && <EvaluationView evaluation={j.evaluation} />}
+    </section>
+  );
+}
+
+export function EvaluationView({ evaluation }: { evaluation: Evaluation }) {
+  const ev = evaluation;
+  const summary = evaluationSummary(ev);
+  return (
+    <section className="card" aria-labelledby="evaluation-title" data-testid="evaluation">
+      <h2 id="evaluation-title">How well it works</h2>
+      <p className="small muted">Measured on the final-check images: patients the model never saw while learning.</p>
+      <ul className="summary">
+        {summary.map((line) => <li key={line}>{line}</li>)}
+      </ul>
+      <dl className="tiles">
+        <Tile term="How well it separates cases (AUC)" value={ev.auc != null ? ev.auc.toFixed(2) : '—'} note={aucGrade(ev.auc)} />
+        <Tile term="Cases found (sensitivity)" value={percent(ev.sensitivity)} />
+        <Tile term="Healthy correctly cleared (specificity)" value={percent(ev.specificity)} />
+        <Tile term="Right answers (accuracy)" value={percent(ev.accuracy)} note={ev.balanced_accuracy != null ? `${percent(ev.balanced_accuracy)} balanced across labels` : undefined} />
+        {ev.calibration_error != null && (
+          <Tile term="How trustworthy its confidence is" value={percent(ev.calibration_error, 1)} note="average gap between stated and real confidence; lower is better" />
+        )}
+      </dl>
+      <div className="grid-2">
+        {ev.roc && ev.roc.fpr.length > 0 && <RocCurve fpr={ev.roc.fpr} tpr={ev.roc.tpr} auc={ev.auc} />}
+        {ev.confusion_matrix?.length > 0 && <ConfusionMatrix matrix={ev.confusion_matrix} labels={ev.label_names} />}
+      </div>
+    </section>
+  );
+}
+
+function Tile({ term, value, note }: { term: string; value: string; note?: string }) {
+  return (
+    <div className="tile">
+      <dt>{term}</dt>
+      <dd>
+        <span className="tile-value">{value}</span>
+        {note && <span className="small muted block">{note}</span>}
+      </dd>
+    </div>
+  );
+}
