@@ -10,6 +10,9 @@ Storage identities are separate on purpose, as in a real deployment:
     site-a     pollen-site-a     pollen-site-a         agent-site-a only
     site-b     pollen-site-b     pollen-site-b         agent-site-b only
 
+Each agent's config (<site>_agent.json, mounted at /etc/pollen/agent.json) is generated
+here too, because it carries the broker URL and its password.
+
 Existing files are kept, so re-running never rotates a secret behind a running stack;
 pass --force to regenerate them all (then `docker compose down -v`, since the database
 volume keeps its first password). Agent tokens start empty: hub-bootstrap fills them in.
@@ -65,6 +68,31 @@ def identities(secret_keys: dict[str, str]) -> dict[str, object]:
     return {"identities": out}
 
 
+def agent_config(site: str, *, broker_url: str, result_backend: str) -> dict[str, object]:
+    """The agent's JSON config (workers/pollen_agent/config.py) for one site in the stack."""
+    return {
+        "hub_url": "http://hub-web:8000",
+        "broker_url": broker_url,
+        "result_backend": result_backend,
+        "work_dir": "/var/lib/pollen/work",
+        "sites": [
+            {
+                "slug": site,
+                "token_file": "/run/secrets/agent_token",
+                "storage": {
+                    "kind": "s3",
+                    # *.localhost: the loopback for browsers, this service inside the network.
+                    "endpoint_url": "http://s3.localhost:8333",
+                    "bucket": site_bucket(site),
+                    "access_key": access_key(site),
+                    "secret_key_file": "/run/secrets/storage_secret_key",
+                    "region": "us-east-1",
+                },
+            }
+        ],
+    }
+
+
 def _token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -78,7 +106,10 @@ def generate(directory: Path, *, force: bool = False) -> dict[str, Path]:
 
     pg = keep("postgres_password", _token)
     redis = keep("redis_password", _token)
-    storage = {n: keep(f"{n.replace('-', '_')}_storage_secret_key", _token) for n in ("admin", "hub", *SITES)}
+    storage = {
+        n: keep(f"{n.replace('-', '_')}_storage_secret_key", _token)
+        for n in ("admin", "hub", *SITES)
+    }
     values: dict[str, str] = {
         "postgres_password": pg,
         "redis_password": redis,
@@ -88,9 +119,16 @@ def generate(directory: Path, *, force: bool = False) -> dict[str, Path]:
         "hub_broker_url": f"redis://:{redis}@redis:6379/0",
         "hub_cache_url": f"redis://:{redis}@redis:6379/1",
         "hub_result_backend": f"redis://:{redis}@redis:6379/2",
-        "agent_broker_url": f"redis://:{redis}@redis:6379/0",
         "s3_identities.json": json.dumps(identities(storage), indent=2),
     }
+    for site in SITES:
+        config = agent_config(
+            site,
+            broker_url=values["hub_broker_url"],
+            # The hub waits on io answers in this backend, so both sides share it.
+            result_backend=values["hub_result_backend"],
+        )
+        values[f"{site.replace('-', '_')}_agent.json"] = json.dumps(config, indent=2)
     for name, key in storage.items():
         values[f"{name.replace('-', '_')}_storage_secret_key"] = key
     for site in SITES:

@@ -20,7 +20,8 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200
 # Heartbeat files on tmpfs: the root filesystem may be read-only.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+_SHM = "/dev/shm"  # noqa: S108 - gunicorn's own heartbeat files, not user data
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("POLLEN_LOG_LEVEL", "info").lower()
