@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, render, screen, within } from '@testing-library/react';
+import { ConfusionMatrix, LineChart, RocCurve, rocPoints } from './charts';
+import { evaluationSummary, aucGrade } from '../lib/metrics';
+import { EvaluationView } from '../pages/Job';
+
+afterEach(cleanup);
+
+describe('rocPoints', () => {
+  it('sorts and anchors the curve at both corners, dropping bad numbers', () => {
+    expect(rocPoints([0.5, 0.1, NaN], [0.9, 0.6, 0.3])).toEqual([[0, 0], [0.1, 0.6], [0.5, 0.9], [1, 1]]);
+    expect(rocPoints([], [])).toEqual([[0, 0], [1, 1]]);
+  });
+});
+
+describe('RocCurve', () => {
+  it('draws a labelled path from the bottom-left to the top-right', () => {
+    render(<RocCurve fpr={[0, 0.2, 1]} tpr={[0, 0.8, 1]} auc={0.87} />);
+    const svg = screen.getByRole('img', { name: /ROC curve/ });
+    expect(svg.querySelector('desc')?.textContent).toMatch(/0\.87/);
+    const d = screen.getByTestId('roc-path').getAttribute('d')!;
+    expect(d.startsWith('M44.0,200.0')).toBe(true); // (0,0) is the bottom-left of the plot
+    expect(d.endsWith('L308.0,12.0')).toBe(true); // (1,1) is the top-right
+  });
+});
+
+describe('ConfusionMatrix', () => {
+  it('shows counts and row shares with labelled rows and columns', () => {
+    render(<ConfusionMatrix matrix={[[40, 10], [5, 45]]} labels={['normal', 'pneumonia']} />);
+    const table = screen.getByTestId('confusion-matrix');
+    expect(within(table).getAllByRole('columnheader').map((h) => h.textContent)).toContain('pneumonia');
+    expect(within(table).getAllByRole('rowheader').map((h) => h.textContent)).toEqual(['normal', 'pneumonia']);
+    const cells = within(table).getAllByRole('cell').filter((c) => c.querySelector('.count'));
+    expect(cells.map((c) => c.querySelector('.count')!.textContent)).toEqual(['40', '10', '5', '45']);
+    expect(cells[3].querySelector('.share')!.textContent).toBe('90%');
+    expect(cells[0].className).toBe('hit');
+  });
+});
+
+describe('LineChart', () => {
+  it('skips missing values and draws one group per series', () => {
+    const { container } = render(
+      <LineChart title="Loss" xLabel="Round" yLabel="Loss" series={[{ name: 'a', values: [1, null, 0.5], className: 'series-1' }, { name: 'b', values: [], className: 'series-2' }]} />,
+    );
+    expect(container.querySelectorAll('g.series')).toHaveLength(1);
+    expect(container.querySelectorAll('circle')).toHaveLength(2);
+  });
+});
+
+describe('evaluation in plain language', () => {
+  const ev = {
+    accuracy: 0.85, balanced_accuracy: 0.84, auc: 0.912, sensitivity: 0.87, specificity: 0.8,
+    confusion_matrix: [[40, 10], [5, 45]], roc: { fpr: [0, 0.2, 1], tpr: [0, 0.87, 1] }, calibration_error: 0.05,
+    label_names: ['normal', 'pneumonia'],
+  };
+  it('says what sensitivity and specificity mean for 100 patients', () => {
+    const lines = evaluationSummary(ev);
+    expect(lines[0]).toBe('Out of 100 patients with “pneumonia”, the model finds 87 (sensitivity).');
+    expect(lines[1]).toMatch(/correctly clears 80; it raises a false alarm for 20/);
+    expect(aucGrade(0.912)).toBe('excellent');
+    expect(aucGrade(0.55)).toBe('no better than chance');
+  });
+  it('renders the summary, tiles, ROC curve and matrix', () => {
+    render(<EvaluationView evaluation={ev} />);
+    expect(screen.getByText(/the model finds 87/)).toBeTruthy();
+    expect(screen.getByText('How well it separates cases (AUC)')).toBeTruthy();
+    expect(screen.getByText('0.91')).toBeTruthy();
+    expect(screen.getByTestId('roc-curve')).toBeTruthy();
+    expect(screen.getByTestId('confusion-matrix')).toBeTruthy();
+  });
+});
