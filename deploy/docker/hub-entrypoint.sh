@@ -20,7 +20,11 @@ case "$role" in
     exec python /app/manage.py check --deploy --fail-level WARNING "$@" ;;
   manage)
     exec python /app/manage.py "$@" ;;
+  backup)
+    exec /app/scripts/backup.sh "$@" ;;
+  restore)
+    exec /app/scripts/restore.sh "$@" ;;
   *)
-    echo "hub-entrypoint: unknown role '$role' (web, migrate, worker, check, manage)" >&2
+    echo "hub-entrypoint: unknown role '$role' (web, migrate, worker, check, manage, backup, restore)" >&2
     exit 64 ;;
 esac

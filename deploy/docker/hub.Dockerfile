@@ -32,7 +32,11 @@ RUN python /tmp/pollen/extras.py web --pyproject /tmp/pollen/pyproject.toml > /t
 
 # --- runtime -----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
-RUN groupadd --system --gid 10001 pollen \
+# pg_dump/pg_restore for scripts/backup.sh and scripts/restore.sh (Debian 12: PostgreSQL 15).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 pollen \
     && useradd --system --uid 10001 --gid pollen --home-dir /app --shell /usr/sbin/nologin pollen
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
@@ -40,6 +44,8 @@ COPY manage.py ./
 COPY platform/ platform/
 COPY workers/pollen_contracts/ workers/pollen_contracts/
 COPY deploy/docker/hub-entrypoint.sh deploy/docker/gunicorn.conf.py deploy/docker/
+COPY deploy/backup/model_store.py deploy/backup/
+COPY scripts/backup.sh scripts/restore.sh scripts/
 COPY --from=frontend /src/frontend/dist/ frontend/dist/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app/platform:/app/workers \
