@@ -100,3 +100,6 @@ def token_client() -> Callable[..., Any]:
         return client
 
     return make
+
+
+from tests.support.seaweed import seaweed  # noqa: E402,F401 - a session fixture shared by every test

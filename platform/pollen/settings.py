@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "pollen.accounts",
     "pollen.audit",
     "pollen.ops",
+    "pollen.datasets",
 ]
 
 MIDDLEWARE = [

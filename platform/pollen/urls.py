@@ -2,11 +2,16 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from pollen.accounts.agent_apis import HeartbeatApi
 from pollen.core import views as core_views
+from pollen.core.local_storage import local_storage
 from pollen.ops import views as ops_views
 
 api_v1 = [
     path("", include("pollen.accounts.urls")),
+    path("", include("pollen.datasets.urls")),
+    path("agent/heartbeat/", HeartbeatApi.as_view(), name="agent-heartbeat"),
+    path("agent/", include("pollen.datasets.agent_urls")),
     path("schema/", SpectacularAPIView.as_view(api_version="1.0.0"), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
@@ -16,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     re_path(r"^api/", core_views.api_not_found),
     path("admin/", admin.site.urls),
+    path("local-storage/<str:site>/<path:key>", local_storage, name="local-storage"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics, name="metrics"),

@@ -1,4 +1,4 @@
-"""A real SeaweedFS for the S3 tests, started with scripts/seaweedfs.sh on free ports."""
+"""A real SeaweedFS for tests that need S3, started with scripts/seaweedfs.sh on free ports (one per session)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "seaweedfs.sh"
 SITES = ["site-a", "site-b"]
 

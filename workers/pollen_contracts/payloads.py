@@ -32,6 +32,7 @@ class IngestImages(TypedDict):
 class IngestResult(TypedDict, total=False):
     image_id: int
     status: str  # "accepted" | "rejected"
+    code: str  # why it was rejected, stable: "duplicate", "image_too_large", ...
     reason: str
     sha256: str
     width: int

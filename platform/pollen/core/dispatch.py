@@ -33,7 +33,6 @@ def ask_site_agent(
     try:
         answer = result.get(timeout=timeout or settings.AGENT_ANSWER_TIMEOUT, propagate=False)
     except CeleryTimeout as exc:
-        result.forget() if hasattr(result, "forget") else None
         raise ServiceUnavailable(
             f"The site agent of '{site_slug}' did not answer. It may be offline: ask your site IT to check "
             "that the Pollen agent is running, then try again.",

@@ -26,8 +26,8 @@ def thumbnail_key(thumbnail_prefix: str, key: str) -> str:
     return posixpath.join(validate_prefix(thumbnail_prefix), f"{digest}.png")
 
 
-def _rejected(reason: str, **extra: object) -> IngestResult:
-    result: IngestResult = {"status": "rejected", "reason": reason}
+def _rejected(reason: str, *, code: str = "unreadable", **extra: object) -> IngestResult:
+    result: IngestResult = {"status": "rejected", "reason": reason, "code": code}
     result.update(extra)  # type: ignore[typeddict-item]
     return result
 
@@ -50,15 +50,19 @@ def ingest_one(
         data = storage.get_bytes(key)
     except ObjectNotFound:
         return _rejected(
-            f"{name}: the file was not found; the upload may not have finished.", **ident
+            f"{name}: the file was not found; the upload may not have finished.",
+            code="missing_file",
+            **ident,
         )
     except UserError as exc:
-        return _rejected(f"{name}: {exc.message}", **ident)
+        return _rejected(f"{name}: {exc.message}", code=exc.code, **ident)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         image = decode_image(data, name, max_bytes=max_bytes, max_pixels=max_pixels)
     except UserError as exc:
-        return _rejected(f"{name}: {exc.message}", sha256=sha256, size_bytes=len(data), **ident)
+        return _rejected(
+            f"{name}: {exc.message}", code=exc.code, sha256=sha256, size_bytes=len(data), **ident
+        )
     thumb = thumbnail_key(thumbnail_prefix, key)
     storage.put_bytes(thumb, make_thumbnail(image), content_type="image/png")
     result: IngestResult = {
@@ -109,7 +113,8 @@ def ingest_batch(
             if reject_duplicates and sha in seen:
                 storage.delete(result["thumbnail_key"])
                 result = _rejected(
-                    f"{posixpath.basename(key)}: identical to {seen[sha]}, already in this "
+                    code="duplicate",
+                    reason=f"{posixpath.basename(key)}: identical to {seen[sha]}, already in this "
                     "dataset; remove one copy so it is not counted twice.",
                     image_id=image_id,
                     sha256=sha,

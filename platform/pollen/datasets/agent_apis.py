@@ -1,0 +1,109 @@
+"""Endpoints the site agent calls: ingest results, deletion done, and the image list for training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pollen.accounts.caller import caller_from_request
+from pollen.accounts.permissions import IsSiteAgent
+from pollen.core.errors import NotFound
+from pollen.core.serializers import StrictSerializer
+from pollen.datasets import services
+from pollen.datasets.models import Dataset, DatasetStatus, Image, ImageStatus
+
+
+def agent_dataset(request: Request, pk: int, *, include_deleting: bool = False) -> Dataset:
+    caller = caller_from_request(request)
+    qs = Dataset.objects.filter(site_id__in=caller.site_ids).select_related("site")
+    if not include_deleting:
+        qs = qs.filter(status=DatasetStatus.ACTIVE)
+    dataset = qs.filter(pk=pk).first()
+    if dataset is None:
+        raise NotFound("There is no such dataset at this agent's site.", code="dataset_not_found")
+    return dataset
+
+
+class IngestResultIn(StrictSerializer):
+    image_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["accepted", "rejected"])
+    code = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, allow_blank=True)
+    width = serializers.IntegerField(required=False, min_value=1)
+    height = serializers.IntegerField(required=False, min_value=1)
+    channels = serializers.IntegerField(required=False, min_value=1, max_value=4)
+    modality = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    format = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    thumbnail_key = serializers.CharField(required=False, allow_blank=True, max_length=512)
+    size_bytes = serializers.IntegerField(required=False, min_value=0)
+    metadata = serializers.DictField(required=False)
+
+
+class IngestResultsIn(StrictSerializer):
+    results = serializers.ListField(child=IngestResultIn(), max_length=5000)
+
+
+class IngestResultsApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="Record what ingest found for each file",
+        request=IngestResultsIn,
+        responses=inline_serializer(
+            "IngestCounts",
+            {"accepted": serializers.IntegerField(), "rejected": serializers.IntegerField()},
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        dataset = agent_dataset(request, pk)
+        data = IngestResultsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(
+            services.ingest_results_record(dataset=dataset, results=data.validated_data["results"])
+        )
+
+
+class PurgedApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="The agent removed a deleted dataset's files",
+        request=None,
+        responses={204: None},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        services.dataset_purge(dataset=agent_dataset(request, pk, include_deleting=True))
+        return Response(status=204)
+
+
+class TrainingImageOut(serializers.ModelSerializer):
+    class Meta:
+        model = Image
+        fields = ["id", "storage_key", "label", "patient_id", "split", "sha256", "width", "height"]
+
+
+class TrainingImageListApi(generics.ListAPIView):
+    """Accepted, labelled images with their storage keys: what a training job reads."""
+
+    permission_classes = [IsSiteAgent]
+    serializer_class = TrainingImageOut
+
+    @extend_schema(tags=["agent"], summary="Accepted, labelled images of a dataset (for training)")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        dataset = agent_dataset(self.request, self.kwargs["pk"])
+        return (
+            Image.objects.filter(dataset=dataset, status=ImageStatus.ACCEPTED)
+            .exclude(label="")
+            .order_by("id")
+        )

@@ -1,0 +1,367 @@
+"""Dataset endpoints for clinicians and hospital systems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pollen.accounts.caller import caller_from_request
+from pollen.accounts.services import site_for_member
+from pollen.core.serializers import StrictSerializer
+from pollen.datasets import selectors, services
+from pollen.datasets.filters import DatasetFilter, ImageFilter
+from pollen.datasets.models import Dataset, Image, Modality
+
+
+class DatasetOut(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.slug")
+    image_count = serializers.IntegerField(read_only=True)
+    accepted_count = serializers.IntegerField(read_only=True)
+    rejected_count = serializers.IntegerField(read_only=True)
+    pending_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "site",
+            "name",
+            "description",
+            "modality",
+            "label_names",
+            "status",
+            "image_count",
+            "accepted_count",
+            "rejected_count",
+            "pending_count",
+            "created_at",
+        ]
+
+
+class DatasetIn(StrictSerializer):
+    site = serializers.CharField(max_length=50)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    modality = serializers.ChoiceField(choices=Modality.choices, required=False)
+    label_names = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=50
+    )
+
+
+class DatasetPatchIn(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    modality = serializers.ChoiceField(choices=Modality.choices, required=False)
+    label_names = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=50
+    )
+
+
+def _dataset(request: Request, pk: int) -> tuple[Any, Dataset]:
+    caller = caller_from_request(request)
+    caller.require_clinical()
+    return caller, selectors.dataset_get(caller=caller, dataset_id=pk)
+
+
+class DatasetListApi(generics.ListAPIView):
+    serializer_class = DatasetOut
+    filterset_class = DatasetFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        caller = caller_from_request(self.request)
+        caller.require_clinical()
+        return selectors.dataset_list(caller=caller)
+
+    @extend_schema(
+        tags=["datasets"],
+        summary="Create a dataset at one of my sites",
+        request=DatasetIn,
+        responses={201: DatasetOut},
+    )
+    def post(self, request: Request) -> Response:
+        caller = caller_from_request(request)
+        data = DatasetIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        site = site_for_member(caller=caller, slug=fields.pop("site"))
+        dataset = services.dataset_create(caller=caller, site=site, **fields)
+        return Response(
+            DatasetOut(selectors.dataset_get(caller=caller, dataset_id=dataset.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class DatasetDetailApi(APIView):
+    @extend_schema(tags=["datasets"], summary="One dataset", responses=DatasetOut)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(DatasetOut(_dataset(request, pk)[1]).data)
+
+    @extend_schema(
+        tags=["datasets"],
+        summary="Rename, describe or change labels",
+        request=DatasetPatchIn,
+        responses=DatasetOut,
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = DatasetPatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.dataset_update(caller=caller, dataset=dataset, **data.validated_data)
+        return Response(DatasetOut(selectors.dataset_get(caller=caller, dataset_id=pk)).data)
+
+    @extend_schema(
+        tags=["datasets"],
+        summary="Delete the dataset and its files in site storage",
+        responses={202: None},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        services.dataset_delete(caller=caller, dataset=dataset)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class DatasetStatsApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Counts per label, split, patient and status; image sizes",
+        responses=inline_serializer(
+            "DatasetStats",
+            {
+                "labels": serializers.ListField(child=serializers.DictField()),
+                "status": serializers.DictField(),
+                "patients": serializers.DictField(),
+                "sizes": serializers.DictField(),
+                "rejected_by_reason": serializers.ListField(child=serializers.DictField()),
+                "unlabelled": serializers.IntegerField(),
+            },
+        ),
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(selectors.dataset_stats(dataset=_dataset(request, pk)[1]))
+
+
+class FileIn(StrictSerializer):
+    filename = serializers.CharField(max_length=1024)
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    patient_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    size_bytes = serializers.IntegerField(required=False, min_value=0)
+
+
+class SlotsIn(StrictSerializer):
+    files = serializers.ListField(child=FileIn(), max_length=services.MAX_FILES_PER_REQUEST)
+    add_labels = serializers.BooleanField(
+        default=False,
+        help_text="Create labels that the dataset lacks (for example from folder names).",
+    )
+
+
+class SlotOut(serializers.Serializer):
+    image_id = serializers.IntegerField()
+    filename = serializers.CharField()
+    key = serializers.CharField()
+    url = serializers.CharField()
+    method = serializers.CharField()
+    headers = serializers.DictField(child=serializers.CharField())
+    expires_in = serializers.IntegerField()
+
+
+class RefusedOut(serializers.Serializer):
+    filename = serializers.CharField()
+    code = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class SlotsOut(serializers.Serializer):
+    slots = SlotOut(many=True)
+    refused = RefusedOut(many=True)
+
+
+class UploadSlotsApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Get presigned upload URLs (send the bytes to site storage)",
+        request=SlotsIn,
+        responses=SlotsOut,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = SlotsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.upload_slots_create(caller=caller, dataset=dataset, **data.validated_data)
+        return Response(SlotsOut(result).data)
+
+
+class IdsIn(StrictSerializer):
+    image_ids = serializers.ListField(
+        child=serializers.IntegerField(), min_length=1, max_length=5000
+    )
+
+
+class UploadsCompleteApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Tell the site agent to check the uploaded files",
+        request=IdsIn,
+        responses=inline_serializer("IngestQueued", {"queued": serializers.IntegerField()}),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = IdsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        queued = services.uploads_complete(
+            caller=caller, dataset=dataset, image_ids=data.validated_data["image_ids"]
+        )
+        return Response({"queued": queued}, status=status.HTTP_202_ACCEPTED)
+
+
+class ImageOut(serializers.ModelSerializer):
+    class Meta:
+        model = Image
+        fields = [
+            "id",
+            "filename",
+            "label",
+            "patient_id",
+            "split",
+            "status",
+            "reject_code",
+            "reject_reason",
+            "sha256",
+            "size_bytes",
+            "width",
+            "height",
+            "channels",
+            "modality",
+            "created_at",
+        ]
+
+
+class ImageListApi(generics.ListAPIView):
+    serializer_class = ImageOut
+    filterset_class = ImageFilter
+
+    @extend_schema(
+        tags=["datasets"], summary="Images of a dataset (filter by status, label, split, patient)"
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.image_list(dataset=_dataset(self.request, self.kwargs["pk"])[1])
+
+
+class ImagePatchIn(StrictSerializer):
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    patient_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class ImageDetailApi(APIView):
+    @extend_schema(tags=["datasets"], summary="One image's metadata", responses=ImageOut)
+    def get(self, request: Request, pk: int, image_id: int) -> Response:
+        dataset = _dataset(request, pk)[1]
+        return Response(ImageOut(selectors.image_get(dataset=dataset, image_id=image_id)).data)
+
+    @extend_schema(
+        tags=["datasets"],
+        summary="Change an image's label or patient",
+        request=ImagePatchIn,
+        responses=ImageOut,
+    )
+    def patch(self, request: Request, pk: int, image_id: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        image = selectors.image_get(dataset=dataset, image_id=image_id)
+        data = ImagePatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(
+            ImageOut(services.image_update(caller=caller, image=image, **data.validated_data)).data
+        )
+
+    @extend_schema(
+        tags=["datasets"],
+        summary="Delete an image and its file in site storage",
+        responses={204: None},
+    )
+    def delete(self, request: Request, pk: int, image_id: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        image = selectors.image_get(dataset=dataset, image_id=image_id)
+        services.images_delete(caller=caller, dataset=dataset, image_ids=[image.pk])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BulkLabelIn(IdsIn):
+    label = serializers.CharField(max_length=100, allow_blank=True)
+
+
+class BulkLabelApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Set one label on many images",
+        request=BulkLabelIn,
+        responses=inline_serializer("BulkLabelled", {"updated": serializers.IntegerField()}),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = BulkLabelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        updated = services.images_bulk_label(caller=caller, dataset=dataset, **data.validated_data)
+        return Response({"updated": updated})
+
+
+class ManifestIn(StrictSerializer):
+    csv = serializers.CharField(
+        max_length=1_500_000, help_text="CSV text with header filename,label,patient_id"
+    )
+    add_labels = serializers.BooleanField(default=False)
+
+
+class ManifestApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Apply a CSV of filename,label,patient_id",
+        request=ManifestIn,
+        responses=inline_serializer(
+            "ManifestResult",
+            {
+                "updated": serializers.IntegerField(),
+                "problems": serializers.ListField(child=serializers.DictField()),
+                "unknown_columns": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = ManifestIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(
+            services.manifest_apply(
+                caller=caller,
+                dataset=dataset,
+                csv_text=data.validated_data["csv"],
+                add_labels=data.validated_data["add_labels"],
+            )
+        )
+
+
+class ThumbnailsApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Short-lived thumbnail links (straight from site storage)",
+        request=IdsIn,
+        responses=inline_serializer("Thumbnails", {"urls": serializers.DictField()}),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        dataset = _dataset(request, pk)[1]
+        data = IdsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(
+            {
+                "urls": services.thumbnails_presign(
+                    dataset=dataset, image_ids=data.validated_data["image_ids"]
+                )
+            }
+        )

@@ -1,0 +1,104 @@
+"""Datasets hold metadata only: names, labels, counts, per-image label, patient, checksum, key.
+
+The pixels live in the site's own storage; the hub never receives them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Modality(models.TextChoices):
+    XRAY = "xray", "X-ray"
+    ULTRASOUND = "ultrasound", "Ultrasound"
+    CT = "ct", "CT"
+    MRI = "mri", "MRI"
+    PATHOLOGY = "pathology", "Pathology"
+    DERMATOLOGY = "dermatology", "Dermatology"
+    FUNDUS = "fundus", "Retinal photo"
+    OTHER = "other", "Other"
+
+
+class DatasetStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DELETING = "deleting", "Being deleted"
+
+
+class Dataset(models.Model):
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="datasets")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    modality = models.CharField(max_length=20, choices=Modality.choices, default=Modality.OTHER)
+    label_names = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=10, choices=DatasetStatus.choices, default=DatasetStatus.ACTIVE
+    )
+    # Splits are a pure function of (seed, patient): stable when images are added.
+    split_seed = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "name"], name="dataset_name_unique_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_id}:{self.name}"
+
+
+class ImageStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for upload or check"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Training"
+    VAL = "val", "Validation"
+    TEST = "test", "Test"
+
+
+class Image(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
+    filename = models.CharField(max_length=255)
+    storage_key = models.CharField(max_length=512)
+    label = models.CharField(max_length=100, blank=True)
+    patient_id = models.CharField(max_length=100, blank=True)
+    split = models.CharField(max_length=5, choices=Split.choices)
+    status = models.CharField(
+        max_length=10, choices=ImageStatus.choices, default=ImageStatus.PENDING
+    )
+    reject_code = models.CharField(max_length=50, blank=True)
+    reject_reason = models.CharField(max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    modality = models.CharField(max_length=50, blank=True)
+    thumbnail_key = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "storage_key"], name="image_key_unique_per_dataset"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "status"]),
+            models.Index(fields=["dataset", "label"]),
+            models.Index(fields=["dataset", "patient_id"]),
+            models.Index(fields=["dataset", "sha256"]),
+            models.Index(fields=["dataset", "split", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}:{self.filename}"

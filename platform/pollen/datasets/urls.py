@@ -1,0 +1,30 @@
+from django.urls import path
+
+from pollen.datasets import apis
+
+urlpatterns = [
+    path("datasets/", apis.DatasetListApi.as_view(), name="dataset-list"),
+    path("datasets/<int:pk>/", apis.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("datasets/<int:pk>/stats/", apis.DatasetStatsApi.as_view(), name="dataset-stats"),
+    path(
+        "datasets/<int:pk>/upload-slots/",
+        apis.UploadSlotsApi.as_view(),
+        name="dataset-upload-slots",
+    ),
+    path(
+        "datasets/<int:pk>/uploads/complete/",
+        apis.UploadsCompleteApi.as_view(),
+        name="dataset-uploads-complete",
+    ),
+    path("datasets/<int:pk>/images/", apis.ImageListApi.as_view(), name="image-list"),
+    path(
+        "datasets/<int:pk>/images/bulk-label/", apis.BulkLabelApi.as_view(), name="image-bulk-label"
+    ),
+    path(
+        "datasets/<int:pk>/images/<int:image_id>/",
+        apis.ImageDetailApi.as_view(),
+        name="image-detail",
+    ),
+    path("datasets/<int:pk>/manifest/", apis.ManifestApi.as_view(), name="dataset-manifest"),
+    path("datasets/<int:pk>/thumbnails/", apis.ThumbnailsApi.as_view(), name="dataset-thumbnails"),
+]

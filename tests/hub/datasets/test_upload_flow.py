@@ -1,0 +1,209 @@
+"""Upload straight to site storage, ingest on a real agent, metadata only back to the hub."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image as PILImage
+
+from tests.support.agent import wait_until
+
+pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
+
+
+def png_bytes(seed: int, size: int = 48) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    PILImage.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def bomb_png() -> bytes:
+    """A valid PNG header that claims 100,000 x 100,000 pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _upload(
+    client, dataset_id: int, files: list[tuple[str, str, bytes]], patient=lambda i: f"P{i}"
+):
+    request = {
+        "files": [
+            {"filename": name, "label": label, "patient_id": patient(i), "size_bytes": len(data)}
+            for i, (name, label, data) in enumerate(files)
+        ]
+    }
+    response = client.post(f"/api/v1/datasets/{dataset_id}/upload-slots/", request, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    by_name = {name: data for name, _, data in files}
+    for slot in body["slots"]:
+        put = requests.request(
+            slot["method"],
+            slot["url"],
+            data=by_name[slot["filename"]],
+            headers=slot["headers"],
+            timeout=30,
+        )
+        assert put.status_code in (200, 204), (put.status_code, put.text[:300])
+    return body
+
+
+def test_clinician_uploads_images_and_each_file_is_judged_on_its_own(
+    client_for, clinician_a, outsider, agent_a, storage_kind, live_server
+):
+    client = client_for(clinician_a)
+    created = client.post(
+        "/api/v1/datasets/",
+        {"site": "site-a", "name": "Breast US", "label_names": ["benign", "malignant"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    ds = created.json()["id"]
+    good = [png_bytes(i) for i in range(3)]
+    files = [
+        ("a.png", "benign", good[0]),
+        ("b.png", "malignant", good[1]),
+        ("c.png", "benign", good[2]),
+        ("copy-of-a.png", "benign", good[0]),
+        ("truncated.png", "benign", good[1][: len(good[1]) // 2]),
+        ("notes.png", "benign", b"this is a text file, not an image"),
+        ("bomb.png", "benign", bomb_png()),
+        ("wrong-label.png", "cancer", good[2]),
+        ("empty.png", "benign", b""),
+    ]
+    body = _upload(client, ds, files)
+    refused = {r["filename"]: r["code"] for r in body["refused"]}
+    assert refused == {"wrong-label.png": "unknown_label", "empty.png": "empty_file"}
+    # The bytes went to site storage, not to the hub's API.
+    for slot in body["slots"]:
+        assert "/api/" not in slot["url"]
+        if storage_kind == "s3":
+            assert not slot["url"].startswith(live_server.url)
+
+    done = client.post(
+        f"/api/v1/datasets/{ds}/uploads/complete/",
+        {"image_ids": [s["image_id"] for s in body["slots"]]},
+        format="json",
+    )
+    assert done.status_code == 202, done.content
+
+    def ingested():
+        detail = client.get(f"/api/v1/datasets/{ds}/").json()
+        return detail if detail["pending_count"] == 0 else None
+
+    detail = wait_until(ingested, timeout=60, what="ingest to finish")
+    assert (detail["accepted_count"], detail["rejected_count"]) == (3, 4)
+    rejected = client.get(f"/api/v1/datasets/{ds}/images/?status=rejected").json()["results"]
+    codes = {r["filename"]: r["reject_code"] for r in rejected}
+    assert codes["copy-of-a.png"] == "duplicate"
+    assert set(codes) == {"copy-of-a.png", "truncated.png", "notes.png", "bomb.png"}
+    assert all(r["reject_reason"] for r in rejected)
+
+    accepted = client.get(f"/api/v1/datasets/{ds}/images/?status=accepted").json()["results"]
+    assert {(a["width"], a["height"]) for a in accepted} == {(48, 48)}
+    assert all(len(a["sha256"]) == 64 for a in accepted)
+
+    stats = client.get(f"/api/v1/datasets/{ds}/stats/").json()
+    assert {label["label"]: label["count"] for label in stats["labels"]} == {
+        "benign": 2,
+        "malignant": 1,
+    }
+    assert stats["patients"]["count"] == 3
+
+    thumbs = client.post(
+        f"/api/v1/datasets/{ds}/thumbnails/",
+        {"image_ids": [a["id"] for a in accepted]},
+        format="json",
+    ).json()["urls"]
+    assert len(thumbs) == 3
+    fetched = requests.get(next(iter(thumbs.values())), timeout=30)
+    assert fetched.status_code == 200 and fetched.content.startswith(b"\x89PNG")
+
+    # An outsider cannot see that the dataset exists.
+    assert client_for(outsider).get(f"/api/v1/datasets/{ds}/").status_code == 404
+    assert client_for(outsider).get("/api/v1/datasets/").json()["count"] == 0
+
+
+def test_tampered_or_expired_upload_link_is_refused(client_for, clinician_a, agent_a):
+    client = client_for(clinician_a)
+    ds = client.post("/api/v1/datasets/", {"site": "site-a", "name": "t"}, format="json").json()[
+        "id"
+    ]
+    slot = (
+        _upload(client, ds, [])["slots"]
+        if False
+        else client.post(
+            f"/api/v1/datasets/{ds}/upload-slots/",
+            {"files": [{"filename": "x.png", "size_bytes": 10}]},
+            format="json",
+        ).json()["slots"][0]
+    )
+    tampered = slot["url"].replace("Signature=", "Signature=0").replace("sig=", "sig=0")
+    assert (
+        requests.put(tampered, data=b"0123456789", headers=slot["headers"], timeout=30).status_code
+        == 403
+    )
+    other_key = slot["url"].replace("/images/", "/images/x")
+    assert (
+        requests.put(other_key, data=b"0123456789", headers=slot["headers"], timeout=30).status_code
+        == 403
+    )
+
+
+def test_deleting_an_image_removes_its_file_from_site_storage(
+    client_for, clinician_a, agent_a, storage_kind, request, settings
+):
+    client = client_for(clinician_a)
+    ds = client.post(
+        "/api/v1/datasets/", {"site": "site-a", "name": "d", "label_names": ["x"]}, format="json"
+    ).json()["id"]
+    body = _upload(client, ds, [("one.png", "x", png_bytes(7))])
+    image_id = body["slots"][0]["image_id"]
+    key = body["slots"][0]["key"]
+    client.post(
+        f"/api/v1/datasets/{ds}/uploads/complete/", {"image_ids": [image_id]}, format="json"
+    )
+    wait_until(
+        lambda: client.get(f"/api/v1/datasets/{ds}/").json()["accepted_count"] == 1,
+        timeout=60,
+        what="ingest",
+    )
+
+    if storage_kind == "fs":
+        path = settings.LOCAL_STORAGE_ROOT / "site-a" / key
+
+        def exists() -> bool:
+            return path.exists()
+    else:
+        seaweed = request.getfixturevalue("seaweed")
+        s3 = seaweed.client("admin")
+
+        def exists() -> bool:
+            return (
+                s3.list_objects_v2(Bucket=seaweed.bucket("site-a"), Prefix=key).get("KeyCount", 0)
+                > 0
+            )
+
+    assert exists()
+    assert client.delete(f"/api/v1/datasets/{ds}/images/{image_id}/").status_code == 204
+    wait_until(lambda: not exists(), timeout=60, what="the file to be removed from site storage")
+    from pollen.audit.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="image.delete", target_id=str(ds)).exists()

@@ -1,0 +1,95 @@
+"""``python -m pollen_agent worker|health [--config PATH]``.
+
+``worker`` runs two Celery workers: one for the io queues (quick answers, threads)
+and one for the gpu queues (one long job at a time), so a training job never
+blocks an upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from pollen_agent.config import load_config
+
+
+def _worker_args(kind: str, queues: list[str], hostname: str) -> list[str]:
+    common = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "pollen_agent.worker_entry",
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "--hostname",
+        f"{kind}@{hostname}",
+        "--loglevel",
+        os.environ.get("POLLEN_AGENT_LOG_LEVEL", "INFO"),
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if kind == "io":
+        return [
+            *common,
+            "--pool",
+            "threads",
+            "--concurrency",
+            os.environ.get("POLLEN_AGENT_IO_CONCURRENCY", "4"),
+        ]
+    return [*common, "--pool", "prefork", "--concurrency", "1"]
+
+
+def run_worker(config_path: str | None, which: str) -> int:
+    config = load_config(config_path)
+    if config_path:
+        os.environ["POLLEN_AGENT_CONFIG"] = config_path
+    hostname = os.environ.get("POLLEN_AGENT_NAME", "-".join(s.slug for s in config.sites))
+    kinds = ["io", "gpu"] if which == "all" else [which]
+    procs = []
+    for kind in kinds:
+        queues = config.io_queues() if kind == "io" else config.gpu_queues()
+        procs.append(subprocess.Popen(_worker_args(kind, queues, hostname)))
+
+    def stop(signum: int, frame: Any) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = [proc.wait() for proc in procs]
+    return max(codes) if codes else 0
+
+
+def health(config_path: str | None) -> int:
+    """Exit 0 when the config loads, the hub answers the agent's token, and storage is reachable."""
+    from pollen_agent import runtime
+
+    config = load_config(config_path)
+    runtime.set_config(config)
+    for site in config.sites:
+        runtime.hub_for(site.slug).post("agent/heartbeat/")
+        list(runtime.storage_for(site.slug).list("healthcheck/"))
+    print("ok")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pollen_agent")
+    parser.add_argument("command", choices=["worker", "health"])
+    parser.add_argument("--config", default=os.environ.get("POLLEN_AGENT_CONFIG"))
+    parser.add_argument("--queues", choices=["all", "io", "gpu"], default="all")
+    args = parser.parse_args(argv)
+    if args.command == "worker":
+        return run_worker(args.config, args.queues)
+    return health(args.config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Long work on ``site.<slug>.gpu``: training, inference, evaluation. Tasks stay thin."""

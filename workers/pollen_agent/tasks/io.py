@@ -1,0 +1,125 @@
+"""Fast storage chores on ``site.<slug>.io``: presigning, ingest, deletion. Thin: load, call, answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pollen_agent import runtime
+from pollen_agent.celery_app import app
+from pollen_agent.errors import AgentError, RetryableError
+from pollen_agent.ingest.ingest import ingest_batch
+from pollen_contracts import tasks as names
+from pollen_contracts.payloads import MAX_UPLOAD_BYTES, PRESIGN_MAX_SECONDS
+
+logger = logging.getLogger(__name__)
+
+INGEST_REPORT_BATCH = 50
+
+
+def _answer_error(exc: AgentError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": exc.message}}
+
+
+@app.task(name=names.PING)
+def ping(payload: dict[str, Any]) -> dict[str, Any]:
+    runtime.config().site(payload["site"])
+    return {"ok": True, "site": payload["site"]}
+
+
+@app.task(name=names.PRESIGN_UPLOAD)
+def presign_upload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Short-lived upload URLs, one per key, scoped to the site's storage."""
+    try:
+        storage = runtime.storage_for(payload["site"])
+        expires = min(int(payload.get("expires_in", 900)), PRESIGN_MAX_SECONDS)
+        slots = []
+        for key in payload["keys"]:
+            request = storage.presign_put(
+                key, expires_in=expires, max_bytes=int(payload.get("max_bytes", MAX_UPLOAD_BYTES))
+            )
+            slots.append(
+                {
+                    "key": key,
+                    "url": request.url,
+                    "method": request.method,
+                    "headers": request.headers,
+                }
+            )
+        return {"slots": slots}
+    except AgentError as exc:
+        return _answer_error(exc)
+
+
+@app.task(name=names.PRESIGN_DOWNLOAD)
+def presign_download(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        storage = runtime.storage_for(payload["site"])
+        expires = min(int(payload.get("expires_in", 300)), PRESIGN_MAX_SECONDS)
+        return {
+            "urls": {key: storage.presign_get(key, expires_in=expires) for key in payload["keys"]}
+        }
+    except AgentError as exc:
+        return _answer_error(exc)
+
+
+@app.task(name=names.INGEST_IMAGES, bind=True, max_retries=5, acks_late=True)
+def ingest_images(self: Any, payload: dict[str, Any]) -> dict[str, int]:
+    """Decode and check each uploaded file; report metadata (never pixels) to the hub in batches."""
+    slug = payload["site"]
+    storage = runtime.storage_for(slug)
+    hub = runtime.hub_for(slug)
+    items = [(item["image_id"], item["key"]) for item in payload["images"]]
+    counts = {"accepted": 0, "rejected": 0}
+    try:
+        for start in range(0, len(items), INGEST_REPORT_BATCH):
+            batch = items[start : start + INGEST_REPORT_BATCH]
+            results = ingest_batch(storage, batch, thumbnail_prefix=payload["thumbnail_prefix"])
+            answer = hub.post(
+                f"agent/datasets/{payload['dataset_id']}/ingest-results/",
+                {"results": [_hub_result(r) for r in results]},
+            )
+            for key in counts:
+                counts[key] += int(answer.get(key, 0))
+    except RetryableError as exc:
+        # Ingest is idempotent and the hub ignores images it already recorded.
+        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+    return counts
+
+
+HUB_RESULT_FIELDS = {
+    "image_id",
+    "status",
+    "code",
+    "reason",
+    "sha256",
+    "width",
+    "height",
+    "channels",
+    "modality",
+    "format",
+    "thumbnail_key",
+    "size_bytes",
+}
+
+
+def _hub_result(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k in HUB_RESULT_FIELDS and v is not None}
+
+
+@app.task(name=names.DELETE_OBJECTS, bind=True, max_retries=5, acks_late=True)
+def delete_objects(self: Any, payload: dict[str, Any]) -> dict[str, int]:
+    slug = payload["site"]
+    storage = runtime.storage_for(slug)
+    removed = 0
+    try:
+        for key in payload.get("keys", []):
+            storage.delete(key)
+            removed += 1
+        for prefix in payload.get("prefixes", []):
+            removed += storage.delete_prefix(prefix)
+        if payload.get("dataset_id"):
+            runtime.hub_for(slug).post(f"agent/datasets/{payload['dataset_id']}/purged/")
+    except RetryableError as exc:
+        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+    return {"removed": removed}
