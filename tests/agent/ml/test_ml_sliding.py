@@ -139,3 +139,13 @@ def test_large_slide_heatmap_peaks_on_the_lesion(method):
     # Streamed: far less than one float copy of the slide (192 MB) was ever allocated.
     assert peak_bytes < 24 * 2**20, f"peak numpy allocation {peak_bytes / 2**20:.0f} MiB"
     assert elapsed < 120, f"took {elapsed:.0f} s"
+
+
+def test_without_heatmap_nothing_is_painted_and_the_model_keeps_its_mode():
+    image = _slide(256, (slice(0, 256), slice(0, 128)), (slice(0, 64), slice(0, 64)))
+    model = DarknessNet().train()
+    result = predict_large(
+        model, image, patch_size=128, input_size=16, mean=MEAN, std=STD, with_heatmap=False
+    )
+    assert result.heatmap is None and result.patch_count == 2
+    assert model.training

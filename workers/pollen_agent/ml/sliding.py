@@ -97,74 +97,41 @@ def predict_large(
     ``stride`` defaults to ``patch_size`` (no overlap). The heatmap follows ``class_index``,
     by default the slide's most probable class. With ``heatmap_method="probability"`` every patch
     paints its probability; with ``"gradcam"`` it paints its Grad-CAM scaled by that probability,
-    which costs one more forward and a backward pass per foreground patch. Raises
+    which costs one more forward and a backward pass per foreground patch. The model is moved to
+    ``device`` (default: CUDA when available); its train/eval flags are restored. Raises
     ``UserError(no_foreground)`` when every patch is background.
     """
     validate_image(image)
-    in_channels = len(mean)
-    check_model_channels(model, in_channels)
+    check_model_channels(model, len(mean))
     stride = stride or patch_size
     if patch_size < 1 or stride < 1 or batch_size < 1:
         raise ValueError("patch_size, stride and batch_size must be positive")
-    target = resolve_device(device)
-    model.to(target)
+    runner = _Runner(model, image, patch_size, batch_size, input_size, mean, std, device)
     patches = _plan(image.shape[0], image.shape[1], patch_size, stride)
-    rows, cols = patches[-1].row + 1, patches[-1].col + 1
-
-    def tensors(batch: list[tuple[_Patch, np.ndarray]]) -> torch.Tensor:
-        return torch.stack(
-            [
-                preprocess(
-                    pixels, input_size=input_size, mean=mean, std=std, in_channels=in_channels
-                )
-                for _, pixels in batch
-            ]
-        ).to(target, non_blocking=True)
-
-    foreground: list[_Patch] = []
-    chunks: list[np.ndarray] = []
-    transforms = TTA_TRANSFORMS if tta else TTA_TRANSFORMS[:1]
 
     def is_tissue(pixels: np.ndarray) -> bool:
         return not is_background_patch(
             pixels, background_threshold=background_threshold, white_level=white_level
         )
 
-    with eval_mode(model), torch.inference_mode():
-        for batch in _batches(image, patches, patch_size, batch_size, keep=is_tissue):
-            chunks.append(average_probabilities(model, tensors(batch), transforms).cpu().numpy())
-            foreground.extend(patch for patch, _ in batch)
+    foreground, patch_probs = runner.classify(patches, keep=is_tissue, tta=tta)
     if not foreground:
         raise UserError(
             "Every part of this image looks like empty background, so there is nothing to "
             "classify. Check that the image shows tissue.",
             code="no_foreground",
         )
-    patch_probs = np.concatenate(chunks).astype(np.float32)
     probs = patch_probs.mean(axis=0)
     chosen = int(probs.argmax()) if class_index is None else class_index
-    grid = np.zeros((rows, cols), dtype=np.float32)
-    mask = np.zeros((rows, cols), dtype=bool)
-    for patch, p in zip(foreground, patch_probs[:, chosen], strict=True):
-        grid[patch.row, patch.col] = p
-        mask[patch.row, patch.col] = True
-
+    if not 0 <= chosen < probs.shape[0]:
+        raise ValueError(f"class_index {chosen} is out of range for {probs.shape[0]} classes")
+    weights = patch_probs[:, chosen]
+    grid, mask = _grid(patches[-1].row + 1, patches[-1].col + 1, foreground, weights)
     heatmap = None
     if with_heatmap:
         canvas = _Canvas(image.shape[0], image.shape[1], heatmap_max_side)
-        if heatmap_method == "probability":
-            for patch, p in zip(foreground, patch_probs[:, chosen], strict=True):
-                canvas.add(patch.y, patch.x, patch_size, np.float32(p))
-        elif heatmap_method == "gradcam":
-            weights = dict(zip(foreground, patch_probs[:, chosen], strict=True))
-            for batch in _batches(image, foreground, patch_size, batch_size):
-                cams = gradcam_batch(model, tensors(batch), class_indices=[chosen] * len(batch))
-                for (patch, _), cam in zip(batch, cams, strict=True):
-                    canvas.add(patch.y, patch.x, patch_size, cam * weights[patch])
-        else:
-            raise ValueError(f"unknown heatmap method {heatmap_method!r}")
+        runner.paint(canvas, foreground, weights, method=heatmap_method, class_index=chosen)
         heatmap = canvas.result()
-
     return LargeResult(
         probs=probs,
         max_probs=patch_probs.max(axis=0),
@@ -175,6 +142,103 @@ def predict_large(
         foreground=mask,
         heatmap=heatmap,
     )
+
+
+@dataclass
+class _Runner:
+    """The model and preprocessing settings, applied to batches of patches cut on demand."""
+
+    model: nn.Module
+    image: np.ndarray
+    patch_size: int
+    batch_size: int
+    input_size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    device: torch.device | str | None
+
+    def __post_init__(self) -> None:
+        self.target = resolve_device(self.device)
+        self.model.to(self.target)
+
+    def classify(
+        self, patches: Sequence[_Patch], *, keep: Callable[[np.ndarray], bool], tta: bool
+    ) -> tuple[list[_Patch], np.ndarray]:
+        """The kept patches and their class probabilities, (P, C) float32."""
+        transforms = TTA_TRANSFORMS if tta else TTA_TRANSFORMS[:1]
+        kept: list[_Patch] = []
+        chunks: list[np.ndarray] = []
+        with eval_mode(self.model), torch.inference_mode():
+            for batch in self._batches(patches, keep):
+                probs = average_probabilities(self.model, self._tensors(batch), transforms)
+                chunks.append(probs.cpu().numpy())
+                kept.extend(patch for patch, _ in batch)
+        if not chunks:
+            return kept, np.zeros((0, 0), dtype=np.float32)
+        return kept, np.concatenate(chunks).astype(np.float32)
+
+    def paint(
+        self,
+        canvas: _Canvas,
+        patches: Sequence[_Patch],
+        weights: np.ndarray,
+        *,
+        method: HeatmapMethod,
+        class_index: int,
+    ) -> None:
+        """Paint each patch's probability, or its Grad-CAM scaled by it, onto ``canvas``."""
+        if method == "probability":
+            for patch, weight in zip(patches, weights, strict=True):
+                canvas.add(patch.y, patch.x, self.patch_size, np.float32(weight))
+            return
+        if method != "gradcam":
+            raise ValueError(f"unknown heatmap method {method!r}")
+        by_patch = dict(zip(patches, weights, strict=True))
+        for batch in self._batches(patches):
+            inputs = self._tensors(batch)
+            cams = gradcam_batch(self.model, inputs, class_indices=[class_index] * len(batch))
+            for (patch, _), cam in zip(batch, cams, strict=True):
+                canvas.add(patch.y, patch.x, self.patch_size, cam * by_patch[patch])
+
+    def _tensors(self, batch: list[tuple[_Patch, np.ndarray]]) -> torch.Tensor:
+        tensors = [
+            preprocess(
+                pixels,
+                input_size=self.input_size,
+                mean=self.mean,
+                std=self.std,
+                in_channels=len(self.mean),
+            )
+            for _, pixels in batch
+        ]
+        return torch.stack(tensors).to(self.target, non_blocking=True)
+
+    def _batches(
+        self, patches: Sequence[_Patch], keep: Callable[[np.ndarray], bool] | None = None
+    ) -> Iterator[list[tuple[_Patch, np.ndarray]]]:
+        """Lists of (patch, uint8 pixels), at most ``batch_size`` long, of the kept patches."""
+        batch: list[tuple[_Patch, np.ndarray]] = []
+        for patch in patches:
+            pixels = _cut(self.image, patch, self.patch_size)
+            if keep is not None and not keep(pixels):
+                continue
+            batch.append((patch, pixels))
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _grid(
+    rows: int, cols: int, patches: Sequence[_Patch], values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    grid = np.zeros((rows, cols), dtype=np.float32)
+    mask = np.zeros((rows, cols), dtype=bool)
+    for patch, value in zip(patches, values, strict=True):
+        grid[patch.row, patch.col] = value
+        mask[patch.row, patch.col] = True
+    return grid, mask
 
 
 def is_background_patch(
@@ -204,27 +268,6 @@ def _starts(length: int, patch_size: int, stride: int) -> list[int]:
     if starts[-1] != length - patch_size:
         starts.append(length - patch_size)
     return starts
-
-
-def _batches(
-    image: np.ndarray,
-    patches: Sequence[_Patch],
-    patch_size: int,
-    batch_size: int,
-    keep: Callable[[np.ndarray], bool] | None = None,
-) -> Iterator[list[tuple[_Patch, np.ndarray]]]:
-    """Yield lists of (patch, uint8 pixels), at most ``batch_size`` long, of the kept patches."""
-    batch: list[tuple[_Patch, np.ndarray]] = []
-    for patch in patches:
-        pixels = _cut(image, patch, patch_size)
-        if keep is not None and not keep(pixels):
-            continue
-        batch.append((patch, pixels))
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _cut(image: np.ndarray, patch: _Patch, patch_size: int) -> np.ndarray:
