@@ -1,6 +1,9 @@
 // End-to-end: the dashboard in real Chromium against a running hub with seeded personas
 // (tests/e2e/seed_e2e.py): north-admin and north-clinician at e2e-north, south-admin at e2e-south.
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BASE_URL, apiCall, apiHas, freshPage, launch, shot, signIn, unlabelledControls } from './helpers.mjs';
 
@@ -53,7 +56,7 @@ describe('clinician at north', () => {
     await page.getByRole('heading', { name: 'Datasets', level: 1 }).waitFor();
     const switcher = page.getByLabel('Site');
     assert.equal(await switcher.inputValue(), 'e2e-north');
-    assert.equal(await page.getByRole('link', { name: 'Site administration' }).count(), 0, 'clinicians see no admin link');
+    assert.equal(await page.getByRole('link', { name: 'Administration' }).count(), 0, 'clinicians see no admin link');
     await shot(page, '02-datasets-clinician');
   });
 
@@ -74,6 +77,40 @@ describe('clinician at north', () => {
     await page.getByRole('link', { name: 'Datasets', exact: true }).first().click();
     await page.getByTestId('dataset-list').getByRole('link', { name: DATASET }).waitFor();
     await shot(page, '04-datasets-with-one');
+  });
+
+  it('previews a dropped folder with labels from its sub-folders, then uploads or says why not', async (t) => {
+    if (!datasetId) return t.skip('no dataset was created');
+    const dir = mkdtempSync(path.join(tmpdir(), 'pollen-e2e-images-'));
+    // A 1×1 grey PNG: enough for the browser side; the site agent decides what it accepts.
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==', 'base64');
+    for (const label of ['normal', 'pneumonia']) {
+      mkdirSync(path.join(dir, 'xrays', label), { recursive: true });
+      for (let i = 0; i < 2; i++) writeFileSync(path.join(dir, 'xrays', label, `${label}-${i}.png`), png);
+    }
+    try {
+      await page.goto(`${BASE_URL}/sites/e2e-north/datasets/${datasetId}`);
+      await page.getByTestId('folder-input').setInputFiles(path.join(dir, 'xrays'));
+      const chips = page.getByRole('list', { name: 'Labels from folders' });
+      await chips.waitFor();
+      assert.deepEqual(await chips.getByRole('listitem').allInnerTexts(), ['normal: 2', 'pneumonia: 2']);
+      await shot(page, '03b-upload-preview');
+      const me = await apiCall(page, 'GET', '/auth/me/');
+      const agentSeen = me.json.memberships.find((m) => m.site.slug === 'e2e-north')?.site.agent_last_seen_at;
+      await page.getByRole('button', { name: 'Upload 4 images' }).click();
+      if (agentSeen) {
+        await page.getByText('4 of 4 sent').waitFor({ timeout: 30_000 });
+        await page.getByRole('progressbar', { name: 'All files' }).waitFor();
+      } else {
+        // No site agent has ever run here: the hub cannot hand out upload links, and the page says what to do.
+        const alert = page.getByRole('alert').filter({ hasText: /agent/i });
+        await alert.waitFor({ timeout: 30_000 });
+        assert.match(await alert.innerText(), /try again|contact|ask/i);
+      }
+      await shot(page, '03c-upload-result');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('opens the train page with the one-click default and advanced settings folded away', async (t) => {
@@ -103,7 +140,7 @@ describe('administrator at north', () => {
   after(async () => page?.close());
 
   it('sees the members of the site', async () => {
-    await page.getByRole('link', { name: 'Site administration' }).click();
+    await page.getByRole('link', { name: 'Administration' }).click();
     const table = page.getByTestId('members-table');
     await table.waitFor();
     assert.match(await table.innerText(), /north-clinician/);

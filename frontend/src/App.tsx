@@ -26,9 +26,9 @@ const SITE_ROUTES: [string, SitePage, boolean][] = [
 ];
 
 const COMING_SOON: Record<string, string> = {
-  '/marketplace': 'Model marketplace',
+  '/marketplace': 'Marketplace',
   '/apply': 'Apply a model',
-  '/federated': 'Training across sites',
+  '/federated': 'Across sites',
 };
 
 export function App() {
@@ -124,10 +124,11 @@ function Header({ me, current, pathname }: { me: Me; current: Membership | null;
               {!current && <option value="">Choose a site</option>}
               {me.memberships.map((m) => (
                 <option key={m.site.slug} value={m.site.slug}>
-                  {m.site.name} ({m.role === 'admin' ? 'administrator' : 'clinician'})
+                  {m.site.name}
                 </option>
               ))}
             </select>
+            {current && <span className="badge role-badge">{current.role === 'admin' ? 'administrator' : 'clinician'}</span>}
           </div>
         )}
         <div className="user-box">
@@ -154,14 +155,16 @@ function Header({ me, current, pathname }: { me: Me; current: Membership | null;
         ))}
         {current?.role === 'admin' && (
           <Link to={`${base}/admin/members`} aria-current={pathname.startsWith(`${base}/admin`) ? 'page' : undefined}>
-            Site administration
+            Administration
           </Link>
         )}
-        {Object.entries(COMING_SOON).map(([href, text]) => (
-          <Link key={href} to={href} className="soon" aria-current={pathname === href ? 'page' : undefined}>
-            {text} <span className="badge">coming soon</span>
-          </Link>
-        ))}
+        <span className="nav-soon">
+          {Object.entries(COMING_SOON).map(([href, text]) => (
+            <Link key={href} to={href} className="soon" aria-current={pathname === href ? 'page' : undefined}>
+              {text} <span className="badge">soon</span>
+            </Link>
+          ))}
+        </span>
       </nav>
     </header>
   );

@@ -68,6 +68,7 @@ export interface Dataset {
   accepted_count: number;
   rejected_count: number;
   pending_count: number;
+  status?: 'active' | 'deleting';
   created_at: string;
 }
 
@@ -84,6 +85,8 @@ export interface DatasetStats {
   patients: { count: number; images_without_patient: number };
   sizes?: Record<string, unknown>;
   status: { accepted: number; rejected: number; pending: number };
+  rejected_by_reason?: { code: string; count: number }[];
+  unlabelled?: number;
 }
 
 export type ImageStatus = 'pending' | 'accepted' | 'rejected';
@@ -98,7 +101,15 @@ export interface DatasetImage {
   width: number | null;
   height: number | null;
   split: 'train' | 'val' | 'test' | null;
-  thumbnail_url: string | null;
+  reject_code?: string;
+  size_bytes?: number | null;
+  created_at?: string;
+}
+
+export interface RefusedFile {
+  filename: string;
+  code: string;
+  reason: string;
 }
 
 export interface UploadSlot {

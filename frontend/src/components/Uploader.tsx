@@ -1,8 +1,8 @@
 import { useRef, useState, type DragEvent } from 'react';
 import { api } from '../api/client';
-import type { UploadSlot } from '../api/types';
+import type { RefusedFile, UploadSlot } from '../api/types';
 import { labelCounts, pickedFromDataTransfer, pickedFromFileList, type PickedFile } from '../lib/folders';
-import { runQueue, summarize, xhrSend, type UploadItem } from '../lib/uploadQueue';
+import { matchSlots, runQueue, summarize, xhrSend, type UploadItem } from '../lib/uploadQueue';
 import { bytes, plural } from '../lib/format';
 import { ErrorNotice, Notice, ProgressBar } from './ui';
 
@@ -19,6 +19,7 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
   const [error, setError] = useState<unknown>(null);
   const [dragging, setDragging] = useState(false);
   const files = useRef(new Map<string, { file: File; slot?: UploadSlot }>());
+  const completed = useRef(new Set<number | string>());
   const fileInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
 
@@ -43,6 +44,7 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
     setError(null);
     setPhase('preparing');
     files.current.clear();
+    completed.current.clear();
     const queue: UploadItem[] = picked.map((p, i) => {
       const key = `${i}:${p.path}`;
       files.current.set(key, { file: p.file });
@@ -52,22 +54,31 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
     try {
       for (let i = 0; i < queue.length; i += SLOT_BATCH) {
         const batch = queue.slice(i, i + SLOT_BATCH);
-        const answer = await api.post<{ slots: UploadSlot[] }>(`/datasets/${datasetId}/upload-slots/`, {
+        const answer = await api.post<{ slots: UploadSlot[]; refused?: RefusedFile[] }>(`/datasets/${datasetId}/upload-slots/`, {
           files: batch.map((item) => ({
             filename: item.name.split('/').pop(),
             size_bytes: item.size,
             ...(item.label ? { label: item.label } : {}),
           })),
+          add_labels: batch.some((item) => item.label),
         });
-        answer.slots.forEach((slot, j) => {
-          const item = batch[j];
-          if (!item) return;
-          files.current.get(item.key)!.slot = slot;
-          item.imageId = slot.image_id;
-        });
+        const matched = matchSlots(batch, answer.slots, answer.refused ?? []);
+        for (const item of batch) {
+          const slot = matched.slots.get(item.key);
+          if (slot) {
+            files.current.get(item.key)!.slot = slot;
+            item.imageId = slot.image_id;
+          } else {
+            item.state = 'refused';
+            item.error = matched.refused.get(item.key) ?? 'The hub turned this file away.';
+          }
+        }
+        setItems([...queue]);
       }
     } catch (err) {
+      // Nothing was sent: show the chosen files again so "Upload" can simply be pressed again.
       setError(err);
+      setItems([]);
       setPhase('idle');
       return;
     }
@@ -87,10 +98,14 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
       3,
     );
     setPhase('finishing');
-    const done = final.filter((item) => item.state === 'done' && item.imageId != null).map((item) => item.imageId!);
+    const done = final
+      .filter((item) => item.state === 'done' && item.imageId != null && !completed.current.has(item.imageId))
+      .map((item) => item.imageId!);
     try {
       for (let i = 0; i < done.length; i += COMPLETE_BATCH) {
-        await api.post(`/datasets/${datasetId}/uploads/complete/`, { image_ids: done.slice(i, i + COMPLETE_BATCH) });
+        const chunk = done.slice(i, i + COMPLETE_BATCH);
+        await api.post(`/datasets/${datasetId}/uploads/complete/`, { image_ids: chunk });
+        chunk.forEach((id) => completed.current.add(id));
       }
       if (done.length) onIngestStarted();
       setPhase('done');
@@ -181,12 +196,18 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
               {phase === 'preparing' && 'Asking your site for upload links… '}
               {summary.done} of {summary.total} sent
               {summary.failed ? `, ${summary.failed} failed` : ''}
+              {summary.refused ? `, ${summary.refused} not accepted` : ''}
               {phase === 'finishing' && ' · telling your site to check the images…'}
             </p>
           </div>
-          {phase === 'done' && summary.failed === 0 && (
+          {phase === 'done' && summary.refused > 0 && (
+            <div className="notice notice-warning" role="alert">
+              {plural(summary.refused, 'file')} could not be added; the reason is shown next to each. The rest were sent.
+            </div>
+          )}
+          {phase === 'done' && summary.failed === 0 && summary.done > 0 && (
             <Notice kind="success">
-              All files were sent. Your site is now checking them; they appear below as “ready” or “turned away”.
+              {plural(summary.done, 'file')} sent. Your site is now checking them; they appear below as “ready” or “turned away”.
             </Notice>
           )}
           {phase === 'done' && summary.failed > 0 && (
@@ -207,10 +228,10 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
                 <ProgressBar
                   value={item.state === 'done' ? 1 : item.size ? item.loaded / item.size : 0}
                   label={`Upload of ${item.name}`}
-                  tone={item.state === 'failed' ? 'bad' : item.state === 'done' ? 'ok' : 'busy'}
+                  tone={item.state === 'failed' || item.state === 'refused' ? 'bad' : item.state === 'done' ? 'ok' : 'busy'}
                 />
                 <span className="small file-state">
-                  {item.state === 'waiting' ? 'waiting' : item.state === 'uploading' ? 'sending' : item.state === 'done' ? 'sent' : 'failed'}
+                  {item.state === 'waiting' ? 'waiting' : item.state === 'uploading' ? 'sending' : item.state === 'done' ? 'sent' : item.state === 'refused' ? 'not accepted' : 'failed'}
                 </span>
                 {item.error && <span className="field-error file-error">{item.error}</span>}
               </li>

@@ -75,3 +75,20 @@ describe('folder labels', () => {
     expect(labelCounts(picked)).toEqual([{ label: 'normal', count: 2 }, { label: 'pneumonia', count: 1 }]);
   });
 });
+
+describe('matchSlots', () => {
+  it('pairs slots and refusals with the requested files in order', async () => {
+    const { matchSlots } = await import('./uploadQueue');
+    const requested = [
+      { key: '0', name: 'set/normal/a.png' },
+      { key: '1', name: 'set/normal/notes.txt' },
+      { key: '2', name: 'set/pneumonia/a.png' },
+    ];
+    const slots = [{ filename: 'a.png', image_id: 1 }, { filename: 'a.png', image_id: 2 }];
+    const refused = [{ filename: 'notes.txt', code: 'unsupported_type', reason: 'Only images can be added.' }];
+    const m = matchSlots(requested, slots, refused);
+    expect(m.slots.get('0')?.image_id).toBe(1);
+    expect(m.slots.get('2')?.image_id).toBe(2);
+    expect(m.refused.get('1')).toBe('Only images can be added.');
+  });
+});

@@ -1,6 +1,6 @@
 /** The upload queue: sends files straight to site storage a few at a time, tracking per-file progress. */
 
-export type UploadState = 'waiting' | 'uploading' | 'done' | 'failed';
+export type UploadState = 'waiting' | 'uploading' | 'done' | 'failed' | 'refused';
 
 export interface UploadItem {
   key: string;
@@ -19,6 +19,7 @@ export interface QueueSummary {
   total: number;
   done: number;
   failed: number;
+  refused: number;
   uploading: number;
   waiting: number;
   bytesTotal: number;
@@ -27,9 +28,10 @@ export interface QueueSummary {
 }
 
 export function summarize(items: readonly UploadItem[]): QueueSummary {
-  const s: QueueSummary = { total: items.length, done: 0, failed: 0, uploading: 0, waiting: 0, bytesTotal: 0, bytesLoaded: 0, fraction: 0 };
+  const s: QueueSummary = { total: items.length, done: 0, failed: 0, refused: 0, uploading: 0, waiting: 0, bytesTotal: 0, bytesLoaded: 0, fraction: 0 };
   for (const item of items) {
-    s[item.state === 'done' ? 'done' : item.state === 'failed' ? 'failed' : item.state === 'uploading' ? 'uploading' : 'waiting'] += 1;
+    s[item.state] += 1;
+    if (item.state === 'refused') continue; // the hub turned it away: it is not part of the upload
     s.bytesTotal += item.size;
     s.bytesLoaded += item.state === 'done' ? item.size : Math.min(item.loaded, item.size);
   }
@@ -69,6 +71,29 @@ export async function runQueue(
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, pending.length)) }, worker));
   return items;
+}
+
+/**
+ * Pair each requested file with its upload slot. The hub answers slots and refusals each in request
+ * order, naming files by their base name, so one walk through the request pairs them.
+ */
+export function matchSlots<S extends { filename: string }, R extends { filename: string; reason: string }>(
+  requested: readonly { key: string; name: string }[],
+  slots: readonly S[],
+  refused: readonly R[],
+): { slots: Map<string, S>; refused: Map<string, string> } {
+  const out = { slots: new Map<string, S>(), refused: new Map<string, string>() };
+  let s = 0;
+  let r = 0;
+  for (const item of requested) {
+    const base = item.name.replace(/\\/g, '/').split('/').pop()!.trim();
+    if (s < slots.length && slots[s].filename === base) out.slots.set(item.key, slots[s++]);
+    else if (r < refused.length && (refused[r].filename === base || refused[r].filename === item.name)) out.refused.set(item.key, refused[r++].reason);
+    else if (s < slots.length) out.slots.set(item.key, slots[s++]);
+    else if (r < refused.length) out.refused.set(item.key, refused[r++].reason);
+    else out.refused.set(item.key, 'The hub did not give this file an upload link. Try it again.');
+  }
+  return out;
 }
 
 /** Send one file with XMLHttpRequest, whose upload events give real progress (fetch has none). */

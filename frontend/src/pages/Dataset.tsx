@@ -124,12 +124,22 @@ function StatsPanel({ stats, error, onRetry }: { stats: DatasetStats | null; err
           <LabelBalance labels={stats.labels} />
         </>
       )}
-      {stats && (
+      {stats && (stats.unlabelled ?? 0) > 0 && (
+        <p className="small warning-text">
+          {plural(stats.unlabelled!, 'ready image')} {stats.unlabelled === 1 ? 'has' : 'have'} no label yet. Give {stats.unlabelled === 1 ? 'it' : 'them'} one in the list below (tick several to label them together).
+        </p>
+      )}
+      {stats && (stats.status?.accepted ?? 0) > 0 && (
         <p className="small muted">
           {plural(stats.patients.count, 'patient')}.{' '}
           {stats.patients.images_without_patient > 0
             ? `${plural(stats.patients.images_without_patient, 'image')} have no patient id: add one so a patient’s images never land in both the learning and the final-check set.`
             : 'Every image has a patient id, so no patient is in two sets.'}
+        </p>
+      )}
+      {stats && (stats.rejected_by_reason?.length ?? 0) > 0 && (
+        <p className="small muted">
+          Turned away: {stats.rejected_by_reason!.map((r) => `${r.count} × ${r.code.replace(/_/g, ' ')}`).join(', ')}.
         </p>
       )}
     </section>
@@ -169,6 +179,14 @@ function ImagesPanel({ dataset, tick, onChanged }: { dataset: Dataset; tick: num
     [dataset.id, status, label, split, patient, page, tick],
   );
   const rows = images.data?.results ?? [];
+  const thumbIds = rows.filter((r) => r.status === 'accepted').map((r) => r.id);
+  const thumbs = useApi(
+    () =>
+      thumbIds.length
+        ? api.post<{ urls: Record<string, string> }>(`/datasets/${dataset.id}/thumbnails/`, { image_ids: thumbIds }).catch(() => ({ urls: {} as Record<string, string> }))
+        : Promise.resolve({ urls: {} as Record<string, string> }),
+    [dataset.id, thumbIds.join(',')],
+  );
   const allSelected = rows.length > 0 && rows.every((r) => selected.has(String(r.id)));
   const toggle = (rowId: string) =>
     setSelected((prev) => {
@@ -263,7 +281,7 @@ function ImagesPanel({ dataset, tick, onChanged }: { dataset: Dataset; tick: num
             </thead>
             <tbody>
               {rows.map((img) => (
-                <ImageRow key={img.id} datasetId={dataset.id} image={img} selected={selected.has(String(img.id))}
+                <ImageRow key={img.id} datasetId={dataset.id} image={img} thumbnail={thumbs.data?.urls[String(img.id)]} selected={selected.has(String(img.id))}
                   onToggle={() => toggle(String(img.id))} onSaved={onChanged} />
               ))}
             </tbody>
@@ -277,9 +295,10 @@ function ImagesPanel({ dataset, tick, onChanged }: { dataset: Dataset; tick: num
 
 const idValue = (id: string) => (/^\d+$/.test(id) ? Number(id) : id);
 
-function ImageRow({ datasetId, image, selected, onToggle, onSaved }: {
+function ImageRow({ datasetId, image, thumbnail, selected, onToggle, onSaved }: {
   datasetId: string | number;
   image: DatasetImage;
+  thumbnail?: string;
   selected: boolean;
   onToggle: () => void;
   onSaved: () => void;
@@ -312,8 +331,8 @@ function ImageRow({ datasetId, image, selected, onToggle, onSaved }: {
         <input type="checkbox" checked={selected} onChange={onToggle} aria-label={`Select ${image.filename}`} />
       </td>
       <td className="image-cell">
-        {image.thumbnail_url ? (
-          <img src={image.thumbnail_url} alt="" width={40} height={40} loading="lazy" />
+        {thumbnail ? (
+          <img src={thumbnail} alt="" width={40} height={40} loading="lazy" />
         ) : (
           <span className="thumb-placeholder" aria-hidden="true" />
         )}
@@ -381,14 +400,20 @@ function RejectedPanel({ datasetId, tick, count }: { datasetId: string | number;
 function ManifestPanel({ datasetId, onDone }: { datasetId: string | number; onDone: () => void }) {
   const [csv, setCsv] = useState('');
   const [error, setError] = useState<unknown>(null);
+  const [addLabels, setAddLabels] = useState(true);
   const [result, setResult] = useState('');
+  const [problems, setProblems] = useState<{ line?: number; filename?: string; reason: string }[]>([]);
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setError(null);
     setResult('');
+    setProblems([]);
     try {
-      const answer = await api.post<{ updated?: number }>(`/datasets/${datasetId}/manifest/`, { csv });
-      setResult(answer?.updated != null ? `Updated ${plural(answer.updated, 'image')}.` : 'The list was applied.');
+      const answer = await api.post<{ updated?: number; problems?: { line?: number; filename?: string; reason: string }[]; unknown_columns?: string[] }>(
+        `/datasets/${datasetId}/manifest/`, { csv, add_labels: addLabels });
+      const unknown = answer?.unknown_columns?.length ? ` Columns ignored: ${answer.unknown_columns.join(', ')}.` : '';
+      setResult(`Updated ${plural(answer?.updated ?? 0, 'image')}.${unknown}`);
+      setProblems(answer?.problems ?? []);
       onDone();
     } catch (err) {
       setError(err);
@@ -409,8 +434,22 @@ function ManifestPanel({ datasetId, onDone }: { datasetId: string | number; onDo
           <label htmlFor="manifest-text">Or paste it here</label>
           <textarea id="manifest-text" rows={4} value={csv} onChange={(e) => setCsv(e.target.value)} placeholder={'filename,label,patient_id\nimg001.png,pneumonia,P-0001'} />
         </div>
+        <label className="check">
+          <input type="checkbox" checked={addLabels} onChange={(e) => setAddLabels(e.target.checked)} />
+          Add labels that the dataset does not have yet
+        </label>
         <ErrorNotice error={error} />
         {result && <p role="status">{result}</p>}
+        {problems.length > 0 && (
+          <div className="notice notice-warning">
+            <p>Some rows were skipped. Fix them in the spreadsheet and apply the list again:</p>
+            <ul>
+              {problems.slice(0, 50).map((p, i) => (
+                <li key={i}>{p.line ? `Line ${p.line}` : ''}{p.filename ? ` ${p.filename}` : ''}: {p.reason}</li>
+              ))}
+            </ul>
+          </div>
+        )}
         <button type="submit" className="btn" disabled={!csv.trim()}>Apply the list</button>
       </form>
     </details>

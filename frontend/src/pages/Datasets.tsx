@@ -11,10 +11,9 @@ export const MODALITIES: [string, string][] = [
   ['ct', 'CT'],
   ['mri', 'MRI'],
   ['ultrasound', 'Ultrasound'],
-  ['mammography', 'Mammography'],
   ['pathology', 'Pathology slides'],
   ['dermatology', 'Skin photographs'],
-  ['ophthalmology', 'Eye / retina'],
+  ['fundus', 'Retinal photographs'],
   ['other', 'Other'],
 ];
 export const modalityName = (code: string) => MODALITIES.find(([c]) => c === code)?.[1] ?? code;
