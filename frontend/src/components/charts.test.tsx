@@ -20,7 +20,7 @@ describe('RocCurve', () => {
     expect(svg.querySelector('desc')?.textContent).toMatch(/0\.87/);
     const d = screen.getByTestId('roc-path').getAttribute('d')!;
     expect(d.startsWith('M44.0,200.0')).toBe(true); // (0,0) is the bottom-left of the plot
-    expect(d.endsWith('L308.0,12.0')).toBe(true); // (1,1) is the top-right
+    expect(d.endsWith('L300.0,12.0')).toBe(true); // (1,1) is the top-right
   });
 });
 

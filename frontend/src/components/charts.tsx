@@ -3,7 +3,7 @@ import { percent } from '../lib/format';
 
 const W = 320;
 const H = 240;
-const PAD = { left: 44, right: 12, top: 12, bottom: 40 };
+const PAD = { left: 44, right: 20, top: 12, bottom: 40 };
 const plotW = W - PAD.left - PAD.right;
 const plotH = H - PAD.top - PAD.bottom;
 

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
-import { ApiError } from '../api/client';
+import { ApiError, apiHasPath } from '../api/client';
 
 /** An error the person can act on: the hub's sentence, and a retry when one helps. */
 export function ErrorNotice({ error, onRetry, title }: { error: unknown; onRetry?: () => void; title?: string }) {
@@ -144,4 +144,31 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
       </span>
     </>
   );
+}
+
+/**
+ * Show `children` only once the hub offers `path` (features land one by one); until then say so plainly,
+ * instead of an error about a missing address.
+ */
+export function FeatureGate({ path, what, title, children }: { path: string; what: string; title: string; children: ReactNode }) {
+  const [state, setState] = useState<'checking' | 'yes' | 'no'>('checking');
+  useEffect(() => {
+    let live = true;
+    apiHasPath(path).then((has) => live && setState(has ? 'yes' : 'no'));
+    return () => {
+      live = false;
+    };
+  }, [path]);
+  if (state === 'checking') return <Loading />;
+  if (state === 'no')
+    return (
+      <section>
+      <h1>{title}</h1>
+      <div className="notice notice-info" role="status" data-testid="feature-unavailable">
+        {what} is not available on this Pollen hub yet. Ask your site administrator when it will be switched on; your
+        datasets are ready for it in the meantime.
+      </div>
+      </section>
+    );
+  return <>{children}</>;
 }

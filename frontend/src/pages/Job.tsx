@@ -86,8 +86,8 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
         <ProgressBar value={fraction} label="Training progress" tone={j.status === 'failed' ? 'bad' : j.status === 'succeeded' ? 'ok' : 'busy'} />
         <p className="small muted">
           {percent(fraction)} done
-          {p.epochs ? ` · round ${Math.min(p.epoch ?? 0, p.epochs)} of ${p.epochs}` : ''}
-          {p.steps ? ` · step ${p.step ?? 0} of ${p.steps}` : ''}
+          {live && p.epochs ? ` · round ${Math.min(p.epoch ?? 0, p.epochs)} of ${p.epochs}` : ''}
+          {live && p.steps ? ` · step ${p.step ?? 0} of ${p.steps}` : ''}
         </p>
         {j.message && (
           <p className={j.status === 'failed' ? 'notice notice-error' : 'small'} role={j.status === 'failed' ? 'alert' : undefined}>

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { api, type Page } from '../api/client';
 import { FINAL_JOB_STATUSES, type Job, type Membership } from '../api/types';
 import { Link, useDocumentTitle } from '../router';
-import { ErrorNotice, Loading, Pager, ProgressBar, useApi, useInterval } from '../components/ui';
+import { ErrorNotice, FeatureGate, Loading, Pager, ProgressBar, useApi, useInterval } from '../components/ui';
 import { dateTime, progressFraction } from '../lib/format';
 import { StatusBadge } from './Job';
 
@@ -10,6 +10,14 @@ const PAGE_SIZE = 20;
 
 export function JobsPage({ site }: { site: Membership }) {
   useDocumentTitle(`Training runs · ${site.site.name}`);
+  return (
+    <FeatureGate path="/jobs/" what="Training" title="Training runs">
+      <JobsList site={site} />
+    </FeatureGate>
+  );
+}
+
+function JobsList({ site }: { site: Membership }) {
   const [page, setPage] = useState(1);
   const jobs = useApi((signal) => api.get<Page<Job>>('/jobs/', { site: site.site.slug, page, page_size: PAGE_SIZE }, signal), [site.site.slug, page]);
   const active = (jobs.data?.results ?? []).some((j) => !FINAL_JOB_STATUSES.includes(j.status));

@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError, type Page } from '../api/client';
 import type { Dataset, Job, Membership, ZooEntry } from '../api/types';
 import { Link, navigate, useDocumentTitle, useLocation } from '../router';
-import { ErrorNotice, Loading, useApi } from '../components/ui';
+import { ErrorNotice, FeatureGate, Loading, useApi } from '../components/ui';
 import { plural } from '../lib/format';
 
 interface Advanced {
@@ -23,6 +23,14 @@ const ADVANCED_FIELDS: [keyof Advanced, string, string, string][] = [
 
 export function TrainPage({ site }: { site: Membership }) {
   useDocumentTitle(`Train a model · ${site.site.name}`);
+  return (
+    <FeatureGate path="/jobs/" what="Training" title="Train a model">
+      <TrainForm site={site} />
+    </FeatureGate>
+  );
+}
+
+function TrainForm({ site }: { site: Membership }) {
   const { search } = useLocation();
   const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: site.site.slug, page_size: 100 }, signal), [site.site.slug]);
   const zoo = useApi((signal) => api.get<Page<ZooEntry> | ZooEntry[]>('/zoo/', { page_size: 100 }, signal), []);
