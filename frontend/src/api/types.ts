@@ -134,6 +134,7 @@ export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancell
 export const FINAL_JOB_STATUSES: JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 export interface JobProgress {
+  phase: 'loading' | 'training' | 'evaluating' | 'saving';
   epoch: number | null;
   epochs: number | null;
   step: number | null;
@@ -150,15 +151,28 @@ export interface HistoryPoint {
   val_accuracy: number | null;
 }
 
+export interface RocCurveData {
+  fpr: number[];
+  tpr: number[];
+}
+
+/** What the site agent reports after the final check (workers/pollen_agent/ml/metrics.py). */
 export interface Evaluation {
-  accuracy: number | null;
-  balanced_accuracy: number | null;
-  auc: number | null;
-  sensitivity: number | null;
-  specificity: number | null;
-  confusion_matrix: number[][];
-  roc: { fpr: number[]; tpr: number[] } | null;
-  calibration_error: number | null;
+  n?: number;
+  accuracy?: number | null;
+  balanced_accuracy?: number | null;
+  auc?: number | null;
+  /** Binary tasks only: for the positive label (the second label). */
+  sensitivity?: number | null;
+  specificity?: number | null;
+  confusion_matrix?: number[][];
+  /** One curve per label ({label: curve}); older payloads sent a single {fpr, tpr}. */
+  roc?: Record<string, RocCurveData> | RocCurveData | null;
+  per_class?: Record<string, { count: number; sensitivity: number | null; specificity: number | null }>;
+  ece?: number | null;
+  calibration_error?: number | null;
+  class_counts?: Record<string, number>;
+  warnings?: string[];
   label_names: string[];
 }
 
@@ -171,6 +185,9 @@ export interface Job {
   starting_point_name?: string;
   recipe?: string;
   status: JobStatus;
+  status_text?: string;
+  cancel_requested?: boolean;
+  error_code?: string;
   progress: Partial<JobProgress> | null;
   message: string;
   history: HistoryPoint[];

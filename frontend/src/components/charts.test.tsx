@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, render, screen, within } from '@testing-library/react';
 import { ConfusionMatrix, LineChart, RocCurve, rocPoints } from './charts';
-import { evaluationSummary, aucGrade } from '../lib/metrics';
+import { evaluationSummary, aucGrade, rocCurves } from '../lib/metrics';
 import { EvaluationView } from '../pages/Job';
 
 afterEach(cleanup);
@@ -15,7 +15,7 @@ describe('rocPoints', () => {
 
 describe('RocCurve', () => {
   it('draws a labelled path from the bottom-left to the top-right', () => {
-    render(<RocCurve fpr={[0, 0.2, 1]} tpr={[0, 0.8, 1]} auc={0.87} />);
+    render(<RocCurve curves={[['pneumonia', { fpr: [0, 0.2, 1], tpr: [0, 0.8, 1] }]]} auc={0.87} />);
     const svg = screen.getByRole('img', { name: /ROC curve/ });
     expect(svg.querySelector('desc')?.textContent).toMatch(/0\.87/);
     const d = screen.getByTestId('roc-path').getAttribute('d')!;
@@ -50,8 +50,8 @@ describe('LineChart', () => {
 describe('evaluation in plain language', () => {
   const ev = {
     accuracy: 0.85, balanced_accuracy: 0.84, auc: 0.912, sensitivity: 0.87, specificity: 0.8,
-    confusion_matrix: [[40, 10], [5, 45]], roc: { fpr: [0, 0.2, 1], tpr: [0, 0.87, 1] }, calibration_error: 0.05,
-    label_names: ['normal', 'pneumonia'],
+    confusion_matrix: [[40, 10], [5, 45]], roc: { pneumonia: { fpr: [0, 0.2, 1], tpr: [0, 0.87, 1] } }, ece: 0.05,
+    label_names: ['normal', 'pneumonia'], n: 100, warnings: [],
   };
   it('says what sensitivity and specificity mean for 100 patients', () => {
     const lines = evaluationSummary(ev);
@@ -67,5 +67,17 @@ describe('evaluation in plain language', () => {
     expect(screen.getByText('0.91')).toBeTruthy();
     expect(screen.getByTestId('roc-curve')).toBeTruthy();
     expect(screen.getByTestId('confusion-matrix')).toBeTruthy();
+    expect(screen.getByText('5.0%')).toBeTruthy(); // calibration, from `ece`
+  });
+
+  it('accepts the older single-curve ROC and explains several labels one by one', () => {
+    expect(rocCurves({ label_names: ['a', 'b'], roc: { fpr: [0, 1], tpr: [0, 1] } })).toEqual([['b', { fpr: [0, 1], tpr: [0, 1] }]]);
+    const lines = evaluationSummary({
+      label_names: ['normal', 'benign', 'malignant'],
+      per_class: { normal: { count: 5, sensitivity: 0.9, specificity: 0.8 }, benign: { count: 5, sensitivity: 0.5, specificity: 0.9 }, malignant: { count: 5, sensitivity: null, specificity: null } },
+      auc: 0.8,
+    });
+    expect(lines).toContain('Out of 100 patients with “benign”, the model recognises 50.');
+    expect(lines.some((l) => l.includes('malignant'))).toBe(false);
   });
 });

@@ -54,9 +54,11 @@ function Axes({ xLabel, yLabel, yTicks, yFmt }: { xLabel: string; yLabel: string
   );
 }
 
-export function RocCurve({ fpr, tpr, auc }: { fpr: number[]; tpr: number[]; auc: number | null }) {
-  const pts = rocPoints(fpr, tpr);
-  const d = pts.map(([fx, ty], i) => `${i ? 'L' : 'M'}${x(fx).toFixed(1)},${y(ty).toFixed(1)}`).join(' ');
+export function RocCurve({ curves, auc }: { curves: [string, { fpr: number[]; tpr: number[] }][]; auc: number | null }) {
+  const paths = curves.map(([name, c]) => [
+    name,
+    rocPoints(c.fpr, c.tpr).map(([fx, ty], i) => `${i ? 'L' : 'M'}${x(fx).toFixed(1)},${y(ty).toFixed(1)}`).join(' '),
+  ]);
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   return (
     <figure className="chart">
@@ -73,8 +75,21 @@ export function RocCurve({ fpr, tpr, auc }: { fpr: number[]; tpr: number[]; auc:
           </text>
         ))}
         <line className="chance" x1={x(0)} y1={y(0)} x2={x(1)} y2={y(1)} />
-        <path className="series series-1" d={d} data-testid="roc-path" />
+        {paths.map(([name, d], i) => (
+          <g key={name} className={`series series-${(i % 3) + 1}`}>
+            <path d={d} data-testid="roc-path" />
+          </g>
+        ))}
       </svg>
+      {paths.length > 1 && (
+        <p className="legend small">
+          {paths.map(([name], i) => (
+            <span key={name} className={`legend-item series-${(i % 3) + 1}`}>
+              {name}
+            </span>
+          ))}
+        </p>
+      )}
       <figcaption>
         The dashed line is a coin toss. The closer the curve hugs the top-left corner, the better.
       </figcaption>

@@ -1,10 +1,31 @@
-import type { Evaluation } from '../api/types';
+import type { Evaluation, RocCurveData } from '../api/types';
+
+/** ROC curves by label, whichever shape the payload used. */
+export function rocCurves(ev: Evaluation): [string, RocCurveData][] {
+  const roc = ev.roc;
+  if (!roc) return [];
+  if (Array.isArray((roc as RocCurveData).fpr)) {
+    return [[ev.label_names[1] ?? 'ROC', roc as RocCurveData]];
+  }
+  return Object.entries(roc as Record<string, RocCurveData>).filter(([, c]) => Array.isArray(c?.fpr) && c.fpr.length > 0);
+}
+
+export function calibrationError(ev: Evaluation): number | null {
+  return ev.calibration_error ?? ev.ece ?? null;
+}
 
 /** Plain-language sentences for an evaluation: what sensitivity and specificity mean in patients. */
 export function evaluationSummary(ev: Evaluation): string[] {
   const lines: string[] = [];
   const positive = ev.label_names.length === 2 ? ev.label_names[1] : null;
   const negative = ev.label_names.length === 2 ? ev.label_names[0] : null;
+  if (ev.label_names.length > 2 && ev.per_class) {
+    // Several labels: one sentence per label, each read as "this label against all the others".
+    for (const name of ev.label_names) {
+      const s = ev.per_class[name]?.sensitivity;
+      if (s != null) lines.push(`Out of 100 patients with “${name}”, the model recognises ${Math.round(s * 100)}.`);
+    }
+  }
   if (ev.sensitivity != null) {
     const n = Math.round(ev.sensitivity * 100);
     lines.push(

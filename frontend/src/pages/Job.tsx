@@ -5,7 +5,7 @@ import { Link, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, ProgressBar, useApi, useInterval } from '../components/ui';
 import { ConfusionMatrix, LineChart, RocCurve } from '../components/charts';
 import { percent, progressFraction, timeLeftInWords } from '../lib/format';
-import { aucGrade, evaluationSummary } from '../lib/metrics';
+import { aucGrade, calibrationError, evaluationSummary, rocCurves } from '../lib/metrics';
 
 const STATUS_TEXT: Record<JobStatus, string> = {
   queued: 'Waiting for your site’s computer',
@@ -13,6 +13,13 @@ const STATUS_TEXT: Record<JobStatus, string> = {
   succeeded: 'Finished',
   failed: 'Stopped with a problem',
   cancelled: 'Cancelled',
+};
+
+const PHASE_TEXT: Record<string, string> = {
+  loading: 'reading the images',
+  training: 'learning',
+  evaluating: 'checking on images it has not seen',
+  saving: 'saving the model',
 };
 
 export function StatusBadge({ status }: { status: JobStatus }) {
@@ -86,10 +93,12 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
         <ProgressBar value={fraction} label="Training progress" tone={j.status === 'failed' ? 'bad' : j.status === 'succeeded' ? 'ok' : 'busy'} />
         <p className="small muted">
           {percent(fraction)} done
+          {live && p.phase ? ` · ${PHASE_TEXT[p.phase] ?? p.phase}` : ''}
           {live && p.epochs ? ` · round ${Math.min(p.epoch ?? 0, p.epochs)} of ${p.epochs}` : ''}
           {live && p.steps ? ` · step ${p.step ?? 0} of ${p.steps}` : ''}
         </p>
-        {j.message && (
+        {j.cancel_requested && live && <p className="small" role="status">Stopping: the current step finishes first.</p>}
+      {j.message && (
           <p className={j.status === 'failed' ? 'notice notice-error' : 'small'} role={j.status === 'failed' ? 'alert' : undefined}>
             {j.message}
           </p>
@@ -119,25 +128,32 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
 export function EvaluationView({ evaluation }: { evaluation: Evaluation }) {
   const ev = evaluation;
   const summary = evaluationSummary(ev);
+  const curves = rocCurves(ev);
+  const ece = calibrationError(ev);
   return (
     <section className="card" aria-labelledby="evaluation-title" data-testid="evaluation">
       <h2 id="evaluation-title">How well it works</h2>
-      <p className="small muted">Measured on the final-check images: patients the model never saw while learning.</p>
+      <p className="small muted">
+        Measured on {ev.n != null ? `${ev.n} ` : ''}final-check images: patients the model never saw while learning.
+      </p>
+      {(ev.warnings ?? []).map((w) => (
+        <div key={w} className="notice notice-warning">{w}</div>
+      ))}
       <ul className="summary">
         {summary.map((line) => <li key={line}>{line}</li>)}
       </ul>
       <dl className="tiles">
         <Tile term="How well it separates cases (AUC)" value={ev.auc != null ? ev.auc.toFixed(2) : '—'} note={aucGrade(ev.auc)} />
-        <Tile term="Cases found (sensitivity)" value={percent(ev.sensitivity)} />
-        <Tile term="Healthy correctly cleared (specificity)" value={percent(ev.specificity)} />
+        {ev.sensitivity != null && <Tile term="Cases found (sensitivity)" value={percent(ev.sensitivity)} />}
+        {ev.specificity != null && <Tile term="Healthy correctly cleared (specificity)" value={percent(ev.specificity)} />}
         <Tile term="Right answers (accuracy)" value={percent(ev.accuracy)} note={ev.balanced_accuracy != null ? `${percent(ev.balanced_accuracy)} balanced across labels` : undefined} />
-        {ev.calibration_error != null && (
-          <Tile term="How trustworthy its confidence is" value={percent(ev.calibration_error, 1)} note="average gap between stated and real confidence; lower is better" />
+        {ece != null && (
+          <Tile term="How trustworthy its confidence is" value={percent(ece, 1)} note="average gap between stated and real confidence; lower is better" />
         )}
       </dl>
       <div className="grid-2">
-        {ev.roc && ev.roc.fpr.length > 0 && <RocCurve fpr={ev.roc.fpr} tpr={ev.roc.tpr} auc={ev.auc} />}
-        {ev.confusion_matrix?.length > 0 && <ConfusionMatrix matrix={ev.confusion_matrix} labels={ev.label_names} />}
+        {curves.length > 0 && <RocCurve curves={curves} auc={ev.auc ?? null} />}
+        {(ev.confusion_matrix?.length ?? 0) > 0 && <ConfusionMatrix matrix={ev.confusion_matrix!} labels={ev.label_names} />}
       </div>
     </section>
   );

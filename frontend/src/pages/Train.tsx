@@ -38,7 +38,7 @@ function TrainForm({ site }: { site: Membership }) {
 
   const [dataset, setDataset] = useState(search.get('dataset') ?? '');
   const [start, setStart] = useState('');
-  const [recipe, setRecipe] = useState<'quick' | 'full'>('quick');
+  const [recipe, setRecipe] = useState<'quick' | 'full'>('full');
   const [advanced, setAdvanced] = useState<Advanced>({ epochs: '', input_size: '', learning_rate: '', batch_size: '', seed: '' });
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -116,7 +116,7 @@ function TrainForm({ site }: { site: Membership }) {
                 <span>
                   <strong>{entry.name}</strong> {entry.recommended && <span className="badge badge-ok">recommended</span>}
                   {entry.description && <span className="small muted block">{entry.description}</span>}
-                  <span className="small muted block">Source: {entry.source}{entry.licence ? ` · Licence: ${entry.licence}` : ''}</span>
+                  <span className="small muted block">{SOURCE_NAMES[entry.source] ?? entry.source}{entry.licence ? ` · Licence: ${entry.licence}` : ''}</span>
                 </span>
               </label>
             ))}
@@ -127,13 +127,13 @@ function TrainForm({ site }: { site: Membership }) {
         <fieldset className="card">
           <legend><h2>3. How thorough</h2></legend>
           <div className="choices choices-row">
-            <label className={`choice ${recipe === 'quick' ? 'choice-on' : ''}`}>
-              <input type="radio" name="recipe" value="quick" checked={recipe === 'quick'} onChange={() => setRecipe('quick')} />
-              <span><strong>Quick</strong><span className="small muted block">Minutes. Good for a first look.</span></span>
-            </label>
             <label className={`choice ${recipe === 'full' ? 'choice-on' : ''}`}>
               <input type="radio" name="recipe" value="full" checked={recipe === 'full'} onChange={() => setRecipe('full')} />
-              <span><strong>Thorough</strong><span className="small muted block">Longer; usually a better model.</span></span>
+              <span><strong>Thorough</strong> <span className="badge badge-ok">recommended</span><span className="small muted block">The best model your images allow. Usually under an hour.</span></span>
+            </label>
+            <label className={`choice ${recipe === 'quick' ? 'choice-on' : ''}`}>
+              <input type="radio" name="recipe" value="quick" checked={recipe === 'quick'} onChange={() => setRecipe('quick')} />
+              <span><strong>Quick</strong><span className="small muted block">A few minutes. Good for a first look.</span></span>
             </label>
           </div>
           <details className="advanced">
@@ -163,5 +163,12 @@ function TrainForm({ site }: { site: Membership }) {
     </section>
   );
 }
+
+const SOURCE_NAMES: Record<string, string> = {
+  imagenet: 'Pre-trained on everyday photographs (ImageNet)',
+  random: 'Starts from nothing (for comparison)',
+  file: 'Imported by an administrator',
+  model_version: 'A model trained at a hospital in the network',
+};
 
 const asId = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);
