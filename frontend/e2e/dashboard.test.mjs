@@ -125,6 +125,17 @@ describe('clinician at north', () => {
     assert.equal(await page.getByLabel('Rounds of learning (epochs)').isVisible(), false);
     await expectClean(page);
     await shot(page, '05-train');
+    if (datasetId) {
+      // The dataset has no checked images yet, so the hub refuses; the page must say why and what to do.
+      await page.getByLabel('1. Images to learn from').selectOption(String(datasetId));
+      await page.getByRole('button', { name: 'Start training' }).click();
+      const outcome = await Promise.race([
+        page.getByRole('alert').first().waitFor().then(() => 'refused'),
+        page.waitForURL(/\/jobs\/\d+$/).then(() => 'started'),
+      ]);
+      if (outcome === 'refused') assert.ok((await page.getByRole('alert').first().innerText()).length > 20);
+      await shot(page, outcome === 'refused' ? '05b-train-refused' : '05b-job-started');
+    }
   });
 
   it('is told that administration is for administrators', async () => {

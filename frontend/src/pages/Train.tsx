@@ -129,7 +129,7 @@ function TrainForm({ site }: { site: Membership }) {
           <div className="choices choices-row">
             <label className={`choice ${recipe === 'full' ? 'choice-on' : ''}`}>
               <input type="radio" name="recipe" value="full" checked={recipe === 'full'} onChange={() => setRecipe('full')} />
-              <span><strong>Thorough</strong> <span className="badge badge-ok">recommended</span><span className="small muted block">The best model your images allow. Usually under an hour.</span></span>
+              <span><strong>Thorough</strong> <span className="badge badge-ok">recommended</span><span className="small muted block">The best model your images allow; takes longer.</span></span>
             </label>
             <label className={`choice ${recipe === 'quick' ? 'choice-on' : ''}`}>
               <input type="radio" name="recipe" value="quick" checked={recipe === 'quick'} onChange={() => setRecipe('quick')} />
