@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegressionCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 from torch.utils.data import DataLoader
@@ -28,7 +29,7 @@ from pollen_agent.ml.recipe import Cancelled, check_labels
 from pollen_agent.ml.zoo import build_model, get_spec
 
 Images = tuple[Sequence[np.ndarray], Sequence[int]]
-REGULARISATION_GRID = np.logspace(-3, 1, 9)
+REGULARISATION_GRID = np.logspace(-3, 0, 7)  # strong priors suit few images, many features
 MAX_FOLDS = 5
 
 
@@ -76,21 +77,23 @@ def train_quick(
     )
     features = extract_features(model, dataset, batch_size=batch_size, should_cancel=should_cancel)
     extracted = time.perf_counter()
-    regression = _fit(features, train_labels, seed)
-    _fold_into_head(model.get_classifier(), regression, features)  # type: ignore[operator]
-    fitted = time.perf_counter()
+    fitted = _fit(features, train_labels, seed)
+    _fold_into_head(model.get_classifier(), fitted)  # type: ignore[operator]
+    head_done = time.perf_counter()
 
     val_metrics = None
     if val is not None:
-        val_ds = ArrayImageDataset(*val, input_size=size, mean=spec.mean, std=spec.std, augment=False)
+        val_ds = ArrayImageDataset(
+            *val, input_size=size, mean=spec.mean, std=spec.std, augment=False
+        )
         val_features = extract_features(model, val_ds, batch_size=batch_size)
         val_metrics = evaluate(_probs(model, val_features), val_labels, names)
     seconds = {
         "features": extracted - started,
-        "fit": fitted - extracted,
+        "fit": head_done - extracted,
         "total": time.perf_counter() - started,
     }
-    return QuickResult(model.eval(), val_metrics, float(regression.C_[0]), seconds)
+    return QuickResult(model.eval(), val_metrics, fitted.C, seconds)
 
 
 def extract_features(
@@ -116,31 +119,56 @@ def extract_features(
     return np.concatenate(chunks).astype(np.float64)
 
 
-def _fit(features: np.ndarray, labels: np.ndarray, seed: int) -> LogisticRegressionCV:
-    folds = int(min(MAX_FOLDS, np.bincount(labels)[np.bincount(labels) > 0].min()))
+@dataclass
+class _Fitted:
+    regression: LogisticRegression
+    feature_mean: np.ndarray
+    feature_scale: np.ndarray
+    C: float
+
+
+def _fit(features: np.ndarray, labels: np.ndarray, seed: int) -> _Fitted:
+    """Standardise, choose C by stratified cross-validated AUC, then refit on all images."""
+    present = np.bincount(labels)
+    folds = int(min(MAX_FOLDS, present[present > 0].min()))
     if folds < 2:
         raise UserError(
             "Each label needs at least two training images for the quick model.",
             code="too_few_images",
         )
     mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
-    binary = len(np.unique(labels)) == 2
-    regression = LogisticRegressionCV(
-        Cs=REGULARISATION_GRID,
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-        scoring="roc_auc" if binary else "roc_auc_ovr",
-        class_weight="balanced",
-        max_iter=3000,
-    )
-    regression.fit((features - mean) / scale, labels)
-    regression.feature_mean_, regression.feature_scale_ = mean, scale
-    return regression
+    standard = (features - mean) / scale
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(standard, labels))
+    scores = [_cv_auc(standard, labels, splits, C) for C in REGULARISATION_GRID]
+    best_c = float(REGULARISATION_GRID[int(np.argmax(scores))])  # ties go to the stronger prior
+    return _Fitted(_regression(best_c).fit(standard, labels), mean, scale, best_c)
 
 
-def _fold_into_head(head: nn.Linear, regression: LogisticRegressionCV, features: np.ndarray) -> None:
+def _regression(C: float) -> LogisticRegression:
+    return LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+
+
+def _cv_auc(
+    features: np.ndarray, labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], C: float
+) -> float:
+    aucs = []
+    for fit_rows, score_rows in splits:
+        model = _regression(C).fit(features[fit_rows], labels[fit_rows])
+        probs = model.predict_proba(features[score_rows])
+        if len(model.classes_) == 2:
+            aucs.append(roc_auc_score(labels[score_rows], probs[:, 1]))
+        else:
+            aucs.append(
+                roc_auc_score(labels[score_rows], probs, multi_class="ovr", labels=model.classes_)
+            )
+    return float(np.mean(aucs))
+
+
+def _fold_into_head(head: nn.Linear, fitted: _Fitted) -> None:
     # Standardisation is affine, so it folds into the linear layer: W' = W/s, b' = b - W'm.
-    weight = regression.coef_ / regression.feature_scale_
-    bias = regression.intercept_ - weight @ regression.feature_mean_
+    regression = fitted.regression
+    weight = regression.coef_ / fitted.feature_scale
+    bias = regression.intercept_ - weight @ fitted.feature_mean
     if weight.shape[0] == 1:
         # A binary regression scores class 1 only; logits (-z/2, z/2) give the same softmax.
         weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-bias[0] / 2, bias[0] / 2])
