@@ -22,11 +22,13 @@ def _configure() -> None:
         folder = settings.CELERY_FILESYSTEM_DIR
         (folder / "out").mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(parents=True, exist_ok=True)
+        (folder / "control").mkdir(parents=True, exist_ok=True)
         transport_options.update(
             data_folder_in=str(folder / "out"),
             data_folder_out=str(folder / "out"),
             processed_folder=str(folder / "processed"),
             store_processed=False,
+            control_folder=str(folder / "control"),
         )
     backend = settings.CELERY_RESULT_BACKEND
     if backend and backend.startswith("file://"):

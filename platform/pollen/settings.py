@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "pollen.audit",
     "pollen.ops",
     "pollen.datasets",
+    "pollen.zoo",
+    "pollen.training",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +188,8 @@ MODEL_STORE = {
     "region": env_str("POLLEN_MODEL_STORE_REGION", "us-east-1"),
 }
 PRESIGN_SECONDS = env_int("POLLEN_PRESIGN_SECONDS", 900)
+# A running job renews its lease; one whose lease lapses is queued again and resumes from its checkpoint.
+JOB_LEASE_SECONDS = env_int("POLLEN_JOB_LEASE_SECONDS", 120)
 
 LOGGING = {
     "version": 1,

@@ -10,8 +10,10 @@ from pollen.ops import views as ops_views
 api_v1 = [
     path("", include("pollen.accounts.urls")),
     path("", include("pollen.datasets.urls")),
+    path("", include("pollen.training.urls")),
     path("agent/heartbeat/", HeartbeatApi.as_view(), name="agent-heartbeat"),
     path("agent/", include("pollen.datasets.agent_urls")),
+    path("agent/", include("pollen.training.agent_urls")),
     path("schema/", SpectacularAPIView.as_view(api_version="1.0.0"), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

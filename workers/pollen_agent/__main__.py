@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 from pollen_agent.config import load_config
@@ -63,8 +64,27 @@ def run_worker(config_path: str | None, which: str) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    _heartbeat_until_exit(config, procs)
     codes = [proc.wait() for proc in procs]
     return max(codes) if codes else 0
+
+
+def _heartbeat_until_exit(config: Any, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Tell the hub this site's agent is alive; the hub then requeues jobs whose worker died."""
+    from pollen_agent import runtime
+    from pollen_agent.errors import AgentError
+
+    runtime.set_config(config)
+    interval = float(os.environ.get("POLLEN_AGENT_HEARTBEAT_SECONDS", "30"))
+    while all(proc.poll() is None for proc in procs):
+        for site in config.sites:
+            try:
+                runtime.hub_for(site.slug).post("agent/heartbeat/")
+            except AgentError as exc:
+                print(f"heartbeat for {site.slug} failed: {exc}", file=sys.stderr)
+        deadline = time.monotonic() + interval
+        while time.monotonic() < deadline and all(proc.poll() is None for proc in procs):
+            time.sleep(min(0.5, interval))
 
 
 def health(config_path: str | None) -> int:

@@ -23,13 +23,14 @@ def _transport_options(config: AgentConfig) -> dict[str, Any]:
     options: dict[str, Any] = {"visibility_timeout": config.visibility_timeout}
     if config.broker_url.startswith("filesystem") and config.broker_dir is not None:
         folder = config.broker_dir
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         options.update(
             data_folder_in=str(folder / "out"),
             data_folder_out=str(folder / "out"),
             processed_folder=str(folder / "processed"),
             store_processed=False,
+            control_folder=str(folder / "control"),
             polling_interval=0.1,
         )
     return options

@@ -71,7 +71,14 @@ def _read_secret(entry: dict[str, Any], name: str) -> str:
     return str(value)
 
 
+def _optional_secret(raw: dict[str, Any], name: str, default: str) -> str:
+    if raw.get(f"{name}_file") or raw.get(name):
+        return _read_secret(raw, name)
+    return default
+
+
 def config_from_dict(raw: dict[str, Any]) -> AgentConfig:
+    """Build the config; the broker URLs (which carry passwords) may come from ``*_file`` paths."""
     try:
         sites = tuple(
             SiteConfig(slug=s["slug"], token=_read_secret(s, "token"), storage=dict(s["storage"]))
@@ -81,8 +88,8 @@ def config_from_dict(raw: dict[str, Any]) -> AgentConfig:
             raise UserError("The agent config lists no sites.", code="bad_config")
         return AgentConfig(
             hub_url=raw["hub_url"].rstrip("/"),
-            broker_url=raw.get("broker_url", "filesystem://"),
-            result_backend=raw.get("result_backend", ""),
+            broker_url=_optional_secret(raw, "broker_url", "filesystem://"),
+            result_backend=_optional_secret(raw, "result_backend", ""),
             sites=sites,
             work_dir=Path(raw.get("work_dir", "/tmp/pollen-agent")),  # noqa: S108 - overridable scratch dir
             broker_dir=Path(raw["broker_dir"]) if raw.get("broker_dir") else None,

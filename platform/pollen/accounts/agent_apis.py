@@ -29,4 +29,10 @@ class HeartbeatApi(APIView):
         site_id = next(iter(caller.site_ids))
         now = timezone.now()
         Site.objects.filter(pk=site_id).update(agent_last_seen_at=now)
-        return Response({"site": caller.slugs[site_id], "server_time": now})
+        # An agent that answers can take over jobs whose worker died.
+        from pollen.training.services import jobs_requeue_abandoned
+
+        requeued = jobs_requeue_abandoned(site_id=site_id)
+        return Response(
+            {"site": caller.slugs[site_id], "server_time": now, "requeued_jobs": requeued}
+        )

@@ -1,0 +1,165 @@
+"""Endpoints the site agent calls while it runs a job (claim with the site token, then the job token)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pollen.accounts.caller import caller_from_request
+from pollen.accounts.permissions import IsSiteAgent
+from pollen.core.errors import Conflict
+from pollen.core.serializers import StrictSerializer
+from pollen.training import selectors, services
+
+
+def _job(request: Request, pk: int):  # type: ignore[no-untyped-def]
+    return selectors.agent_job_get(caller=caller_from_request(request), job_id=pk)
+
+
+class ClaimIn(StrictSerializer):
+    claim_id = serializers.CharField(max_length=64)
+    worker = serializers.CharField(max_length=200)
+
+
+class ClaimApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="Claim a queued job (only one worker can win)",
+        request=ClaimIn,
+        responses=inline_serializer(
+            "Claim",
+            {
+                "claimed": serializers.BooleanField(),
+                "job_token": serializers.CharField(required=False),
+                "spec": serializers.DictField(required=False),
+            },
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = ClaimIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        claimed = services.job_claim(
+            caller=caller_from_request(request), job=_job(request, pk), **data.validated_data
+        )
+        return Response({"claimed": False} if claimed is None else {"claimed": True, **claimed})
+
+
+class ProgressIn(StrictSerializer):
+    phase = serializers.ChoiceField(choices=["loading", "training", "evaluating", "saving"])
+    epoch = serializers.IntegerField(min_value=0, required=False)
+    epochs = serializers.IntegerField(min_value=0, required=False)
+    step = serializers.IntegerField(min_value=0, required=False)
+    steps = serializers.IntegerField(min_value=0, required=False)
+    loss = serializers.FloatField(required=False, allow_null=True)
+    fraction = serializers.FloatField(min_value=0, max_value=1)
+    eta_seconds = serializers.FloatField(min_value=0, required=False, allow_null=True)
+    images_per_second = serializers.FloatField(min_value=0, required=False, allow_null=True)
+
+
+class ProgressApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="Report progress (renews the job's lease)",
+        request=ProgressIn,
+        responses=inline_serializer(
+            "ProgressAnswer",
+            {"cancel_requested": serializers.BooleanField(), "status": serializers.CharField()},
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = ProgressIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(services.job_progress(job=_job(request, pk), progress=data.validated_data))
+
+
+class EpochIn(StrictSerializer):
+    epoch = serializers.IntegerField(min_value=1)
+    train_loss = serializers.FloatField()
+    val_loss = serializers.FloatField(required=False, allow_null=True)
+    val_auc = serializers.FloatField(required=False, allow_null=True)
+    val_accuracy = serializers.FloatField(required=False, allow_null=True)
+    val_balanced_accuracy = serializers.FloatField(required=False, allow_null=True)
+    seconds = serializers.FloatField(required=False, allow_null=True)
+    checkpoint_sha256 = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    attempt = serializers.IntegerField(min_value=1, required=False)
+
+
+class EpochApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="An epoch finished and its checkpoint is saved",
+        request=EpochIn,
+        responses={204: None},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = EpochIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.job_epoch_record(job=_job(request, pk), record=data.validated_data)
+        return Response(status=204)
+
+
+class ModelIn(StrictSerializer):
+    architecture = serializers.CharField(max_length=50)
+    label_names = serializers.ListField(child=serializers.CharField(max_length=100), min_length=2)
+    input_size = serializers.IntegerField(min_value=8)
+    mean = serializers.ListField(child=serializers.FloatField())
+    std = serializers.ListField(child=serializers.FloatField())
+    weights_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
+    storage_key = serializers.CharField(max_length=512)
+    licence = serializers.CharField(required=False, allow_blank=True)
+    training_summary = serializers.DictField()
+
+
+class CompleteIn(StrictSerializer):
+    evaluation = serializers.DictField()
+    model = ModelIn()
+    timings = serializers.DictField(required=False)
+
+
+class CompleteApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="The job succeeded: evaluation and model manifest (no weights)",
+        request=CompleteIn,
+        responses=inline_serializer("Completed", {"model_version": serializers.IntegerField()}),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = CompleteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.job_complete(job=_job(request, pk), result=data.validated_data)
+        return Response({"model_version": version.pk})
+
+
+class FailIn(StrictSerializer):
+    code = serializers.CharField(max_length=50)
+    message = serializers.CharField(max_length=2000)
+
+
+class FailApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="The job failed or was cancelled",
+        request=FailIn,
+        responses={204: None},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = FailIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services.job_fail(job=_job(request, pk), **data.validated_data)
+        except Conflict:
+            pass  # already final: reporting twice is harmless
+        return Response(status=204)

@@ -1,0 +1,221 @@
+"""Training endpoints for clinicians and hospital systems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pollen.accounts.caller import caller_from_request
+from pollen.core.serializers import StrictSerializer
+from pollen.datasets.selectors import dataset_get
+from pollen.training import selectors, services
+from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
+from pollen.zoo.selectors import zoo_entry_get
+
+
+class ModelVersionOut(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.slug")
+    job = serializers.IntegerField(source="job_id", allow_null=True)
+    parent = serializers.IntegerField(source="parent_id", allow_null=True)
+    starting_point = serializers.CharField(
+        source="starting_point.slug", allow_null=True, default=None
+    )
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "site",
+            "name",
+            "job",
+            "architecture",
+            "label_names",
+            "input_size",
+            "mean",
+            "std",
+            "weights_sha256",
+            "parent",
+            "starting_point",
+            "licence",
+            "training_summary",
+            "metrics",
+            "created_at",
+        ]
+
+
+class JobOut(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.slug")
+    dataset = serializers.IntegerField(source="dataset_id")
+    dataset_name = serializers.CharField(source="dataset.name")
+    starting_point = serializers.IntegerField(source="starting_point_id", allow_null=True)
+    starting_point_name = serializers.CharField(
+        source="starting_point.name", allow_null=True, default=None
+    )
+    parent_version = serializers.IntegerField(source="parent_version_id", allow_null=True)
+    model_version = serializers.SerializerMethodField()
+    status_text = serializers.CharField(source="get_status_display")
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "site",
+            "name",
+            "dataset",
+            "dataset_name",
+            "recipe",
+            "starting_point",
+            "starting_point_name",
+            "parent_version",
+            "config",
+            "label_names",
+            "status",
+            "status_text",
+            "attempt",
+            "cancel_requested",
+            "progress",
+            "history",
+            "evaluation",
+            "timings",
+            "events",
+            "checkpoint_epoch",
+            "error_code",
+            "message",
+            "model_version",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_model_version(self, job: Job) -> int | None:
+        version = getattr(job, "model_version", None)
+        return version.pk if version else None
+
+
+class JobFilter(django_filters.FilterSet):
+    site = django_filters.CharFilter(field_name="site__slug")
+    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
+    dataset = django_filters.NumberFilter(field_name="dataset_id")
+    recipe = django_filters.ChoiceFilter(choices=Recipe.choices)
+
+    class Meta:
+        model = Job
+        fields: list[str] = []
+
+
+class AdvancedIn(StrictSerializer):
+    epochs = serializers.IntegerField(required=False)
+    batch_size = serializers.IntegerField(required=False)
+    input_size = serializers.IntegerField(required=False)
+    learning_rate = serializers.FloatField(required=False)
+    seed = serializers.IntegerField(required=False)
+    max_minutes = serializers.IntegerField(required=False)
+
+
+class JobIn(StrictSerializer):
+    dataset = serializers.IntegerField()
+    starting_point = serializers.IntegerField(required=False, help_text="A zoo entry id")
+    parent_version = serializers.IntegerField(
+        required=False, help_text="A model version at your site"
+    )
+    recipe = serializers.ChoiceField(choices=Recipe.choices, default=Recipe.FULL)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    advanced = AdvancedIn(required=False)
+
+
+class JobListApi(generics.ListAPIView):
+    serializer_class = JobOut
+    filterset_class = JobFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Job.objects.none()
+        caller = caller_from_request(self.request)
+        caller.require_clinical()
+        return selectors.job_list(caller=caller)
+
+    @extend_schema(
+        tags=["training"],
+        summary="Train a model on a dataset (one click: dataset + starting point)",
+        request=JobIn,
+        responses={201: JobOut},
+    )
+    def post(self, request: Request) -> Response:
+        caller = caller_from_request(request)
+        caller.require_clinical()
+        data = JobIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields: dict[str, Any] = dict(data.validated_data)
+        dataset = dataset_get(caller=caller, dataset_id=fields.pop("dataset"))
+        entry_id = fields.pop("starting_point", None)
+        parent_id = fields.pop("parent_version", None)
+        if entry_id is None and parent_id is None:
+            entry = services.recommended_starting_point()
+        else:
+            entry = zoo_entry_get(entry_id=entry_id) if entry_id is not None else None
+        parent = (
+            selectors.model_version_get(caller=caller, version_id=parent_id)
+            if parent_id is not None
+            else None
+        )
+        job = services.job_create(
+            caller=caller, dataset=dataset, starting_point=entry, parent_version=parent, **fields
+        )
+        return Response(
+            JobOut(selectors.job_get(caller=caller, job_id=job.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class JobDetailApi(APIView):
+    @extend_schema(
+        tags=["training"],
+        summary="A job with its progress, curves and evaluation",
+        responses=JobOut,
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        caller = caller_from_request(request)
+        caller.require_clinical()
+        return Response(JobOut(selectors.job_get(caller=caller, job_id=pk)).data)
+
+
+class JobCancelApi(APIView):
+    @extend_schema(
+        tags=["training"], summary="Stop a job (within one batch)", request=None, responses=JobOut
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller = caller_from_request(request)
+        job = services.job_cancel(caller=caller, job=selectors.job_get(caller=caller, job_id=pk))
+        return Response(JobOut(selectors.job_get(caller=caller, job_id=job.pk)).data)
+
+
+class ModelVersionListApi(generics.ListAPIView):
+    serializer_class = ModelVersionOut
+    filterset_fields = ["architecture"]
+
+    @extend_schema(tags=["training"], summary="Models trained at my sites")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return ModelVersion.objects.none()
+        caller = caller_from_request(self.request)
+        caller.require_clinical()
+        return selectors.model_version_list(caller=caller)
+
+
+class ModelVersionDetailApi(APIView):
+    @extend_schema(tags=["training"], summary="One model version", responses=ModelVersionOut)
+    def get(self, request: Request, pk: int) -> Response:
+        caller = caller_from_request(request)
+        caller.require_clinical()
+        return Response(
+            ModelVersionOut(selectors.model_version_get(caller=caller, version_id=pk)).data
+        )

@@ -1,0 +1,404 @@
+"""Job lifecycle. Every status change is a compare-and-set that only one caller can win."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from pollen.accounts.caller import Caller
+from pollen.accounts.models import ApiToken, Site, TokenKind
+from pollen.accounts.services import token_create
+from pollen.audit.services import audit_record
+from pollen.core.dispatch import send_on_commit
+from pollen.core.errors import ApiError, Conflict
+from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
+from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
+from pollen.zoo.models import WeightSource, ZooEntry
+from pollen_contracts import queues, tasks
+
+logger = logging.getLogger(__name__)
+
+ADVANCED_LIMITS = {
+    "epochs": (1, 200),
+    "batch_size": (2, 512),
+    "input_size": (16, 1024),
+    "seed": (0, 2**31 - 1),
+    "learning_rate": (1e-6, 1.0),
+    "max_minutes": (1, 24 * 60),
+}
+MIN_IMAGES_PER_LABEL = {"train": 2, "val": 1}
+
+
+def _lease_seconds() -> int:
+    return int(getattr(settings, "JOB_LEASE_SECONDS", 120))
+
+
+def _check_advanced(advanced: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in advanced.items():
+        if name not in ADVANCED_LIMITS:
+            raise ApiError(
+                f"Unknown advanced setting '{name}'. Known: {', '.join(sorted(ADVANCED_LIMITS))}.",
+                code="unknown_field",
+                fields={name: "Unknown setting."},
+            )
+        low, high = ADVANCED_LIMITS[name]
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not low <= value <= high
+        ):
+            raise ApiError(
+                f"'{name}' must be a number between {low} and {high}.",
+                code="invalid",
+                fields={name: f"Between {low} and {high}."},
+            )
+        clean[name] = value
+    return clean
+
+
+def dataset_readiness(dataset: Dataset) -> tuple[list[str], list[str]]:
+    """The labels to train on, and the problems that would stop training, in plain words."""
+    counts: dict[str, dict[str, int]] = {}
+    rows = (
+        dataset.images.filter(status=ImageStatus.ACCEPTED)
+        .exclude(label="")
+        .values("label", "split")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        counts.setdefault(row["label"], {"train": 0, "val": 0, "test": 0})[row["split"]] = row["n"]
+    labels = [name for name in dataset.label_names if name in counts]
+    problems = []
+    if len(labels) < 2:
+        problems.append(
+            "The dataset needs accepted images of at least two labels to learn to tell them apart."
+        )
+    for label in labels:
+        for split, minimum in MIN_IMAGES_PER_LABEL.items():
+            if counts[label][split] < minimum:
+                word = "training" if split == "train" else "validation"
+                problems.append(
+                    f"The label '{label}' has too few images in the {word} set ({counts[label][split]}). "
+                    "Add images of this label from more patients."
+                )
+    return labels, problems
+
+
+def job_create(
+    *,
+    caller: Caller,
+    dataset: Dataset,
+    starting_point: ZooEntry | None = None,
+    parent_version: ModelVersion | None = None,
+    recipe: str = Recipe.FULL,
+    name: str = "",
+    advanced: dict[str, Any] | None = None,
+) -> Job:
+    """Check the dataset can be trained on, create the job, and queue it at the dataset's site."""
+    caller.require_clinical()
+    if dataset.status != DatasetStatus.ACTIVE:
+        raise Conflict("This dataset is being deleted.", code="dataset_deleting")
+    if (starting_point is None) == (parent_version is None):
+        raise ApiError(
+            "Choose one starting point: a zoo entry or a model version.",
+            code="invalid_starting_point",
+        )
+    if parent_version is not None and parent_version.site_id != dataset.site_id:
+        raise ApiError(
+            "To fine-tune another site's model, start from its published version in the marketplace.",
+            code="invalid_starting_point",
+        )
+    if recipe == Recipe.QUICK and (
+        starting_point is None
+        or starting_point.source != WeightSource.IMAGENET
+        or not starting_point.architecture.startswith("efficientnet_lite")
+    ):
+        raise ApiError(
+            "The quick model needs an ImageNet EfficientNet-Lite starting point.",
+            code="invalid_starting_point",
+        )
+    config = _check_advanced(advanced or {})
+    labels, problems = dataset_readiness(dataset)
+    if problems:
+        raise ApiError(" ".join(problems), code="dataset_not_ready", fields={"dataset": problems})
+    with transaction.atomic():
+        job = Job.objects.create(
+            site_id=dataset.site_id,
+            dataset=dataset,
+            recipe=recipe,
+            starting_point=starting_point,
+            parent_version=parent_version,
+            config=config,
+            label_names=labels,
+            name=name or f"{dataset.name} – {timezone.now():%d %b %H:%M}",
+            created_by_id=caller.user_id if caller.token is None else None,
+        )
+        audit_record(
+            caller=caller,
+            action="job.create",
+            site_id=dataset.site_id,
+            target_type="job",
+            target_id=job.pk,
+            detail={"dataset": dataset.pk, "recipe": recipe},
+        )
+        _queue(job)
+    return job
+
+
+def _queue(job: Job) -> None:
+    slug = Site.objects.values_list("slug", flat=True).get(pk=job.site_id)
+    send_on_commit(tasks.TRAIN, {"site": slug, "job_id": job.pk}, queue=queues.gpu_queue(slug))
+
+
+def _event(job: Job, text: str) -> dict[str, Any]:
+    return {"at": timezone.now().isoformat(timespec="seconds"), "text": text}
+
+
+def job_cancel(*, caller: Caller, job: Job) -> Job:
+    """A queued job is cancelled at once; a running one stops at its next batch."""
+    caller.require_clinical()
+    with transaction.atomic():
+        now = timezone.now()
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, finished_at=now, message="Cancelled before it started."
+        ):
+            pass
+        elif not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            cancel_requested=True
+        ):
+            raise Conflict("This job has already finished.", code="job_finished")
+        audit_record(
+            caller=caller,
+            action="job.cancel",
+            site_id=job.site_id,
+            target_type="job",
+            target_id=job.pk,
+        )
+    job.refresh_from_db()
+    return job
+
+
+def _spec(job: Job) -> dict[str, Any]:
+    entry = job.starting_point
+    parent = job.parent_version
+    weights: dict[str, Any]
+    if parent is not None:
+        weights = {"kind": "site_model", "key": parent.storage_key, "sha256": parent.weights_sha256}
+        architecture, input_size = parent.architecture, parent.input_size
+    else:
+        assert entry is not None
+        architecture, input_size = entry.architecture, entry.input_size
+        weights = {"kind": entry.source}
+        if entry.source == WeightSource.FILE:
+            from pollen.core.model_store import model_store
+
+            weights.update(
+                url=model_store().presign_get(entry.weights_key, expires_in=3600),
+                sha256=entry.weights_sha256,
+                suffix=entry.weights_key.rsplit(".", 1)[-1],
+            )
+    return {
+        "job_id": job.pk,
+        "attempt": job.attempt,
+        "recipe": job.recipe,
+        "dataset_id": job.dataset_id,
+        "label_names": job.label_names,
+        "architecture": architecture,
+        "input_size": int(job.config.get("input_size", input_size)),
+        "weights": weights,
+        "config": job.config,
+        "checkpoint_key": f"jobs/{job.pk}/checkpoint.pt",
+        "model_key": f"models/job-{job.pk}/",
+        "lease_seconds": _lease_seconds(),
+        "starting_point": entry.slug if entry else f"model-version-{parent.pk}",
+        "licence": (entry.licence if entry else parent.licence if parent else ""),
+        "parent": (
+            {
+                "model_version_id": parent.pk,
+                "weights_sha256": parent.weights_sha256,
+                "site": parent.site.slug,
+            }
+            if parent
+            else None
+        ),
+    }
+
+
+def job_claim(*, caller: Caller, job: Job, claim_id: str, worker: str) -> dict[str, Any] | None:
+    """Claim a queued job (or take over one whose worker stopped renewing its lease).
+
+    Returns the spec and a job-scoped token, or None when another worker holds it or it has ended.
+    """
+    now = timezone.now()
+    lease = now + timedelta(seconds=_lease_seconds())
+    with transaction.atomic():
+        fresh = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED)
+        same_delivery = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_id=claim_id)
+        abandoned = Job.objects.filter(
+            pk=job.pk, status=JobStatus.RUNNING, lease_expires_at__lt=now
+        )
+        won = False
+        for candidate in (fresh, same_delivery, abandoned):
+            if candidate.update(
+                status=JobStatus.RUNNING,
+                claim_id=claim_id,
+                worker=worker[:200],
+                lease_expires_at=lease,
+                started_at=job.started_at or now,
+            ):
+                won = True
+                break
+        if not won:
+            return None
+        job.refresh_from_db()
+        Job.objects.filter(pk=job.pk).update(
+            attempt=job.attempt + 1,
+            events=[
+                *job.events,
+                _event(
+                    job,
+                    f"Started on {worker}"
+                    if job.attempt == 0
+                    else f"Resumed on {worker} (attempt {job.attempt + 1}) from epoch {job.checkpoint_epoch or 0}",
+                ),
+            ],
+        )
+        job.refresh_from_db()
+        ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        _, plaintext = token_create(
+            caller=None,
+            site=job.site,
+            name=f"job-{job.pk}",
+            kind=TokenKind.JOB,
+            job_id=job.pk,
+            expires_in=timedelta(days=2),
+        )
+    return {"job_token": plaintext, "spec": _spec(job)}
+
+
+def job_progress(*, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
+    """Record progress and renew the lease; tell the worker whether to stop."""
+    lease = timezone.now() + timedelta(seconds=_lease_seconds())
+    updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_id=job.claim_id).update(
+        progress=progress, lease_expires_at=lease
+    )
+    job.refresh_from_db(fields=["cancel_requested", "status"])
+    return {"cancel_requested": job.cancel_requested or not updated, "status": job.status}
+
+
+def job_epoch_record(*, job: Job, record: dict[str, Any]) -> None:
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.status != JobStatus.RUNNING:
+            raise Conflict("This job is not running.", code="job_not_running")
+        history = [h for h in locked.history if h.get("epoch") != record["epoch"]]
+        locked.history = sorted([*history, record], key=lambda h: h["epoch"])
+        locked.checkpoint_epoch = record["epoch"]
+        locked.save(update_fields=["history", "checkpoint_epoch"])
+
+
+def job_complete(*, job: Job, result: dict[str, Any]) -> ModelVersion:
+    """Finish the job: store the evaluation and register the model version (weights stay at the site)."""
+    model = result["model"]
+    with transaction.atomic():
+        if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            evaluation=result["evaluation"],
+            timings=result.get("timings", {}),
+            progress={**job.progress, "fraction": 1.0, "eta_seconds": 0},
+            message="",
+        ):
+            raise Conflict(
+                "This job is not running; its result was not recorded.", code="job_not_running"
+            )
+        version = ModelVersion.objects.create(
+            site_id=job.site_id,
+            job=job,
+            name=job.name,
+            architecture=model["architecture"],
+            label_names=model["label_names"],
+            input_size=model["input_size"],
+            mean=model["mean"],
+            std=model["std"],
+            weights_sha256=model["weights_sha256"],
+            storage_key=model["storage_key"],
+            parent=job.parent_version,
+            starting_point=job.starting_point,
+            licence=model.get("licence", ""),
+            training_summary=model.get("training_summary", {}),
+            metrics=result["evaluation"],
+        )
+        ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=timezone.now())
+        audit_record(
+            caller=None,
+            action="job.succeeded",
+            site_id=job.site_id,
+            target_type="job",
+            target_id=job.pk,
+            detail={"model_version": version.pk, "weights_sha256": version.weights_sha256},
+        )
+    return version
+
+
+def job_fail(*, job: Job, code: str, message: str) -> Job:
+    status = JobStatus.CANCELLED if code == "cancelled" else JobStatus.FAILED
+    with transaction.atomic():
+        if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=status, finished_at=timezone.now(), error_code=code[:50], message=message[:2000]
+        ):
+            raise Conflict("This job is not running.", code="job_not_running")
+        ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=timezone.now())
+        audit_record(
+            caller=None,
+            action=f"job.{status}",
+            site_id=job.site_id,
+            target_type="job",
+            target_id=job.pk,
+            detail={"code": code},
+        )
+    job.refresh_from_db()
+    return job
+
+
+def jobs_requeue_abandoned(*, site_id: int) -> list[int]:
+    """Jobs whose worker stopped renewing its lease go back to the queue (they resume from a checkpoint)."""
+    now = timezone.now()
+    requeued = []
+    for job in Job.objects.filter(
+        site_id=site_id, status=JobStatus.RUNNING, lease_expires_at__lt=now
+    ):
+        with transaction.atomic():
+            if Job.objects.filter(
+                pk=job.pk, status=JobStatus.RUNNING, lease_expires_at__lt=now
+            ).update(
+                status=JobStatus.QUEUED,
+                claim_id="",
+                lease_expires_at=None,
+                events=[
+                    *job.events,
+                    _event(job, "The worker stopped answering; the job was queued again."),
+                ],
+            ):
+                requeued.append(job.pk)
+                _queue(job)
+    return requeued
+
+
+def recommended_starting_point() -> ZooEntry:
+    entry = ZooEntry.objects.filter(enabled=True, recommended=True).first()
+    if entry is None:
+        raise ApiError(
+            "No recommended starting point is set up. Choose one from the model zoo.",
+            code="invalid_starting_point",
+        )
+    return entry

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ZooConfig(AppConfig):
+    name = "pollen.zoo"
+    label = "zoo"

@@ -1,0 +1,184 @@
+"""Train on a real site agent: claim, progress, checkpoints, evaluation, model folder in site storage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pollen.training.models import Job, ModelVersion
+from tests.hub.training.conftest import square_image
+from tests.support.agent import start_agent, wait_agent_ready, wait_until
+from tests.support.flows import upload_dataset, wait_job
+
+pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def storage_root(tmp_path, settings):
+    settings.LOCAL_STORAGE_ROOT = tmp_path / "storage"
+    settings.LOCAL_STORAGE_ENABLED = True
+    settings.JOB_LEASE_SECONDS = 8
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def agent_factory(transactional_db, live_server, site_a, storage_root, settings, tmp_path):
+    from pollen.accounts.services import token_create
+    from pollen.zoo.builtin import ensure_builtin_entries
+    from tests.support.agent import purge_site_queues
+
+    ensure_builtin_entries()  # transactional tests flush the rows the data migration made
+    _, plaintext = token_create(caller=None, site=site_a, name="agent", kind="agent")
+    purge_site_queues(["site-a"])
+    started = []
+
+    def start():
+        agent = start_agent(
+            hub_url=live_server.url,
+            tmp=tmp_path,
+            sites={
+                "site-a": {
+                    "token": plaintext,
+                    "storage": {
+                        "kind": "fs",
+                        "root": str(storage_root),
+                        "base_url": live_server.url,
+                        "secret": settings.LOCAL_STORAGE_SECRET,
+                        "site": "site-a",
+                    },
+                }
+            },
+            extra_env={"POLLEN_AGENT_HEARTBEAT_SECONDS": "1"},
+        )
+        started.append(agent)
+        wait_agent_ready(agent, "site-a")
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+
+
+def _squares(n: int) -> list[tuple[str, str, bytes, str]]:
+    return [
+        (f"sq{i}.png", ("left", "right")[i % 2], square_image(i % 2, i), f"P{i}") for i in range(n)
+    ]
+
+
+def test_clinician_trains_a_model_that_learns_and_is_saved_at_the_site(
+    client_for, clinician_a, agent_factory, storage_root
+):
+    agent_factory()
+    client = client_for(clinician_a)
+    dataset_id = upload_dataset(
+        client, site="site-a", name="squares", files=_squares(80), label_names=["left", "right"]
+    )
+    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
+    created = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["small-cnn-random"],
+            "advanced": {"epochs": 12, "seed": 1, "learning_rate": 0.01},
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    job = wait_job(client, created.json()["id"], statuses={"succeeded", "failed"}, timeout=240)
+    assert job["status"] == "succeeded", (job["error_code"], job["message"])
+    assert [h["epoch"] for h in job["history"]] == list(range(1, len(job["history"]) + 1))
+    assert min(h["train_loss"] for h in job["history"]) < job["history"][0]["train_loss"]
+    evaluation = job["evaluation"]
+    assert evaluation["auc"] > 0.8, evaluation
+    assert set(evaluation) >= {
+        "accuracy",
+        "balanced_accuracy",
+        "sensitivity",
+        "specificity",
+        "confusion_matrix",
+        "roc",
+        "calibration_error",
+    }
+    assert evaluation["samples"], "sample predictions with heatmaps"
+    assert (storage_root / "site-a" / evaluation["samples"][0]["overlay_key"]).is_file()
+
+    version = ModelVersion.objects.get(pk=job["model_version"])
+    folder = storage_root / "site-a" / version.storage_key
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["weights_sha256"] == version.weights_sha256
+    assert manifest["label_names"] == ["left", "right"]
+    summary = json.dumps(version.training_summary)
+    assert "sq1.png" not in summary and "P1" not in summary, "counts only, no filenames or patients"
+    assert (folder / "weights.safetensors").is_file()
+
+
+def test_worker_killed_mid_job_resumes_from_its_last_checkpoint(
+    client_for, clinician_a, agent_factory
+):
+    agent = agent_factory()
+    client = client_for(clinician_a)
+    dataset_id = upload_dataset(
+        client, site="site-a", name="squares", files=_squares(160), label_names=["left", "right"]
+    )
+    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
+    job_id = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["resnet18-random"],
+            "advanced": {"epochs": 6, "input_size": 48, "seed": 2},
+        },
+        format="json",
+    ).json()["id"]
+    wait_until(
+        lambda: (Job.objects.get(pk=job_id).checkpoint_epoch or 0) >= 2,
+        timeout=300,
+        what="two checkpoints",
+        interval=0.2,
+    )
+    agent.kill_hard()
+    killed_at = Job.objects.get(pk=job_id).checkpoint_epoch
+    assert Job.objects.get(pk=job_id).status == "running"
+
+    agent_factory()
+    job = wait_job(client, job_id, statuses={"succeeded", "failed"}, timeout=300)
+    assert job["status"] == "succeeded", (job["error_code"], job["message"], job["events"])
+    assert job["attempt"] >= 2, job["events"]
+    assert any("Resumed" in e["text"] for e in job["events"])
+    by_epoch = {h["epoch"]: h for h in job["history"]}
+    assert all(by_epoch[e]["attempt"] == 1 for e in range(1, killed_at + 1)), (
+        "epochs before the kill kept"
+    )
+    assert all(h["attempt"] >= 2 for e, h in by_epoch.items() if e > killed_at), (
+        "resumed, not restarted"
+    )
+    assert max(by_epoch) == 6 or job["evaluation"]["epochs_run"] >= killed_at
+
+
+def test_cancel_stops_a_running_job(client_for, clinician_a, agent_factory):
+    agent_factory()
+    client = client_for(clinician_a)
+    dataset_id = upload_dataset(
+        client, site="site-a", name="squares", files=_squares(160), label_names=["left", "right"]
+    )
+    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
+    job_id = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["resnet18-random"],
+            "advanced": {"epochs": 50, "input_size": 48},
+        },
+        format="json",
+    ).json()["id"]
+    wait_until(
+        lambda: Job.objects.get(pk=job_id).progress.get("phase") == "training",
+        timeout=180,
+        what="training to start",
+        interval=0.2,
+    )
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 200
+    job = wait_job(client, job_id, statuses={"cancelled", "failed", "succeeded"}, timeout=60)
+    assert job["status"] == "cancelled", job["message"]
+    assert not ModelVersion.objects.filter(job_id=job_id).exists()

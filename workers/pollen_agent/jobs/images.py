@@ -1,0 +1,70 @@
+"""Read a dataset's images from the site's storage into memory, decoded and downsized for training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from pollen_agent.errors import UserError
+from pollen_agent.ingest.decode import decode_image
+from pollen_agent.storage.base import Storage
+
+READ_THREADS = 8
+
+
+@dataclass
+class SplitImages:
+    images: list[np.ndarray] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+
+
+def _to_training_array(data: bytes, *, keep_side: int) -> np.ndarray:
+    decoded = decode_image(data)
+    array = decoded.array
+    if array.dtype != np.uint8:
+        low, high = float(array.min()), float(array.max())
+        array = ((array.astype(np.float32) - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
+    if max(array.shape[:2]) > keep_side:
+        # Keep a little more than the training size so augmentation still has detail to work with.
+        image = PILImage.fromarray(array)
+        image.thumbnail((keep_side, keep_side), PILImage.Resampling.BILINEAR)
+        array = np.asarray(image)
+    return array
+
+
+def load_splits(
+    storage: Storage,
+    rows: list[dict[str, Any]],
+    label_names: list[str],
+    *,
+    input_size: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, SplitImages]:
+    """rows: {id, storage_key, label, split} from the hub. Unknown labels are skipped."""
+    index = {name: i for i, name in enumerate(label_names)}
+    usable = [r for r in rows if r["label"] in index]
+    keep_side = int(input_size * 1.25)
+    splits = {name: SplitImages() for name in ("train", "val", "test")}
+
+    def read(row: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+        return row, _to_training_array(storage.get_bytes(row["storage_key"]), keep_side=keep_side)
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        for row, array in pool.map(read, usable):
+            split = splits[row["split"]]
+            split.images.append(array)
+            split.labels.append(index[row["label"]])
+            split.ids.append(row["id"])
+            done += 1
+            if on_progress and (done % 50 == 0 or done == len(usable)):
+                on_progress(done, len(usable))
+    if not splits["train"].images:
+        raise UserError("The dataset has no usable training images.", code="dataset_not_ready")
+    return splits

@@ -1,0 +1,358 @@
+"""Run one training job at the site: claim, load images, train (or fit the quick model), evaluate, save.
+
+Only metadata and aggregate metrics go back to the hub; images, checkpoints and
+weights stay in the site's storage.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pollen_agent.errors import UserError
+from pollen_agent.hub_client import HubClient
+from pollen_agent.jobs.images import SplitImages, load_splits
+from pollen_agent.jobs.reporting import JobReporter, eta
+from pollen_agent.jobs.weights import build_start_model
+from pollen_agent.storage.base import ObjectNotFound, Storage
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_HEATMAPS = 6
+# Advanced settings from the hub -> TrainConfig fields.
+ADVANCED_FIELDS: dict[str, tuple[str, Any]] = {
+    "epochs": ("epochs", int),
+    "batch_size": ("batch_size", int),
+    "learning_rate": ("lr", float),
+    "max_minutes": ("max_minutes", float),
+}
+
+
+class JobLost(Exception):
+    """Another worker took the job over (our lease lapsed): stop without reporting."""
+
+
+def _train_config(spec: dict[str, Any]) -> Any:
+    from pollen_agent.ml.recipe import TrainConfig
+
+    cfg = spec.get("config", {})
+    config = TrainConfig(input_size=spec["input_size"], seed=int(cfg.get("seed", 0)))
+    for name, (field, cast) in ADVANCED_FIELDS.items():
+        if name in cfg:
+            setattr(config, field, cast(cfg[name]))
+    return config
+
+
+def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
+    import torch
+
+    try:
+        data = storage.get_bytes(key)
+    except ObjectNotFound:
+        return None
+    try:
+        # Our own site's checkpoint, still loaded without running any code.
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:
+        logger.warning(
+            "checkpoint %s is unreadable (%s); starting again from the beginning", key, exc
+        )
+        storage.delete(key)
+        return None
+
+
+def _save_checkpoint(storage: Storage, key: str, checkpoint: dict[str, Any]) -> str:
+    import hashlib
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    data = buffer.getvalue()
+    storage.put_bytes(key, data, content_type="application/octet-stream")
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Callbacks:
+    def __init__(
+        self,
+        reporter: JobReporter,
+        hub: HubClient,
+        storage: Storage,
+        spec: dict[str, Any],
+        epochs: int,
+    ) -> None:
+        self.reporter, self.hub, self.storage, self.spec, self.epochs = (
+            reporter,
+            hub,
+            storage,
+            spec,
+            epochs,
+        )
+
+    def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
+        fraction = 0.05 + 0.85 * ((epoch - 1) + step / max(steps_per_epoch, 1)) / self.epochs
+        self.reporter.report(
+            phase="training",
+            epoch=epoch,
+            epochs=self.epochs,
+            step=step,
+            steps=steps_per_epoch,
+            loss=float(loss),
+            fraction=min(fraction, 0.9),
+            eta_seconds=eta(fraction, self.reporter.started),
+        )
+
+    def on_epoch_end(
+        self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
+    ) -> None:
+        sha = _save_checkpoint(self.storage, self.spec["checkpoint_key"], checkpoint)
+        self.hub.post(
+            f"agent/jobs/{self.spec['job_id']}/epochs/",
+            {
+                "epoch": epoch,
+                "train_loss": float(train_loss),
+                "val_auc": val_metrics.get("auc"),
+                "val_accuracy": val_metrics.get("accuracy"),
+                "val_balanced_accuracy": val_metrics.get("balanced_accuracy"),
+                "val_loss": val_metrics.get("loss"),
+                "checkpoint_sha256": sha,
+                "attempt": self.spec["attempt"],
+            },
+        )
+
+    def should_cancel(self) -> bool:
+        return self.reporter.should_cancel()
+
+
+def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str, Any]:
+    """Counts only: never an image, a filename or a patient id."""
+    return {
+        split: {name: int(np.sum(np.asarray(s.labels) == i)) for i, name in enumerate(label_names)}
+        for split, s in splits.items()
+    }
+
+
+def _evaluate(
+    model: Any, spec: dict[str, Any], splits: dict[str, SplitImages], mean: Any, std: Any
+) -> dict:
+    from pollen_agent.ml.data import ArrayImageDataset
+    from pollen_agent.ml.metrics import evaluate
+    from pollen_agent.ml.recipe import predict_probs
+
+    test = splits["test"] if splits["test"].images else splits["val"]
+    dataset = ArrayImageDataset(
+        test.images, test.labels, input_size=spec["input_size"], mean=mean, std=std, augment=False
+    )
+    probs = predict_probs(model, dataset, tta=True)
+    report = evaluate(probs, np.asarray(test.labels), list(spec["label_names"]))
+    report["calibration_error"] = report.get("ece")
+    report["evaluated_on"] = (
+        "test" if splits["test"].images else "validation (the test set was empty)"
+    )
+    return report | {"_probs": probs}
+
+
+def _sample_heatmaps(
+    model: Any,
+    spec: dict[str, Any],
+    split: SplitImages,
+    probs: np.ndarray,
+    mean: Any,
+    std: Any,
+    storage: Storage,
+) -> list[dict[str, Any]]:
+    """A few test images with where the model looked, saved as overlays in site storage."""
+    from pollen_agent.errors import UserError as _UserError
+    from pollen_agent.ml.gradcam import gradcam
+    from pollen_agent.ml.overlay import heatmap_overlay_png
+    from pollen_agent.ml.predict import preprocess
+
+    samples = []
+    order = np.argsort(-probs.max(axis=1))[:SAMPLE_HEATMAPS] if len(probs) else []
+    for i in order:
+        image = split.images[int(i)]
+        tensor = preprocess(image, input_size=spec["input_size"], mean=mean, std=std).unsqueeze(0)
+        try:
+            heat = gradcam(model, tensor.to(next(model.parameters()).device))
+        except _UserError:
+            break
+        key = f"jobs/{spec['job_id']}/samples/{split.ids[int(i)]}.png"
+        storage.put_bytes(key, heatmap_overlay_png(image, heat), content_type="image/png")
+        predicted = int(np.argmax(probs[i]))
+        samples.append(
+            {
+                "image_id": split.ids[int(i)],
+                "overlay_key": key,
+                "label": spec["label_names"][split.labels[int(i)]],
+                "predicted": spec["label_names"][predicted],
+                "probability": float(probs[i][predicted]),
+            }
+        )
+    return samples
+
+
+def run_training_job(
+    *, spec: dict[str, Any], hub: HubClient, storage: Storage, work_dir: Path
+) -> None:
+    """Everything after the claim. Raises UserError (fail the job) or RetryableError (try again)."""
+    import torch
+
+    from pollen_agent.ml.device import pick_device
+    from pollen_agent.ml.recipe import Cancelled, build_datasets, train
+    from pollen_agent.ml.zoo import get_spec, licence_for
+
+    work = Path(tempfile.mkdtemp(prefix=f"job-{spec['job_id']}-", dir=work_dir))
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    reporter = JobReporter(hub, spec["job_id"], lease_seconds=spec["lease_seconds"])
+    try:
+        with reporter:
+            reporter.report(phase="loading", fraction=0.0, force=True)
+            rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
+            splits = load_splits(
+                storage,
+                rows,
+                spec["label_names"],
+                input_size=spec["input_size"],
+                on_progress=lambda done, total: reporter.report(
+                    phase="loading", fraction=0.05 * done / max(total, 1)
+                ),
+            )
+            timings["load_images"] = time.perf_counter() - started
+            arch = get_spec(spec["architecture"])
+            device = pick_device()
+            torch.manual_seed(int(spec.get("config", {}).get("seed", 0)))
+            t0 = time.perf_counter()
+            if spec["recipe"] == "quick":
+                model, epochs_run = _run_quick(spec, splits, reporter), 0
+            else:
+                config = _train_config(spec)
+                model = build_start_model(spec, storage, work).to(device)
+                train_ds, val_ds = build_datasets(
+                    spec["architecture"],
+                    config,
+                    (splits["train"].images, splits["train"].labels),
+                    (splits["val"].images, splits["val"].labels),
+                )
+                resume = _load_checkpoint(storage, spec["checkpoint_key"])
+                callbacks = _Callbacks(reporter, hub, storage, spec, config.epochs)
+                result = train(model, train_ds, val_ds, config, callbacks, resume=resume)
+                model, epochs_run = result.model, result.epochs_run
+                timings.update({f"train_{k}": v for k, v in result.seconds.items()})
+                timings["images_per_second"] = result.images_per_second
+            timings["train"] = time.perf_counter() - t0
+            if reporter.lost.is_set():
+                raise JobLost()
+            reporter.report(phase="evaluating", fraction=0.92, force=True)
+            model.eval()
+            report = _evaluate(model, spec, splits, arch.mean, arch.std)
+            probs = report.pop("_probs")
+            test = splits["test"] if splits["test"].images else splits["val"]
+            report["samples"] = _sample_heatmaps(
+                model, spec, test, probs, arch.mean, arch.std, storage
+            )
+            report["epochs_run"] = epochs_run
+            reporter.report(phase="saving", fraction=0.97, force=True)
+            model_fields = _save_model(
+                model,
+                spec,
+                splits,
+                report,
+                storage,
+                work,
+                licence=spec.get("licence") or licence_for(spec["architecture"], "random"),
+            )
+            timings["total"] = time.perf_counter() - started
+            hub.post(
+                f"agent/jobs/{spec['job_id']}/complete/",
+                {"evaluation": report, "model": model_fields, "timings": timings},
+            )
+    except Cancelled:
+        if reporter.lost.is_set():
+            raise JobLost() from None
+        hub.post(
+            f"agent/jobs/{spec['job_id']}/fail/",
+            {"code": "cancelled", "message": "Cancelled by a user."},
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_quick(spec: dict[str, Any], splits: dict[str, SplitImages], reporter: JobReporter) -> Any:
+    from pollen_agent.ml.device import pick_device
+    from pollen_agent.ml.quick import train_quick
+
+    reporter.report(phase="training", fraction=0.1, force=True)
+    result = train_quick(
+        (splits["train"].images, splits["train"].labels),
+        (splits["val"].images, splits["val"].labels),
+        label_names=spec["label_names"],
+        arch=spec["architecture"],
+        input_size=spec["input_size"],
+        seed=int(spec.get("config", {}).get("seed", 0)),
+        should_cancel=reporter.should_cancel,
+    )
+    return result.model.to(pick_device())
+
+
+def _save_model(
+    model: Any,
+    spec: dict[str, Any],
+    splits: dict[str, SplitImages],
+    report: dict[str, Any],
+    storage: Storage,
+    work: Path,
+    *,
+    licence: str,
+) -> dict[str, Any]:
+    from pollen_agent.ml.artifact import save_model_folder
+    from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
+
+    folder = work / "model"
+    summary = {
+        "images_per_split": _summary(splits, spec["label_names"]),
+        "recipe": spec["recipe"],
+        "starting_point": spec.get("starting_point"),
+    }
+    manifest = save_model_folder(
+        folder,
+        model.cpu(),
+        {
+            "architecture": spec["architecture"],
+            "label_names": spec["label_names"],
+            "input_size": spec["input_size"],
+            "licence": licence,
+            "parent": spec.get("parent"),
+            "training_summary": summary,
+            "metrics": {
+                k: report.get(k)
+                for k in ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
+            },
+        },
+    )
+    prefix = spec["model_key"].rstrip("/")
+    for name in (WEIGHTS_NAME, MANIFEST_NAME):
+        storage.put_bytes(f"{prefix}/{name}", (folder / name).read_bytes())
+    return {
+        "architecture": manifest.architecture,
+        "label_names": manifest.label_names,
+        "input_size": manifest.input_size,
+        "mean": manifest.mean,
+        "std": manifest.std,
+        "weights_sha256": manifest.weights_sha256,
+        "storage_key": prefix + "/",
+        "licence": licence,
+        "training_summary": summary,
+    }
+
+
+def user_error_message(exc: UserError) -> dict[str, str]:
+    return {"code": exc.code, "message": exc.message}
