@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -144,10 +145,8 @@ def purge_site_queues(slugs: list[str]) -> None:
     with app.connection_for_write() as conn:
         for slug in slugs:
             for queue in (io_queue(slug), gpu_queue(slug)):
-                try:
+                with contextlib.suppress(Exception):
                     conn.default_channel.queue_purge(queue)
-                except Exception:
-                    pass
 
 
 def iter_close(agent: AgentProcess) -> Iterator[AgentProcess]:

@@ -137,7 +137,7 @@ def job_create(
             parent_version=parent_version,
             config=config,
             label_names=labels,
-            name=name or f"{dataset.name} – {timezone.now():%d %b %H:%M}",
+            name=name or f"{dataset.name} - {timezone.now():%d %b %H:%M}",
             created_by_id=caller.user_id if caller.token is None else None,
         )
         audit_record(

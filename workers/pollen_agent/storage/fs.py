@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pollen_agent.errors import RetryableError, UserError
-from pollen_contracts import local_signing
 from pollen_agent.storage.base import (
     ObjectInfo,
     ObjectNotFound,
@@ -28,6 +27,7 @@ from pollen_agent.storage.base import (
     validate_key,
     validate_prefix,
 )
+from pollen_contracts import local_signing
 
 TMP_PREFIX = ".pollen-tmp-"
 
