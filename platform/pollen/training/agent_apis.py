@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -158,8 +160,6 @@ class FailApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         data = FailIn(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
+        with contextlib.suppress(Conflict):  # already final: reporting twice is harmless
             services.job_fail(job=_job(request, pk), **data.validated_data)
-        except Conflict:
-            pass  # already final: reporting twice is harmless
         return Response(status=204)

@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from pollen_agent.errors import UserError
-from pollen_contracts import local_signing
 from pollen_agent.storage.base import ObjectNotFound, StorageAccessDenied
 from pollen_agent.storage.factory import storage_from_config
 from pollen_agent.storage.fs import FilesystemStorage
+from pollen_contracts import local_signing
 from pollen_contracts.local_signing import InvalidLocalSignature, verify_local_signature
 
 SECRET = "test-local-signing-secret"
