@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "pollen.datasets",
     "pollen.zoo",
     "pollen.training",
+    "pollen.marketplace",
+    "pollen.federation",
 ]
 
 MIDDLEWARE = [

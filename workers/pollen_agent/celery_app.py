@@ -58,7 +58,9 @@ def configure(config: AgentConfig) -> Celery:
         worker_hijack_root_logger=False,
         task_default_queue=config.io_queues()[0],
     )
+    import pollen_agent.tasks.federation
     import pollen_agent.tasks.gpu
-    import pollen_agent.tasks.io  # noqa: F401 - registers the tasks
+    import pollen_agent.tasks.io
+    import pollen_agent.tasks.marketplace  # noqa: F401 - registers the tasks
 
     return app

@@ -1,0 +1,3 @@
+"""federation models."""
+
+from django.db import models  # noqa: F401

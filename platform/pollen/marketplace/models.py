@@ -1,0 +1,3 @@
+"""marketplace models."""
+
+from django.db import models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Agent tasks for federation (site queues)."""

@@ -1,0 +1,1 @@
+"""Agent tasks for marketplace (site queues)."""
