@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -193,6 +193,21 @@ class JobCancelApi(APIView):
         caller = caller_from_request(request)
         job = services.job_cancel(caller=caller, job=selectors.job_get(caller=caller, job_id=pk))
         return Response(JobOut(selectors.job_get(caller=caller, job_id=job.pk)).data)
+
+
+class JobSamplesApi(APIView):
+    @extend_schema(
+        tags=["training"],
+        summary="Short-lived links to the evaluation's heatmap overlays",
+        responses=inline_serializer(
+            "JobSamples", {"samples": serializers.ListField(child=serializers.DictField())}
+        ),
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        caller = caller_from_request(request)
+        caller.require_clinical()
+        job = selectors.job_get(caller=caller, job_id=pk)
+        return Response({"samples": services.job_samples_presign(job=job)})
 
 
 class ModelVersionListApi(generics.ListAPIView):

@@ -402,3 +402,23 @@ def recommended_starting_point() -> ZooEntry:
             code="invalid_starting_point",
         )
     return entry
+
+
+def job_samples_presign(*, job: Job) -> list[dict[str, Any]]:
+    """The evaluation's sample predictions, each with a short-lived link to its heatmap overlay.
+
+    The overlays stay in the site's storage; the browser fetches them from there.
+    """
+    samples = list((job.evaluation or {}).get("samples", []))
+    keys = [s["overlay_key"] for s in samples if s.get("overlay_key")]
+    if not keys:
+        return samples
+    from pollen.core.dispatch import ask_site_agent
+
+    answer = ask_site_agent(
+        job.site.slug,
+        tasks.PRESIGN_DOWNLOAD,
+        {"site": job.site.slug, "keys": keys, "expires_in": 300},
+    )
+    urls = answer.get("urls", {})
+    return [{**s, "overlay_url": urls.get(s.get("overlay_key", ""))} for s in samples]

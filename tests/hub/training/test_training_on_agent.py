@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from pollen.training.models import Job, ModelVersion
 from tests.hub.training.conftest import square_image
@@ -102,6 +103,9 @@ def test_clinician_trains_a_model_that_learns_and_is_saved_at_the_site(
     }
     assert evaluation["samples"], "sample predictions with heatmaps"
     assert (storage_root / "site-a" / evaluation["samples"][0]["overlay_key"]).is_file()
+    samples = client.get(f"/api/v1/jobs/{job['id']}/samples/").json()["samples"]
+    overlay = requests.get(samples[0]["overlay_url"], timeout=30)
+    assert overlay.status_code == 200 and overlay.content.startswith(b"\x89PNG")
 
     version = ModelVersion.objects.get(pk=job["model_version"])
     folder = storage_root / "site-a" / version.storage_key
