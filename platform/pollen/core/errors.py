@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -125,6 +126,14 @@ def _validation_code(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApiError):
         return _error(exc.error_code, exc.message, exc.status_code, exc.fields)
+    if isinstance(exc, OperationalError):
+        # The database is briefly unavailable (locked, failing over): a retry will do.
+        logger.warning("database unavailable: %s", exc)
+        response = _error(
+            "temporarily_unavailable", "The service is busy. Try again in a few seconds.", 503
+        )
+        response["Retry-After"] = "2"
+        return response
     if isinstance(exc, RequestDataTooBig):
         return _error("payload_too_large", _DEFAULT_MESSAGES["payload_too_large"], 413)
     if isinstance(exc, Http404):
