@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
-from pollen_contracts import queues, tasks
 
 from pollen.accounts.models import Membership, Site
 from pollen.accounts.services import membership_add, site_create, token_create
@@ -21,6 +20,7 @@ from pollen.datasets.demo import demo_source
 from pollen.datasets.models import Dataset, Image
 from pollen.datasets.splits import split_for
 from pollen.zoo.builtin import ensure_builtin_entries
+from pollen_contracts import queues, tasks
 
 SITES = [("st-anne", "St Anne's Hospital"), ("borough", "Borough General")]
 PEOPLE = [
