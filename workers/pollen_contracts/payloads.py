@@ -56,5 +56,6 @@ class JobRef(TypedDict):
 # Limits shared by both sides so the hub can explain what the agent enforces.
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 MAX_IMAGE_PIXELS = 20_000 * 20_000
+MAX_ARCHIVE_BYTES = 4 * 1024 * 1024 * 1024
 PRESIGN_MAX_SECONDS = 3600
 PRESIGN_DEFAULT_SECONDS = 900

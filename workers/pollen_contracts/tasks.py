@@ -5,6 +5,7 @@ PRESIGN_UPLOAD = "pollen.io.presign_upload"
 PRESIGN_DOWNLOAD = "pollen.io.presign_download"
 INGEST_IMAGES = "pollen.io.ingest_images"
 DELETE_OBJECTS = "pollen.io.delete_objects"
+EXTRACT_ARCHIVE = "pollen.io.extract_archive"
 PING = "pollen.io.ping"
 
 # gpu queue: long work
@@ -14,5 +15,7 @@ EVALUATE = "pollen.gpu.evaluate"
 PUBLISH = "pollen.gpu.publish"
 FEDERATED_ROUND = "pollen.gpu.federated_round"
 
-IO_TASKS = frozenset({PRESIGN_UPLOAD, PRESIGN_DOWNLOAD, INGEST_IMAGES, DELETE_OBJECTS, PING})
+IO_TASKS = frozenset(
+    {PRESIGN_UPLOAD, PRESIGN_DOWNLOAD, INGEST_IMAGES, DELETE_OBJECTS, EXTRACT_ARCHIVE, PING}
+)
 GPU_TASKS = frozenset({TRAIN, PREDICT, EVALUATE, PUBLISH, FEDERATED_ROUND})

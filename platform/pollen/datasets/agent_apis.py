@@ -15,7 +15,8 @@ from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets import services
-from pollen.datasets.models import Dataset, DatasetStatus, Image, ImageStatus
+from pollen.datasets.archives import archive_result_record
+from pollen.datasets.models import ArchiveImport, Dataset, DatasetStatus, Image, ImageStatus
 
 
 def agent_dataset(request: Request, pk: int, *, include_deleting: bool = False) -> Dataset:
@@ -109,3 +110,44 @@ class TrainingImageListApi(generics.ListAPIView):
             .exclude(label="")
             .order_by("id")
         )
+
+
+class ArchiveEntryIn(StrictSerializer):
+    name = serializers.CharField(max_length=1024)
+    key = serializers.CharField(max_length=512)
+    label = serializers.CharField(max_length=100)
+    size = serializers.IntegerField(min_value=0, required=False)
+
+
+class ArchiveRejectIn(StrictSerializer):
+    name = serializers.CharField(max_length=1024)
+    reason = serializers.CharField(max_length=2000)
+
+
+class ArchiveResultIn(StrictSerializer):
+    status = serializers.ChoiceField(choices=["done", "failed"])
+    message = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    entries = serializers.ListField(child=ArchiveEntryIn(), required=False, max_length=20000)
+    rejected = serializers.ListField(child=ArchiveRejectIn(), required=False, max_length=20000)
+
+
+class ArchiveResultApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="The agent unpacked an archive: register its images",
+        request=ArchiveResultIn,
+        responses=inline_serializer(
+            "ArchiveImages", {"images": serializers.ListField(child=serializers.DictField())}
+        ),
+    )
+    def post(self, request: Request, pk: int, archive_id: int) -> Response:
+        dataset = agent_dataset(request, pk)
+        archive = ArchiveImport.objects.filter(dataset=dataset, pk=archive_id).first()
+        if archive is None:
+            raise NotFound("There is no such archive in this dataset.", code="archive_not_found")
+        data = ArchiveResultIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        images = archive_result_record(dataset=dataset, archive=archive, result=data.validated_data)
+        return Response({"images": images})

@@ -14,4 +14,9 @@ urlpatterns = [
         agent_apis.TrainingImageListApi.as_view(),
         name="agent-training-images",
     ),
+    path(
+        "datasets/<int:pk>/archives/<int:archive_id>/result/",
+        agent_apis.ArchiveResultApi.as_view(),
+        name="agent-archive-result",
+    ),
 ]

@@ -12,10 +12,11 @@ from rest_framework.views import APIView
 
 from pollen.accounts.caller import caller_from_request
 from pollen.accounts.services import site_for_member
+from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
-from pollen.datasets import selectors, services
+from pollen.datasets import archives, selectors, services
 from pollen.datasets.filters import DatasetFilter, ImageFilter
-from pollen.datasets.models import Dataset, Image, Modality
+from pollen.datasets.models import ArchiveImport, Dataset, Image, Modality
 
 
 class DatasetOut(serializers.ModelSerializer):
@@ -369,3 +370,87 @@ class ThumbnailsApi(APIView):
                 )
             }
         )
+
+
+class ArchiveOut(serializers.ModelSerializer):
+    class Meta:
+        model = ArchiveImport
+        fields = [
+            "id",
+            "filename",
+            "status",
+            "message",
+            "image_count",
+            "rejected",
+            "add_labels",
+            "created_at",
+        ]
+
+
+class ArchiveIn(StrictSerializer):
+    filename = serializers.CharField(max_length=255)
+    size_bytes = serializers.IntegerField(min_value=1)
+    add_labels = serializers.BooleanField(
+        default=False, help_text="Create labels from folder names the dataset lacks"
+    )
+
+
+class ArchiveSlotOut(serializers.Serializer):
+    archive_id = serializers.IntegerField()
+    url = serializers.CharField()
+    method = serializers.CharField()
+    headers = serializers.DictField(child=serializers.CharField())
+
+
+def _archive(dataset: Dataset, archive_id: int) -> ArchiveImport:
+    archive = ArchiveImport.objects.filter(dataset=dataset, pk=archive_id).first()
+    if archive is None:
+        raise NotFound("There is no such archive in this dataset.", code="archive_not_found")
+    return archive
+
+
+class ArchiveListApi(generics.ListAPIView):
+    serializer_class = ArchiveOut
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return ArchiveImport.objects.none()
+        return ArchiveImport.objects.filter(dataset=_dataset(self.request, self.kwargs["pk"])[1])
+
+    @extend_schema(
+        tags=["datasets"],
+        summary="Upload a zip (one folder per label): get its upload link",
+        request=ArchiveIn,
+        responses={201: ArchiveSlotOut},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = ArchiveIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        slot = archives.archive_slot_create(caller=caller, dataset=dataset, **data.validated_data)
+        return Response(ArchiveSlotOut(slot).data, status=status.HTTP_201_CREATED)
+
+
+class ArchiveDetailApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="An archive import: status and files it refused",
+        responses=ArchiveOut,
+    )
+    def get(self, request: Request, pk: int, archive_id: int) -> Response:
+        return Response(ArchiveOut(_archive(_dataset(request, pk)[1], archive_id)).data)
+
+
+class ArchiveImportApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="The zip is uploaded: unpack it at the site",
+        request=None,
+        responses={202: ArchiveOut},
+    )
+    def post(self, request: Request, pk: int, archive_id: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        archive = archives.archive_import_start(
+            caller=caller, dataset=dataset, archive=_archive(dataset, archive_id)
+        )
+        return Response(ArchiveOut(archive).data, status=status.HTTP_202_ACCEPTED)

@@ -102,3 +102,32 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset_id}:{self.filename}"
+
+
+class ArchiveStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for the upload"
+    EXTRACTING = "extracting", "Unpacking"
+    DONE = "done", "Unpacked"
+    FAILED = "failed", "Could not be used"
+
+
+class ArchiveImport(models.Model):
+    """A zip with one folder per label, unpacked by the site agent into the dataset."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="archives")
+    filename = models.CharField(max_length=255)
+    storage_key = models.CharField(max_length=512)
+    add_labels = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=12, choices=ArchiveStatus.choices, default=ArchiveStatus.WAITING
+    )
+    message = models.TextField(blank=True)
+    image_count = models.PositiveIntegerField(default=0)
+    rejected = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}:{self.filename} ({self.status})"

@@ -27,4 +27,15 @@ urlpatterns = [
     ),
     path("datasets/<int:pk>/manifest/", apis.ManifestApi.as_view(), name="dataset-manifest"),
     path("datasets/<int:pk>/thumbnails/", apis.ThumbnailsApi.as_view(), name="dataset-thumbnails"),
+    path("datasets/<int:pk>/archives/", apis.ArchiveListApi.as_view(), name="archive-list"),
+    path(
+        "datasets/<int:pk>/archives/<int:archive_id>/",
+        apis.ArchiveDetailApi.as_view(),
+        name="archive-detail",
+    ),
+    path(
+        "datasets/<int:pk>/archives/<int:archive_id>/import/",
+        apis.ArchiveImportApi.as_view(),
+        name="archive-import",
+    ),
 ]

@@ -207,3 +207,120 @@ def test_deleting_an_image_removes_its_file_from_site_storage(
     from pollen.audit.models import AuditEvent
 
     assert AuditEvent.objects.filter(action="image.delete", target_id=str(ds)).exists()
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+def _import_zip(client, ds: int, data: bytes, *, add_labels: bool):
+    slot = client.post(
+        f"/api/v1/datasets/{ds}/archives/",
+        {"filename": "import.zip", "size_bytes": len(data), "add_labels": add_labels},
+        format="json",
+    )
+    assert slot.status_code == 201, slot.content
+    body = slot.json()
+    put = requests.request(
+        body["method"], body["url"], data=data, headers=body["headers"], timeout=30
+    )
+    assert put.status_code in (200, 204)
+    started = client.post(f"/api/v1/datasets/{ds}/archives/{body['archive_id']}/import/")
+    assert started.status_code == 202, started.content
+    return wait_until(
+        lambda: (lambda a: a if a["status"] in {"done", "failed"} else None)(
+            client.get(f"/api/v1/datasets/{ds}/archives/{body['archive_id']}/").json()
+        ),
+        timeout=60,
+        what="unpacking",
+    )
+
+
+def test_zip_with_one_folder_per_label_is_imported_and_unsafe_entries_refused(
+    client_for, clinician_a, agent_a
+):
+    client = client_for(clinician_a)
+    ds = client.post(
+        "/api/v1/datasets/",
+        {"site": "site-a", "name": "zipped", "label_names": ["benign"]},
+        format="json",
+    ).json()["id"]
+    data = _zip(
+        {
+            "benign/a.png": png_bytes(1),
+            "malignant/b.png": png_bytes(2),
+            "malignant/c.png": png_bytes(3),
+            "../escape.png": png_bytes(4),
+            "benign/notes.png": b"not an image",
+        }
+    )
+    archive = _import_zip(client, ds, data, add_labels=True)
+    assert archive["status"] == "done", archive
+    assert archive["image_count"] == 4
+    assert any("escape" in r["filename"] for r in archive["rejected"])
+    wait_until(
+        lambda: client.get(f"/api/v1/datasets/{ds}/").json()["pending_count"] == 0,
+        timeout=60,
+        what="ingest",
+    )
+    detail = client.get(f"/api/v1/datasets/{ds}/").json()
+    assert set(detail["label_names"]) == {"benign", "malignant"}
+    assert (detail["accepted_count"], detail["rejected_count"]) == (3, 1)
+
+
+def test_zip_bomb_and_non_zip_are_refused_whole_with_a_reason(client_for, clinician_a, agent_a):
+    client = client_for(clinician_a)
+    ds = client.post(
+        "/api/v1/datasets/",
+        {"site": "site-a", "name": "bombs", "label_names": ["x"]},
+        format="json",
+    ).json()["id"]
+    bomb = _zip({f"x/{i}.png": b"\0" * (60 * 1024 * 1024) for i in range(2)})
+    archive = _import_zip(client, ds, bomb, add_labels=False)
+    assert archive["status"] in {"failed", "done"}
+    if archive["status"] == "done":
+        assert archive["image_count"] == 0 and archive["rejected"]
+    else:
+        assert archive["message"]
+    broken = _import_zip(client, ds, b"PK\x03\x04 this is not really a zip", add_labels=False)
+    assert broken["status"] == "failed" and broken["message"]
+    assert client.get(f"/api/v1/datasets/{ds}/").json()["image_count"] == 0
+
+
+def test_deleting_a_dataset_removes_its_folder_and_rows(
+    client_for, clinician_a, agent_a, storage_kind, settings
+):
+    client = client_for(clinician_a)
+    ds = client.post(
+        "/api/v1/datasets/", {"site": "site-a", "name": "gone", "label_names": ["x"]}, format="json"
+    ).json()["id"]
+    body = _upload(client, ds, [("one.png", "x", png_bytes(9))])
+    client.post(
+        f"/api/v1/datasets/{ds}/uploads/complete/",
+        {"image_ids": [body["slots"][0]["image_id"]]},
+        format="json",
+    )
+    wait_until(
+        lambda: client.get(f"/api/v1/datasets/{ds}/").json()["accepted_count"] == 1,
+        timeout=60,
+        what="ingest",
+    )
+    assert client.delete(f"/api/v1/datasets/{ds}/").status_code == 202
+    assert client.get(f"/api/v1/datasets/{ds}/").status_code == 404
+    from pollen.datasets.models import Dataset
+
+    wait_until(
+        lambda: not Dataset.objects.filter(pk=ds).exists(),
+        timeout=60,
+        what="the dataset to be purged",
+    )
+    if storage_kind == "fs":
+        assert not (settings.LOCAL_STORAGE_ROOT / "site-a" / f"datasets/{ds}").exists() or not any(
+            (settings.LOCAL_STORAGE_ROOT / "site-a" / f"datasets/{ds}").rglob("*.png")
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from typing import Any
 
 from pollen_agent import runtime
@@ -123,3 +125,50 @@ def delete_objects(self: Any, payload: dict[str, Any]) -> dict[str, int]:
     except RetryableError as exc:
         raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
     return {"removed": removed}
+
+
+@app.task(name=names.EXTRACT_ARCHIVE, bind=True, max_retries=5, acks_late=True)
+def extract_archive(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Unpack a zip (one folder per label) inside site storage, register the files, then ingest them."""
+    from pollen_agent.errors import UserError
+    from pollen_agent.ingest.archive import extract_zip
+
+    slug, dataset_id, archive_id = payload["site"], payload["dataset_id"], payload["archive_id"]
+    storage, hub = runtime.storage_for(slug), runtime.hub_for(slug)
+    result_path = f"agent/datasets/{dataset_id}/archives/{archive_id}/result/"
+    try:
+        # zipfile needs to seek, and object-store streams cannot: spool the archive to local disk.
+        with tempfile.TemporaryFile() as spool:
+            with storage.open_stream(payload["key"]) as stream:
+                shutil.copyfileobj(stream, spool, 1 << 20)
+            spool.seek(0)
+            result = extract_zip(storage, spool, dest_prefix=payload["dest_prefix"])
+    except UserError as exc:
+        hub.post(result_path, {"status": "failed", "message": exc.message})
+        storage.delete(payload["key"])
+        return {"failed": exc.code}
+    except RetryableError as exc:
+        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+    answer = hub.post(
+        result_path,
+        {
+            "status": "done",
+            "entries": [
+                {"name": e.name, "key": e.key, "label": e.label, "size": e.size}
+                for e in result.entries
+            ],
+            "rejected": [{"name": name, "reason": reason} for name, reason in result.rejected],
+        },
+    )
+    storage.delete(payload["key"])
+    ingest_images.apply(
+        kwargs={
+            "payload": {
+                "site": slug,
+                "dataset_id": dataset_id,
+                "images": answer["images"],
+                "thumbnail_prefix": payload["thumbnail_prefix"],
+            }
+        }
+    ).get(disable_sync_subtasks=False)
+    return {"images": len(answer["images"]), "rejected": len(result.rejected)}
