@@ -33,6 +33,10 @@ class HeartbeatApi(APIView):
         from pollen.training.services import jobs_requeue_abandoned
 
         requeued = jobs_requeue_abandoned(site_id=site_id)
+        # ... and cross-site jobs it takes part in move on (deadlines, lapsed turns, aggregation).
+        from pollen.federation.services import federation_tick
+
+        federation_tick(site_id=site_id)
         return Response(
             {"site": caller.slugs[site_id], "server_time": now, "requeued_jobs": requeued}
         )

@@ -1,0 +1,17 @@
+"""Move cross-site jobs forward: deadlines, lapsed site leases, aggregation. Run every minute or so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from pollen.federation.services import federation_tick
+
+
+class Command(BaseCommand):
+    help = "Advance running federated jobs (safe to run often and from several places)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        ids = federation_tick()
+        self.stdout.write(f"looked at {len(ids)} running federated job(s)")

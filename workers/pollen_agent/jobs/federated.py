@@ -1,0 +1,313 @@
+"""One site's share of a federated job: prepare the starting weights, or train one round locally.
+
+The site trains on its own images only. What leaves the site is the weights
+(safetensors, uploaded to the hub's model store through a presigned URL) and a handful
+of aggregate numbers (sample count, validation AUC/accuracy/loss). Never a pixel, a
+filename or a per-image value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+
+from pollen_agent.errors import RetryableError, UserError
+from pollen_agent.hub_client import HubClient
+from pollen_agent.jobs.images import load_splits
+from pollen_agent.jobs.reporting import JobReporter, eta
+from pollen_agent.storage.base import ObjectNotFound, Storage
+
+logger = logging.getLogger(__name__)
+
+METRIC_KEYS = ("auc", "accuracy", "balanced_accuracy")
+
+
+class RoundLost(Exception):
+    """The hub closed the round or gave this site's turn to another worker: stop quietly."""
+
+
+@dataclass
+class LocalResult:
+    state: dict[str, Any]  # tensor name -> torch tensor (CPU)
+    sample_count: int
+    metrics: dict[str, float | int | None]
+
+
+def round_learning_rate(base_lr: float, round_number: int, rounds: int) -> float:
+    """Cosine decay of the local learning rate across rounds (never below a tenth)."""
+    if rounds <= 1:
+        return base_lr
+    progress = (round_number - 1) / (rounds - 1)
+    return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_local(
+    model: Any,
+    train: tuple[Sequence[np.ndarray], Sequence[int]],
+    val: tuple[Sequence[np.ndarray], Sequence[int]],
+    *,
+    architecture: str,
+    input_size: int,
+    epochs: int,
+    lr: float,
+    batch_size: int = 32,
+    seed: int = 0,
+    callbacks: Any = None,
+    resume: dict[str, Any] | None = None,
+    label_names: Sequence[str] | None = None,
+) -> LocalResult:
+    """Train ``model`` (already holding the global weights) for ``epochs`` on this site's data.
+
+    The same recipe as ordinary training (``ml.recipe.train``), without early stopping,
+    and a short warmup since the weights are already trained. The benchmark calls this too.
+    """
+    from pollen_agent.ml.recipe import TrainConfig, build_datasets
+    from pollen_agent.ml.recipe import train as run_train
+
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        input_size=input_size,
+        seed=seed,
+        warmup_epochs=0.0,
+        early_stopping_patience=epochs + 1,
+    )
+    train_ds, val_ds = build_datasets(architecture, config, train, val)
+    result = run_train(
+        model, train_ds, val_ds, config, callbacks, resume=resume, label_names=label_names
+    )
+    metrics: dict[str, float | int | None] = {
+        f"val_{k}": _number(result.best_val_metrics.get(k)) for k in METRIC_KEYS
+    }
+    last = result.history[-1] if result.history else {}
+    metrics["val_loss"] = _number(last.get("val_loss"))
+    metrics["train_loss"] = _number(last.get("train_loss"))
+    metrics["val_count"] = len(val[1])
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in result.model.state_dict().items()}
+    return LocalResult(state=state, sample_count=len(train[1]), metrics=metrics)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def state_to_bytes(state: dict[str, Any]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
+
+
+def load_global(model: Any, data: bytes) -> None:
+    """Load the hub's global weights (safetensors bytes, checksum already verified) strictly."""
+    from safetensors.torch import load
+
+    try:
+        state = load(data)
+    except Exception as exc:
+        raise UserError(
+            "The global weights from the hub could not be read.", code="weights_format"
+        ) from exc
+    own = model.state_dict()
+    if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
+        raise UserError(
+            "The global weights do not fit this job's model architecture.", code="weights_mismatch"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def _download(url: str, expected_sha256: str) -> bytes:
+    try:
+        response = requests.get(url, timeout=120)
+    except requests.RequestException as exc:
+        raise RetryableError(f"The global weights could not be downloaded: {exc}") from exc
+    if response.status_code != 200:
+        raise RetryableError(
+            f"The global weights could not be downloaded ({response.status_code})."
+        )
+    if hashlib.sha256(response.content).hexdigest() != expected_sha256:
+        raise UserError(
+            "The global weights do not match their recorded checksum; they were not loaded.",
+            code="checksum_mismatch",
+        )
+    return response.content
+
+
+def _upload(slot: dict[str, Any], data: bytes) -> None:
+    try:
+        response = requests.request(
+            slot.get("method", "PUT"),
+            slot["url"],
+            data=data,
+            headers=slot.get("headers") or {},
+            timeout=300,
+        )
+    except requests.RequestException as exc:
+        raise RetryableError(f"The update could not be uploaded: {exc}") from exc
+    if response.status_code not in (200, 201, 204):
+        raise RetryableError(f"The update could not be uploaded ({response.status_code}).")
+
+
+class RoundReporter(JobReporter):
+    """Progress for one site's round: renews the site's lease; the hub may tell it to stop."""
+
+    def __init__(self, hub: HubClient, path: str, *, lease_seconds: int) -> None:
+        super().__init__(hub, 0, lease_seconds=lease_seconds)
+        self.path = path
+
+    def _send(self, progress: dict[str, Any]) -> None:
+        try:
+            answer = self.hub.post(self.path, progress)
+        except UserError as exc:
+            logger.warning("round progress refused: %s", exc)
+            self.lost.set()
+            self.cancelled.set()
+            return
+        except Exception as exc:
+            logger.warning("round progress failed: %s", exc)
+            return
+        if answer and answer.get("stop"):
+            self.lost.set()
+            self.cancelled.set()
+
+
+class _Callbacks:
+    def __init__(self, reporter: RoundReporter, storage: Storage, key: str, epochs: int) -> None:
+        self.reporter, self.storage, self.key, self.epochs = reporter, storage, key, epochs
+
+    def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
+        fraction = 0.1 + 0.8 * ((epoch - 1) + step / max(steps_per_epoch, 1)) / self.epochs
+        self.reporter.report(
+            phase="training",
+            epoch=epoch,
+            epochs=self.epochs,
+            loss=float(loss),
+            fraction=min(fraction, 0.9),
+            eta_seconds=eta(fraction, self.reporter.started),
+        )
+
+    def on_epoch_end(
+        self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
+    ) -> None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        self.storage.put_bytes(self.key, buffer.getvalue())
+
+    def should_cancel(self) -> bool:
+        return self.reporter.should_cancel()
+
+
+def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
+    import torch
+
+    try:
+        data = storage.get_bytes(key)
+    except ObjectNotFound:
+        return None
+    try:  # our own site's checkpoint, still loaded without running code
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception:
+        storage.delete(key)
+        return None
+
+
+def run_round(*, spec: dict[str, Any], hub: HubClient, storage: Storage, work_dir: Path) -> None:
+    """Everything after the claim: prepare (round 0) or train one round, upload, report."""
+    import torch
+
+    base = f"agent/federated-jobs/{spec['federated_job_id']}/rounds/{spec['round']}"
+    work = Path(tempfile.mkdtemp(prefix=f"fed-{spec['federated_job_id']}-", dir=work_dir))
+    reporter = RoundReporter(hub, f"{base}/progress/", lease_seconds=spec["lease_seconds"])
+    try:
+        with reporter:
+            reporter.report(phase="loading", fraction=0.0, force=True)
+            torch.manual_seed(int(spec["seed"]))
+            if spec["round"] == 0:
+                body = _prepare(spec, storage, work)
+            else:
+                body = _train_round(spec, hub, storage, reporter)
+            if reporter.lost.is_set():
+                raise RoundLost()
+            reporter.report(phase="saving", fraction=0.95, force=True)
+            data = body.pop("_bytes")
+            _upload(spec["update_url"], data)
+            body["weights_sha256"] = hashlib.sha256(data).hexdigest()
+            hub.post(f"{base}/update/", body)
+            storage.delete(spec["checkpoint_key"])
+    except Exception as exc:
+        from pollen_agent.ml.recipe import Cancelled
+
+        if isinstance(exc, Cancelled) or reporter.lost.is_set():
+            raise RoundLost() from None
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _prepare(spec: dict[str, Any], storage: Storage, work: Path) -> dict[str, Any]:
+    """Round 0 at the initiating site: build the common starting model every site will load."""
+    from pollen_agent.jobs.weights import build_start_model
+    from pollen_agent.ml.zoo import get_spec
+
+    model = build_start_model(spec, storage, work)
+    arch = get_spec(spec["architecture"])
+    return {
+        "_bytes": state_to_bytes(model.state_dict()),
+        "sample_count": 0,
+        "metrics": {},
+        "model": {"mean": list(arch.mean), "std": list(arch.std)},
+    }
+
+
+def _train_round(
+    spec: dict[str, Any], hub: HubClient, storage: Storage, reporter: RoundReporter
+) -> dict[str, Any]:
+    from pollen_agent.ml.zoo import build_model
+
+    rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
+    splits = load_splits(
+        storage,
+        rows,
+        spec["label_names"],
+        input_size=spec["input_size"],
+        on_progress=lambda done, total: reporter.report(
+            phase="loading", fraction=0.1 * done / max(total, 1)
+        ),
+    )
+    model = build_model(spec["architecture"], len(spec["label_names"]), source="random")
+    load_global(model, _download(spec["weights_url"], spec["weights_sha256"]))
+    result = train_local(
+        model,
+        (splits["train"].images, splits["train"].labels),
+        (splits["val"].images, splits["val"].labels),
+        architecture=spec["architecture"],
+        input_size=spec["input_size"],
+        epochs=spec["local_epochs"],
+        lr=spec["learning_rate"],
+        batch_size=spec["batch_size"],
+        seed=int(spec["seed"]) + spec["round"],
+        callbacks=_Callbacks(reporter, storage, spec["checkpoint_key"], spec["local_epochs"]),
+        resume=_load_checkpoint(storage, spec["checkpoint_key"]),
+        label_names=spec["label_names"],
+    )
+    return {
+        "_bytes": state_to_bytes(result.state),
+        "sample_count": result.sample_count,
+        "metrics": result.metrics,
+    }
