@@ -1,3 +1,26 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from pollen.marketplace import agent_apis
+from pollen.marketplace.services import WORK_KINDS
+
+urlpatterns = [
+    route
+    for kind in WORK_KINDS
+    for route in (
+        path(
+            f"marketplace/{kind}/<int:pk>/claim/",
+            agent_apis.claim_view(kind).as_view(),
+            name=f"agent-marketplace-{kind}-claim",
+        ),
+        path(
+            f"marketplace/{kind}/<int:pk>/complete/",
+            agent_apis.COMPLETE_VIEWS[kind].as_view(),
+            name=f"agent-marketplace-{kind}-complete",
+        ),
+        path(
+            f"marketplace/{kind}/<int:pk>/fail/",
+            agent_apis.fail_view(kind).as_view(),
+            name=f"agent-marketplace-{kind}-fail",
+        ),
+    )
+]

@@ -147,6 +147,9 @@ class WorkItem(models.Model):
         abstract = True
         ordering = ["-created_at", "-id"]
 
+    def __str__(self) -> str:
+        return f"{type(self).__name__.lower()} {self.pk} ({self.status})"
+
 
 class Prediction(WorkItem):
     """A model applied to images already in the caller's site storage; results are metadata only."""

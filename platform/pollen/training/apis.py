@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from pollen.accounts.caller import caller_from_request
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
+from pollen.marketplace.selectors import published_version_get
 from pollen.training import selectors, services
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
 from pollen.zoo.selectors import zoo_entry_get
@@ -124,6 +125,9 @@ class JobIn(StrictSerializer):
     parent_version = serializers.IntegerField(
         required=False, help_text="A model version at your site"
     )
+    published_version = serializers.IntegerField(
+        required=False, help_text="A marketplace version (fine-tune another site's model)"
+    )
     recipe = serializers.ChoiceField(choices=Recipe.choices, default=Recipe.FULL)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     advanced = AdvancedIn(required=False)
@@ -155,7 +159,8 @@ class JobListApi(generics.ListAPIView):
         dataset = dataset_get(caller=caller, dataset_id=fields.pop("dataset"))
         entry_id = fields.pop("starting_point", None)
         parent_id = fields.pop("parent_version", None)
-        if entry_id is None and parent_id is None:
+        published_id = fields.pop("published_version", None)
+        if entry_id is None and parent_id is None and published_id is None:
             entry = services.recommended_starting_point()
         else:
             entry = zoo_entry_get(entry_id=entry_id) if entry_id is not None else None
@@ -164,8 +169,18 @@ class JobListApi(generics.ListAPIView):
             if parent_id is not None
             else None
         )
+        published = (
+            published_version_get(caller=caller, version_id=published_id)
+            if published_id is not None
+            else None
+        )
         job = services.job_create(
-            caller=caller, dataset=dataset, starting_point=entry, parent_version=parent, **fields
+            caller=caller,
+            dataset=dataset,
+            starting_point=entry,
+            parent_version=parent,
+            published_version=published,
+            **fields,
         )
         return Response(
             JobOut(selectors.job_get(caller=caller, job_id=job.pk)).data,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -21,6 +21,9 @@ from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
 from pollen.zoo.models import WeightSource, ZooEntry
 from pollen_contracts import queues, tasks
+
+if TYPE_CHECKING:
+    from pollen.marketplace.models import PublishedVersion
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ def job_create(
     dataset: Dataset,
     starting_point: ZooEntry | None = None,
     parent_version: ModelVersion | None = None,
+    published_version: PublishedVersion | None = None,
     recipe: str = Recipe.FULL,
     name: str = "",
     advanced: dict[str, Any] | None = None,
@@ -105,12 +109,19 @@ def job_create(
     caller.require_clinical()
     if dataset.status != DatasetStatus.ACTIVE:
         raise Conflict("This dataset is being deleted.", code="dataset_deleting")
-    if (starting_point is None) == (parent_version is None):
+    if [starting_point, parent_version, published_version].count(None) != 2:
         raise ApiError(
-            "Choose one starting point: a zoo entry or a model version.",
+            "Choose one starting point: a zoo entry, a model version or a published version.",
             code="invalid_starting_point",
         )
-    if parent_version is not None and parent_version.site_id != dataset.site_id:
+    if published_version is not None:
+        # Fine-tuning another site's model goes through the marketplace: weights come from the
+        # hub's model store, and the child's parent is the published model version.
+        from pollen.marketplace.services import require_usable
+
+        require_usable(published_version)
+        parent_version = published_version.model_version
+    elif parent_version is not None and parent_version.site_id != dataset.site_id:
         raise ApiError(
             "To fine-tune another site's model, start from its published version in the marketplace.",
             code="invalid_starting_point",
@@ -125,6 +136,8 @@ def job_create(
             code="invalid_starting_point",
         )
     config = _check_advanced(advanced or {})
+    if published_version is not None:
+        config["published_version"] = published_version.pk
     labels, problems = dataset_readiness(dataset)
     if problems:
         raise ApiError(" ".join(problems), code="dataset_not_ready", fields={"dataset": problems})
@@ -189,7 +202,15 @@ def _spec(job: Job) -> dict[str, Any]:
     entry = job.starting_point
     parent = job.parent_version
     weights: dict[str, Any]
-    if parent is not None:
+    if parent is not None and job.config.get("published_version"):
+        from pollen.marketplace.models import PublishedVersion
+        from pollen.marketplace.services import published_weights
+
+        weights = published_weights(
+            PublishedVersion.objects.get(pk=job.config["published_version"])
+        )
+        architecture, input_size = parent.architecture, parent.input_size
+    elif parent is not None:
         weights = {"kind": "site_model", "key": parent.storage_key, "sha256": parent.weights_sha256}
         architecture, input_size = parent.architecture, parent.input_size
     else:

@@ -1,0 +1,504 @@
+"""Publishing, visibility, applying, evaluating and downloading through the API, with personas.
+
+- admin_a / clinician_a: site A, which publishes
+- outsider: administrator at site B
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from pollen.audit.models import AuditEvent
+from pollen.core.model_store import model_store
+from pollen.marketplace.models import Prediction, PublishedVersion, SiteEvaluation
+from pollen.training.models import JobStatus, ModelVersion
+from tests.hub.marketplace.conftest import agent_client, copy_as_agent
+
+pytestmark = pytest.mark.django_db
+
+MODELS = "/api/v1/marketplace/models/"
+PUBLISH = "/api/v1/marketplace/versions/"
+
+
+@pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING])
+def test_publishing_a_job_that_did_not_succeed_is_refused(
+    client_for, clinician_a, train, store, status
+):
+    trained = train(clinician_a.site, status=status)
+    response = client_for(clinician_a).post(PUBLISH, {"job": trained.job.pk}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "job_not_succeeded"
+    assert "finished successfully" in response.json()["error"]["message"]
+    assert not PublishedVersion.objects.exists()
+
+
+def test_clinician_publishes_and_the_agent_copy_is_checked_before_it_is_published(
+    client_for, clinician_a, train, store
+):
+    trained = train(clinician_a.site)
+    client = client_for(clinician_a)
+    response = client.post(
+        PUBLISH,
+        {
+            "job": trained.job.pk,
+            "visibility": "consortium",
+            "intended_use": "Adult chest X-rays, screening support.",
+            "limitations": "Not validated on children.",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    version = response.json()
+    assert version["status"] == "pending" and version["number"] == 1
+
+    steps = copy_as_agent(clinician_a.site, version["id"], trained)
+    spec = steps["claim"]["spec"]
+    assert spec["weights_sha256"] == trained.version.weights_sha256
+    assert spec["uploads"]["weights"]["method"] == "PUT"
+    assert steps["done"]["status"] == "published"
+
+    row = PublishedVersion.objects.get(pk=version["id"])
+    assert row.manifest_sha256 == hashlib.sha256(trained.manifest).hexdigest()
+    assert model_store().exists(row.weights_key.rsplit("/", 1)[0] + "/card.json")
+    detail = client.get(f"{MODELS}{row.published_model_id}/").json()
+    card = detail["card"]
+    assert card["architecture"] == "small_cnn" and card["labels"] == ["normal", "pneumonia"]
+    assert card["input"]["size"] == 32 and "resized" in card["input"]["preprocessing"]
+    assert card["training_data"]["total_images"] == 70
+    assert card["training_data"]["modality"] == "xray"
+    assert card["site"]["slug"] == "site-a" and card["metrics"]["auc"] == 0.9
+    assert card["licence"] and card["intended_use"].startswith("Adult")
+    assert card["limitations"] == "Not validated on children."
+    assert "samples" not in str(card), "per-image samples never reach the card"
+    assert AuditEvent.objects.filter(action="marketplace.publish", target_id=str(row.pk)).exists()
+    assert AuditEvent.objects.filter(action="marketplace.published").exists()
+
+
+def test_a_tampered_copy_in_the_model_store_is_not_published(client_for, clinician_a, train, store):
+    trained = train(clinician_a.site)
+    version = client_for(clinician_a).post(
+        PUBLISH, {"model_version": trained.version.pk}, format="json"
+    )
+    steps = copy_as_agent(
+        clinician_a.site, version.json()["id"], trained, weights=trained.weights + b"tampered"
+    )
+    assert steps["done"] == {"status": "failed", "error_code": "checksum_mismatch"}
+    listing = client_for(clinician_a).get(MODELS).json()["results"][0]
+    assert listing["latest_version"] is None
+
+
+def test_only_one_agent_worker_wins_the_claim(client_for, clinician_a, train, store):
+    trained = train(clinician_a.site)
+    pk = (
+        client_for(clinician_a)
+        .post(PUBLISH, {"model_version": trained.version.pk}, format="json")
+        .json()["id"]
+    )
+    agent = agent_client(clinician_a.site)
+    url = f"/api/v1/agent/marketplace/publications/{pk}/claim/"
+    first = agent.post(url, {"claim_id": "d1", "worker": "w1"}, format="json").json()
+    second = agent.post(url, {"claim_id": "d2", "worker": "w2"}, format="json").json()
+    again = agent.post(url, {"claim_id": "d1", "worker": "w1"}, format="json").json()
+    assert first["claimed"] and not second["claimed"] and again["claimed"]
+
+
+def test_outsider_gets_404_for_a_private_model(
+    client_for, clinician_a, outsider, train, publish, site_images
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained)  # visibility defaults to this site only
+    model_id = version["published_model"]
+    client = client_for(outsider)
+    assert client.get(MODELS).json()["count"] == 0
+    for url in (
+        f"{MODELS}{model_id}/",
+        f"{PUBLISH}{version['id']}/",
+        f"{PUBLISH}{version['id']}/download/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert "another site" not in response.json()["error"]["message"]
+    dataset = site_images(outsider.site)
+    response = client.post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "dataset": dataset.pk},
+        format="json",
+    )
+    assert response.status_code == 404
+    response = client.post(
+        "/api/v1/marketplace/evaluations/",
+        {"published_version": version["id"], "dataset": dataset.pk},
+        format="json",
+    )
+    assert response.status_code == 404
+    assert client.post(f"{PUBLISH}{version['id']}/withdraw/", {}, format="json").status_code == 404
+    assert (
+        client.patch(
+            f"{MODELS}{model_id}/", {"visibility": "consortium"}, format="json"
+        ).status_code
+        == 404
+    )
+
+
+def test_consortium_model_is_seen_and_applied_by_another_site(
+    client_for, clinician_a, outsider, train, publish, site_images
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained, visibility="consortium")
+    client = client_for(outsider)
+    listing = client.get(MODELS).json()["results"]
+    assert [m["id"] for m in listing] == [version["published_model"]]
+    assert listing[0]["named_sites"] is None, "who else it is shared with stays private"
+    detail = client.get(f"{PUBLISH}{version['id']}/").json()
+    assert detail["model_version"] is None, "the publisher's internal ids stay private"
+    dataset = site_images(outsider.site, n=2)
+    image = dataset.images.first()
+    response = client.post(
+        "/api/v1/predictions/",
+        {
+            "published_version": version["id"],
+            "site": "site-b",
+            "images": [{"image_id": image.pk}, {"key": dataset.images.last().storage_key}],
+            "heatmap": True,
+            "tta": True,
+        },
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "queued" and body["images"] == 2 and body["site"] == "site-b"
+    prediction = Prediction.objects.get(pk=body["id"])
+    assert prediction.model_version_id == trained.version.pk
+    # The prediction belongs to site B: site A cannot see it.
+    assert client_for(clinician_a).get(f"/api/v1/predictions/{body['id']}/").status_code == 404
+
+
+def test_named_visibility_reaches_only_the_named_sites(
+    client_for, clinician_a, outsider, train, publish
+):
+    from pollen.accounts.services import site_create
+    from tests.conftest import _person
+
+    third = _person("tess-third", site_create(slug="site-c", name="Coastal"), "clinician")
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained, visibility="named", named_sites=["site-b"])
+    assert client_for(outsider).get(MODELS).json()["count"] == 1
+    assert client_for(third).get(MODELS).json()["count"] == 0
+    owner_view = client_for(clinician_a).get(f"{MODELS}{version['published_model']}/").json()
+    assert owner_view["named_sites"] == ["site-b"]
+    bad = client_for(clinician_a).post(
+        PUBLISH,
+        {
+            "model_version": train(clinician_a.site, name="Other", seed=2).version.pk,
+            "visibility": "named",
+        },
+        format="json",
+    )
+    assert bad.status_code == 400 and "named_sites" in bad.json()["error"]["fields"]
+
+
+def test_new_versions_deprecation_and_withdrawal(
+    client_for, admin_a, clinician_a, outsider, train, publish, site_images
+):
+    first = publish(clinician_a, train(clinician_a.site, seed=1), visibility="consortium")
+    second = publish(clinician_a, train(clinician_a.site, seed=2, auc=0.95))
+    assert (first["published_model"], second["number"]) == (second["published_model"], 2)
+    clinician, outside = client_for(clinician_a), client_for(outsider)
+    deprecated = clinician.post(f"{PUBLISH}{first['id']}/deprecate/", {}, format="json")
+    assert deprecated.json()["status"] == "deprecated"
+    # A clinician who did not publish cannot withdraw; the site admin can.
+    other = client_for(outsider).post(f"{PUBLISH}{second['id']}/withdraw/", {}, format="json")
+    assert other.status_code == 404
+    withdrawn = client_for(admin_a).post(
+        f"{PUBLISH}{second['id']}/withdraw/", {"reason": "Label leak found."}, format="json"
+    )
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+    listing = outside.get(MODELS).json()["results"][0]
+    assert listing["latest_version"]["number"] == 1, "the newest usable version is listed"
+
+    dataset = site_images(outsider.site)
+    refused = [
+        outside.post(
+            "/api/v1/predictions/",
+            {"published_version": second["id"], "dataset": dataset.pk},
+            format="json",
+        ),
+        outside.post(
+            "/api/v1/marketplace/evaluations/",
+            {"published_version": second["id"], "dataset": dataset.pk},
+            format="json",
+        ),
+        outside.post(
+            "/api/v1/jobs/",
+            {"dataset": dataset.pk, "published_version": second["id"]},
+            format="json",
+        ),
+        outside.get(f"{PUBLISH}{second['id']}/download/"),
+        outside.post(f"{PUBLISH}{second['id']}/exports/", {}, format="json"),
+    ]
+    for response in refused:
+        assert response.status_code == 409, response.content
+        assert response.json()["error"]["code"] == "model_withdrawn"
+        assert "Label leak found." in response.json()["error"]["message"]
+    assert AuditEvent.objects.filter(action="marketplace.withdraw").count() == 1
+
+
+def test_browse_filters_sorts_and_keeps_a_constant_query_count(
+    client_for, clinician_a, outsider, train, publish
+):
+    publish(
+        clinician_a,
+        train(clinician_a.site, name="Chest screen", auc=0.8, seed=1),
+        visibility="consortium",
+    )
+    publish(
+        clinician_a,
+        train(
+            clinician_a.site,
+            name="Skin lesions",
+            auc=0.95,
+            seed=2,
+            modality="dermatology",
+            labels=("benign", "melanoma"),
+        ),
+        visibility="consortium",
+    )
+    client = client_for(outsider)
+
+    def names(query: str) -> list[str]:
+        response = client.get(f"{MODELS}?{query}")
+        assert response.status_code == 200, response.content
+        return [m["name"] for m in response.json()["results"]]
+
+    assert names("sort=auc") == ["Skin lesions", "Chest screen"]
+    assert names("modality=dermatology") == ["Skin lesions"]
+    assert names("labels=Melanoma") == ["Skin lesions"]
+    assert names("labels=normal,pneumonia") == ["Chest screen"]
+    assert names("min_auc=0.9") == ["Skin lesions"]
+    assert names("search=chest") == ["Chest screen"]
+    assert names("site=site-a&architecture=small_cnn&sort=name") == ["Chest screen", "Skin lesions"]
+    assert client.get(f"{MODELS}?min_auc=high").json()["error"]["code"] == "invalid_filter"
+
+    with CaptureQueriesContext(connection) as two:
+        client.get(MODELS)
+    for seed in range(3, 6):
+        publish(
+            clinician_a,
+            train(clinician_a.site, name=f"Model {seed}", seed=seed),
+            visibility="named",
+            named_sites=["site-b"],
+        )
+    with CaptureQueriesContext(connection) as five:
+        assert client.get(MODELS).json()["count"] == 5
+    assert len(five) == len(two)
+
+
+def test_prediction_wait_returns_the_result_or_the_current_state_at_the_deadline(
+    client_for, clinician_a, train, publish, site_images
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained)
+    dataset = site_images(clinician_a.site, n=1)
+    client = client_for(clinician_a)
+    created = client.post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "dataset": dataset.pk},
+        format="json",
+    ).json()
+    pending = client.get(f"/api/v1/predictions/{created['id']}/?wait=0.2").json()
+    assert pending["status"] == "queued"
+    assert client.get(f"/api/v1/predictions/{created['id']}/?wait=soon").status_code == 400
+
+    agent = agent_client(clinician_a.site)
+    base = f"/api/v1/agent/marketplace/predictions/{created['id']}"
+    spec = agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w"}, format="json").json()
+    # Own site's model: read from site storage, not the marketplace store.
+    assert spec["spec"]["model"]["kind"] == "site_model"
+    image_id = dataset.images.first().pk
+    done = agent.post(
+        f"{base}/complete/",
+        {
+            "claim_id": "d1",
+            "results": [
+                {
+                    "image_id": image_id,
+                    "probabilities": {"normal": 0.2, "pneumonia": 0.8},
+                    "predicted": "pneumonia",
+                },
+                {"image_id": 999999, "probabilities": {"normal": 1.0}},
+            ],
+        },
+        format="json",
+    )
+    assert done.status_code == 204, done.content
+    result = client.get(f"/api/v1/predictions/{created['id']}/?wait=30").json()
+    assert result["status"] == "succeeded"
+    assert [r["image_id"] for r in result["results"]] == [image_id], "unknown ids are dropped"
+    assert result["results"][0]["probabilities"]["pneumonia"] == 0.8
+
+
+def test_prediction_input_problems_are_clear(
+    client_for, clinician_a, outsider, train, publish, site_images
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained, visibility="consortium")
+    client = client_for(outsider)
+    mine = site_images(outsider.site, n=1)
+    theirs = site_images(clinician_a.site, n=1)
+    not_mine = client.post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "images": [{"image_id": theirs.images.first().pk}]},
+        format="json",
+    )
+    assert not_mine.status_code == 400 and not_mine.json()["error"]["code"] == "image_not_found"
+    mine.images.update(status="pending")
+    pending = client.post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "images": [{"image_id": mine.images.first().pk}]},
+        format="json",
+    )
+    assert pending.status_code == 409 and pending.json()["error"]["code"] == "image_not_ready"
+    both = client.post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "images": [{"image_id": 1, "key": "a.png"}]},
+        format="json",
+    )
+    assert both.status_code == 400
+    nothing = client.post(
+        "/api/v1/predictions/", {"published_version": version["id"]}, format="json"
+    )
+    assert nothing.status_code == 400
+
+
+def test_evaluation_metrics_stay_private_until_the_site_shares_them(
+    client_for, clinician_a, outsider, train, publish, site_images
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained, visibility="consortium")
+    client = client_for(outsider)
+    dataset = site_images(outsider.site, n=4)
+    created = client.post(
+        "/api/v1/marketplace/evaluations/",
+        {"published_version": version["id"], "dataset": dataset.pk},
+        format="json",
+    )
+    assert created.status_code == 202, created.content
+    evaluation_id = created.json()["id"]
+    agent = agent_client(outsider.site)
+    base = f"/api/v1/agent/marketplace/evaluations/{evaluation_id}"
+    claim = agent.post(f"{base}/claim/", {"claim_id": "e1", "worker": "w"}, format="json").json()
+    assert claim["spec"]["model"]["kind"] == "published"
+    assert claim["spec"]["model"]["sha256"] == trained.version.weights_sha256
+    agent.post(
+        f"{base}/complete/",
+        {
+            "claim_id": "e1",
+            "metrics": {"n": 4, "auc": 0.77, "accuracy": 0.75, "per_image": [0.1, 0.9]},
+        },
+        format="json",
+    )
+    row = SiteEvaluation.objects.get(pk=evaluation_id)
+    assert row.status == "succeeded" and "per_image" not in row.metrics
+
+    def site_rows(persona):
+        body = client_for(persona).get(f"{MODELS}{version['published_model']}/").json()
+        return {r["site"]: r for r in body["evaluations"]}
+
+    assert set(site_rows(clinician_a)) == {"site-a"}, "private until shared"
+    assert (
+        client_for(clinician_a).get(f"/api/v1/marketplace/evaluations/{evaluation_id}/").status_code
+        == 404
+    )
+    shared = client.post(
+        f"/api/v1/marketplace/evaluations/{evaluation_id}/share/", {}, format="json"
+    )
+    assert shared.status_code == 200 and shared.json()["shared"]
+    rows = site_rows(clinician_a)
+    assert rows["site-b"]["auc"] == 0.77 and rows["site-b"]["source"] == "site_evaluation"
+    assert rows["site-a"]["source"] == "publisher_test_split"
+
+
+def test_fine_tuning_a_published_model_records_lineage_both_ways(
+    client_for, clinician_a, outsider, train, publish, labelled_dataset
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained, visibility="consortium")
+    dataset = labelled_dataset(outsider.site)
+    client = client_for(outsider)
+    # The old way (another site's model version) is still refused...
+    refused = client.post(
+        "/api/v1/jobs/",
+        {"dataset": dataset.pk, "parent_version": trained.version.pk},
+        format="json",
+    )
+    assert refused.status_code == 404
+    # ...and the marketplace way works.
+    created = client.post(
+        "/api/v1/jobs/",
+        {"dataset": dataset.pk, "published_version": version["id"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    job_id = created.json()["id"]
+    assert created.json()["parent_version"] == trained.version.pk
+
+    from pollen.accounts.caller import caller_for_token
+    from pollen.accounts.services import token_create
+    from pollen.training import services as training
+    from pollen.training.models import Job
+
+    token, _ = token_create(caller=None, site=outsider.site, name="agent", kind="agent")
+    claim = training.job_claim(
+        caller=caller_for_token(token), job=Job.objects.get(pk=job_id), claim_id="d", worker="w"
+    )
+    weights = claim["spec"]["weights"]
+    assert weights["kind"] == "published" and weights["sha256"] == trained.version.weights_sha256
+    assert weights["manifest_sha256"] and weights["manifest_url"]
+
+    child = ModelVersion.objects.create(
+        site=outsider.site,
+        job=Job.objects.get(pk=job_id),
+        name="Fine-tuned at B",
+        architecture="small_cnn",
+        label_names=["normal", "pneumonia"],
+        input_size=32,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+        weights_sha256="b" * 64,
+        storage_key="models/x/",
+        parent=trained.version,
+    )
+    page_for_a = client_for(clinician_a).get(f"{MODELS}{version['published_model']}/").json()
+    assert page_for_a["lineage"]["descendants"] == [
+        {"visible": False, "description": "A model at another site", "generation": 1}
+    ]
+    page_for_b = client.get(f"{MODELS}{version['published_model']}/").json()
+    assert page_for_b["lineage"]["descendants"][0]["model_version"] == child.pk
+    assert ModelVersion.objects.get(pk=child.pk).parent_id == trained.version.pk
+
+
+def test_download_gives_short_lived_links_and_is_audited(
+    client_for, clinician_a, outsider, train, publish
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained, visibility="consortium")
+    links = client_for(outsider).get(f"{PUBLISH}{version['id']}/download/").json()
+    assert links["weights_sha256"] == trained.version.weights_sha256
+    assert links["expires_in"] <= 300 and "sig=" in links["weights_url"]
+    event = AuditEvent.objects.get(action="marketplace.download")
+    assert event.target_id == str(version["id"]) and event.site_id == outsider.site.pk
+
+
+def test_agent_endpoints_refuse_people_and_other_sites(
+    client_for, clinician_a, outsider, train, publish
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained)
+    url = f"/api/v1/agent/marketplace/publications/{version['id']}/claim/"
+    body = {"claim_id": "x", "worker": "w"}
+    assert client_for(clinician_a).post(url, body, format="json").status_code == 403
+    assert agent_client(outsider.site).post(url, body, format="json").status_code == 404
