@@ -15,6 +15,7 @@ from pollen_agent.ml.recipe import (
     Cancelled,
     NoCallbacks,
     TrainConfig,
+    batch_plan,
     build_datasets,
     class_weights,
     predict_probs,
@@ -105,6 +106,11 @@ def test_resume_matches_an_uninterrupted_run():
     for key in final_a:
         assert torch.allclose(final_a[key].float(), final_b[key].float(), atol=1e-6), key
     assert straight.checkpoints[2]["history"] == resumed.checkpoints[2]["history"]
+    average_a = straight.checkpoints[2]["weight_average"]
+    average_b = resumed.checkpoints[2]["weight_average"]
+    assert all(
+        torch.allclose(average_a[k].float(), average_b[k].float(), atol=1e-6) for k in average_a
+    )
 
 
 def test_resume_differs_without_the_checkpoint_state():
@@ -179,3 +185,17 @@ def test_predict_probs_with_flip_averaging():
     assert plain.shape == flipped.shape == (6, 2)
     assert np.allclose(flipped.sum(axis=1), 1.0)
     assert not np.allclose(plain, flipped)
+
+
+@pytest.mark.parametrize(
+    ("n_images", "plan"),
+    [
+        (5, (5, False, 1)),
+        (9, (8, True, 1)),
+        (16, (8, False, 2)),
+        (17, (8, True, 2)),
+        (20, (8, False, 3)),
+    ],
+)
+def test_batch_plan_adapts_to_small_datasets(n_images, plan):
+    assert batch_plan(n_images, 8) == plan

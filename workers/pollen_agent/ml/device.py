@@ -51,7 +51,7 @@ def memory_format(device: torch.device) -> torch.memory_format:
 
 def place_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Move ``model`` to ``device`` in the memory format that suits it."""
-    return model.to(device=device, memory_format=memory_format(device))
+    return model.to(device).to(memory_format=memory_format(device))
 
 
 def place_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:

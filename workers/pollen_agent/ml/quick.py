@@ -64,7 +64,7 @@ def train_quick(
         raise UserError("The quick model is available for EfficientNet-Lite only.")
     size = input_size or spec.input_size
     train_labels = np.asarray(train[1], dtype=np.int64).reshape(-1)
-    val_labels = np.asarray(val[1], dtype=np.int64).reshape(-1) if val else train_labels
+    val_labels = np.asarray(val[1], dtype=np.int64).reshape(-1) if val is not None else train_labels
     num_classes = len(label_names) if label_names else int(train_labels.max()) + 1
     names = list(label_names) if label_names else [f"class {i}" for i in range(num_classes)]
     check_labels(train_labels, val_labels, names)
@@ -86,7 +86,9 @@ def train_quick(
         val_ds = ArrayImageDataset(
             *val, input_size=size, mean=spec.mean, std=spec.std, augment=False
         )
-        val_features = extract_features(model, val_ds, batch_size=batch_size)
+        val_features = extract_features(
+            model, val_ds, batch_size=batch_size, should_cancel=should_cancel
+        )
         val_metrics = evaluate(_probs(model, val_features), val_labels, names)
     seconds = {
         "features": extracted - started,

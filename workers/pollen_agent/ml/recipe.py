@@ -54,6 +54,10 @@ class TrainConfig:
     num_threads: int | None = None  # None: torch's default, one per core
     max_minutes: float | None = None  # stop after the epoch that would overrun this budget
     eval_batch_size: int = 128
+    # Validation and the saved model use an exponential moving average of the weights: on a
+    # small validation set the raw weights' AUC jumps from epoch to epoch, and early stopping
+    # then picks a lucky, under-trained epoch.
+    ema_decay: float = 0.98
 
 
 class TrainCallbacks(Protocol):
@@ -66,6 +70,38 @@ class TrainCallbacks(Protocol):
     ) -> None: ...
 
     def should_cancel(self) -> bool: ...
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights, updated after every step."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.model = copy.deepcopy(model).eval()  # evaluates the averaged weights
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        # A short memory at first, so the average does not remember the starting weights.
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for key, value in model.state_dict().items():
+            average = self.state[key]
+            if average.is_floating_point():
+                average.mul_(decay).add_(value.detach(), alpha=1 - decay)
+            else:
+                average.copy_(value)
+
+    def restore(self, state: dict[str, torch.Tensor], updates: int) -> None:
+        """Continue from a checkpoint's average."""
+        self.state = {k: v.to(self.state[k].device, copy=True) for k, v in state.items()}
+        self.updates = updates
+
+    def averaged_model(self) -> nn.Module:
+        """The model with the averaged weights loaded, in eval mode."""
+        self.model.load_state_dict(self.state)
+        return self.model
 
 
 class NoCallbacks:
@@ -123,10 +159,12 @@ def build_datasets(
 ) -> tuple[ArrayImageDataset, ArrayImageDataset]:
     """Training (augmented) and validation datasets preprocessed the way ``arch`` expects."""
     spec = get_spec(arch)
-    common = {"input_size": config.input_size, "mean": spec.mean, "std": spec.std}
+    size, mean, std = config.input_size, spec.mean, spec.std
     return (
-        ArrayImageDataset(*train, augment=True, seed=config.seed, **common),
-        ArrayImageDataset(*val, augment=False, **common),
+        ArrayImageDataset(
+            *train, input_size=size, mean=mean, std=std, augment=True, seed=config.seed
+        ),
+        ArrayImageDataset(*val, input_size=size, mean=mean, std=std, augment=False),
     )
 
 
@@ -161,22 +199,17 @@ def train(
     if resume is None:
         torch.manual_seed(config.seed)
     model = place_model(model, device)
-    batch_size = min(config.batch_size, len(train_labels))
-    # BatchNorm cannot train on a final batch of one image, so drop it in that one case.
-    drop_last = len(train_labels) % batch_size == 1
-    steps_per_epoch = len(train_labels) // batch_size + (
-        0 if drop_last else int(len(train_labels) % batch_size > 0)
-    )
+    batch_size, drop_last, steps_per_epoch = batch_plan(len(train_labels), config.batch_size)
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, num_classes).to(device))
     state = _State()
+    average = WeightAverage(model, config.ema_decay)
     if resume is not None:
-        state = _restore(resume, model, optimizer, scheduler, scaler)
+        state = _restore(resume, model, optimizer, scheduler, scaler, average)
 
     stop_reason = "completed"
-    epoch_started = time.perf_counter()
     for epoch in range(state.epochs_done + 1, config.epochs + 1):
         epoch_started = time.perf_counter()
         loader = _loader(train_ds, batch_size, drop_last, config.seed, epoch)
@@ -187,6 +220,7 @@ def train(
             optimizer,
             scheduler,
             scaler,
+            average,
             device,
             callbacks,
             epoch,
@@ -194,15 +228,16 @@ def train(
             state,
         )
         val_started = time.perf_counter()
-        probs = predict_probs(model, val_ds, batch_size=config.eval_batch_size)
+        averaged = average.averaged_model()
+        probs = predict_probs(averaged, val_ds, batch_size=config.eval_batch_size)
         val_metrics = evaluate(probs, val_labels, names)
         state.seconds["validation"] += time.perf_counter() - val_started
-        _record_epoch(state, model, epoch, train_loss, val_metrics, log_loss(probs, val_labels))
+        _record_epoch(state, averaged, epoch, train_loss, val_metrics, log_loss(probs, val_labels))
         callbacks.on_epoch_end(
             epoch,
             train_loss,
             val_metrics,
-            _checkpoint(state, model, optimizer, scheduler, scaler, config),
+            _checkpoint(state, model, optimizer, scheduler, scaler, average, config),
         )
         if state.stale_epochs >= config.early_stopping_patience:
             stop_reason = "early_stopping"
@@ -225,6 +260,19 @@ def train(
         images_per_second=state.images_seen / step_seconds if step_seconds else 0.0,
         seconds={**state.seconds, "total": time.perf_counter() - started},
     )
+
+
+def batch_plan(n_images: int, batch_size: int) -> tuple[int, bool, int]:
+    """Batch size, whether to drop the last batch, and steps per epoch for ``n_images``.
+
+    A dataset smaller than a batch trains in one smaller batch. BatchNorm cannot train on a
+    final batch of a single image, so that one image is left out of the epoch (the shuffle
+    changes each epoch, so no image is left out every time).
+    """
+    batch_size = max(1, min(batch_size, n_images))
+    drop_last = n_images % batch_size == 1 and n_images > 1
+    steps = n_images // batch_size + (0 if drop_last or n_images % batch_size == 0 else 1)
+    return batch_size, drop_last, steps
 
 
 def dataset_labels(dataset: Dataset) -> np.ndarray:
@@ -318,8 +366,8 @@ def _scheduler(
 def _loader(
     dataset: Dataset, batch_size: int, drop_last: bool, seed: int, epoch: int
 ) -> DataLoader:
-    if isinstance(dataset, ArrayImageDataset) or hasattr(dataset, "set_epoch"):
-        dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
     # The shuffle order depends only on (seed, epoch), so a resumed epoch repeats exactly.
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(len(dataset), generator=generator).tolist()  # type: ignore[arg-type]
@@ -333,6 +381,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     scaler: torch.amp.GradScaler,
+    average: WeightAverage,
     device: torch.device,
     callbacks: TrainCallbacks,
     epoch: int,
@@ -355,6 +404,7 @@ def _train_epoch(
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        average.update(model)
         loss_value = float(loss.detach())
         total_loss += loss_value * len(labels)
         total_images += len(labels)
@@ -430,6 +480,7 @@ def _checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     scaler: torch.amp.GradScaler,
+    average: WeightAverage,
     config: TrainConfig,
 ) -> dict[str, Any]:
     return _cpu_copy(
@@ -441,6 +492,8 @@ def _checkpoint(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
+            "weight_average": average.state,
+            "weight_average_updates": average.updates,
             "best_score": state.best_score,
             "best_epoch": state.best_epoch,
             "best_state": state.best_state,
@@ -469,6 +522,7 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     scaler: torch.amp.GradScaler,
+    average: WeightAverage,
 ) -> _State:
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise UserError("The saved checkpoint comes from another version; restart the training.")
@@ -476,6 +530,7 @@ def _restore(
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
     scaler.load_state_dict(checkpoint["scaler"])
+    average.restore(checkpoint["weight_average"], checkpoint["weight_average_updates"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
     if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])

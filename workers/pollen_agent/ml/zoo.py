@@ -241,7 +241,8 @@ def _map_lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str
     The pip wheels number blocks flat; timm groups them by stage, so the flat index is
     mapped through the stage lengths of the timm model itself.
     """
-    flat = [(s, i) for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    stages = model.get_submodule("blocks")
+    flat = [(s, i) for s, stage in enumerate(stages.children()) for i in range(len(stage))]  # type: ignore[arg-type]
     expanded = {m[1] for k in state if (m := _BLOCK_KEY.match(k)) and m[2] == "_expand_conv"}
     mapped = {}
     for key, tensor in state.items():
@@ -314,14 +315,11 @@ def replace_head(model: nn.Module, spec: ArchSpec, num_classes: int) -> None:
     """Swap the final linear layer for a freshly initialised ``num_classes``-way one."""
     parent_name, _, attr = spec.head.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    old = getattr(parent, attr) if not attr.isdigit() else parent[int(attr)]  # type: ignore[index]
+    old = model.get_submodule(spec.head)
     if not isinstance(old, nn.Linear):
         raise TypeError(f"{spec.name}.{spec.head} is not a linear layer")
-    new = nn.Linear(old.in_features, num_classes)
-    if attr.isdigit():
-        parent[int(attr)] = new  # type: ignore[index]
-    else:
-        setattr(parent, attr, new)
+    # Sequential children are named "0", "1", ...; setattr replaces them like any other.
+    setattr(parent, attr, nn.Linear(old.in_features, num_classes))
 
 
 _IMAGENET_TERMS = (
