@@ -9,7 +9,10 @@ import { TrainPage } from './pages/Train';
 import { JobsPage } from './pages/Jobs';
 import { JobPage } from './pages/Job';
 import { MembersPage, TokensPage, AuditPage } from './pages/Admin';
-import { ComingSoonPage, NotFoundPage, NotMemberPage } from './pages/Misc';
+import { NotFoundPage, NotMemberPage } from './pages/Misc';
+import { MarketplacePage, ModelPage } from './pages/Marketplace';
+import { ApplyPage } from './pages/Apply';
+import { FederatedPage } from './pages/Federated';
 import type { Me, Membership } from './api/types';
 
 type SitePage = (props: { site: Membership; params: Record<string, string> }) => ReactNode;
@@ -20,16 +23,18 @@ const SITE_ROUTES: [string, SitePage, boolean][] = [
   ['/sites/:slug/train', TrainPage, false],
   ['/sites/:slug/jobs', JobsPage, false],
   ['/sites/:slug/jobs/:id', JobPage, false],
+  ['/sites/:slug/apply', ApplyPage, false],
+  ['/sites/:slug/federated', FederatedPage, false],
   ['/sites/:slug/admin/members', MembersPage, true],
   ['/sites/:slug/admin/tokens', TokensPage, true],
   ['/sites/:slug/admin/audit', AuditPage, true],
 ];
 
-const COMING_SOON: Record<string, string> = {
-  '/marketplace': 'Marketplace',
-  '/apply': 'Apply a model',
-  '/federated': 'Across sites',
-};
+/** Pages that belong to no one site. */
+const GLOBAL_ROUTES: [string, (props: { me: Me; params: Record<string, string> }) => ReactNode][] = [
+  ['/marketplace', () => <MarketplacePage />],
+  ['/marketplace/models/:id', ({ me, params }) => <ModelPage me={me} params={params} />],
+];
 
 export function App() {
   const { me, loading, error } = useSession();
@@ -57,8 +62,12 @@ function Shell({ me, pathname }: { me: Me; pathname: string }) {
   if (pathname === '/') {
     const site = defaultSite(me);
     content = site ? <Redirect to={`/sites/${site.site.slug}/datasets`} /> : <NoSites />;
-  } else if (COMING_SOON[pathname]) {
-    content = <ComingSoonPage title={COMING_SOON[pathname]} />;
+  } else if (GLOBAL_ROUTES.some(([pattern]) => matchPath(pattern, pathname))) {
+    const [pattern, Page] = GLOBAL_ROUTES.find(([p]) => matchPath(p, pathname))!;
+    content = <Page key={pathname} me={me} params={matchPath(pattern, pathname)!} />;
+  } else if (pathname === '/apply' || pathname === '/federated') {
+    const site = defaultSite(me);
+    content = site ? <Redirect to={`/sites/${site.site.slug}${pathname}`} /> : <NoSites />;
   } else {
     content = <NotFoundPage />;
     for (const [pattern, Page, adminOnly] of SITE_ROUTES) {
@@ -91,7 +100,7 @@ function Shell({ me, pathname }: { me: Me; pathname: string }) {
 function Header({ me, current, pathname }: { me: Me; current: Membership | null; pathname: string }) {
   const { signOut } = useSession();
   const base = current ? `/sites/${current.site.slug}` : '';
-  const section = current ? pathname.slice(base.length) || '/datasets' : '/datasets';
+  const section = current && pathname.startsWith(`${base}/`) ? pathname.slice(base.length) : '/datasets';
 
   const switchSite = (slug: string) => {
     // Keep the section (datasets, train, admin…) but drop ids that belong to the other site.
@@ -102,13 +111,22 @@ function Header({ me, current, pathname }: { me: Me; current: Membership | null;
     navigate(`/sites/${slug}${rest}`);
   };
 
-  const links: [string, string][] = current
-    ? [
-        [`${base}/datasets`, 'Datasets'],
-        [`${base}/train`, 'Train a model'],
-        [`${base}/jobs`, 'Training runs'],
-      ]
-    : [];
+  const links: [string, string][] = [
+    ...(current
+      ? ([
+          [`${base}/datasets`, 'Datasets'],
+          [`${base}/train`, 'Train a model'],
+          [`${base}/jobs`, 'Training runs'],
+        ] as [string, string][])
+      : []),
+    ['/marketplace', 'Marketplace'],
+    ...(current
+      ? ([
+          [`${base}/apply`, 'Apply a model'],
+          [`${base}/federated`, 'Across hospitals'],
+        ] as [string, string][])
+      : []),
+  ];
   const isActive = (href: string) => pathname === href || pathname.startsWith(`${href}/`);
 
   return (
@@ -158,13 +176,6 @@ function Header({ me, current, pathname }: { me: Me; current: Membership | null;
             Administration
           </Link>
         )}
-        <span className="nav-soon">
-          {Object.entries(COMING_SOON).map(([href, text]) => (
-            <Link key={href} to={href} className="soon" aria-current={pathname === href ? 'page' : undefined}>
-              {text} <span className="badge">soon</span>
-            </Link>
-          ))}
-        </span>
       </nav>
     </header>
   );

@@ -1,7 +1,8 @@
-"""Personas for the dashboard's end-to-end tests; run with `manage.py shell < tests/e2e/seed_e2e.py`.
+"""The outsider for the dashboard's end-to-end tests; run with `manage.py shell < tests/e2e/seed_e2e.py`.
 
-Idempotent: a second run keeps the sites and members and resets the personas' passwords to
-E2E_PASSWORD (each test run picks a fresh one).
+`manage.py seed_demo` makes the two demo sites (st-anne, borough) and their people. This adds a
+third site that shares nothing with them, with one administrator, `outsider-admin`. Idempotent: a
+second run keeps the site and member and resets the password to E2E_PASSWORD (fresh each run).
 """
 
 import os
@@ -12,11 +13,7 @@ from pollen.accounts.models import Membership, Site
 from pollen.accounts.services import membership_add, site_create
 
 PASSWORD = os.environ["E2E_PASSWORD"]
-PERSONAS = [
-    ("e2e-north", "North General Hospital (e2e)", "north-admin", "admin"),
-    ("e2e-north", "North General Hospital (e2e)", "north-clinician", "clinician"),
-    ("e2e-south", "South Valley Clinic (e2e)", "south-admin", "admin"),
-]
+PERSONAS = [("e2e-outside", "Outside Clinic (e2e)", "outsider-admin", "admin")]
 
 for slug, name, username, role in PERSONAS:
     site = Site.objects.filter(slug=slug).first() or site_create(slug=slug, name=name)
@@ -25,4 +22,4 @@ for slug, name, username, role in PERSONAS:
     user = get_user_model().objects.get(username=username)
     user.set_password(PASSWORD)
     user.save(update_fields=["password"])
-print("e2e personas ready")
+print("e2e outsider ready")

@@ -174,6 +174,18 @@ export interface Evaluation {
   class_counts?: Record<string, number>;
   warnings?: string[];
   label_names: string[];
+  samples?: EvaluationSample[];
+}
+
+/** One final-check image: its label, the model's answer and, once presigned, a link to its heatmap overlay. */
+export interface EvaluationSample {
+  image_id: number | string;
+  label: string | number | null;
+  predicted: string | number | null;
+  probability: number | null;
+  overlay_key?: string | null;
+  overlay_url?: string | null;
+  filename?: string;
 }
 
 export interface Job {
@@ -194,4 +206,168 @@ export interface Job {
   evaluation: Evaluation | null;
   model_version: unknown;
   created_at?: string;
+}
+
+// --- Marketplace (platform/pollen/marketplace/apis.py) --------------------------------------------
+
+export type Visibility = 'site' | 'named' | 'consortium';
+export type VersionStatus = 'pending' | 'published' | 'failed' | 'deprecated' | 'withdrawn';
+export const USABLE_VERSION_STATUSES: VersionStatus[] = ['published', 'deprecated'];
+
+export interface VersionSummary {
+  id: number;
+  number: number;
+  status: VersionStatus;
+  auc: number | null;
+  weights_sha256: string;
+  published_at: string | null;
+}
+
+export interface PublishedModel {
+  id: number;
+  name: string;
+  site: string;
+  site_name: string;
+  modality: string;
+  task: string;
+  architecture: string;
+  label_names: string[];
+  visibility: Visibility;
+  named_sites: string[] | null;
+  intended_use: string;
+  limitations: string;
+  latest_version: VersionSummary | null;
+  version_count: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ModelCard {
+  name?: string;
+  version?: number;
+  architecture?: string;
+  task?: string;
+  labels?: string[];
+  input?: { size?: number; channels?: number; mean?: number[]; std?: number[]; preprocessing?: string };
+  training_data?: {
+    modality?: string;
+    images_per_split?: Record<string, Record<string, number>>;
+    images_per_label?: Record<string, number>;
+    total_images?: number;
+    recipe?: string | null;
+  };
+  site?: { slug: string; name: string };
+  metrics?: Record<string, unknown>;
+  lineage?: {
+    weights_sha256?: string;
+    starting_point?: { slug: string; name: string; source: string } | null;
+    parent?: { site: string; weights_sha256: string } | null;
+  };
+  licence?: string;
+  trained_at?: string;
+  intended_use?: string;
+  limitations?: string;
+  visibility?: Visibility;
+  status?: VersionStatus;
+}
+
+export interface PublishedVersion {
+  id: number;
+  published_model: number;
+  model_name: string;
+  site: string;
+  number: number;
+  status: VersionStatus;
+  status_text: string;
+  status_reason: string;
+  model_version: number | null;
+  weights_sha256: string;
+  auc: number | null;
+  card: ModelCard;
+  error_code: string;
+  message: string;
+  created_at: string;
+  published_at: string | null;
+}
+
+export interface LineageNode {
+  visible: boolean;
+  description?: string;
+  site?: string;
+  name?: string;
+  architecture?: string;
+  weights_sha256?: string;
+  model_version?: number | null;
+  published_model?: number | null;
+  published_version?: number | null;
+  version_number?: number | null;
+  generation?: number;
+}
+
+export interface Lineage {
+  parents: LineageNode[];
+  descendants: LineageNode[];
+}
+
+export interface SiteResult {
+  site: string;
+  version: number;
+  source: 'publisher_test_split' | 'site_evaluation' | string;
+  n: number | null;
+  auc: number | null;
+  accuracy: number | null;
+  balanced_accuracy: number | null;
+  sensitivity: number | null;
+  specificity: number | null;
+  ece: number | null;
+  at: string | null;
+}
+
+export interface PublishedModelDetail extends PublishedModel {
+  versions: PublishedVersion[];
+  card: ModelCard | null;
+  lineage: Lineage;
+  evaluations: SiteResult[];
+}
+
+export type WorkStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface PredictionResult {
+  image_id?: number | string;
+  key?: string;
+  filename?: string;
+  probabilities?: Record<string, number> | number[];
+  predicted?: string | number;
+  overlay_key?: string | null;
+  overlay_url?: string | null;
+  width?: number;
+  height?: number;
+  patches?: number;
+  sliding_window?: boolean;
+  error?: string;
+  [extra: string]: unknown;
+}
+
+export interface Prediction {
+  id: number;
+  site: string;
+  status: WorkStatus;
+  published_version: number | null;
+  model_version: number | null;
+  dataset: number | null;
+  label_names: string[];
+  tta: boolean;
+  heatmap: boolean;
+  images: number;
+  results: PredictionResult[];
+  error_code: string;
+  message: string;
+  overlay_links_error?: string;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface ConsortiumSite {
+  slug: string;
+  name: string;
 }

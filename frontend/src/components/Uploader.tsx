@@ -11,7 +11,12 @@ const COMPLETE_BATCH = 500;
 const ACCEPT = '.png,.jpg,.jpeg,.tif,.tiff,.dcm,image/png,image/jpeg,image/tiff,application/dicom';
 
 /** Drop files or whole folders; they go straight to the site's storage, then the site agent checks them. */
-export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | number; onIngestStarted: () => void }) {
+export function Uploader({ datasetId, onIngestStarted, title = 'Add images' }: {
+  datasetId: string | number;
+  /** Called with the ids of the images the site agent now checks. */
+  onIngestStarted: (imageIds: (number | string)[]) => void;
+  title?: string;
+}) {
   const [picked, setPicked] = useState<PickedFile[]>([]);
   const [useFolders, setUseFolders] = useState(true);
   const [items, setItems] = useState<UploadItem[]>([]);
@@ -107,7 +112,7 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
         await api.post(`/datasets/${datasetId}/uploads/complete/`, { image_ids: chunk });
         chunk.forEach((id) => completed.current.add(id));
       }
-      if (done.length) onIngestStarted();
+      if (done.length) onIngestStarted(done);
       setPhase('done');
     } catch (err) {
       setError(err);
@@ -122,7 +127,7 @@ export function Uploader({ datasetId, onIngestStarted }: { datasetId: string | n
 
   return (
     <section className="card" aria-labelledby="upload-title">
-      <h2 id="upload-title">Add images</h2>
+      <h2 id="upload-title">{title}</h2>
       <div
         className={`dropzone ${dragging ? 'dropzone-active' : ''}`}
         onDragOver={(e) => {

@@ -150,7 +150,14 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
  * Show `children` only once the hub offers `path` (features land one by one); until then say so plainly,
  * instead of an error about a missing address.
  */
-export function FeatureGate({ path, what, title, children }: { path: string; what: string; title: string; children: ReactNode }) {
+export function FeatureGate({ path, what, title, quiet = false, children }: {
+  path: string;
+  what: string;
+  title: string;
+  /** Inside another page: one labelled line instead of a whole page. */
+  quiet?: boolean;
+  children: ReactNode;
+}) {
   const [state, setState] = useState<'checking' | 'yes' | 'no'>('checking');
   useEffect(() => {
     let live = true;
@@ -160,14 +167,20 @@ export function FeatureGate({ path, what, title, children }: { path: string; wha
     };
   }, [path]);
   if (state === 'checking') return <Loading />;
+  if (state === 'no' && quiet)
+    return (
+      <p className="notice notice-info small" role="status" data-testid="feature-unavailable">
+        {what} is not available on this Pollen hub yet.
+      </p>
+    );
   if (state === 'no')
     return (
       <section>
-      <h1>{title}</h1>
-      <div className="notice notice-info" role="status" data-testid="feature-unavailable">
-        {what} is not available on this Pollen hub yet. Ask your site administrator when it will be switched on; your
-        datasets are ready for it in the meantime.
-      </div>
+        <h1>{title}</h1>
+        <div className="notice notice-info" role="status" data-testid="feature-unavailable">
+          {what} is not available on this Pollen hub yet. Ask your site administrator when it will be switched on; your
+          datasets are ready for it in the meantime.
+        </div>
       </section>
     );
   return <>{children}</>;

@@ -4,6 +4,9 @@ import { FINAL_JOB_STATUSES, type Evaluation, type Job, type JobStatus, type Mem
 import { Link, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, ProgressBar, useApi, useInterval } from '../components/ui';
 import { ConfusionMatrix, LineChart, RocCurve } from '../components/charts';
+import { HeatmapLegend, SampleGallery } from '../components/Heatmaps';
+import { PublishPanel } from '../components/PublishPanel';
+import type { EvaluationSample } from '../api/types';
 import { percent, progressFraction, timeLeftInWords } from '../lib/format';
 import { aucGrade, calibrationError, evaluationSummary, rocCurves } from '../lib/metrics';
 
@@ -121,6 +124,8 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
       )}
 
       {j.evaluation && <EvaluationView evaluation={j.evaluation} />}
+      {j.status === 'succeeded' && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} />}
+      {j.status === 'succeeded' && <PublishPanel site={site} job={j} />}
     </section>
   );
 }
@@ -168,5 +173,20 @@ function Tile({ term, value, note }: { term: string; value: string; note?: strin
         {note && <span className="small muted block">{note}</span>}
       </dd>
     </div>
+  );
+}
+
+/** Sample predictions with heatmap overlays: links are short-lived, so fetch them when the page shows them. */
+function JobSamples({ jobId }: { jobId: number | string }) {
+  const samples = useApi((signal) => api.get<{ samples: EvaluationSample[] }>(`/jobs/${jobId}/samples/`, undefined, signal), [jobId]);
+  return (
+    <section className="card" aria-labelledby="samples-title">
+      <h2 id="samples-title">Where the model looked</h2>
+      <p className="small muted">Check images the model was most sure about, with its answer and a heatmap over each. The images stay in your site’s storage.</p>
+      <HeatmapLegend />
+      {samples.loading && !samples.data && <Loading what="Fetching the heatmaps from your site" />}
+      <ErrorNotice error={samples.error} onRetry={samples.reload} title="The heatmaps could not be fetched from your site." />
+      {samples.data && <SampleGallery samples={samples.data.samples} />}
+    </section>
   );
 }

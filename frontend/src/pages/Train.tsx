@@ -79,7 +79,7 @@ function TrainForm({ site }: { site: Membership }) {
       <h1>Train a model</h1>
       <p className="muted">Pick your images and press Start. The settings below are good defaults; you rarely need to change them.</p>
       <form onSubmit={submit} className="train-form">
-        <ErrorNotice error={error} />
+        <ErrorNotice error={topError(error, fields)} />
         <div className="card">
           <h2><label htmlFor="train-dataset">1. Images to learn from</label></h2>
           <ErrorNotice error={datasets.error} onRetry={datasets.reload} />
@@ -89,7 +89,8 @@ function TrainForm({ site }: { site: Membership }) {
               <Link to={`/sites/${site.site.slug}/datasets`}>Create one and add labelled images</Link> first.
             </p>
           ) : (
-            <select id="train-dataset" required value={dataset} onChange={(e) => setDataset(e.target.value)} aria-invalid={fields.dataset ? true : undefined}>
+            <select id="train-dataset" required value={dataset} onChange={(e) => setDataset(e.target.value)} aria-invalid={fields.dataset ? true : undefined}
+              aria-describedby={fields.dataset ? 'train-dataset-error' : undefined}>
               <option value="">Choose a dataset…</option>
               {datasets.data?.results.map((d) => (
                 <option key={d.id} value={String(d.id)}>
@@ -98,7 +99,7 @@ function TrainForm({ site }: { site: Membership }) {
               ))}
             </select>
           )}
-          {fields.dataset && <p className="field-error">{fields.dataset}</p>}
+          {fields.dataset && <p className="field-error" id="train-dataset-error">{fields.dataset}</p>}
           {chosen && (chosen.label_names?.length ?? 0) < 2 && (
             <p className="warning-text small">This dataset needs images with at least two different labels before a model can learn to tell them apart.</p>
           )}
@@ -111,14 +112,22 @@ function TrainForm({ site }: { site: Membership }) {
           <ErrorNotice error={zoo.error} onRetry={zoo.reload} />
           <div className="choices">
             {entries.map((entry) => (
-              <label key={entry.id} className={`choice ${String(entry.id) === start ? 'choice-on' : ''}`}>
-                <input type="radio" name="starting-point" value={String(entry.id)} checked={String(entry.id) === start} onChange={() => setStart(String(entry.id))} />
-                <span>
-                  <strong>{entry.name}</strong> {entry.recommended && <span className="badge badge-ok">recommended</span>}
-                  {entry.description && <span className="small muted block">{entry.description}</span>}
-                  <span className="small muted block">{SOURCE_NAMES[entry.source] ?? entry.source}{entry.licence ? ` · Licence: ${entry.licence}` : ''}</span>
-                </span>
-              </label>
+              <div key={entry.id} className={`choice choice-box ${String(entry.id) === start ? 'choice-on' : ''}`}>
+                <label className="choice-main">
+                  <input type="radio" name="starting-point" value={String(entry.id)} checked={String(entry.id) === start} onChange={() => setStart(String(entry.id))} />
+                  <span>
+                    <strong>{entry.name}</strong> {entry.recommended && <span className="badge badge-ok">recommended</span>}
+                    {entry.description && <span className="small muted block">{entry.description}</span>}
+                    <span className="small muted block">{SOURCE_NAMES[entry.source] ?? entry.source}{entry.licence ? '' : ' · no licence terms'}</span>
+                  </span>
+                </label>
+                {entry.licence && (
+                  <details className="licence small">
+                    <summary>Licence terms</summary>
+                    <p>{entry.licence}</p>
+                  </details>
+                )}
+              </div>
             ))}
           </div>
           {fields.starting_point && <p className="field-error">{fields.starting_point}</p>}
@@ -136,7 +145,7 @@ function TrainForm({ site }: { site: Membership }) {
               <span><strong>Quick</strong><span className="small muted block">A few minutes. Good for a first look.</span></span>
             </label>
           </div>
-          <details className="advanced">
+          <details className="advanced" open={Object.keys(fields).some((k) => k.startsWith('advanced.')) || undefined}>
             <summary>Advanced settings</summary>
             <p className="small muted">Leave a box empty to use the recommended value.</p>
             <div className="grid-fields">
@@ -170,5 +179,20 @@ const SOURCE_NAMES: Record<string, string> = {
   file: 'Imported by an administrator',
   model_version: 'A model trained at a hospital in the network',
 };
+
+/**
+ * The notice above the form. When the hub's reason is already shown next to the choice it concerns,
+ * say only where to look, so the same sentence does not appear twice.
+ */
+export function topError(error: unknown, fields: Record<string, string>): unknown {
+  if (!(error instanceof ApiError)) return error;
+  const inline = Object.entries(fields).filter(([key]) => key === 'dataset' || key === 'starting_point' || key.startsWith('advanced.'));
+  if (!inline.length) return error;
+  const norm = (text: string) => text.replace(/\s+/g, ' ').trim();
+  const shown = inline.map(([, text]) => norm(text)).join(' ');
+  if (!shown.includes(norm(error.message)) && !norm(error.message).includes(shown)) return error;
+  const where = inline.some(([key]) => key === 'dataset') ? 'the images you chose' : inline.some(([key]) => key === 'starting_point') ? 'the starting point' : 'the advanced settings';
+  return new Error(`Training could not start. The reason is shown under ${where} below; fix it and press Start training again.`);
+}
 
 const asId = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);

@@ -1,0 +1,295 @@
+import { useEffect, useMemo, useState } from 'react';
+import { api, type Page } from '../api/client';
+import {
+  USABLE_VERSION_STATUSES, type Dataset, type DatasetImage, type Membership, type Prediction, type PredictionResult, type PublishedModel,
+} from '../api/types';
+import { Link, useDocumentTitle, useLocation } from '../router';
+import { ErrorNotice, FeatureGate, Loading, Notice, useApi, useInterval } from '../components/ui';
+import { Uploader } from '../components/Uploader';
+import { ProbabilityBars } from '../components/ProbabilityBars';
+import { HeatmapLegend } from '../components/Heatmaps';
+import { plural } from '../lib/format';
+
+/** New images for checking live in one plain dataset per site, so they stay in the site's storage. */
+export const INBOX_NAME = 'Images checked with a model';
+
+export function ApplyPage({ site }: { site: Membership }) {
+  useDocumentTitle(`Apply a model · ${site.site.name}`);
+  return (
+    <FeatureGate path="/predictions/" what="Applying models to your images" title="Apply a model">
+      <ApplyForm site={site} />
+    </FeatureGate>
+  );
+}
+
+function ApplyForm({ site }: { site: Membership }) {
+  const { search } = useLocation();
+  const slug = site.site.slug;
+  const models = useApi((signal) => api.get<Page<PublishedModel>>('/marketplace/models/', { page_size: 100, sort: 'name' }, signal), []);
+  const usable = (models.data?.results ?? []).filter((m) => m.latest_version && USABLE_VERSION_STATUSES.includes(m.latest_version.status));
+  const [modelId, setModelId] = useState(search.get('model') ?? '');
+  const model = usable.find((m) => String(m.id) === modelId) ?? null;
+  const [source, setSource] = useState<'new' | 'dataset'>('new');
+  const [datasetId, setDatasetId] = useState('');
+  const [heatmap, setHeatmap] = useState(true);
+  const [tta, setTta] = useState(false);
+  const [imageIds, setImageIds] = useState<(number | string)[]>([]);
+  const [prediction, setPrediction] = useState<Prediction | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+
+  const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal), [slug]);
+  const inbox = useInbox(slug, source === 'new');
+  const checked = useChecked(inbox.dataset?.id ?? null, imageIds);
+
+  useEffect(() => {
+    if (!modelId && usable.length === 1) setModelId(String(usable[0].id));
+  }, [usable, modelId]);
+
+  const live = !!prediction && (prediction.status === 'queued' || prediction.status === 'running');
+  useInterval(
+    async () => {
+      if (!prediction) return;
+      try {
+        setPrediction(await api.get<Prediction>(`/predictions/${prediction.id}/`, { wait: 10 }));
+      } catch (err) {
+        setError(err);
+      }
+    },
+    1500,
+    live,
+  );
+
+  const accepted = checked.images.filter((i) => i.status === 'accepted');
+  const stillChecking = imageIds.length > 0 && checked.images.filter((i) => i.status !== 'pending').length < imageIds.length;
+  const ready = !!model && (source === 'new' ? accepted.length > 0 && !stillChecking : !!datasetId);
+
+  const run = async () => {
+    if (!model?.latest_version) return;
+    setBusy(true);
+    setError(null);
+    setPrediction(null);
+    try {
+      const body = {
+        published_version: model.latest_version.id,
+        site: slug,
+        heatmap,
+        tta,
+        ...(source === 'new' ? { images: accepted.map((i) => ({ image_id: Number(i.id) })) } : { dataset: Number(datasetId) }),
+      };
+      setPrediction(await api.post<Prediction>('/predictions/', body));
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const names = useMemo(() => new Map(checked.images.map((i) => [String(i.id), i.filename])), [checked.images]);
+
+  return (
+    <section>
+      <h1>Apply a model</h1>
+      <p className="muted">
+        Run a model from the marketplace on images at {site.site.name}. The images stay in your hospital’s storage; the model runs
+        on your site’s own computer.
+      </p>
+
+      <div className="card">
+        <h2><label htmlFor="apply-model">1. Model</label></h2>
+        <ErrorNotice error={models.error} onRetry={models.reload} />
+        {models.loading && !models.data && <Loading what="Loading the models you may use" />}
+        {models.data && usable.length === 0 ? (
+          <p>No model has been shared with {site.site.name} yet. <Link to="/marketplace">Browse the marketplace</Link> or publish one of your own training runs.</p>
+        ) : (
+          <select id="apply-model" value={modelId} onChange={(e) => setModelId(e.target.value)}>
+            <option value="">Choose a model…</option>
+            {usable.map((m) => (
+              <option key={m.id} value={String(m.id)}>
+                {m.name} — {m.site_name}, version {m.latest_version!.number} ({m.label_names.join(' / ')})
+              </option>
+            ))}
+          </select>
+        )}
+        {model && (
+          <p className="small muted">
+            Tells apart {model.label_names.join(', ')}. {model.intended_use ? `Intended use: ${model.intended_use}` : ''}{' '}
+            <Link to={`/marketplace/models/${model.id}`}>Read its model card and limitations</Link>.
+          </p>
+        )}
+      </div>
+
+      <fieldset className="card">
+        <legend><h2>2. Images</h2></legend>
+        <div className="choices choices-row">
+          <label className={`choice ${source === 'new' ? 'choice-on' : ''}`}>
+            <input type="radio" name="apply-source" checked={source === 'new'} onChange={() => setSource('new')} />
+            <span><strong>New images</strong><span className="small muted block">Drop images here; they go straight to your site’s storage.</span></span>
+          </label>
+          <label className={`choice ${source === 'dataset' ? 'choice-on' : ''}`}>
+            <input type="radio" name="apply-source" checked={source === 'dataset'} onChange={() => setSource('dataset')} />
+            <span><strong>A dataset at {site.site.name}</strong><span className="small muted block">Every checked image in it (up to 1,000).</span></span>
+          </label>
+        </div>
+        {source === 'new' && (
+          <>
+            <ErrorNotice error={inbox.error} onRetry={inbox.retry} title="Could not prepare a place for new images." />
+            {!inbox.dataset && !inbox.error && <Loading what="Preparing" />}
+            {inbox.dataset && (
+              <>
+                <Uploader datasetId={inbox.dataset.id} title="Images to check" onIngestStarted={(ids) => { setImageIds(ids); setPrediction(null); }} />
+                <p className="small muted">They are kept in your site’s dataset “{INBOX_NAME}”.</p>
+              </>
+            )}
+            {stillChecking && <Notice>Your site is checking {plural(imageIds.length, 'image')}; the model can run once they are ready.</Notice>}
+            {!stillChecking && imageIds.length > 0 && (
+              <p role="status" className="small">
+                {plural(accepted.length, 'image')} ready
+                {accepted.length < imageIds.length ? `; ${imageIds.length - accepted.length} turned away (see the dataset for reasons)` : ''}.
+              </p>
+            )}
+          </>
+        )}
+        {source === 'dataset' && (
+          <div className="field">
+            <label htmlFor="apply-dataset">Dataset</label>
+            <select id="apply-dataset" value={datasetId} onChange={(e) => setDatasetId(e.target.value)}>
+              <option value="">Choose a dataset…</option>
+              {datasets.data?.results.map((d) => (
+                <option key={d.id} value={String(d.id)}>{d.name} ({plural(d.accepted_count ?? 0, 'image')})</option>
+              ))}
+            </select>
+            <ErrorNotice error={datasets.error} onRetry={datasets.reload} />
+          </div>
+        )}
+      </fieldset>
+
+      <fieldset className="card">
+        <legend><h2>3. Options</h2></legend>
+        <label className="check">
+          <input type="checkbox" checked={heatmap} onChange={(e) => setHeatmap(e.target.checked)} /> Show where the model looked (heatmap)
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={tta} onChange={(e) => setTta(e.target.checked)} /> Look at each image several ways (flipped and turned) and average: steadier, slower
+        </label>
+      </fieldset>
+
+      <div className="actions">
+        <button type="button" className="btn btn-primary btn-large" disabled={!ready || busy || live} onClick={run}>
+          {busy ? 'Starting…' : live ? 'Running…' : 'Run the model'}
+        </button>
+        {!model && <span className="small muted">Choose a model first.</span>}
+      </div>
+      <ErrorNotice error={error} />
+
+      {prediction && <PredictionView prediction={prediction} names={names} />}
+    </section>
+  );
+}
+
+/** Find (or make, the first time) the site's dataset that holds images brought in for checking. */
+function useInbox(slug: string, active: boolean) {
+  const [dataset, setDataset] = useState<Dataset | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    if (!active || dataset) return;
+    let live = true;
+    (async () => {
+      try {
+        const list = await api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 });
+        const found = list.results.find((d) => d.name === INBOX_NAME);
+        const ds = found ?? (await api.post<Dataset>('/datasets/', {
+          site: slug,
+          name: INBOX_NAME,
+          description: 'Images brought in to be checked with a model from the marketplace.',
+        }));
+        if (live) {
+          setDataset(ds);
+          setError(null);
+        }
+      } catch (err) {
+        if (live) setError(err);
+      }
+    })();
+    return () => {
+      live = false;
+    };
+  }, [slug, active, dataset, tick]);
+  return { dataset, error, retry: () => setTick((t) => t + 1) };
+}
+
+/** Follow the site agent's checks of freshly uploaded images. */
+function useChecked(datasetId: number | string | null, ids: (number | string)[]) {
+  const [images, setImages] = useState<DatasetImage[]>([]);
+  const wanted = new Set(ids.map(String));
+  const pending = ids.length > 0 && (images.length < ids.length || images.some((i) => i.status === 'pending'));
+  const load = async () => {
+    if (datasetId == null || !ids.length) return;
+    // A handful of fresh images: ask for each one (the holding dataset grows, so a list page may not show them).
+    const rows = await Promise.all([...wanted].slice(0, 100).map((id) => api.get<DatasetImage>(`/datasets/${datasetId}/images/${id}/`)));
+    setImages(rows);
+  };
+  useEffect(() => {
+    setImages([]);
+    load().catch(() => undefined);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [datasetId, ids.join(',')]);
+  useInterval(() => load().catch(() => undefined), 1500, pending);
+  return { images };
+}
+
+export function PredictionView({ prediction, names }: { prediction: Prediction; names: Map<string, string> }) {
+  const p = prediction;
+  if (p.status === 'queued' || p.status === 'running') {
+    return (
+      <section className="card" aria-live="polite">
+        <Loading what={p.status === 'queued' ? `Waiting for your site’s computer to look at ${plural(p.images, 'image')}` : `The model is looking at ${plural(p.images, 'image')}`} />
+      </section>
+    );
+  }
+  if (p.status === 'failed') {
+    return (
+      <div className="notice notice-error" role="alert">
+        The model could not run: {p.message || 'your site reported a problem.'} Try again; if it keeps failing, tell your site administrator.
+      </div>
+    );
+  }
+  return (
+    <section className="card" aria-labelledby="results-title" data-testid="prediction-results">
+      <h2 id="results-title">What the model says</h2>
+      <p className="small muted">
+        Likelihoods from this model only. They support, never replace, your clinical judgement.
+      </p>
+      {p.heatmap && <HeatmapLegend />}
+      {p.overlay_links_error && <div className="notice notice-warning" role="alert">The heatmaps could not be fetched: {p.overlay_links_error}</div>}
+      <ul className="results">
+        {p.results.map((r, i) => <ResultRow key={String(r.image_id ?? i)} result={r} labels={p.label_names} name={names.get(String(r.image_id)) ?? r.filename ?? `Image ${r.image_id ?? i + 1}`} />)}
+      </ul>
+    </section>
+  );
+}
+
+function isSlide(r: PredictionResult): boolean {
+  return !!r.sliding_window || (typeof r.patches === 'number' && r.patches > 1) || Math.max(Number(r.width ?? 0), Number(r.height ?? 0)) > 2048;
+}
+
+function ResultRow({ result, labels, name }: { result: PredictionResult; labels: string[]; name: string }) {
+  const slide = isSlide(result);
+  return (
+    <li className="result">
+      <div className="result-image">
+        {result.overlay_url ? (
+          <img src={result.overlay_url} alt={`${slide ? 'Slide-level heatmap' : 'Heatmap'} of where the model looked on ${name}`} />
+        ) : (
+          <div className="heatmap-missing">{result.error ? 'No heatmap' : 'Heatmap not requested'}</div>
+        )}
+        {slide && <p className="small muted">Large image: read in patches; the heatmap covers the whole slide.</p>}
+      </div>
+      <div className="result-body">
+        <h3 className="h4">{name}</h3>
+        {result.error ? <p className="field-error">{result.error}</p> : <ProbabilityBars probabilities={result.probabilities} labels={labels} />}
+      </div>
+    </li>
+  );
+}

@@ -1,0 +1,290 @@
+import { useEffect, useState } from 'react';
+import { api, ApiError, type Page } from '../api/client';
+import { USABLE_VERSION_STATUSES, type Me, type PublishedModel, type PublishedModelDetail, type SiteResult } from '../api/types';
+import { Link, useDocumentTitle } from '../router';
+import { ErrorNotice, FeatureGate, Loading, Pager, useApi } from '../components/ui';
+import { LineageGraph } from '../components/LineageGraph';
+import { MODALITIES, modalityName } from './Datasets';
+import { percent } from '../lib/format';
+import { aucGrade } from '../lib/metrics';
+import { defaultSite } from '../session';
+
+const PAGE_SIZE = 20;
+const VISIBILITY_TEXT: Record<string, string> = {
+  site: 'Only the publishing hospital',
+  named: 'Hospitals named by the publisher',
+  consortium: 'Every hospital in the network',
+};
+const SOURCE_NAMES: Record<string, string> = {
+  imagenet: 'pre-trained on everyday photographs (ImageNet)',
+  random: 'started from nothing',
+  file: 'weights imported by an administrator',
+  model_version: 'a model from a hospital in the network',
+};
+
+export function MarketplacePage() {
+  useDocumentTitle('Marketplace');
+  return (
+    <FeatureGate path="/marketplace/models/" what="The marketplace" title="Marketplace">
+      <MarketplaceList />
+    </FeatureGate>
+  );
+}
+
+function useDebounced<T>(value: T, ms = 300): T {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    const id = window.setTimeout(() => setV(value), ms);
+    return () => window.clearTimeout(id);
+  }, [value, ms]);
+  return v;
+}
+
+function MarketplaceList() {
+  const [search, setSearch] = useState('');
+  const [modality, setModality] = useState('');
+  const [label, setLabel] = useState('');
+  const [minAuc, setMinAuc] = useState('');
+  const [sort, setSort] = useState('recent');
+  const [page, setPage] = useState(1);
+  const q = useDebounced(search);
+  const l = useDebounced(label);
+  const models = useApi(
+    (signal) =>
+      api.get<Page<PublishedModel>>('/marketplace/models/', { search: q, modality, labels: l, min_auc: minAuc, sort, page, page_size: PAGE_SIZE }, signal),
+    [q, modality, l, minAuc, sort, page],
+  );
+  const reset = () => setPage(1);
+
+  return (
+    <section>
+      <h1>Marketplace</h1>
+      <p className="muted">
+        Models published by hospitals in the network. Each one ran only on its own hospital’s images; here you see what it is
+        for, its limits and how well it worked at each hospital that checked it.
+      </p>
+      <form className="filters card" role="search" onSubmit={(e) => e.preventDefault()} aria-label="Find models">
+        <div className="field grow">
+          <label htmlFor="mk-search">Search models</label>
+          <input id="mk-search" type="search" value={search} placeholder="Name, label, hospital…" onChange={(e) => { setSearch(e.target.value); reset(); }} />
+        </div>
+        <div className="field">
+          <label htmlFor="mk-modality">Kind of images</label>
+          <select id="mk-modality" value={modality} onChange={(e) => { setModality(e.target.value); reset(); }}>
+            <option value="">Any</option>
+            {MODALITIES.filter(([code]) => code).map(([code, name]) => <option key={code} value={code}>{name}</option>)}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="mk-label">Recognises the label</label>
+          <input id="mk-label" value={label} placeholder="e.g. pneumonia" onChange={(e) => { setLabel(e.target.value); reset(); }} />
+        </div>
+        <div className="field">
+          <label htmlFor="mk-auc">Separates cases at least</label>
+          <select id="mk-auc" value={minAuc} onChange={(e) => { setMinAuc(e.target.value); reset(); }}>
+            <option value="">Any result</option>
+            <option value="0.7">Fair or better (AUC 0.70+)</option>
+            <option value="0.8">Good or better (AUC 0.80+)</option>
+            <option value="0.9">Excellent (AUC 0.90+)</option>
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="mk-sort">Order by</label>
+          <select id="mk-sort" value={sort} onChange={(e) => { setSort(e.target.value); reset(); }}>
+            <option value="recent">Most recently updated</option>
+            <option value="auc">Best results first</option>
+            <option value="name">Name</option>
+          </select>
+        </div>
+      </form>
+      <ErrorNotice error={models.error} onRetry={models.reload} />
+      {models.loading && !models.data && <Loading what="Loading models" />}
+      {models.data && models.data.count === 0 && (
+        <p data-testid="marketplace-empty" role="status">
+          No model you may use matches. Clear a filter, or ask the hospital that made a model to share it with your site.
+        </p>
+      )}
+      {models.data && models.data.count > 0 && (
+        <ul className="model-list" data-testid="model-list" aria-busy={models.loading}>
+          {models.data.results.map((m) => <ModelTile key={m.id} model={m} />)}
+        </ul>
+      )}
+      {models.data && <Pager page={page} count={models.data.count} pageSize={PAGE_SIZE} onPage={setPage} />}
+    </section>
+  );
+}
+
+function ModelTile({ model }: { model: PublishedModel }) {
+  const v = model.latest_version;
+  return (
+    <li className="card model-tile">
+      <h2 className="h3">
+        <Link to={`/marketplace/models/${model.id}`}>{model.name}</Link>
+      </h2>
+      <p className="small muted">
+        From {model.site_name} · {modalityName(model.modality) || 'images'} · tells apart {model.label_names.join(', ')}
+      </p>
+      {model.intended_use && <p className="clamp">{model.intended_use}</p>}
+      <p className="small">
+        {v ? (
+          <>
+            Version {v.number}
+            {v.auc != null ? ` · separates cases ${aucGrade(v.auc)} (AUC ${v.auc.toFixed(2)})` : ''}
+            {v.status === 'deprecated' ? ' · a newer version is advised' : ''}
+          </>
+        ) : (
+          <span className="warning-text">Not usable yet: no version has finished publishing.</span>
+        )}
+      </p>
+    </li>
+  );
+}
+
+export function ModelPage({ me, params }: { me: Me; params: Record<string, string> }) {
+  return (
+    <FeatureGate path="/marketplace/models/" what="The marketplace" title="Marketplace">
+      <ModelDetail me={me} id={params.id} />
+    </FeatureGate>
+  );
+}
+
+function ModelDetail({ me, id }: { me: Me; id: string }) {
+  const model = useApi((signal) => api.get<PublishedModelDetail>(`/marketplace/models/${id}/`, undefined, signal), [id]);
+  useDocumentTitle(model.data ? model.data.name : 'Marketplace');
+  if (model.error instanceof ApiError && model.error.isNotFound) {
+    return (
+      <section data-testid="no-access">
+        <h1>Model not found</h1>
+        <p>This model does not exist, or it has not been shared with your hospital. <Link to="/marketplace">Browse the marketplace</Link>.</p>
+      </section>
+    );
+  }
+  if (!model.data) return model.error ? <ErrorNotice error={model.error} onRetry={model.reload} /> : <Loading what="Loading the model" />;
+  const m = model.data;
+  const card = m.card ?? {};
+  const usable = m.latest_version && USABLE_VERSION_STATUSES.includes(m.latest_version.status);
+  const site = defaultSite(me);
+  const labels = card.training_data?.images_per_label ?? {};
+  const own = me.memberships.some((x) => x.site.slug === m.site);
+
+  return (
+    <section>
+      <nav className="crumbs" aria-label="Breadcrumb">
+        <Link to="/marketplace">Marketplace</Link> <span aria-hidden="true">›</span> {m.name}
+      </nav>
+      <div className="page-head">
+        <div>
+          <h1>{m.name}</h1>
+          <p className="muted">
+            From {m.site_name} · {modalityName(m.modality) || 'images'} · tells apart {m.label_names.join(', ')}
+            {m.latest_version ? ` · version ${m.latest_version.number}` : ''}
+          </p>
+        </div>
+        <div className="actions">
+          {usable && site ? (
+            <Link className="btn btn-primary" to={`/sites/${site.site.slug}/apply?model=${m.id}`}>Use this model on my images</Link>
+          ) : (
+            <span className="small muted">{usable ? 'Join a site to use this model.' : 'Usable once a version has finished publishing.'}</span>
+          )}
+        </div>
+      </div>
+      {own && <p className="small muted">Shared with: {VISIBILITY_TEXT[m.visibility] ?? m.visibility}{m.named_sites?.length ? ` (${m.named_sites.join(', ')})` : ''}.</p>}
+
+      <div className="grid-2">
+        <section className="card" aria-labelledby="use-title">
+          <h2 id="use-title">Intended use</h2>
+          <p>{m.intended_use || 'The publisher has not described what this model is for. Ask them before using it.'}</p>
+          <h2>Limitations</h2>
+          <p>{m.limitations || 'The publisher has listed no limitations. That does not mean there are none: check it on your own images first.'}</p>
+          <h2 className="h3">Licence</h2>
+          {card.licence ? (
+            card.licence.length > 160 ? (
+              <details className="licence-block"><summary>{card.licence.slice(0, 120)}…</summary><p>{card.licence}</p></details>
+            ) : <p>{card.licence}</p>
+          ) : <p className="muted">No licence terms were recorded for its starting weights.</p>}
+        </section>
+        <section className="card" aria-labelledby="card-title">
+          <h2 id="card-title">Model card</h2>
+          <dl className="facts">
+            <dt>How it was trained</dt>
+            <dd>
+              {card.training_data?.total_images != null ? `${card.training_data.total_images} images at ${card.site?.name ?? m.site_name}` : `At ${m.site_name}`}
+              {Object.keys(labels).length > 0 && ` (${Object.entries(labels).map(([k, n]) => `${n} ${k}`).join(', ')})`}
+              . Images never left the hospital.
+            </dd>
+            <dt>Started from</dt>
+            <dd>{card.lineage?.starting_point ? `${card.lineage.starting_point.name} (${SOURCE_NAMES[card.lineage.starting_point.source] ?? card.lineage.starting_point.source})` : card.lineage?.parent ? 'A model from another hospital (see family tree)' : '—'}</dd>
+            <dt>Network</dt>
+            <dd>{card.architecture ?? m.architecture}{card.input?.size ? `, looks at images resized to ${card.input.size}×${card.input.size} pixels` : ''}</dd>
+            {card.input?.preprocessing && (<><dt>Image preparation</dt><dd className="small">{card.input.preprocessing}</dd></>)}
+            {card.lineage?.weights_sha256 && (<><dt>Fingerprint of the weights</dt><dd><code className="small">{card.lineage.weights_sha256.slice(0, 16)}…</code></dd></>)}
+          </dl>
+        </section>
+      </div>
+
+      <section className="card" aria-labelledby="results-title">
+        <h2 id="results-title">How it worked at each hospital</h2>
+        <p className="small muted">Measured on images the model never learned from. Each hospital shares only these totals.</p>
+        <SiteResultsTable rows={m.evaluations} siteName={(slug) => (slug === m.site ? m.site_name : slug)} />
+      </section>
+
+      <section className="card" aria-labelledby="lineage-h">
+        <h2 id="lineage-h">Family tree</h2>
+        <LineageGraph lineage={m.lineage} title={m.name} subtitle={`${m.site}${m.latest_version ? ` · version ${m.latest_version.number}` : ''}`} />
+      </section>
+
+      <section className="card" aria-labelledby="versions-title">
+        <h2 id="versions-title">Versions</h2>
+        <table className="table">
+          <thead><tr><th scope="col">Version</th><th scope="col">State</th><th scope="col">Separates cases (AUC)</th><th scope="col">Published</th></tr></thead>
+          <tbody>
+            {m.versions.map((v) => (
+              <tr key={v.id}>
+                <td>{v.number}</td>
+                <td>{v.status_text}{v.status_reason ? `: ${v.status_reason}` : ''}</td>
+                <td>{v.auc != null ? v.auc.toFixed(2) : '—'}</td>
+                <td>{v.published_at ? new Date(v.published_at).toLocaleDateString() : '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+    </section>
+  );
+}
+
+export function SiteResultsTable({ rows, siteName }: { rows: SiteResult[]; siteName: (slug: string) => string }) {
+  if (!rows.length) return <p className="muted">No results yet.</p>;
+  return (
+    <div className="table-wrap">
+      <table className="table" data-testid="site-results">
+        <thead>
+          <tr>
+            <th scope="col">Hospital</th>
+            <th scope="col">Version</th>
+            <th scope="col">Checked on</th>
+            <th scope="col">Images</th>
+            <th scope="col">Separates cases (AUC)</th>
+            <th scope="col">Cases found (sensitivity)</th>
+            <th scope="col">Healthy cleared (specificity)</th>
+            <th scope="col">Right answers</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r, i) => (
+            <tr key={`${r.site}-${r.version}-${i}`}>
+              <th scope="row">{siteName(r.site)}</th>
+              <td>{r.version}</td>
+              <td>{r.source === 'publisher_test_split' ? 'its own final-check images' : 'that hospital’s images'}</td>
+              <td>{r.n ?? '—'}</td>
+              <td>{r.auc != null ? `${r.auc.toFixed(2)} (${aucGrade(r.auc)})` : '—'}</td>
+              <td>{r.sensitivity != null ? percent(r.sensitivity) : '—'}</td>
+              <td>{r.specificity != null ? percent(r.specificity) : '—'}</td>
+              <td>{r.accuracy != null ? percent(r.accuracy) : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
