@@ -114,4 +114,5 @@ def relay(updates: Sequence[tuple[Tensors, int]]) -> Tensors:
 
 
 def to_bytes(tensors: Tensors) -> bytes:
-    return save({name: np.ascontiguousarray(t) for name, t in sorted(tensors.items())})
+    # np.ascontiguousarray would turn 0-d tensors (BatchNorm counters) into shape (1,).
+    return save({name: np.array(t, order="C", copy=True) for name, t in sorted(tensors.items())})

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pollen.datasets.models import Dataset, Image, ImageStatus
+from pollen.federation import aggregation
+from pollen.federation.services import update_key
+from tests.conftest import _person
+
+
+@pytest.fixture
+def site_c(db):
+    from pollen.accounts.services import site_create
+
+    return site_create(slug="site-c", name="Cottage Hospital")
+
+
+@pytest.fixture
+def admin_c(site_c):
+    return _person("cora-admin", site_c, "admin")
+
+
+@pytest.fixture
+def clinician_c(site_c, admin_c):
+    return _person("cody-clinician", site_c, "clinician")
+
+
+def make_dataset(
+    site: Any, *, n: int = 40, labels=("left", "right"), name: str = "squares"
+) -> Dataset:
+    """A dataset with accepted image rows (metadata only), split by patient."""
+    dataset = Dataset.objects.create(site=site, name=name, label_names=list(labels))
+    Image.objects.bulk_create(
+        Image(
+            dataset=dataset,
+            filename=f"{i}.png",
+            storage_key=f"datasets/{dataset.pk}/images/{i}.png",
+            status=ImageStatus.ACCEPTED,
+            label=labels[i % len(labels)],
+            patient_id=f"P{i}",
+            sha256=f"{i:064x}",
+            width=40,
+            height=40,
+            split=("val", "val", "test", "test")[i % 10] if i % 10 < 4 else "train",
+        )
+        for i in range(n)
+    )
+    return dataset
+
+
+@pytest.fixture
+def model_store_dir(settings, tmp_path):
+    """The hub's model store in a fresh folder (the store is built once per process)."""
+    from pollen.core.model_store import model_store
+
+    settings.LOCAL_STORAGE_ROOT = tmp_path / "storage"
+    settings.LOCAL_STORAGE_ENABLED = True
+    model_store.cache_clear()
+    yield tmp_path / "storage"
+    model_store.cache_clear()
+
+
+@dataclass
+class Sent:
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to(self, slug: str) -> list[dict[str, Any]]:
+        return [t for t in self.tasks if t["site"] == slug]
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Tasks the hub queued for site agents (the broker is not under test here)."""
+    record = Sent()
+
+    def fake(task_name: str, payload: dict[str, Any], *, queue: str) -> None:
+        assert queue == f"site.{payload['site']}.gpu"
+        record.tasks.append({"task": task_name, **payload})
+
+    monkeypatch.setattr("pollen.federation.services.send_on_commit", fake)
+    return record
+
+
+def tensors(value: float, *, shape=(2, 3)) -> dict[str, np.ndarray]:
+    return {
+        "layer.weight": np.full(shape, value, dtype=np.float32),
+        "layer.bias": np.full((shape[0],), value, dtype=np.float32),
+        "bn.num_batches_tracked": np.array(int(value * 10), dtype=np.int64),
+    }
+
+
+class FakeAgent:
+    """Drives the agent API of one site the way the real agent does (weights to the store first)."""
+
+    def __init__(self, client: Any, slug: str, capture: Any) -> None:
+        self.client, self.slug, self.capture = client, slug, capture
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        with self.capture(execute=True):
+            return self.client.post(f"/api/v1/agent/{path}", body, format="json")
+
+    def claim(self, job_id: int, number: int, claim_id: str = "c1") -> Any:
+        return self._post(
+            f"federated-jobs/{job_id}/rounds/{number}/claim/", {"claim_id": claim_id, "worker": "w"}
+        )
+
+    def send(
+        self,
+        job_id: int,
+        number: int,
+        weights: dict[str, np.ndarray],
+        *,
+        samples: int = 10,
+        auc: float = 0.8,
+        claim: bool = True,
+    ) -> Any:
+        from pollen.core.model_store import model_store, sha256_bytes
+
+        if claim:
+            self.claim(job_id, number)
+        data = aggregation.to_bytes(weights)
+        model_store().put_bytes(update_key(job_id, number, self.slug), data)
+        body: dict[str, Any] = {"weights_sha256": sha256_bytes(data), "sample_count": samples}
+        if number == 0:
+            body["model"] = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+        else:
+            body["metrics"] = {"val_auc": auc, "val_accuracy": 0.7, "val_count": 4}
+        return self._post(f"federated-jobs/{job_id}/rounds/{number}/update/", body)
+
+    def fail(self, job_id: int, number: int, message: str = "out of memory") -> Any:
+        return self._post(
+            f"federated-jobs/{job_id}/rounds/{number}/fail/", {"code": "oom", "message": message}
+        )
+
+
+@pytest.fixture
+def agent_for(token_client, django_capture_on_commit_callbacks):
+    def make(site: Any) -> FakeAgent:
+        return FakeAgent(
+            token_client(site, kind="agent"), site.slug, django_capture_on_commit_callbacks
+        )
+
+    return make
