@@ -83,7 +83,7 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
     torch.manual_seed(0)
     model = build_model(ARCH, 2, source="imagenet").eval()
     test, _, source = fixtures.medmnist("breastmnist", "test")
-    per_c = {1: 8 if quick else 24, 8: 16 if quick else 48}
+    per_c = {1: 6 if quick else 12, 8: 8 if quick else 16}
     images = list(test[: max(per_c.values())])
     tensors = [
         preprocess(img, input_size=size, mean=spec.mean, std=spec.std).unsqueeze(0)

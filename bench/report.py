@@ -147,12 +147,13 @@ def render_doc(
     seconds: float,
 ) -> str:
     """The whole of docs/benchmarks.md: intro, marker, run description, table and notes."""
-    parts = [intro.rstrip() + "\n", GENERATED_MARKER + "\n", "## Run\n"]
-    parts.append(f"- Mode: **{mode}**; wall time {seconds / 60:.1f} min\n")
-    parts.extend(f"- {key}: {value}\n" for key, value in machine.items())
-    parts.append("\n## Results\n\n" + render_table(rows))
+    run = f"- Mode: **{mode}**; wall time {seconds / 60:.1f} min\n" + "".join(
+        f"- {key}: {value}\n" for key, value in machine.items()
+    )
+    parts = [intro.rstrip() + "\n", GENERATED_MARKER, "## Run\n\n" + run]
+    parts.append("## Results\n\n" + render_table(rows))
     if notes:
-        parts.append("\n## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
+        parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
