@@ -299,7 +299,7 @@ class PublishedModelListApi(generics.ListAPIView):
             return PublishedModel.objects.none()
         caller = _caller(self.request)
         return (
-            selectors.published_model_list(caller)
+            selectors.published_model_browse(caller)
             .annotate(
                 version_count=Count(
                     "versions",

@@ -27,25 +27,35 @@ NAMED_THROUGH = PublishedModel.named_sites.through
 
 
 def _visible_q(caller: Caller) -> Q:
+    """Own sites' listings, and others' that were ever published to the caller (withdrawn
+    versions stay visible, so using one answers 'withdrawn' rather than 'not found')."""
     named_for_me = Exists(
-        NAMED_THROUGH.objects.filter(
-            publishedmodel_id=OuterRef("pk"),
-            site_id__in=caller.site_ids,
+        NAMED_THROUGH.objects.filter(publishedmodel_id=OuterRef("pk"), site_id__in=caller.site_ids)
+    )
+    was_published = Exists(
+        PublishedVersion.objects.filter(
+            published_model_id=OuterRef("pk"), status__in=LISTED_VERSION_STATUSES
         )
     )
-    return (
-        Q(site_id__in=caller.site_ids)
-        | Q(visibility=Visibility.CONSORTIUM, latest_version__isnull=False)
-        | (Q(visibility=Visibility.NAMED, latest_version__isnull=False) & named_for_me)
+    return Q(site_id__in=caller.site_ids) | (
+        was_published
+        & (Q(visibility=Visibility.CONSORTIUM) | (Q(visibility=Visibility.NAMED) & named_for_me))
     )
 
 
 def published_model_list(caller: Caller) -> QuerySet[PublishedModel]:
-    """Listings the caller may see: theirs (any state) and others' with a usable version."""
+    """Listings the caller may see: theirs in any state, others' once published."""
     return (
         PublishedModel.objects.filter(_visible_q(caller))
         .select_related("site", "latest_version", "latest_version__model_version")
         .prefetch_related("named_sites")
+    )
+
+
+def published_model_browse(caller: Caller) -> QuerySet[PublishedModel]:
+    """What the marketplace lists: others' models only while a version is usable."""
+    return published_model_list(caller).filter(
+        Q(site_id__in=caller.site_ids) | Q(latest_version__isnull=False)
     )
 
 

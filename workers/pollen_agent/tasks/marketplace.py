@@ -1,1 +1,129 @@
-"""Agent tasks for marketplace (site queues)."""
+"""Marketplace work on ``site.<slug>.gpu``: publish, predict, evaluate, export. Tasks stay thin.
+
+Each task claims its work item on the hub (a compare-and-set only one worker wins), runs a
+function from ``pollen_agent.jobs`` and reports the result. User errors end the work with a
+clear reason; passing faults are retried, and the same delivery re-claims the item.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from pollen_agent import runtime
+from pollen_agent.celery_app import app
+from pollen_agent.errors import RetryableError, UserError
+from pollen_agent.hub_client import HubClient
+from pollen_agent.storage.base import Storage
+from pollen_contracts import tasks as names
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+Runner = Callable[[dict[str, Any], HubClient, Storage, Path], dict[str, Any]]
+
+
+def _publish(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+    from pollen_agent.jobs.publish import run_publication
+
+    return run_publication(spec=spec, storage=storage)
+
+
+def _export(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+    from pollen_agent.jobs.export import run_export
+
+    return run_export(spec=spec, storage=storage, work=work)
+
+
+def _predict(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+    from pollen_agent.jobs.predict import run_prediction
+
+    return run_prediction(spec=spec, storage=storage, work=work)
+
+
+def _evaluate(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+    from pollen_agent.jobs.evaluate import run_evaluation
+
+    return run_evaluation(spec=spec, hub=hub, storage=storage, work=work)
+
+
+# payload "kind" -> (the hub's path segment, the runner)
+KINDS: dict[str, tuple[str, Runner]] = {
+    "publication": ("publications", _publish),
+    "export": ("exports", _export),
+    "prediction": ("predictions", _predict),
+    "evaluation": ("evaluations", _evaluate),
+}
+
+
+def run_work(task: Any, payload: dict[str, Any], *, allowed: set[str]) -> dict[str, Any]:
+    """Claim, run and report one work item; returns a small summary for the result backend."""
+    kind = payload.get("kind", "")
+    if kind not in allowed:
+        logger.error("unknown marketplace work %r on %s", kind, task.name)
+        return {"skipped": f"unknown kind {kind!r}"}
+    segment, runner = KINDS[kind]
+    slug, pk = payload["site"], int(payload["id"])
+    base = f"agent/marketplace/{segment}/{pk}"
+    hub = runtime.hub_for(slug)
+    claim_id = task.request.id or f"{kind}-{pk}"
+    try:
+        claim = hub.post(f"{base}/claim/", {"claim_id": claim_id, "worker": socket.gethostname()})
+    except UserError as exc:  # gone, or not ours: nothing to do
+        return {"skipped": exc.code}
+    if not claim.get("claimed"):
+        return {"skipped": claim.get("failed") or "claimed elsewhere or finished"}
+    work_dir = Path(runtime.config().work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{kind}-{pk}-", dir=work_dir))
+
+    def fail(code: str, message: str) -> dict[str, Any]:
+        hub.post(f"{base}/fail/", {"claim_id": claim_id, "code": code, "message": message})
+        return {kind: pk, "failed": code}
+
+    try:
+        result = runner(claim["spec"], hub, runtime.storage_for(slug), work)
+        hub.post(f"{base}/complete/", {"claim_id": claim_id, **result})
+    except UserError as exc:
+        return fail(exc.code, exc.message)
+    except SoftTimeLimitExceeded:
+        return fail("time_limit", "This took longer than the site allows. Try fewer images.")
+    except RetryableError as exc:
+        if task.request.retries >= MAX_RETRIES:
+            return fail(exc.code, f"{exc.message} It kept failing; ask your site IT to check.")
+        raise task.retry(exc=exc, countdown=min(60, 2 * 2**task.request.retries)) from exc
+    except Exception as exc:
+        logger.exception("%s %s crashed", kind, pk)
+        return fail(
+            "internal_error",
+            "Something went wrong on the site agent. The error was logged for your site IT "
+            f"({exc.__class__.__name__}).",
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {kind: pk, "succeeded": True}
+
+
+@app.task(name=names.PUBLISH, bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def publish(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Copy a model (or its ONNX export) into the hub's model store through presigned URLs."""
+    return run_work(self, payload, allowed={"publication", "export"})
+
+
+@app.task(name=names.PREDICT, bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def predict(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Apply a model to images in this site's storage; probabilities and overlay keys go back."""
+    return run_work(self, payload, allowed={"prediction"})
+
+
+@app.task(name=names.EVALUATE, bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def evaluate(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate a published model on a labelled dataset at this site; aggregate metrics go back."""
+    return run_work(self, payload, allowed={"evaluation"})

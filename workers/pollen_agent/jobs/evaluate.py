@@ -1,0 +1,74 @@
+"""Evaluate a published model on the site's own labelled dataset: aggregate metrics only.
+
+Every accepted image whose label the model knows is used (the model never saw this site's
+images, so all of them are unseen). Per-image predictions never leave this function.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pollen_agent.errors import UserError
+from pollen_agent.hub_client import HubClient
+from pollen_agent.jobs.images import READ_THREADS, _to_training_array
+from pollen_agent.jobs.model_source import load_model
+from pollen_agent.storage.base import Storage
+
+
+def run_evaluation(
+    *, spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path
+) -> dict[str, Any]:
+    from pollen_agent.ml.metrics import evaluate
+    from pollen_agent.ml.predict import predict
+
+    started = time.perf_counter()
+    model, manifest = load_model(spec["model"], storage, work)
+    index = {name: i for i, name in enumerate(manifest.label_names)}
+    rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
+    usable = [r for r in rows if r["label"] in index]
+    if not usable:
+        raise UserError(
+            "None of the dataset's images has a label this model knows.", code="no_matching_labels"
+        )
+    keep_side = max(int(manifest.input_size * 1.25), 64)
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    unreadable = 0
+
+    def read(row: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
+        try:
+            return row, _to_training_array(
+                storage.get_bytes(row["storage_key"]), keep_side=keep_side
+            )
+        except UserError:
+            return row, None
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        for row, array in pool.map(read, usable):
+            if array is None:
+                unreadable += 1
+                continue
+            images.append(array)
+            labels.append(index[row["label"]])
+    probs = predict(
+        model,
+        images,
+        input_size=manifest.input_size,
+        mean=manifest.mean,
+        std=manifest.std,
+        tta=bool(spec.get("tta", True)),
+    )
+    metrics = evaluate(probs, np.asarray(labels), list(manifest.label_names))
+    metrics["skipped_images"] = {
+        "unknown_label": len(rows) - len(usable),
+        "unreadable": unreadable,
+    }
+    metrics["evaluated_on"] = "all accepted images with a label the model knows"
+    metrics["tta"] = bool(spec.get("tta", True))
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    return {"metrics": metrics}

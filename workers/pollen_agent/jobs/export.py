@@ -1,0 +1,32 @@
+"""Export a published model to ONNX at the site, verify it against PyTorch, upload it to the hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pollen_agent.jobs.model_source import load_model, put_presigned
+from pollen_agent.storage.base import Storage
+
+ATOL = 1e-4
+
+
+def run_export(*, spec: dict[str, Any], storage: Storage, work: Path) -> dict[str, Any]:
+    from pollen_agent.ml.export import export_onnx
+
+    model, manifest = load_model(spec["model"], storage, work)
+    result = export_onnx(
+        model,
+        input_size=manifest.input_size,
+        path=work / "model.onnx",
+        in_channels=len(manifest.mean),
+        atol=ATOL,
+    )
+    put_presigned(spec["upload"], Path(result["path"]), what="ONNX file")
+    return {
+        "sha256": result["sha256"],
+        "bytes": result["bytes"],
+        "opset": result["opset"],
+        "max_abs_diff": result["max_abs_diff"],
+        "atol": ATOL,
+    }

@@ -1,0 +1,200 @@
+"""Apply a model to images in the site's own storage: probabilities, optional TTA, heatmaps.
+
+Images longer than ``LARGE_SIDE`` on a side go through sliding-window inference (background
+patches skipped) with a slide-level heatmap. Overlays are PNGs written to the site's storage;
+only probabilities and storage keys go back to the hub. A bad image gets its own error and
+never stops the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pollen_agent.errors import UserError
+from pollen_agent.ingest.decode import decode_image
+from pollen_agent.jobs.model_source import load_model
+from pollen_agent.storage.base import ObjectNotFound, Storage
+
+LARGE_SIDE = 2048
+PATCH_SIZE = 256
+BATCH = 32
+
+
+def _as_uint8(array: np.ndarray) -> np.ndarray:
+    """The same intensity scaling training used: 16-bit images are stretched to their range."""
+    if array.dtype == np.uint8:
+        return array
+    low, high = float(array.min()), float(array.max())
+    return ((array.astype(np.float32) - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
+
+
+def _reduce(array: np.ndarray, side: int) -> np.ndarray:
+    from PIL import Image
+
+    if max(array.shape[:2]) <= side:
+        return array
+    image = Image.fromarray(array)
+    image.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def _has_conv(model: Any) -> bool:
+    from torch import nn
+
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+class _Run:
+    def __init__(self, spec: dict[str, Any], storage: Storage, model: Any, manifest: Any) -> None:
+        self.spec, self.storage, self.model, self.manifest = spec, storage, model, manifest
+        self.labels = list(manifest.label_names)
+        self.settings = {
+            "input_size": manifest.input_size,
+            "mean": manifest.mean,
+            "std": manifest.std,
+        }
+
+    def probabilities(self, probs: np.ndarray) -> dict[str, float]:
+        return {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
+
+    def overlay(self, image_id: int, image: np.ndarray, heat: np.ndarray) -> str:
+        from pollen_agent.ml.overlay import heatmap_overlay_png
+
+        key = f"{self.spec['overlay_prefix'].rstrip('/')}/{image_id}.png"
+        self.storage.put_bytes(key, heatmap_overlay_png(image, heat), content_type="image/png")
+        return key
+
+    def small(self, items: list[tuple[int, np.ndarray]]) -> list[dict[str, Any]]:
+        """Whole-image inference in batches; a batch with a bad image is redone one by one."""
+        from pollen_agent.ml.predict import predict
+
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(items), BATCH):
+            batch = items[start : start + BATCH]
+            try:
+                probs = predict(
+                    self.model, [a for _, a in batch], tta=self.spec["tta"], **self.settings
+                )
+                results.extend(
+                    self._answer(i, a, p) for (i, a), p in zip(batch, probs, strict=True)
+                )
+            except UserError:
+                for image_id, array in batch:
+                    results.append(
+                        self.guarded(image_id, lambda a=array, i=image_id: self.one(i, a))
+                    )
+        return results
+
+    def one(self, image_id: int, array: np.ndarray) -> dict[str, Any]:
+        from pollen_agent.ml.predict import predict
+
+        probs = predict(self.model, [array], tta=self.spec["tta"], **self.settings)[0]
+        return self._answer(image_id, array, probs)
+
+    def _answer(self, image_id: int, array: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "image_id": image_id,
+            "probabilities": self.probabilities(probs),
+            "predicted": self.labels[int(np.argmax(probs))],
+        }
+        if self.spec["heatmap"]:
+            answer["overlay_key"] = self.guarded_heatmap(image_id, array, int(np.argmax(probs)))
+        return answer
+
+    def guarded_heatmap(self, image_id: int, array: np.ndarray, class_index: int) -> str:
+        from pollen_agent.ml.gradcam import gradcam
+        from pollen_agent.ml.predict import preprocess
+
+        tensor = preprocess(array, in_channels=len(self.manifest.mean), **self.settings)
+        device = next(self.model.parameters()).device
+        heat = gradcam(self.model, tensor.unsqueeze(0).to(device), class_index=class_index)
+        return self.overlay(image_id, array, heat)
+
+    def large(self, image_id: int, array: np.ndarray) -> dict[str, Any]:
+        from pollen_agent.ml.sliding import predict_large
+
+        result = predict_large(
+            self.model,
+            array,
+            patch_size=PATCH_SIZE,
+            with_heatmap=self.spec["heatmap"],
+            tta=self.spec["tta"],
+            **self.settings,
+        )
+        answer: dict[str, Any] = {
+            "image_id": image_id,
+            "probabilities": self.probabilities(result.probs),
+            "predicted": self.labels[int(np.argmax(result.probs))],
+            "sliding_window": {
+                "patch_size": PATCH_SIZE,
+                "patches": result.patch_count,
+                "skipped_background": result.skipped_background,
+                "max_probabilities": self.probabilities(result.max_probs),
+            },
+        }
+        if result.heatmap is not None:
+            answer["overlay_key"] = self.overlay(image_id, _reduce(array, 1024), result.heatmap)
+        return answer
+
+    @staticmethod
+    def guarded(image_id: int, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return work()
+        except UserError as exc:
+            return {"image_id": image_id, "error": {"code": exc.code, "message": exc.message}}
+
+
+def run_prediction(*, spec: dict[str, Any], storage: Storage, work: Path) -> dict[str, Any]:
+    """Everything after the claim. Per-image problems become per-image errors; a problem with the
+    model itself (tampered weights, no convolution for a heatmap) raises UserError for the job."""
+    started = time.perf_counter()
+    model, manifest = load_model(spec["model"], storage, work)
+    if spec["heatmap"] and not _has_conv(model):
+        raise UserError(
+            "Heatmaps are available only for convolutional models; this model has no "
+            "convolutional layer. Run it again without a heatmap.",
+            code="heatmap_unsupported",
+        )
+    loaded = time.perf_counter()
+    run = _Run(spec, storage, model, manifest)
+    keep_side = max(int(manifest.input_size * 1.25), 64)
+    small: list[tuple[int, np.ndarray]] = []
+    results: dict[int, dict[str, Any]] = {}
+    for item in spec["inputs"]:
+        image_id = item["image_id"]
+        try:
+            array = _as_uint8(decode_image(storage.get_bytes(item["key"])).array)
+        except (UserError, ObjectNotFound) as exc:
+            results[image_id] = {
+                "image_id": image_id,
+                "error": {"code": exc.code, "message": exc.message},
+            }
+            continue
+        height, width = array.shape[:2]
+        if max(height, width) > LARGE_SIDE:
+            answer = run.guarded(image_id, lambda i=image_id, a=array: run.large(i, a))
+        else:
+            small.append((image_id, _reduce(array, keep_side)))
+            answer = {}
+        if answer:
+            results[image_id] = answer
+        results.setdefault(image_id, {"image_id": image_id})["width"] = width
+        results[image_id]["height"] = height
+    for answer in run.small(small):
+        results[answer["image_id"]].update(answer)
+    ordered = [results[item["image_id"]] for item in spec["inputs"]]
+    finished = time.perf_counter()
+    return {
+        "results": ordered,
+        "timings": {
+            "load_model": loaded - started,
+            "inference": finished - loaded,
+            "total": finished - started,
+            "images": len(ordered),
+        },
+    }
