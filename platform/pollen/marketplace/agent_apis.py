@@ -24,12 +24,12 @@ def _item(request: Request, kind: str, pk: int) -> Any:
     return services.agent_work_get(caller=caller_from_request(request), kind=kind, pk=pk)
 
 
-class ClaimIn(StrictSerializer):
+class WorkClaimIn(StrictSerializer):
     claim_id = serializers.CharField(max_length=64)
     worker = serializers.CharField(max_length=200)
 
 
-class FailIn(StrictSerializer):
+class WorkFailIn(StrictSerializer):
     claim_id = serializers.CharField(max_length=64)
     code = serializers.CharField(max_length=50)
     message = serializers.CharField(max_length=2000)
@@ -45,7 +45,7 @@ def claim_view(kind: str) -> type[APIView]:
         @extend_schema(
             tags=["agent"],
             summary=f"Claim queued marketplace work ({kind}); only one worker wins",
-            request=ClaimIn,
+            request=WorkClaimIn,
             responses=inline_serializer(
                 f"MarketplaceClaim{kind.title()}",
                 {
@@ -56,7 +56,7 @@ def claim_view(kind: str) -> type[APIView]:
             ),
         )
         def post(self, request: Request, pk: int) -> Response:
-            data = ClaimIn(data=request.data)
+            data = WorkClaimIn(data=request.data)
             data.is_valid(raise_exception=True)
             return Response(
                 services.agent_work_claim(
@@ -76,11 +76,11 @@ def fail_view(kind: str) -> type[APIView]:
         @extend_schema(
             tags=["agent"],
             summary=f"Marketplace work ({kind}) failed with a clear reason",
-            request=FailIn,
+            request=WorkFailIn,
             responses={204: None},
         )
         def post(self, request: Request, pk: int) -> Response:
-            data = FailIn(data=request.data)
+            data = WorkFailIn(data=request.data)
             data.is_valid(raise_exception=True)
             services.agent_work_fail(
                 kind=kind, item=_item(request, kind, pk), **data.validated_data
