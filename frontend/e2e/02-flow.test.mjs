@@ -109,7 +109,8 @@ describe('clinician at St Anne’s: upload, train, evaluate, publish', () => {
     assert.ok(state.datasetId, 'a dataset was created');
     await page.getByRole('link', { name: 'Train a model on this dataset' }).click();
     await page.getByRole('heading', { name: 'Train a model', level: 1 }).waitFor();
-    assert.equal(await page.getByLabel('1. Images to learn from').inputValue(), String(state.datasetId));
+    // The dataset comes preselected from the dataset page's link (once the list has loaded).
+    await until('the dataset to be preselected', async () => (await page.getByLabel('1. Images to learn from').inputValue()) === String(state.datasetId), { timeout: 10_000, every: 100 });
     // Licence texts are long: folded, one "Licence terms" per starting point that has one.
     const licences = page.locator('details.licence');
     assert.ok((await licences.count()) >= 1);
@@ -135,7 +136,10 @@ describe('clinician at St Anne’s: upload, train, evaluate, publish', () => {
   it('watches the progress bar and the learning curve until the run finishes', async (t) => {
     if (!state.jobId) return t.skip('no training run started (see above)');
     const bar = page.getByRole('progressbar', { name: 'Training progress' });
-    await bar.waitFor();
+    await bar.waitFor().catch(async (err) => {
+      await shot(page, '07-job-page-broken');
+      throw new Error(`the job page shows no progress bar (page errors: ${page.errors.join(' | ') || 'none'}): ${err.message}`);
+    });
     await shot(page, '07-job-running');
     await page.locator('.status-job-succeeded, .status-job-failed').waitFor({ timeout: 240_000 });
     const failed = await page.locator('.status-job-failed').count();

@@ -35,6 +35,8 @@ export async function freshPage(context) {
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (err) => page.errors.push(String(err)));
+  page.on('console', (msg) => msg.type() === 'error' && page.consoleErrors?.push(msg.text()));
+  page.consoleErrors = [];
   return page;
 }
 

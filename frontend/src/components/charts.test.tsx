@@ -81,3 +81,12 @@ describe('evaluation in plain language', () => {
     expect(lines.some((l) => l.includes('malignant'))).toBe(false);
   });
 });
+
+describe('hasEvaluation', () => {
+  it('treats the empty evaluation of a queued or running job as nothing to show', async () => {
+    const { hasEvaluation } = await import('../pages/Job');
+    expect(hasEvaluation({} as never)).toBe(false);
+    expect(hasEvaluation(null)).toBe(false);
+    expect(hasEvaluation({ label_names: ['a', 'b'], auc: 0.8 })).toBe(true);
+  });
+});

@@ -5,7 +5,7 @@ export function rocCurves(ev: Evaluation): [string, RocCurveData][] {
   const roc = ev.roc;
   if (!roc) return [];
   if (Array.isArray((roc as RocCurveData).fpr)) {
-    return [[ev.label_names[1] ?? 'ROC', roc as RocCurveData]];
+    return [[ev.label_names?.[1] ?? 'ROC', roc as RocCurveData]];
   }
   return Object.entries(roc as Record<string, RocCurveData>).filter(([, c]) => Array.isArray(c?.fpr) && c.fpr.length > 0);
 }
@@ -17,11 +17,12 @@ export function calibrationError(ev: Evaluation): number | null {
 /** Plain-language sentences for an evaluation: what sensitivity and specificity mean in patients. */
 export function evaluationSummary(ev: Evaluation): string[] {
   const lines: string[] = [];
-  const positive = ev.label_names.length === 2 ? ev.label_names[1] : null;
-  const negative = ev.label_names.length === 2 ? ev.label_names[0] : null;
-  if (ev.label_names.length > 2 && ev.per_class) {
+  const labels = ev.label_names ?? [];
+  const positive = labels.length === 2 ? labels[1] : null;
+  const negative = labels.length === 2 ? labels[0] : null;
+  if (labels.length > 2 && ev.per_class) {
     // Several labels: one sentence per label, each read as "this label against all the others".
-    for (const name of ev.label_names) {
+    for (const name of labels) {
       const s = ev.per_class[name]?.sensitivity;
       if (s != null) lines.push(`Out of 100 patients with “${name}”, the model recognises ${Math.round(s * 100)}.`);
     }

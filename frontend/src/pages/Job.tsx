@@ -108,7 +108,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
         )}
       </div>
 
-      {j.history.length > 0 && (
+      {(j.history ?? []).length > 0 && (
         <section className="card" aria-labelledby="curves-title">
           <h2 id="curves-title">How it learned</h2>
           <div className="grid-2">
@@ -123,11 +123,16 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
         </section>
       )}
 
-      {j.evaluation && <EvaluationView evaluation={j.evaluation} />}
+      {hasEvaluation(j.evaluation) && <EvaluationView evaluation={j.evaluation} />}
       {j.status === 'succeeded' && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} />}
       {j.status === 'succeeded' && <PublishPanel site={site} job={j} />}
     </section>
   );
+}
+
+/** A queued or running job carries an empty evaluation ({}): nothing to show yet. */
+export function hasEvaluation(ev: Evaluation | null | undefined): ev is Evaluation {
+  return !!ev && Array.isArray(ev.label_names) && Object.keys(ev).length > 1;
 }
 
 export function EvaluationView({ evaluation }: { evaluation: Evaluation }) {
