@@ -30,6 +30,10 @@ def _configure() -> None:
             store_processed=False,
             control_folder=str(folder / "control"),
         )
+    if broker and broker.startswith("sqla+"):
+        # kombu hands these straight to SQLAlchemy's create_engine.
+        transport_options = {"connect_args": {"timeout": 30}}
+        os.makedirs(settings.VAR_DIR, exist_ok=True)
     backend = settings.CELERY_RESULT_BACKEND
     if backend and backend.startswith("file://"):
         os.makedirs(backend[len("file://") :], exist_ok=True)
@@ -37,7 +41,11 @@ def _configure() -> None:
         broker_url=broker,
         result_backend=backend,
         broker_transport_options=transport_options,
-        result_backend_transport_options={"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT},
+        result_backend_transport_options=(
+            {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+            if (backend or "").startswith("redis")
+            else {}
+        ),
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

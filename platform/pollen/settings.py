@@ -167,8 +167,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: the hub only produces tasks (and waits briefly on io answers).
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", f"file://{VAR_DIR / 'celery-results'}")
+# The embedded broker is SQLite through SQLAlchemy: transactional, so a message is never half-read
+# (Celery's filesystem transport can hand a consumer a file its producer is still writing).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}")
+CELERY_RESULT_BACKEND = env_str(
+    "CELERY_RESULT_BACKEND", f"db+sqlite:///{VAR_DIR / 'celery-results.sqlite3'}"
+)
 CELERY_FILESYSTEM_DIR = VAR_DIR / "broker"
 # Longer than the longest job, so an unacknowledged job is never handed out twice.
 CELERY_VISIBILITY_TIMEOUT = env_int("POLLEN_VISIBILITY_TIMEOUT", 12 * 3600)

@@ -33,6 +33,9 @@ def _transport_options(config: AgentConfig) -> dict[str, Any]:
             control_folder=str(folder / "control"),
             polling_interval=0.1,
         )
+    if config.broker_url.startswith("sqla+"):
+        # kombu hands these straight to SQLAlchemy's create_engine.
+        return {"connect_args": {"timeout": 30}}
     return options
 
 
@@ -44,7 +47,9 @@ def configure(config: AgentConfig) -> Celery:
         broker_url=config.broker_url,
         result_backend=backend or None,
         broker_transport_options=_transport_options(config),
-        result_backend_transport_options={"visibility_timeout": config.visibility_timeout},
+        result_backend_transport_options=(
+            {"visibility_timeout": config.visibility_timeout} if backend.startswith("redis") else {}
+        ),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -30,9 +30,11 @@ class HeartbeatApi(APIView):
         now = timezone.now()
         Site.objects.filter(pk=site_id).update(agent_last_seen_at=now)
         # An agent that answers can take over jobs whose worker died.
-        from pollen.training.services import jobs_requeue_abandoned
+        from pollen.training.services import jobs_requeue_abandoned, jobs_resend_stale_queued
 
-        requeued = jobs_requeue_abandoned(site_id=site_id)
+        requeued = jobs_requeue_abandoned(site_id=site_id) + jobs_resend_stale_queued(
+            site_id=site_id
+        )
         # ... and cross-site jobs it takes part in move on (deadlines, lapsed turns, aggregation).
         from pollen.federation.services import federation_tick
 

@@ -46,6 +46,7 @@ class Job(models.Model):
     claim_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     progress = models.JSONField(default=dict, blank=True)
     history = models.JSONField(default=list, blank=True)

@@ -36,6 +36,8 @@ ADVANCED_LIMITS = {
     "max_minutes": (1, 24 * 60),
 }
 MIN_IMAGES_PER_LABEL = {"train": 2, "val": 1}
+# A job whose workers keep dying or keep hitting a passing fault stops after this many starts.
+MAX_ATTEMPTS = 5
 
 
 def _lease_seconds() -> int:
@@ -166,6 +168,7 @@ def job_create(
 
 
 def _queue(job: Job) -> None:
+    Job.objects.filter(pk=job.pk).update(last_sent_at=timezone.now())
     slug = Site.objects.values_list("slug", flat=True).get(pk=job.site_id)
     send_on_commit(tasks.TRAIN, {"site": slug, "job_id": job.pk}, queue=queues.gpu_queue(slug))
 
@@ -391,6 +394,29 @@ def job_fail(*, job: Job, code: str, message: str) -> Job:
     return job
 
 
+def _give_up(job: Job, now: Any) -> None:
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, lease_expires_at__lt=now).update(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            error_code="too_many_attempts",
+            message=(
+                f"The job was started {job.attempt} times and never finished: the site agent keeps "
+                "stopping or cannot reach storage. Ask your site IT to check the agent's log, then "
+                "start the job again (checkpoints saved so far are kept)."
+            ),
+        ):
+            ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=now)
+            audit_record(
+                caller=None,
+                action="job.failed",
+                site_id=job.site_id,
+                target_type="job",
+                target_id=job.pk,
+                detail={"code": "too_many_attempts"},
+            )
+
+
 def jobs_requeue_abandoned(*, site_id: int) -> list[int]:
     """Jobs whose worker stopped renewing its lease go back to the queue (they resume from a checkpoint)."""
     now = timezone.now()
@@ -398,6 +424,9 @@ def jobs_requeue_abandoned(*, site_id: int) -> list[int]:
     for job in Job.objects.filter(
         site_id=site_id, status=JobStatus.RUNNING, lease_expires_at__lt=now
     ):
+        if job.attempt >= MAX_ATTEMPTS:
+            _give_up(job, now)
+            continue
         with transaction.atomic():
             if Job.objects.filter(
                 pk=job.pk, status=JobStatus.RUNNING, lease_expires_at__lt=now
@@ -443,3 +472,25 @@ def job_samples_presign(*, job: Job) -> list[dict[str, Any]]:
     )
     urls = answer.get("urls", {})
     return [{**s, "overlay_url": urls.get(s.get("overlay_key", ""))} for s in samples]
+
+
+def jobs_resend_stale_queued(*, site_id: int) -> list[int]:
+    """Send again the queued jobs of an idle site that nobody claimed: their message may be lost.
+
+    Only when the site runs no job (a busy worker explains a wait); duplicates are harmless,
+    since only one claim can win.
+    """
+    if Job.objects.filter(site_id=site_id, status=JobStatus.RUNNING).exists():
+        return []
+    cutoff = timezone.now() - timedelta(seconds=int(getattr(settings, "JOB_RESEND_SECONDS", 300)))
+    resent = []
+    for job in Job.objects.filter(
+        site_id=site_id, status=JobStatus.QUEUED, last_sent_at__lt=cutoff
+    ):
+        with transaction.atomic():
+            if Job.objects.filter(
+                pk=job.pk, status=JobStatus.QUEUED, last_sent_at__lt=cutoff
+            ).update(last_sent_at=timezone.now()):
+                resent.append(job.pk)
+                _queue(job)
+    return resent

@@ -193,3 +193,40 @@ def _clinician(persona):
     from pollen.accounts.caller import caller_for_user
 
     return caller_for_user(persona.user)
+
+
+def test_a_job_that_keeps_dying_is_failed_with_advice_instead_of_requeued_forever(
+    clinician_a, dataset, labelled_rows
+):
+    labelled_rows(dataset)
+    job = services.job_create(
+        caller=_clinician(clinician_a),
+        dataset=dataset,
+        starting_point=ZooEntry.objects.get(slug="small-cnn-random"),
+    )
+    agent = _agent(clinician_a.site)
+    for attempt in range(services.MAX_ATTEMPTS):
+        assert (
+            services.job_claim(caller=agent, job=job, claim_id=f"d{attempt}", worker="w")
+            is not None
+        )
+        Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        services.jobs_requeue_abandoned(site_id=dataset.site_id)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.error_code == "too_many_attempts"
+    assert "site IT" in job.message
+
+
+def test_a_queued_job_nobody_claimed_is_sent_again_when_the_site_is_idle(
+    clinician_a, dataset, labelled_rows, settings
+):
+    labelled_rows(dataset)
+    job = services.job_create(
+        caller=_clinician(clinician_a),
+        dataset=dataset,
+        starting_point=ZooEntry.objects.get(slug="small-cnn-random"),
+    )
+    assert services.jobs_resend_stale_queued(site_id=dataset.site_id) == []
+    Job.objects.filter(pk=job.pk).update(last_sent_at=timezone.now() - timedelta(hours=1))
+    assert services.jobs_resend_stale_queued(site_id=dataset.site_id) == [job.pk]
+    assert services.jobs_resend_stale_queued(site_id=dataset.site_id) == []

@@ -186,3 +186,75 @@ def test_cancel_stops_a_running_job(client_for, clinician_a, agent_factory):
     job = wait_job(client, job_id, statuses={"cancelled", "failed", "succeeded"}, timeout=60)
     assert job["status"] == "cancelled", job["message"]
     assert not ModelVersion.objects.filter(job_id=job_id).exists()
+
+
+def test_imported_weights_that_do_not_fit_the_architecture_fail_the_job_clearly(
+    client_for, clinician_a, agent_factory, tmp_path, settings, live_server, request
+):
+    import numpy as np
+    from django.core.management import call_command
+    from safetensors.numpy import save_file
+
+    settings.MODEL_STORE = {**settings.MODEL_STORE, "kind": "fs"}
+    settings.PUBLIC_URL = live_server.url  # presigned model-store links point at this hub
+    from pollen.core import model_store
+
+    model_store.model_store.cache_clear()
+    request.addfinalizer(model_store.model_store.cache_clear)
+    bad = tmp_path / "wrong.safetensors"
+    save_file({"not.a.layer": np.zeros((3, 3), dtype=np.float32)}, str(bad))
+    call_command(
+        "zoo_import",
+        str(bad),
+        slug="wrong-weights",
+        name="Wrong weights",
+        architecture="small_cnn",
+        licence="test only",
+    )
+    agent_factory()
+    client = client_for(clinician_a)
+    dataset_id = upload_dataset(
+        client, site="site-a", name="squares", files=_squares(40), label_names=["left", "right"]
+    )
+    entry = next(
+        e
+        for e in client.get("/api/v1/zoo/?source=file").json()["results"]
+        if e["slug"] == "wrong-weights"
+    )
+    created = client.post(
+        "/api/v1/jobs/", {"dataset": dataset_id, "starting_point": entry["id"]}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    job_id = created.json()["id"]
+    job = wait_job(client, job_id, statuses={"succeeded", "failed"}, timeout=120)
+    assert job["status"] == "failed"
+    assert job["error_code"] == "weights_mismatch", job["message"]
+    assert job["message"] and "Traceback" not in job["message"]
+
+
+def test_a_corrupt_checkpoint_is_set_aside_and_the_job_still_finishes(
+    client_for, clinician_a, agent_factory, storage_root
+):
+    client = client_for(clinician_a)
+    agent_factory()
+    dataset_id = upload_dataset(
+        client, site="site-a", name="squares", files=_squares(40), label_names=["left", "right"]
+    )
+    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
+    next_id = (Job.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
+    checkpoint = storage_root / "site-a" / f"jobs/{next_id}/checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"this is not a checkpoint")
+    job_id = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["small-cnn-random"],
+            "advanced": {"epochs": 2},
+        },
+        format="json",
+    ).json()["id"]
+    assert job_id == next_id
+    job = wait_job(client, job_id, statuses={"succeeded", "failed"}, timeout=120)
+    assert job["status"] == "succeeded", job["message"]
+    assert [h["epoch"] for h in job["history"]] == [1, 2]
