@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from pollen.accounts.agent_apis import HeartbeatApi
@@ -7,7 +7,7 @@ from pollen.core import views as core_views
 from pollen.core.local_storage import local_storage
 from pollen.ops import views as ops_views
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("pollen.accounts.urls")),
     path("", include("pollen.datasets.urls")),
     path("", include("pollen.training.urls")),

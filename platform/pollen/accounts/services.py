@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -37,7 +38,7 @@ def site_create(*, slug: str, name: str) -> Site:
     return site
 
 
-def user_create(*, username: str, password: str, email: str = "", first_name: str = "") -> object:
+def user_create(*, username: str, password: str, email: str = "", first_name: str = "") -> Any:
     try:
         validate_password(password)
     except DjangoValidationError as exc:

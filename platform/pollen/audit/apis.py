@@ -10,7 +10,9 @@ from pollen.audit.selectors import audit_event_list
 
 
 class AuditEventOut(serializers.ModelSerializer):
-    site = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    site: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     actor = serializers.CharField(source="actor_label")
 
     class Meta:

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 class ApiError(exceptions.APIException):
     """An error raised by a service, carrying its own stable code."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
     def __init__(
@@ -129,20 +129,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, OperationalError):
         # The database is briefly unavailable (locked, failing over): a retry will do.
         logger.warning("database unavailable: %s", exc)
-        response = _error(
+        busy = _error(
             "temporarily_unavailable", "The service is busy. Try again in a few seconds.", 503
         )
-        response["Retry-After"] = "2"
-        return response
+        busy["Retry-After"] = "2"
+        return busy
     if isinstance(exc, RequestDataTooBig):
         return _error("payload_too_large", _DEFAULT_MESSAGES["payload_too_large"], 413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
-    if response is None:
+    drf_response = drf_exception_handler(exc, context)
+    if drf_response is None:
         return None
+    response: Response = drf_response
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten_fields(exc.detail)
         code = _validation_code(exc.detail)
@@ -177,6 +178,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
                 "",
                 str(exceptions.PermissionDenied.default_detail),
             }:
-                message = str(exc.detail)
+                message = str(getattr(exc, "detail", message))
             return _error(code, message, response.status_code)
     return _error("error", str(getattr(exc, "detail", "Request failed.")), response.status_code)

@@ -30,7 +30,7 @@ def local_storage(request: HttpRequest, site: str, key: str) -> HttpResponse:
         return _error(405, "method_not_allowed", "Use PUT to upload or GET to download.")
     try:
         max_bytes = verify_local_request(
-            settings.LOCAL_STORAGE_SECRET,
+            settings.LOCAL_STORAGE_SECRET or "",
             site=site,
             key=key,
             request_method=request.method,
@@ -47,7 +47,7 @@ def local_storage(request: HttpRequest, site: str, key: str) -> HttpResponse:
         return _receive(request, path, max_bytes)
     if not path.is_file():
         return _error(404, "not_found", "There is no file at this address.")
-    return FileResponse(open(path, "rb"))
+    return FileResponse(open(path, "rb"))  # type: ignore[return-value]
 
 
 def _receive(

@@ -115,7 +115,7 @@ class TrainingImageListApi(generics.ListAPIView):
 class ArchiveEntryIn(StrictSerializer):
     name = serializers.CharField(max_length=1024)
     key = serializers.CharField(max_length=512)
-    label = serializers.CharField(max_length=100)
+    label = serializers.CharField(max_length=100)  # type: ignore[assignment]  # a field name DRF stubs also use
     size = serializers.IntegerField(min_value=0, required=False)
 
 

@@ -150,7 +150,7 @@ class DatasetStatsApi(APIView):
 
 class FileIn(StrictSerializer):
     filename = serializers.CharField(max_length=1024)
-    label = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True)  # type: ignore[assignment]  # a field name DRF stubs also use
     patient_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
     size_bytes = serializers.IntegerField(required=False, min_value=0)
 
@@ -261,7 +261,7 @@ class ImageListApi(generics.ListAPIView):
 
 
 class ImagePatchIn(StrictSerializer):
-    label = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True)  # type: ignore[assignment]  # a field name DRF stubs also use
     patient_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
 
@@ -299,7 +299,7 @@ class ImageDetailApi(APIView):
 
 
 class BulkLabelIn(IdsIn):
-    label = serializers.CharField(max_length=100, allow_blank=True)
+    label = serializers.CharField(max_length=100, allow_blank=True)  # type: ignore[assignment]  # a field name DRF stubs also use
 
 
 class BulkLabelApi(APIView):

@@ -97,13 +97,13 @@ def lineage(*, caller: Caller, version: ModelVersion) -> dict[str, Any]:
 
     A model at a site the caller cannot see is named only as "a model at another site".
     """
-    ancestors: list[dict[str, Any]] = []
+    ancestors: list[ModelVersion] = []
     seen = {version.pk}
     current = version
     while current.parent_id is not None and current.parent_id not in seen:
         parent = ModelVersion.objects.select_related("site").get(pk=current.parent_id)
         seen.add(parent.pk)
-        ancestors.append(parent)  # type: ignore[arg-type]
+        ancestors.append(parent)
         current = parent
     descendants: list[tuple[ModelVersion, int]] = []
     frontier = [version.pk]

@@ -17,13 +17,14 @@ from pollen.datasets.selectors import dataset_get
 from pollen.marketplace.selectors import published_version_get
 from pollen.training import selectors, services
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
+from pollen.zoo.models import ZooEntry
 from pollen.zoo.selectors import zoo_entry_get
 
 
 class ModelVersionOut(serializers.ModelSerializer):
     site = serializers.CharField(source="site.slug")
     job = serializers.IntegerField(source="job_id", allow_null=True)
-    parent = serializers.IntegerField(source="parent_id", allow_null=True)
+    parent = serializers.IntegerField(source="parent_id", allow_null=True)  # type: ignore[assignment]  # a field name DRF stubs also use
     starting_point = serializers.CharField(
         source="starting_point.slug", allow_null=True, default=None
     )
@@ -160,6 +161,7 @@ class JobListApi(generics.ListAPIView):
         entry_id = fields.pop("starting_point", None)
         parent_id = fields.pop("parent_version", None)
         published_id = fields.pop("published_version", None)
+        entry: ZooEntry | None
         if entry_id is None and parent_id is None and published_id is None:
             entry = services.recommended_starting_point()
         else:

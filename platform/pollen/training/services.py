@@ -241,7 +241,7 @@ def _spec(job: Job) -> dict[str, Any]:
         "checkpoint_key": f"jobs/{job.pk}/checkpoint.pt",
         "model_key": f"models/job-{job.pk}/",
         "lease_seconds": _lease_seconds(),
-        "starting_point": entry.slug if entry else f"model-version-{parent.pk}",
+        "starting_point": entry.slug if entry else f"model-version-{parent.pk if parent else '?'}",
         "licence": (entry.licence if entry else parent.licence if parent else ""),
         "parent": (
             {

@@ -8,6 +8,8 @@ never stops the rest of the batch.
 
 from __future__ import annotations
 
+import functools
+
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +88,7 @@ class _Run:
             except UserError:
                 for image_id, array in batch:
                     results.append(
-                        self.guarded(image_id, lambda a=array, i=image_id: self.one(i, a))
+                        self.guarded(image_id, functools.partial(self.one, image_id, array))
                     )
         return results
 
@@ -177,7 +179,7 @@ def run_prediction(*, spec: dict[str, Any], storage: Storage, work: Path) -> dic
             continue
         height, width = array.shape[:2]
         if max(height, width) > LARGE_SIDE:
-            answer = run.guarded(image_id, lambda i=image_id, a=array: run.large(i, a))
+            answer = run.guarded(image_id, functools.partial(run.large, image_id, array))
         else:
             small.append((image_id, _reduce(array, keep_side)))
             answer = {}

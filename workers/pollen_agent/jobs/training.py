@@ -176,7 +176,9 @@ def _sample_heatmaps(
     from pollen_agent.ml.predict import preprocess
 
     samples = []
-    order = np.argsort(-probs.max(axis=1))[:SAMPLE_HEATMAPS] if len(probs) else []
+    order: list[int] = (
+        [int(i) for i in np.argsort(-probs.max(axis=1))[:SAMPLE_HEATMAPS]] if len(probs) else []
+    )
     for i in order:
         image = split.images[int(i)]
         tensor = preprocess(image, input_size=spec["input_size"], mean=mean, std=std).unsqueeze(0)

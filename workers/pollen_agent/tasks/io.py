@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from pollen_agent import runtime
@@ -105,7 +106,7 @@ HUB_RESULT_FIELDS = {
 }
 
 
-def _hub_result(result: dict[str, Any]) -> dict[str, Any]:
+def _hub_result(result: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k in HUB_RESULT_FIELDS and v is not None}
 
 
