@@ -61,7 +61,7 @@ class Plan:
     limit: int | None  # training images used (quick mode)
 
 
-FULL = Plan("efficientnet_lite0", "imagenet", 64, 12, 6, 2, 1e-3, 32, None)
+FULL = Plan("efficientnet_lite0", "imagenet", 64, 6, 3, 2, 1e-3, 32, None)
 QUICK = Plan("small_cnn", "random", 28, 2, 2, 1, 3e-3, 32, 120)
 
 
@@ -160,6 +160,10 @@ def _federated(plan: Plan, sites: list[tuple[tuple, tuple]], *, strategy: str, s
     return _load_np(model, global_np)
 
 
+def _say(text: str) -> None:
+    print(f"[cross-site] {text}", file=sys.stderr, flush=True)
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     """Train every setting and return the table rows (see the module docstring)."""
     import torch
@@ -199,6 +203,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         lr=plan.lr,
         seed=seed,
     )
+    _say(f"pooled done ({time.perf_counter() - started:.0f}s)")
     results["pooled"] = _score(plan, _load_np(_model(plan, seed), _state_np(pooled.state)), test)
     for skewed in (False, True):
         mix = "skewed" if skewed else "even"
@@ -217,9 +222,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
             )
             model = _load_np(_model(plan, seed), _state_np(local.state))
             results[f"{mix}: local-only site-{i} (n={len(train[1])})"] = _score(plan, model, test)
+            _say(f"{mix} local-only site-{i} done ({time.perf_counter() - started:.0f}s)")
         for strategy in ("relay", "fedavg"):
             model = _federated(plan, sites, strategy=strategy, seed=seed)
             results[f"{mix}: {strategy}"] = _score(plan, model, test)
+            _say(f"{mix} {strategy} done ({time.perf_counter() - started:.0f}s)")
     seconds = time.perf_counter() - started
     for setting, scores in results.items():
         for metric, value in scores.items():
