@@ -9,7 +9,6 @@ never stops the rest of the batch.
 from __future__ import annotations
 
 import functools
-
 import time
 from collections.abc import Callable
 from pathlib import Path
