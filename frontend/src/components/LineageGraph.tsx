@@ -89,7 +89,7 @@ export function LineageGraph({ lineage, title, subtitle }: { lineage: Lineage; t
     `${lineage.descendants.length ? `${lineage.descendants.length} model${lineage.descendants.length > 1 ? 's were' : ' was'} built on it.` : 'no model has been built on it yet.'}`;
   return (
     <figure className="chart lineage" data-testid="lineage-graph">
-      <svg viewBox={`${-pad} ${-pad} ${width + 2 * pad} ${height + 2 * pad}`} width={Math.min(width + 2 * pad, 720)}
+      <svg viewBox={`${-pad} ${-pad} ${width + 2 * pad} ${height + 2 * pad}`} style={{ width: `${width + 2 * pad}px`, maxWidth: '100%' }}
         role="img" aria-labelledby="lineage-title lineage-desc">
         <title id="lineage-title">Lineage of {title}</title>
         <desc id="lineage-desc">{description}</desc>

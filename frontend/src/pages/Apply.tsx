@@ -144,9 +144,22 @@ function ApplyForm({ site }: { site: Membership }) {
             {stillChecking && <Notice>Your site is checking {plural(imageIds.length, 'image')}; the model can run once they are ready.</Notice>}
             {!stillChecking && imageIds.length > 0 && (
               <p role="status" className="small">
-                {plural(accepted.length, 'image')} ready
-                {accepted.length < imageIds.length ? `; ${imageIds.length - accepted.length} turned away (see the dataset for reasons)` : ''}.
+                {plural(accepted.length, 'image')} ready{accepted.length < imageIds.length ? `; ${imageIds.length - accepted.length} turned away` : ''}.
               </p>
+            )}
+            {checked.images.filter((i) => i.status === 'rejected').length > 0 && (
+              <div className="notice notice-warning" role="alert">
+                <p>Your site turned these away; the model cannot run on them:</p>
+                <ul className="small">
+                  {checked.images.filter((i) => i.status === 'rejected').map((i) => (
+                    <li key={String(i.id)}><strong>{i.filename}</strong>: {i.reject_reason}</li>
+                  ))}
+                </ul>
+                <p className="small">
+                  An image checked before is already in “{INBOX_NAME}”: choose “A dataset at {site.site.name}” above and pick that dataset to run
+                  the model on it again.
+                </p>
+              </div>
             )}
           </>
         )}
