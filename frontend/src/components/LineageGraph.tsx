@@ -77,7 +77,7 @@ function place(node: LineageNode, key: string): PlacedNode {
   };
 }
 
-const clip = (text: string, max = 26) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+const clip = (text: string, max = 22) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 
 /** The family tree of a model: where it started from and what others built on it. */
 export function LineageGraph({ lineage, title, subtitle }: { lineage: Lineage; title: string; subtitle: string }) {
@@ -104,7 +104,7 @@ export function LineageGraph({ lineage, title, subtitle }: { lineage: Lineage; t
             <g key={n.key} transform={`translate(${n.x},${n.y})`} className={`lineage-node ${n.current ? 'lineage-current' : ''} ${n.node && !n.node.visible ? 'lineage-hidden' : ''}`}>
               <rect width={NODE_W} height={NODE_H} rx={8} />
               <text x={10} y={21} className="lineage-title">{clip(n.title)}</text>
-              <text x={10} y={39} className="lineage-sub">{clip(n.subtitle, 30)}</text>
+              <text x={10} y={39} className="lineage-sub">{clip(n.subtitle, 28)}</text>
             </g>
           );
           return n.href ? (
