@@ -163,6 +163,16 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TokenKindEnum": "pollen.accounts.models.TokenKind",
         "RoleEnum": "pollen.accounts.models.Role",
+        "DatasetStatusEnum": "pollen.datasets.models.DatasetStatus",
+        "ImageStatusEnum": "pollen.datasets.models.ImageStatus",
+        "ArchiveStatusEnum": "pollen.datasets.models.ArchiveStatus",
+        "JobStatusEnum": "pollen.training.models.JobStatus",
+        "VersionStatusEnum": "pollen.marketplace.models.VersionStatus",
+        "WorkStatusEnum": "pollen.marketplace.models.WorkStatus",
+        "FederatedStatusEnum": "pollen.federation.models.FederatedStatus",
+        "ParticipantStatusEnum": "pollen.federation.models.ParticipantStatus",
+        "RoundStatusEnum": "pollen.federation.models.RoundStatus",
+        "UpdateStatusEnum": "pollen.federation.models.UpdateStatus",
     },
 }
 

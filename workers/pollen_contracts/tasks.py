@@ -13,9 +13,10 @@ TRAIN = "pollen.gpu.train"
 PREDICT = "pollen.gpu.predict"
 EVALUATE = "pollen.gpu.evaluate"
 PUBLISH = "pollen.gpu.publish"
+EXPORT = "pollen.gpu.export"
 FEDERATED_ROUND = "pollen.gpu.federated_round"
 
 IO_TASKS = frozenset(
     {PRESIGN_UPLOAD, PRESIGN_DOWNLOAD, INGEST_IMAGES, DELETE_OBJECTS, EXTRACT_ARCHIVE, PING}
 )
-GPU_TASKS = frozenset({TRAIN, PREDICT, EVALUATE, PUBLISH, FEDERATED_ROUND})
+GPU_TASKS = frozenset({TRAIN, PREDICT, EVALUATE, PUBLISH, EXPORT, FEDERATED_ROUND})

@@ -859,9 +859,8 @@ def export_create(
             detail={"published_version": published_version.pk, "format": "onnx"},
         )
         slug = _site_slug(site_id)
-        # The contract has no separate export task: an export is another copy into the model store.
         send_on_commit(
-            tasks.PUBLISH,
+            tasks.EXPORT,
             {"site": slug, "kind": "export", "id": export.pk},
             queue=queues.gpu_queue(slug),
         )

@@ -21,7 +21,7 @@ def _job(request: Request, pk: int):  # type: ignore[no-untyped-def]
     return selectors.agent_job_get(caller=caller_from_request(request), job_id=pk)
 
 
-class ClaimIn(StrictSerializer):
+class JobClaimIn(StrictSerializer):
     claim_id = serializers.CharField(max_length=64)
     worker = serializers.CharField(max_length=200)
 
@@ -32,7 +32,7 @@ class ClaimApi(APIView):
     @extend_schema(
         tags=["agent"],
         summary="Claim a queued job (only one worker can win)",
-        request=ClaimIn,
+        request=JobClaimIn,
         responses=inline_serializer(
             "Claim",
             {
@@ -43,7 +43,7 @@ class ClaimApi(APIView):
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
-        data = ClaimIn(data=request.data)
+        data = JobClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
         claimed = services.job_claim(
             caller=caller_from_request(request), job=_job(request, pk), **data.validated_data

@@ -111,7 +111,7 @@ class JobFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class AdvancedIn(StrictSerializer):
+class TrainingAdvancedIn(StrictSerializer):
     epochs = serializers.IntegerField(required=False)
     batch_size = serializers.IntegerField(required=False)
     input_size = serializers.IntegerField(required=False)
@@ -131,7 +131,7 @@ class JobIn(StrictSerializer):
     )
     recipe = serializers.ChoiceField(choices=Recipe.choices, default=Recipe.FULL)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    advanced = AdvancedIn(required=False)
+    advanced = TrainingAdvancedIn(required=False)
 
 
 class JobListApi(generics.ListAPIView):

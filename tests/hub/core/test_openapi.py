@@ -24,3 +24,11 @@ def test_interactive_docs_page_is_served_without_internet(client_for, clinician_
     html = response.content.decode()
     assert "swagger-ui" in html
     assert "cdn.jsdelivr" not in html and "unpkg" not in html
+
+
+def test_schema_generates_without_warnings(tmp_path):
+    """Warnings here mean a wrong schema (two components with one name, an undocumented view)."""
+    from django.core.management import call_command
+
+    call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert (tmp_path / "schema.yaml").read_text().startswith("openapi:")

@@ -113,8 +113,14 @@ def run_work(task: Any, payload: dict[str, Any], *, allowed: set[str]) -> dict[s
 
 @app.task(name=names.PUBLISH, bind=True, max_retries=MAX_RETRIES, acks_late=True)
 def publish(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
-    """Copy a model (or its ONNX export) into the hub's model store through presigned URLs."""
-    return run_work(self, payload, allowed={"publication", "export"})
+    """Copy a model into the hub's model store through presigned URLs."""
+    return run_work(self, payload, allowed={"publication"})
+
+
+@app.task(name=names.EXPORT, bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def export(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Export a model to ONNX at this site, check it against PyTorch, store it in the hub's model store."""
+    return run_work(self, payload, allowed={"export"})
 
 
 @app.task(name=names.PREDICT, bind=True, max_retries=MAX_RETRIES, acks_late=True)
