@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
 def storage_root(tmp_path, settings):
     settings.LOCAL_STORAGE_ROOT = tmp_path / "storage"
     settings.LOCAL_STORAGE_ENABLED = True
-    settings.JOB_LEASE_SECONDS = 8
+    settings.JOB_LEASE_SECONDS = 15
     return tmp_path / "storage"
 
 
@@ -151,13 +151,15 @@ def test_worker_killed_mid_job_resumes_from_its_last_checkpoint(
     assert job["attempt"] >= 2, job["events"]
     assert any("Resumed" in e["text"] for e in job["events"])
     by_epoch = {h["epoch"]: h for h in job["history"]}
-    assert all(by_epoch[e]["attempt"] == 1 for e in range(1, killed_at + 1)), (
+    assert sorted(by_epoch) == list(range(1, len(by_epoch) + 1))
+    final = job["attempt"]
+    assert all(by_epoch[e]["attempt"] < final for e in range(1, killed_at + 1)), (
         "epochs before the kill kept"
     )
-    assert all(h["attempt"] >= 2 for e, h in by_epoch.items() if e > killed_at), (
+    # A restart from scratch would record epoch 1 again under the final attempt.
+    assert min(e for e, h in by_epoch.items() if h["attempt"] == final) > 1, (
         "resumed, not restarted"
     )
-    assert max(by_epoch) == 6 or job["evaluation"]["epochs_run"] >= killed_at
 
 
 def test_cancel_stops_a_running_job(client_for, clinician_a, agent_factory):
@@ -236,15 +238,12 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_job_still_finishes(
     client_for, clinician_a, agent_factory, storage_root
 ):
     client = client_for(clinician_a)
-    agent_factory()
+    agent = agent_factory()
     dataset_id = upload_dataset(
         client, site="site-a", name="squares", files=_squares(40), label_names=["left", "right"]
     )
+    agent.stop()  # queue the job while no worker can take it, then damage its checkpoint
     zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
-    next_id = (Job.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
-    checkpoint = storage_root / "site-a" / f"jobs/{next_id}/checkpoint.pt"
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_bytes(b"this is not a checkpoint")
     job_id = client.post(
         "/api/v1/jobs/",
         {
@@ -254,7 +253,10 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_job_still_finishes(
         },
         format="json",
     ).json()["id"]
-    assert job_id == next_id
-    job = wait_job(client, job_id, statuses={"succeeded", "failed"}, timeout=120)
+    checkpoint = storage_root / "site-a" / f"jobs/{job_id}/checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"this is not a checkpoint")
+    agent_factory()
+    job = wait_job(client, job_id, statuses={"succeeded", "failed"}, timeout=180)
     assert job["status"] == "succeeded", job["message"]
     assert [h["epoch"] for h in job["history"]] == [1, 2]
