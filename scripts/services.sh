@@ -61,6 +61,13 @@ start_redis() {
 }
 
 start_seaweedfs() {
+  local code
+  code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' http://127.0.0.1:8333/ || true)"
+  if [ -n "$code" ] && [ "$code" != "000" ] && [ ! -f "$var/seaweedfs/weed.pid" ]; then
+    # Started by this script from another checkout on this machine: same identities, reuse it.
+    log "an S3 server already answers on 127.0.0.1:8333; reusing it"
+    return 0
+  fi
   "$here/seaweedfs.sh" start "$var/seaweedfs"
 }
 
