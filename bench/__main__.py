@@ -24,6 +24,7 @@ from bench.report import machine_info, read_intro, render_doc, render_table, row
 BENCHMARKS = {
     "training": "bench.training",
     "datapath": "bench.datapath",
+    "ingest": "bench.ingest",
     "upload": "bench.upload",
     "inference": "bench.inference",
     "quality": "bench.quality",

@@ -30,5 +30,6 @@ def make_thumbnail(image: DecodedImage, size: int = THUMBNAIL_SIZE) -> bytes:
     preview = Image.fromarray(to_display_uint8(image.array))
     preview.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     out = io.BytesIO()
-    preview.save(out, format="PNG", optimize=False)
+    # Fast zlib level: thumbnails are small and short-lived to send, and encoding dominated ingest time.
+    preview.save(out, format="PNG", optimize=False, compress_level=1)
     return out.getvalue()
