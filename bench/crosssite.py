@@ -61,7 +61,7 @@ class Plan:
     limit: int | None  # training images used (quick mode)
 
 
-FULL = Plan("efficientnet_lite0", "imagenet", 64, 6, 3, 2, 1e-3, 32, None)
+FULL = Plan("efficientnet_lite0", "imagenet", 32, 4, 2, 2, 1e-3, 32, None)
 QUICK = Plan("small_cnn", "random", 28, 2, 2, 1, 3e-3, 32, 120)
 
 
@@ -120,6 +120,7 @@ def _train(plan: Plan, model: Any, train: tuple, val: tuple, *, epochs: int, lr:
 
 
 def _score(plan: Plan, model: Any, test: tuple) -> dict[str, float]:
+    """Test AUC and accuracy (threshold 0.5) on the official test split."""
     from pollen_agent.ml.data import ArrayImageDataset
     from pollen_agent.ml.metrics import evaluate
     from pollen_agent.ml.recipe import predict_probs
