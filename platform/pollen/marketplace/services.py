@@ -35,6 +35,7 @@ from pollen.marketplace.models import (
     WorkStatus,
 )
 from pollen.training.models import Job, JobStatus, ModelVersion
+from pollen.training.weights import hub_folder, in_hub_store, model_version_weights
 from pollen_contracts import queues, tasks
 
 MAX_PREDICTION_IMAGES = 1000
@@ -293,6 +294,10 @@ def model_version_publish(
                 "weights_sha256": version.weights_sha256,
             },
         )
+        if in_hub_store(model_version):
+            # A cross-site training round already lives in the hub's store: copy it here.
+            transaction.on_commit(lambda: _publish_from_hub_store(version.pk))
+            return version
         slug = listing.site.slug
         send_on_commit(
             tasks.PUBLISH,
@@ -300,6 +305,18 @@ def model_version_publish(
             queue=queues.gpu_queue(slug),
         )
     return version
+
+
+def _publish_from_hub_store(version_id: int) -> None:
+    version = PublishedVersion.objects.select_related("model_version").get(pk=version_id)
+    store, folder = model_store(), hub_folder(version.model_version)
+    claim_id = f"hub-copy-{version.pk}"
+    PublishedVersion.objects.filter(pk=version.pk, status=VersionStatus.PENDING).update(
+        claim_id=claim_id
+    )
+    store.put_bytes(version.weights_key, store.get_bytes(f"{folder}/weights.safetensors"))
+    store.put_bytes(version.manifest_key, store.get_bytes(f"{folder}/manifest.json"))
+    publication_complete(version=version, claim_id=claim_id)
 
 
 def published_model_update(
@@ -436,12 +453,7 @@ def _model_spec(
     }
     if published is not None and model_version.site_id != site_id:
         return {**spec, **published_weights(published)}
-    return {
-        **spec,
-        "kind": "site_model",
-        "key": model_version.storage_key,
-        "sha256": model_version.weights_sha256,
-    }
+    return {**spec, **model_version_weights(model_version)}
 
 
 # --- Work claimed by agents -----------------------------------------------------------------------

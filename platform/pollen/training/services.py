@@ -214,7 +214,9 @@ def _spec(job: Job) -> dict[str, Any]:
         )
         architecture, input_size = parent.architecture, parent.input_size
     elif parent is not None:
-        weights = {"kind": "site_model", "key": parent.storage_key, "sha256": parent.weights_sha256}
+        from pollen.training.weights import model_version_weights
+
+        weights = model_version_weights(parent)
         architecture, input_size = parent.architecture, parent.input_size
     else:
         assert entry is not None
