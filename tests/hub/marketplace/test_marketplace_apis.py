@@ -502,3 +502,38 @@ def test_agent_endpoints_refuse_people_and_other_sites(
     body = {"claim_id": "x", "worker": "w"}
     assert client_for(clinician_a).post(url, body, format="json").status_code == 403
     assert agent_client(outsider.site).post(url, body, format="json").status_code == 404
+
+
+def test_a_cross_site_round_kept_in_the_hub_store_is_published_by_the_hub_itself(
+    client_for, admin_a, store, django_capture_on_commit_callbacks
+):
+    """Rounds of federated training live in the hub's model store, not at a site."""
+    import json
+
+    from pollen.training.weights import model_version_weights
+    from tests.hub.marketplace.conftest import weights_bytes
+
+    weights = weights_bytes(7)
+    sha = hashlib.sha256(weights).hexdigest()
+    folder = "federated/99/round-2"
+    store.put_bytes(f"{folder}/weights.safetensors", weights)
+    store.put_bytes(f"{folder}/manifest.json", json.dumps({"weights_sha256": sha}).encode())
+    version = ModelVersion.objects.create(
+        site=admin_a.site,
+        name="Chest x-ray, 3 hospitals",
+        architecture="small_cnn",
+        label_names=["normal", "pneumonia"],
+        input_size=32,
+        mean=[0.5] * 3,
+        std=[0.5] * 3,
+        weights_sha256=sha,
+        storage_key=f"hub:{folder}/",
+    )
+    spec = model_version_weights(version)
+    assert spec["kind"] == "published" and spec["sha256"] == sha and spec["manifest_sha256"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(admin_a).post(PUBLISH, {"model_version": version.pk}, format="json")
+    assert response.status_code == 201, response.content
+    published = PublishedVersion.objects.get(pk=response.json()["id"])
+    assert published.status == "published", (published.error_code, published.message)
+    assert store.get_bytes(published.weights_key) == weights
