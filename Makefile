@@ -49,8 +49,9 @@ services: install ## Start PostgreSQL, Redis and SeaweedFS on 127.0.0.1 if not r
 run: install frontend ## Run the platform on the embedded default (SQLite, local storage, no servers) with a seeded demo
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/run_embedded.sh $(HOST) $(PORT)
 
-lint: install ## ruff, the import rule and the missing-migrations check
+lint: install ## ruff, mypy, the import rule and the missing-migrations check
 	$(VENV)/bin/ruff check platform workers tests bench
+	$(VENV)/bin/mypy platform/pollen workers/pollen_contracts workers/pollen_agent
 	PYTHONPATH=platform:workers $(VENV)/bin/lint-imports --config pyproject.toml
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run 'python manage.py makemigrations'"; exit 1; }
 

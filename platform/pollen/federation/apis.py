@@ -201,7 +201,7 @@ class FederatedJobListApi(generics.ListAPIView):
         return selectors.federated_job_list(caller=caller)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if not getattr(self, "swagger_fake_view", False):
             caller = caller_from_request(self.request)
             context["own_sites"] = caller.site_ids

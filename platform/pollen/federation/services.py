@@ -726,6 +726,8 @@ def _requeue_lapsed(job_id: int) -> None:
         | Q(work_state=WorkState.QUEUED, dispatched_at__lt=stale_queue)
     )
     for participant in lapsed.select_related("site", "job"):
+        if participant.work_round is None:
+            continue
         round_ = Round.objects.filter(
             job_id=job_id, number=participant.work_round, status=RoundStatus.RUNNING
         ).first()
