@@ -40,12 +40,12 @@ from pollen.federation.models import (
 )
 from pollen.training.models import ModelVersion
 from pollen.training.services import dataset_readiness
+from pollen.training.weights import HUB_PREFIX  # one definition of the hub-store key prefix
 from pollen.zoo.models import WeightSource, ZooEntry
 from pollen_contracts import queues, tasks
 
 logger = logging.getLogger(__name__)
 
-HUB_PREFIX = "hub:"  # ModelVersion.storage_key of weights kept in the hub's model store
 ADVANCED_LIMITS = {
     "batch_size": (2, 512),
     "input_size": (16, 1024),

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from pollen_agent.errors import UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.images import SplitImages, load_splits
 from pollen_agent.jobs.reporting import JobReporter, eta
@@ -354,7 +353,3 @@ def _save_model(
         "licence": licence,
         "training_summary": summary,
     }
-
-
-def user_error_message(exc: UserError) -> dict[str, str]:
-    return {"code": exc.code, "message": exc.message}
