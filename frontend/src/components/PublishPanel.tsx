@@ -1,8 +1,8 @@
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useRef, useState, type FormEvent } from 'react';
 import { api, ApiError, type Page } from '../api/client';
 import type { ConsortiumSite, Job, Membership, PublishedVersion, Visibility } from '../api/types';
 import { Link } from '../router';
-import { ErrorNotice, FeatureGate, Loading, useApi, useInterval } from './ui';
+import { ErrorNotice, FeatureGate, Loading, useApi, useInterval, useModal } from './ui';
 
 const VISIBILITY: [Visibility, string, string][] = [
   ['site', 'Only my hospital', 'Colleagues at your site can apply and fine-tune it. Nobody else sees it.'],
@@ -10,16 +10,19 @@ const VISIBILITY: [Visibility, string, string][] = [
   ['consortium', 'Every hospital in the network', 'Any site in the consortium can find and use it.'],
 ];
 
+/** What to publish: a finished training run's model, or a model version (the result of training across hospitals). */
+export type PublishSource = { job: Job } | { modelVersion: number; name: string };
+
 /** On a finished training run: publish its model, then follow the copy into the marketplace. */
-export function PublishPanel({ site, job }: { site: Membership; job: Job }) {
+export function PublishPanel({ site, source }: { site: Membership; source: PublishSource }) {
   return (
     <FeatureGate path="/marketplace/versions/" what="Publishing to the marketplace" title="" quiet>
-      <PublishCard site={site} job={job} />
+      <PublishCard site={site} source={source} />
     </FeatureGate>
   );
 }
 
-function PublishCard({ site, job }: { site: Membership; job: Job }) {
+function PublishCard({ site, source }: { site: Membership; source: PublishSource }) {
   const [open, setOpen] = useState(false);
   const [version, setVersion] = useState<PublishedVersion | null>(null);
   const opener = useRef<HTMLButtonElement>(null);
@@ -75,7 +78,7 @@ function PublishCard({ site, job }: { site: Membership; job: Job }) {
       {open && (
         <PublishDialog
           site={site}
-          job={job}
+          source={source}
           onClose={() => {
             setOpen(false);
             opener.current?.focus();
@@ -90,16 +93,16 @@ function PublishCard({ site, job }: { site: Membership; job: Job }) {
   );
 }
 
-function PublishDialog({ site, job, onClose, onPublished }: {
+function PublishDialog({ site, source, onClose, onPublished }: {
   site: Membership;
-  job: Job;
+  source: PublishSource;
   onClose: () => void;
   onPublished: (v: PublishedVersion) => void;
 }) {
-  const dialog = useRef<HTMLDialogElement>(null);
+  const dialog = useModal();
   const sites = useApi((signal) => api.get<Page<ConsortiumSite>>('/sites/', { scope: 'consortium', page_size: 200 }, signal), []);
   const others = (sites.data?.results ?? []).filter((s) => s.slug !== site.site.slug);
-  const [name, setName] = useState(`${job.dataset_name ?? 'Model'} (${site.site.name})`);
+  const [name, setName] = useState('job' in source ? `${source.job.dataset_name ?? 'Model'} (${site.site.name})` : source.name);
   const [intendedUse, setIntendedUse] = useState('');
   const [limitations, setLimitations] = useState('');
   const [visibility, setVisibility] = useState<Visibility>('site');
@@ -108,18 +111,13 @@ function PublishDialog({ site, job, onClose, onPublished }: {
   const [busy, setBusy] = useState(false);
   const fields = error instanceof ApiError ? error.fields : {};
 
-  useEffect(() => {
-    const el = dialog.current;
-    if (el && !el.open) el.showModal?.();
-  }, []);
-
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
     setError(null);
     try {
       const version = await api.post<PublishedVersion>('/marketplace/versions/', {
-        job: Number(job.id),
+        ...('job' in source ? { job: Number(source.job.id) } : { model_version: source.modelVersion }),
         name: name.trim(),
         visibility,
         ...(visibility === 'named' ? { named_sites: named } : {}),

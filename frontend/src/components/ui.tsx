@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { ApiError, apiHasPath } from '../api/client';
 
 /** An error the person can act on: the hub's sentence, and a retry when one helps. */
@@ -184,4 +184,81 @@ export function FeatureGate({ path, what, title, quiet = false, children }: {
       </section>
     );
   return <>{children}</>;
+}
+
+/** Open a <dialog> as a modal once it is on the page (focus moves into it; Escape closes it). */
+export function useModal() {
+  const dialog = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const el = dialog.current;
+    if (!el || el.open) return;
+    if (typeof el.showModal === 'function') el.showModal();
+    else el.setAttribute('open', ''); // an older browser (or a test DOM) without modal dialogs: show it in place
+  }, []);
+  return dialog;
+}
+
+/** One request behind a button: busy while it runs, and the hub's refusal kept to show next to it. */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = useCallback(async (fn: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { busy, error, setError, run };
+}
+
+/**
+ * A modal question before something that is hard to undo: says what will happen, optionally asks why,
+ * and keeps the hub's refusal on screen (with the dialog open) so the person can act on it.
+ */
+export function ConfirmDialog({ title, children, confirmLabel, reasonLabel, danger = false, onConfirm, onClose }: {
+  title: string;
+  children: ReactNode;
+  confirmLabel: string;
+  /** Ask for a reason (kept with the change and shown to others) when set. */
+  reasonLabel?: string;
+  danger?: boolean;
+  onConfirm: (reason: string) => Promise<void>;
+  onClose: () => void;
+}) {
+  const dialog = useModal();
+  const id = useId();
+  const [reason, setReason] = useState('');
+  const { busy, error, run } = useAction();
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    void run(() => onConfirm(reason.trim()));
+  };
+  return (
+    <dialog ref={dialog} className="dialog" aria-labelledby={`${id}-title`} onCancel={(e) => { e.preventDefault(); onClose(); }}>
+      <form onSubmit={submit}>
+        <h2 id={`${id}-title`}>{title}</h2>
+        <div className="dialog-body">{children}</div>
+        {reasonLabel && (
+          <div className="field">
+            <label htmlFor={`${id}-reason`}>{reasonLabel}</label>
+            <textarea id={`${id}-reason`} rows={3} value={reason} maxLength={2000} onChange={(e) => setReason(e.target.value)} />
+          </div>
+        )}
+        <ErrorNotice error={error} />
+        <div className="actions">
+          <button type="submit" className={`btn ${danger ? 'btn-danger-solid' : 'btn-primary'}`} disabled={busy}>
+            {busy ? 'Working…' : confirmLabel}
+          </button>
+          <button type="button" className="btn" onClick={onClose}>
+            Keep things as they are
+          </button>
+        </div>
+      </form>
+    </dialog>
+  );
 }

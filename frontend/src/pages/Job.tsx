@@ -125,7 +125,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
 
       {hasEvaluation(j.evaluation) && <EvaluationView evaluation={j.evaluation} />}
       {j.status === 'succeeded' && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} />}
-      {j.status === 'succeeded' && <PublishPanel site={site} job={j} />}
+      {j.status === 'succeeded' && <PublishPanel site={site} source={{ job: j }} />}
     </section>
   );
 }
@@ -135,16 +135,16 @@ export function hasEvaluation(ev: Evaluation | null | undefined): ev is Evaluati
   return !!ev && Array.isArray(ev.label_names) && Object.keys(ev).length > 1;
 }
 
-export function EvaluationView({ evaluation }: { evaluation: Evaluation }) {
+export function EvaluationView({ evaluation, title = 'How well it works', caption }: { evaluation: Evaluation; title?: string; caption?: string }) {
   const ev = evaluation;
   const summary = evaluationSummary(ev);
   const curves = rocCurves(ev);
   const ece = calibrationError(ev);
   return (
     <section className="card" aria-labelledby="evaluation-title" data-testid="evaluation">
-      <h2 id="evaluation-title">How well it works</h2>
+      <h2 id="evaluation-title">{title}</h2>
       <p className="small muted">
-        Measured on {ev.n != null ? `${ev.n} ` : ''}final-check images: patients the model never saw while learning.
+        {caption ?? `Measured on ${ev.n != null ? `${ev.n} ` : ''}final-check images: patients the model never saw while learning.`}
       </p>
       {(ev.warnings ?? []).map((w) => (
         <div key={w} className="notice notice-warning">{w}</div>

@@ -1,24 +1,20 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError, type Page } from '../api/client';
-import type { Dataset, Job, Membership, ZooEntry } from '../api/types';
+import type { Dataset, Job, Membership, PublishedVersion } from '../api/types';
 import { Link, navigate, useDocumentTitle, useLocation } from '../router';
 import { ErrorNotice, FeatureGate, Loading, useApi } from '../components/ui';
+import { parseChoice, StartingPointChoices, useStartingPoint } from '../components/StartingPoints';
+import { AdvancedFields, filledIn, SHARED_ADVANCED, type AdvancedField } from '../components/AdvancedFields';
 import { plural } from '../lib/format';
 
-interface Advanced {
-  epochs: string;
-  input_size: string;
-  learning_rate: string;
-  batch_size: string;
-  seed: string;
-}
+type AdvancedKey = 'epochs' | 'input_size' | 'learning_rate' | 'batch_size' | 'seed';
 
-const ADVANCED_FIELDS: [keyof Advanced, string, string, string][] = [
+const ADVANCED_FIELDS: AdvancedField<AdvancedKey>[] = [
   ['epochs', 'Rounds of learning (epochs)', 'How many times the model sees every learning image.', '1'],
-  ['input_size', 'Image size (pixels)', 'Images are resized to this square size before learning.', '1'],
-  ['learning_rate', 'Learning speed (learning rate)', 'Smaller is slower but steadier.', 'any'],
-  ['batch_size', 'Images per step (batch size)', 'Lower it if training runs out of memory.', '1'],
-  ['seed', 'Random seed', 'Use the same number to repeat a run exactly.', '1'],
+  [...SHARED_ADVANCED.input_size],
+  [...SHARED_ADVANCED.learning_rate],
+  [...SHARED_ADVANCED.batch_size],
+  [...SHARED_ADVANCED.seed],
 ];
 
 export function TrainPage({ site }: { site: Membership }) {
@@ -33,35 +29,44 @@ export function TrainPage({ site }: { site: Membership }) {
 function TrainForm({ site }: { site: Membership }) {
   const { search } = useLocation();
   const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: site.site.slug, page_size: 100 }, signal), [site.site.slug]);
-  const zoo = useApi((signal) => api.get<Page<ZooEntry> | ZooEntry[]>('/zoo/', { page_size: 100 }, signal), []);
-  const entries: ZooEntry[] = zoo.data ? (Array.isArray(zoo.data) ? zoo.data : zoo.data.results) : [];
+
+  // "Improve this model with our images" on a marketplace page: that published version is the starting point.
+  const publishedId = search.get('published_version');
+  const shared = useApi(
+    (signal) => (publishedId ? api.get<PublishedVersion>(`/marketplace/versions/${publishedId}/`, undefined, signal) : Promise.resolve(null)),
+    [publishedId],
+  );
 
   const [dataset, setDataset] = useState(search.get('dataset') ?? '');
-  const [start, setStart] = useState('');
+  const { zoo, entries, start, setStart } = useStartingPoint(publishedId ? `published:${publishedId}` : '');
   const [recipe, setRecipe] = useState<'quick' | 'full'>('full');
-  const [advanced, setAdvanced] = useState<Advanced>({ epochs: '', input_size: '', learning_rate: '', batch_size: '', seed: '' });
+  const [advanced, setAdvanced] = useState<Record<AdvancedKey, string>>({ epochs: '', input_size: '', learning_rate: '', batch_size: '', seed: '' });
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const fields = error instanceof ApiError ? error.fields : {};
+  const fromShared = start.startsWith('published:');
 
-  useEffect(() => {
-    if (!start && entries.length) setStart(String((entries.find((e) => e.recommended) ?? entries[0]).id));
-  }, [entries, start]);
   useEffect(() => {
     const list = datasets.data?.results ?? [];
     if (!dataset && list.length === 1) setDataset(String(list[0].id));
   }, [datasets.data, dataset]);
+  useEffect(() => {
+    if (fromShared) setRecipe('full'); // the quick recipe needs an ImageNet starting point
+  }, [fromShared]);
+  useEffect(() => {
+    if (shared.error) setStart((value) => (value.startsWith('published:') ? '' : value)); // fall back to the zoo
+  }, [shared.error]);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
     setError(null);
-    const adv: Record<string, number> = {};
-    for (const [key] of ADVANCED_FIELDS) if (advanced[key].trim()) adv[key] = Number(advanced[key]);
+    const adv = filledIn(ADVANCED_FIELDS, advanced);
     try {
+      const choice = parseChoice(start);
       const job = await api.post<Job>('/jobs/', {
         dataset: asId(dataset),
-        starting_point: asId(start),
+        ...(choice?.kind === 'published' ? { published_version: choice.id } : { starting_point: choice?.id }),
         recipe,
         ...(Object.keys(adv).length ? { advanced: adv } : {}),
       });
@@ -78,6 +83,12 @@ function TrainForm({ site }: { site: Membership }) {
     <section>
       <h1>Train a model</h1>
       <p className="muted">Pick your images and press Start. The settings below are good defaults; you rarely need to change them.</p>
+      {shared.data && fromShared && (
+        <p className="notice notice-info" role="status" data-testid="fine-tune-note">
+          You are improving “{shared.data.model_name}” (version {shared.data.number}) with images from {site.site.name}. It learns at your
+          site; your images never leave it. The new model is yours: share it only if you choose to.
+        </p>
+      )}
       <form onSubmit={submit} className="train-form">
         <ErrorNotice error={topError(error, fields)} />
         <div className="card">
@@ -110,26 +121,25 @@ function TrainForm({ site }: { site: Membership }) {
           <p className="small muted">A model that already knows how to look at images. It then learns your labels from your images.</p>
           {zoo.loading && !zoo.data && <Loading what="Loading starting points" />}
           <ErrorNotice error={zoo.error} onRetry={zoo.reload} />
-          <div className="choices">
-            {entries.map((entry) => (
-              <div key={entry.id} className={`choice choice-box ${String(entry.id) === start ? 'choice-on' : ''}`}>
-                <label className="choice-main">
-                  <input type="radio" name="starting-point" value={String(entry.id)} checked={String(entry.id) === start} onChange={() => setStart(String(entry.id))} />
-                  <span>
-                    <strong>{entry.name}</strong> {entry.recommended && <span className="badge badge-ok">recommended</span>}
-                    {entry.description && <span className="small muted block">{entry.description}</span>}
-                    <span className="small muted block">{SOURCE_NAMES[entry.source] ?? entry.source}{entry.licence ? '' : ' · no licence terms'}</span>
+          <ErrorNotice error={shared.error} onRetry={shared.reload} title="The shared model could not be loaded; choose another starting point below, or open the model again from the marketplace." />
+          <StartingPointChoices
+            name="starting-point"
+            entries={entries}
+            value={start}
+            onChange={setStart}
+            before={shared.data && (
+              <label className={`choice ${fromShared ? 'choice-on' : ''}`}>
+                <input type="radio" name="starting-point" value={`published:${shared.data.id}`} checked={fromShared} onChange={() => setStart(`published:${shared.data!.id}`)} />
+                <span>
+                  <strong>{shared.data.model_name}</strong>, version {shared.data.number} <span className="badge badge-ok">from the marketplace</span>
+                  <span className="small muted block">
+                    Shared by {shared.data.card.site?.name ?? shared.data.site}. Your images teach it more; its family tree will show it as the parent.
+                    {shared.data.card.labels?.length ? ` It knows: ${shared.data.card.labels.join(', ')}.` : ''}
                   </span>
-                </label>
-                {entry.licence && (
-                  <details className="licence small">
-                    <summary>Licence terms</summary>
-                    <p>{entry.licence}</p>
-                  </details>
-                )}
-              </div>
-            ))}
-          </div>
+                </span>
+              </label>
+            )}
+          />
           {fields.starting_point && <p className="field-error">{fields.starting_point}</p>}
         </fieldset>
 
@@ -141,24 +151,15 @@ function TrainForm({ site }: { site: Membership }) {
               <span><strong>Thorough</strong> <span className="badge badge-ok">recommended</span><span className="small muted block">The best model your images allow; takes longer.</span></span>
             </label>
             <label className={`choice ${recipe === 'quick' ? 'choice-on' : ''}`}>
-              <input type="radio" name="recipe" value="quick" checked={recipe === 'quick'} onChange={() => setRecipe('quick')} />
-              <span><strong>Quick</strong><span className="small muted block">A few minutes. Good for a first look.</span></span>
+              <input type="radio" name="recipe" value="quick" checked={recipe === 'quick'} disabled={fromShared} onChange={() => setRecipe('quick')} />
+              <span><strong>Quick</strong><span className="small muted block">{fromShared ? 'Not available when improving a shared model: choose Thorough.' : 'A few minutes. Good for a first look.'}</span></span>
             </label>
           </div>
           <details className="advanced" open={Object.keys(fields).some((k) => k.startsWith('advanced.')) || undefined}>
             <summary>Advanced settings</summary>
             <p className="small muted">Leave a box empty to use the recommended value.</p>
             <div className="grid-fields">
-              {ADVANCED_FIELDS.map(([key, label, help, step]) => (
-                <div className="field" key={key}>
-                  <label htmlFor={`adv-${key}`}>{label}</label>
-                  <input id={`adv-${key}`} type="number" min={0} step={step} inputMode="decimal" value={advanced[key]}
-                    onChange={(e) => setAdvanced({ ...advanced, [key]: e.target.value })} aria-describedby={`adv-${key}-help`}
-                    aria-invalid={fields[`advanced.${key}`] ? true : undefined} />
-                  <p className="small muted" id={`adv-${key}-help`}>{help}</p>
-                  {fields[`advanced.${key}`] && <p className="field-error">{fields[`advanced.${key}`]}</p>}
-                </div>
-              ))}
+              <AdvancedFields idPrefix="adv" fields={ADVANCED_FIELDS} values={advanced} onChange={setAdvanced} errorFor={(key) => fields[`advanced.${key}`]} />
             </div>
           </details>
         </fieldset>
@@ -172,13 +173,6 @@ function TrainForm({ site }: { site: Membership }) {
     </section>
   );
 }
-
-const SOURCE_NAMES: Record<string, string> = {
-  imagenet: 'Pre-trained on everyday photographs (ImageNet)',
-  random: 'Starts from nothing (for comparison)',
-  file: 'Imported by an administrator',
-  model_version: 'A model trained at a hospital in the network',
-};
 
 /**
  * The notice above the form. When the hub's reason is already shown next to the choice it concerns,
