@@ -12,7 +12,8 @@ import { MembersPage, TokensPage, AuditPage } from './pages/Admin';
 import { NotFoundPage, NotMemberPage } from './pages/Misc';
 import { MarketplacePage, ModelPage } from './pages/Marketplace';
 import { ApplyPage } from './pages/Apply';
-import { FederatedPage } from './pages/Federated';
+import { FederatedJobPage, FederatedPage } from './pages/Federated';
+import { NewFederatedJobPage } from './pages/FederatedNew';
 import type { Me, Membership } from './api/types';
 
 type SitePage = (props: { site: Membership; params: Record<string, string> }) => ReactNode;
@@ -25,6 +26,8 @@ const SITE_ROUTES: [string, SitePage, boolean][] = [
   ['/sites/:slug/jobs/:id', JobPage, false],
   ['/sites/:slug/apply', ApplyPage, false],
   ['/sites/:slug/federated', FederatedPage, false],
+  ['/sites/:slug/federated/new', NewFederatedJobPage, false],
+  ['/sites/:slug/federated/:id', FederatedJobPage, false],
   ['/sites/:slug/admin/members', MembersPage, true],
   ['/sites/:slug/admin/tokens', TokensPage, true],
   ['/sites/:slug/admin/audit', AuditPage, true],

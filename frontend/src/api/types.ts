@@ -371,3 +371,160 @@ export interface ConsortiumSite {
   slug: string;
   name: string;
 }
+
+export interface SiteEvaluation {
+  id: number;
+  site: string;
+  status: WorkStatus;
+  published_version: number;
+  published_model: number;
+  dataset: number | null;
+  /** Aggregate numbers only (the same shape as a training run's final check), once finished. */
+  metrics: Partial<Evaluation> & { tta?: boolean; evaluated_on?: string; skipped_images?: number };
+  shared: boolean;
+  shared_at: string | null;
+  error_code: string;
+  message: string;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface ModelExport {
+  id: number;
+  site: string;
+  status: WorkStatus;
+  published_version: number;
+  format: string;
+  sha256: string;
+  size_bytes: number | null;
+  error_code: string;
+  message: string;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface VersionDownload {
+  weights_url: string;
+  weights_sha256: string;
+  manifest_url: string;
+  manifest_sha256: string;
+  card_url: string;
+  expires_in: number;
+}
+
+export interface ExportDownload {
+  onnx_url: string;
+  sha256: string;
+  expires_in: number;
+}
+
+/** A model trained at one of my sites (GET /models/). */
+export interface ModelVersion {
+  id: number;
+  site: string;
+  name: string;
+  job: number | null;
+  architecture: string;
+  label_names: string[];
+  input_size: number;
+  weights_sha256: string;
+  parent: number | null;
+  starting_point: string | null;
+  metrics: Record<string, unknown>;
+  created_at: string;
+}
+
+// --- Training across hospitals (platform/pollen/federation/apis.py) -------------------------------
+
+export type Strategy = 'relay' | 'fedavg';
+export type FederatedStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const FINAL_FEDERATED_STATUSES: FederatedStatus[] = ['succeeded', 'failed', 'cancelled'];
+export type ConsentStatus = 'invited' | 'accepted' | 'declined';
+export type WorkState = 'idle' | 'queued' | 'training' | 'sent' | 'failed' | 'missed';
+export type RoundStatus = 'running' | 'aggregating' | 'done' | 'failed' | 'cancelled';
+
+export interface Participant {
+  site: string;
+  site_name: string;
+  order: number;
+  status: ConsentStatus;
+  /** Named only to the site itself; other sites see the image count. */
+  dataset: number | null;
+  dataset_name: string | null;
+  train_count: number;
+  responded_at: string | null;
+  work_round: number | null;
+  work_state: WorkState;
+  progress: Partial<Pick<JobProgress, 'phase' | 'epoch' | 'epochs' | 'loss' | 'fraction' | 'eta_seconds'>>;
+}
+
+export interface RoundMetrics {
+  sites?: number;
+  training_images?: number;
+  val_auc?: number;
+  val_accuracy?: number;
+  val_balanced_accuracy?: number;
+  val_loss?: number;
+  train_loss?: number;
+  per_site?: Record<string, { sample_count: number; val_auc?: number | null; val_accuracy?: number | null }>;
+}
+
+export interface RoundUpdate {
+  site: string;
+  status: 'accepted' | 'rejected' | 'failed';
+  sample_count: number;
+  metrics: Record<string, number>;
+  code: string;
+  reason: string;
+  created_at: string;
+}
+
+export interface FederatedRound {
+  number: number;
+  status: RoundStatus;
+  expected_sites: string[];
+  current_site: string | null;
+  deadline_at: string;
+  weights_sha256: string;
+  metrics: RoundMetrics;
+  model_version: number | null;
+  updates: RoundUpdate[];
+  started_at: string;
+  finished_at: string | null;
+}
+
+export interface FederatedEvent {
+  at: string;
+  text: string;
+  code?: string;
+  site?: string;
+}
+
+export interface FederatedJob {
+  id: number;
+  name: string;
+  initiator_site: string;
+  strategy: Strategy;
+  rounds: number;
+  local_epochs: number;
+  min_participants: number;
+  round_deadline_seconds: number;
+  starting_point: number | null;
+  start_version: number | null;
+  architecture: string;
+  input_size: number;
+  label_names: string[];
+  config: Record<string, unknown>;
+  status: FederatedStatus;
+  status_text: string;
+  current_round: number;
+  final_version: number | null;
+  error_code: string;
+  message: string;
+  events: FederatedEvent[];
+  participants: Participant[];
+  round_details: FederatedRound[];
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
