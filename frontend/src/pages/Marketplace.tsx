@@ -7,7 +7,8 @@ import { LineageGraph } from '../components/LineageGraph';
 import { MODALITIES, modalityName } from './Datasets';
 import { percent } from '../lib/format';
 import { aucGrade } from '../lib/metrics';
-import { defaultSite } from '../session';
+import { defaultSite, membershipFor } from '../session';
+import { DownloadPanel, EvaluateAtMySite, VersionActions } from '../components/ModelActions';
 
 const PAGE_SIZE = 20;
 const VISIBILITY_TEXT: Record<string, string> = {
@@ -150,6 +151,7 @@ export function ModelPage({ me, params }: { me: Me; params: Record<string, strin
 
 function ModelDetail({ me, id }: { me: Me; id: string }) {
   const model = useApi((signal) => api.get<PublishedModelDetail>(`/marketplace/models/${id}/`, undefined, signal), [id]);
+  const [siteSlug, setSiteSlug] = useState('');
   useDocumentTitle(model.data ? model.data.name : 'Marketplace');
   if (model.error instanceof ApiError && model.error.isNotFound) {
     return (
@@ -162,10 +164,11 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
   if (!model.data) return model.error ? <ErrorNotice error={model.error} onRetry={model.reload} /> : <Loading what="Loading the model" />;
   const m = model.data;
   const card = m.card ?? {};
-  const usable = m.latest_version && USABLE_VERSION_STATUSES.includes(m.latest_version.status);
-  const site = defaultSite(me);
+  const usable = !!m.latest_version && USABLE_VERSION_STATUSES.includes(m.latest_version.status);
+  const site = (siteSlug ? membershipFor(me, siteSlug) : null) ?? defaultSite(me);
   const labels = card.training_data?.images_per_label ?? {};
   const own = me.memberships.some((x) => x.site.slug === m.site);
+  const publisherAdmin = me.memberships.some((x) => x.site.slug === m.site && x.role === 'admin');
 
   return (
     <section>
@@ -182,12 +185,27 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
         </div>
         <div className="actions">
           {usable && site ? (
-            <Link className="btn btn-primary" to={`/sites/${site.site.slug}/apply?model=${m.id}`}>Use this model on my images</Link>
+            <>
+              <Link className="btn btn-primary" to={`/sites/${site.site.slug}/apply?model=${m.id}`}>Use this model on my images</Link>
+              <Link className="btn" to={`/sites/${site.site.slug}/train?published_version=${m.latest_version!.id}`}>Improve this model with our images</Link>
+              <a className="btn" href="#evaluate">Check it on our images</a>
+            </>
           ) : (
-            <span className="small muted">{usable ? 'Join a site to use this model.' : 'Usable once a version has finished publishing.'}</span>
+            <span className="small muted">{usable ? 'Join a site to use this model.' : m.latest_version?.status === 'withdrawn' ? 'Withdrawn by its publisher: it can no longer be used.' : 'Usable once a version has finished publishing.'}</span>
           )}
         </div>
       </div>
+      {usable && site && me.memberships.length > 1 && (
+        <div className="field inline-field">
+          <label htmlFor="model-site">Working for</label>
+          <select id="model-site" value={site.site.slug} onChange={(e) => setSiteSlug(e.target.value)}>
+            {me.memberships.map((x) => <option key={x.site.slug} value={x.site.slug}>{x.site.name}</option>)}
+          </select>
+        </div>
+      )}
+      {m.latest_version?.status === 'deprecated' && (
+        <p className="notice notice-warning" role="status">The publisher advises a newer version of this model{m.versions.find((v) => v.id === m.latest_version!.id)?.status_reason ? `: ${m.versions.find((v) => v.id === m.latest_version!.id)!.status_reason}` : '.'}</p>
+      )}
       {own && <p className="small muted">Shared with: {VISIBILITY_TEXT[m.visibility] ?? m.visibility}{m.named_sites?.length ? ` (${m.named_sites.join(', ')})` : ''}.</p>}
 
       <div className="grid-2">
@@ -228,6 +246,8 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
         <SiteResultsTable rows={m.evaluations} siteName={(slug) => (slug === m.site ? m.site_name : slug)} />
       </section>
 
+      {usable && site && <EvaluateAtMySite key={site.site.slug} model={m} site={site} onShared={model.reload} />}
+
       <section className="card" aria-labelledby="lineage-h">
         <h2 id="lineage-h">Family tree</h2>
         <LineageGraph lineage={m.lineage} title={m.name} subtitle={`${m.site}${m.latest_version ? ` · version ${m.latest_version.number}` : ''}`} />
@@ -235,8 +255,14 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
 
       <section className="card" aria-labelledby="versions-title">
         <h2 id="versions-title">Versions</h2>
+        <div className="table-wrap">
         <table className="table">
-          <thead><tr><th scope="col">Version</th><th scope="col">State</th><th scope="col">Separates cases (AUC)</th><th scope="col">Published</th></tr></thead>
+          <thead>
+            <tr>
+              <th scope="col">Version</th><th scope="col">State</th><th scope="col">Separates cases (AUC)</th><th scope="col">Published</th>
+              {publisherAdmin && <th scope="col">Manage</th>}
+            </tr>
+          </thead>
           <tbody>
             {m.versions.map((v) => (
               <tr key={v.id}>
@@ -244,11 +270,16 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
                 <td>{v.status_text}{v.status_reason ? `: ${v.status_reason}` : ''}</td>
                 <td>{v.auc != null ? v.auc.toFixed(2) : '—'}</td>
                 <td>{v.published_at ? new Date(v.published_at).toLocaleDateString() : '—'}</td>
+                {publisherAdmin && <td><VersionActions version={v} onChanged={model.reload} /></td>}
               </tr>
             ))}
           </tbody>
         </table>
+        </div>
+        {publisherAdmin && <p className="small muted">As an administrator of {m.site_name} you can mark a version as outdated or withdraw it.</p>}
       </section>
+
+      {usable && site && <DownloadPanel model={m} site={site} />}
     </section>
   );
 }
