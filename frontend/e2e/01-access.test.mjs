@@ -3,7 +3,7 @@
 // tests/e2e/seed_e2e.py (outsider-admin at e2e-outside, a site that shares nothing).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BASE_URL, apiCall, freshPage, launch, shot, signIn, unlabelledControls } from './helpers.mjs';
+import { BASE_URL, apiCall, checkTablet, expectClean, freshPage, launch, shot, signIn } from './helpers.mjs';
 
 const RUN = Date.now().toString(36);
 let browser;
@@ -14,11 +14,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-async function expectClean(page) {
-  assert.deepEqual(page.errors, [], 'no uncaught errors in the page');
-  assert.deepEqual(await unlabelledControls(page), [], 'every form control has a label');
-}
 
 describe('sign in', () => {
   it('refuses a wrong password with a sentence that says what to do', async () => {
@@ -33,6 +28,7 @@ describe('sign in', () => {
     assert.match(await alert.innerText(), /Check both and try again/);
     await expectClean(page);
     await shot(page, '01-sign-in-error');
+    await checkTablet(page, '01-sign-in-error');
     await page.close();
   });
 });
@@ -53,9 +49,7 @@ describe('clinician at St Anne’s', () => {
     assert.equal(await page.getByRole('link', { name: 'Administration' }).count(), 0, 'clinicians see no admin link');
     await expectClean(page);
     await shot(page, '02-datasets-clinician');
-    await page.setViewportSize({ width: 820, height: 1180 });
-    await shot(page, '02-datasets-clinician-tablet');
-    await page.setViewportSize({ width: 1366, height: 900 });
+    await checkTablet(page, '02-datasets-clinician');
   });
 
   it('is told that administration is for administrators', async () => {
@@ -83,6 +77,7 @@ describe('administrator at St Anne’s', () => {
     assert.doesNotMatch(await table.innerText(), /bert-admin|outsider-admin/);
     await expectClean(page);
     await shot(page, '06-admin-members');
+    await checkTablet(page, '06-admin-members');
   });
 
   it('creates an API token that is shown once, then listed by its prefix', async () => {
@@ -97,6 +92,7 @@ describe('administrator at St Anne’s', () => {
     assert.doesNotMatch(await row.innerText(), new RegExp(value), 'the list never shows the whole token');
     await expectClean(page);
     await shot(page, '07-admin-token-created');
+    await checkTablet(page, '07-admin-token-created');
     await page.getByRole('button', { name: 'I have stored it' }).click();
     assert.equal(await page.getByTestId('new-token').count(), 0, 'the token disappears once acknowledged');
     // The token works against the API, as a hospital system would use it.
@@ -116,6 +112,7 @@ describe('administrator at St Anne’s', () => {
     assert.match(await table.innerText(), /anne-admin/);
     await expectClean(page);
     await shot(page, '08-admin-audit');
+    await checkTablet(page, '08-admin-audit');
   });
 });
 

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  BASE_URL, agentHasTask, apiCall, apiHas, freshPage, greyPng, launch, shot, signIn, unlabelledControls, until,
-  writeLabelledImages,
+  BASE_URL, agentHasTask, agentSeen, apiCall, apiHas, checkTablet, ensureEverySplitHasEachLabel, expectClean, freshPage, greyPng, launch,
+  seedDataset, shot, signIn, signedIn, until, writeLabelledImages,
 } from './helpers.mjs';
 
 const RUN = Date.now().toString(36);
@@ -18,7 +18,7 @@ const DATASET = `Mammography e2e ${RUN}`;
 const MODEL = `Mass finder e2e ${RUN}`;
 let browser;
 let images;
-const state = { datasetId: null, jobId: null, publishedModel: null, publishedVersion: null, published: false, predictionImage: null };
+const state = { datasetId: null, jobId: null, publishedModel: null, published: false, predictionImage: null };
 
 before(async () => {
   browser = await launch();
@@ -29,45 +29,6 @@ after(async () => {
   await browser?.close();
   if (images) rmSync(images, { recursive: true, force: true });
 });
-
-async function expectClean(page) {
-  assert.deepEqual(page.errors, [], 'no uncaught errors in the page');
-  assert.deepEqual(await unlabelledControls(page), [], 'every form control has a label');
-}
-
-/**
- * Splits go by patient (a hash of the dataset's seed and the patient id). With 20 images from 20 unnamed
- * "patients", a label can end up with no tuning (validation) image, and the hub rightly refuses to train.
- * Do what a clinician would: give patient ids to a few images until every label has 2 learning images
- * and 1 tuning image. Returns how many images were given an id.
- */
-async function ensureEverySplitHasEachLabel(page, datasetId) {
-  const list = await apiCall(page, 'GET', `/datasets/${datasetId}/images/?page_size=100`);
-  assert.equal(list.status, 200);
-  const rows = list.json.results;
-  let changed = 0;
-  const NEED = { train: 2, val: 1, test: 1 }; // the final check needs every label too, or it has no ROC curve
-  for (const label of new Set(rows.map((r) => r.label))) {
-    const mine = rows.filter((r) => r.label === label);
-    const count = (split) => mine.filter((r) => r.split === split).length;
-    for (let n = 0; Object.entries(NEED).some(([split, k]) => count(split) < k); n++) {
-      assert.ok(n < 300, `could not balance the sets for ${label}`);
-      // Move an image from the set with the most spare images (its split is re-drawn from its new patient id).
-      const spare = Object.keys(NEED).sort((a, b) => (count(b) - NEED[b]) - (count(a) - NEED[a]))[0];
-      const image = mine.find((r) => r.split === spare);
-      const res = await apiCall(page, 'PATCH', `/datasets/${datasetId}/images/${image.id}/`, { patient_id: `pt-${label}-${n}` });
-      assert.equal(res.status, 200, res.text);
-      image.split = res.json.split;
-      changed++;
-    }
-  }
-  return changed;
-}
-
-async function agentSeen(page, slug) {
-  const me = await apiCall(page, 'GET', '/auth/me/');
-  return !!me.json?.memberships.find((m) => m.site.slug === slug)?.site.agent_last_seen_at;
-}
 
 describe('clinician at St Anne’s: upload, train, evaluate, publish', () => {
   let page;
@@ -103,6 +64,7 @@ describe('clinician at St Anne’s: upload, train, evaluate, publish', () => {
     assert.match(await stats.innerText(), /normal/);
     await expectClean(page);
     await shot(page, '05-dataset-accepted');
+    await checkTablet(page, '05-dataset-accepted');
     const changed = await ensureEverySplitHasEachLabel(page, state.datasetId);
     if (changed) console.log(`# gave ${changed} image(s) a patient id so that every label is in the learning, tuning and final-check sets`);
   });
@@ -120,6 +82,7 @@ describe('clinician at St Anne’s: upload, train, evaluate, publish', () => {
     assert.equal(await page.getByLabel('Rounds of learning (epochs)').isVisible(), false, 'advanced settings start folded');
     await expectClean(page);
     await shot(page, '06-train');
+    await checkTablet(page, '06-train');
     await page.getByRole('radio', { name: /Tiny test network/ }).check();
     await page.getByText('Advanced settings').click();
     await page.getByLabel('Rounds of learning (epochs)').fill('3');
@@ -167,10 +130,7 @@ describe('clinician at St Anne’s: upload, train, evaluate, publish', () => {
     await until('the first heatmap overlay to load', () => firstImage.evaluate((img) => img.complete && img.naturalWidth > 0), { timeout: 20_000 });
     await expectClean(page);
     await shot(page, '08-evaluation');
-    await evaluation.scrollIntoViewIfNeeded();
-    await page.setViewportSize({ width: 820, height: 1180 });
-    await shot(page, '08-evaluation-tablet');
-    await page.setViewportSize({ width: 1366, height: 900 });
+    await checkTablet(page, '08-evaluation');
   });
 
   it('publishes the model for Borough by name', async (t) => {
@@ -218,6 +178,7 @@ describe('clinician at Borough: find the model and apply it with a heatmap', () 
     await card.waitFor({ timeout: 15_000 });
     await expectClean(page);
     await shot(page, '11-marketplace');
+    await checkTablet(page, '11-marketplace');
     await card.click();
     await page.getByRole('heading', { name: MODEL, level: 1 }).waitFor();
     await page.getByRole('heading', { name: 'Intended use' }).waitFor();
@@ -232,6 +193,7 @@ describe('clinician at Borough: find the model and apply it with a heatmap', () 
     assert.doesNotMatch(body, /mass-\d+\.png|normal-\d+\.png/);
     await expectClean(page);
     await shot(page, '12-model-card');
+    await checkTablet(page, '12-model-card');
   });
 
   it('applies it to a new image at Borough and sees probabilities and where the model looked', async (t) => {
@@ -259,9 +221,83 @@ describe('clinician at Borough: find the model and apply it with a heatmap', () 
       await until('the heatmap overlay to load', () => img.evaluate((el) => el.complete && el.naturalWidth > 0), { timeout: 20_000 });
       await expectClean(page);
       await shot(page, '13-apply-result');
+    await checkTablet(page, '13-apply-result');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('checks the model on Borough’s own labelled images, keeps the result private, then shares the totals', async (t) => {
+    if (!state.published) return t.skip('nothing usable was published (see above)');
+    if (!agentHasTask('pollen.gpu.evaluate')) return t.skip('the site agent cannot evaluate models yet (no pollen.gpu.evaluate task)');
+    state.boroughDataset = await seedDataset(page, { site: 'borough', name: `Borough mammograms ${RUN}`, seed: parseInt(RUN.slice(-5), 36) });
+    await page.goto(`${BASE_URL}/marketplace/models/${state.publishedModel}`);
+    const card = page.getByTestId('evaluate-here');
+    const select = card.getByLabel('Labelled images at Borough General');
+    await until('Borough’s dataset to be offered', async () => (await select.locator('option').allInnerTexts()).some((o) => o.includes(RUN)), { timeout: 15_000, every: 200 });
+    await select.selectOption(String(state.boroughDataset));
+    await card.getByRole('button', { name: 'Check the model on these images' }).click();
+    const result = page.getByTestId('evaluation-result');
+    await result.waitFor({ timeout: 120_000 });
+    await result.getByTestId('evaluation').waitFor();
+    assert.match(await result.innerText(), /Out of 100 /);
+    assert.match(await result.getByTestId('share-state').innerText(), /Private: only Borough General sees these results/);
+    assert.doesNotMatch(await page.getByTestId('site-results').innerText(), /Borough/, 'nothing is shared before Borough chooses to');
+    await expectClean(page);
+    await shot(page, '14-evaluate-at-borough');
+    await checkTablet(page, '14-evaluate-at-borough');
+    await result.getByRole('button', { name: 'Share with the network' }).click();
+    await result.getByTestId('share-state').filter({ hasText: /^Shared/ }).waitFor();
+    await page.getByTestId('site-results').filter({ hasText: 'Borough General' }).waitFor({ timeout: 15_000 });
+    const mine = await apiCall(page, 'GET', '/marketplace/evaluations/?page_size=100');
+    state.evaluationId = mine.json.results.find((e) => String(e.published_model) === state.publishedModel)?.id;
+    assert.ok(state.evaluationId, 'the evaluation is listed for Borough');
+    await shot(page, '15-evaluation-shared');
+  });
+
+  it('improves the model with Borough’s images: the train page starts from the published version', async (t) => {
+    if (!state.boroughDataset) return t.skip('Borough has no labelled dataset (see above)');
+    await page.getByRole('link', { name: 'Improve this model with our images' }).click();
+    await page.getByRole('heading', { name: 'Train a model', level: 1 }).waitFor();
+    const shared = page.getByRole('radio', { name: new RegExp(`${MODEL}, version 1`) });
+    await shared.waitFor();
+    assert.equal(await shared.isChecked(), true, 'the published version is the starting point');
+    await page.getByTestId('fine-tune-note').waitFor();
+    await page.getByLabel('1. Images to learn from').selectOption(String(state.boroughDataset));
+    await page.getByText('Advanced settings').click();
+    await page.getByLabel('Rounds of learning (epochs)').fill('2');
+    await expectClean(page);
+    await shot(page, '16-fine-tune');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.waitForURL(/\/sites\/borough\/jobs\/\d+$/);
+    const jobId = /\/jobs\/(\d+)$/.exec(page.url())[1];
+    const job = await apiCall(page, 'GET', `/jobs/${jobId}/`);
+    assert.ok(job.json.parent_version, 'the new run records the shared model as its parent');
+    await page.locator('.status-job-succeeded, .status-job-failed').waitFor({ timeout: 180_000 });
+    assert.equal(await page.locator('.status-job-failed').count(), 0, `the fine-tune stopped: ${await page.locator('.card').first().innerText()}`);
+  });
+
+  it('takes a copy: the weights and manifest through short-lived links, and an ONNX file made at Borough', async (t) => {
+    if (!state.published) return t.skip('nothing usable was published (see above)');
+    await page.goto(`${BASE_URL}/marketplace/models/${state.publishedModel}`);
+    const panel = page.getByTestId('download');
+    assert.match(await panel.innerText(), /Every download is recorded in the audit log/);
+    await panel.getByRole('button', { name: /Download version 1/ }).click();
+    const links = panel.getByTestId('download-links');
+    await links.waitFor();
+    const get = async (name) => page.request.get(new URL(await links.getByRole('link', { name }).getAttribute('href'), BASE_URL).toString());
+    assert.equal((await get(/weights\.safetensors/)).status(), 200);
+    const manifest = await (await get(/manifest\.json/)).json();
+    assert.deepEqual(manifest.label_names, ['mass', 'normal']);
+    if (!agentHasTask('pollen.gpu.export')) return t.skip('the site agent cannot export to ONNX yet (no pollen.gpu.export task)');
+    await panel.getByRole('button', { name: 'Prepare an ONNX file' }).click();
+    await panel.getByTestId('onnx-ready').waitFor({ timeout: 120_000 });
+    await panel.getByRole('button', { name: 'Get the download link' }).click();
+    const onnx = await page.request.get(new URL(await panel.getByRole('link', { name: 'Download model.onnx' }).getAttribute('href'), BASE_URL).toString());
+    assert.equal(onnx.status(), 200);
+    assert.ok((await onnx.body()).length > 1000, 'an ONNX file, not an error page');
+    await expectClean(page);
+    await shot(page, '17-download');
   });
 
   it('cannot open St Anne’s dataset, training run or its heatmaps', async (t) => {
@@ -272,6 +308,41 @@ describe('clinician at Borough: find the model and apply it with a heatmap', () 
     }
     await page.goto(`${BASE_URL}/sites/borough/jobs/${state.jobId}`);
     await page.getByTestId('no-access').waitFor();
+  });
+});
+
+describe('administrator at St Anne’s: marks the version outdated, then withdraws it', () => {
+  const who = signedIn(() => browser, 'anne-admin');
+
+  it('is told what each step means before it happens, and then nobody can use the version', async (t) => {
+    if (!state.published) return t.skip('nothing usable was published (see above)');
+    const { page } = who;
+    await page.goto(`${BASE_URL}/marketplace/models/${state.publishedModel}`);
+    await page.getByRole('button', { name: 'Mark as outdated: version 1' }).click();
+    let dialog = page.getByRole('dialog', { name: 'Mark version 1 as outdated?' });
+    assert.match(await dialog.innerText(), /It stays usable/);
+    await expectClean(page);
+    await shot(page, '18-deprecate-dialog');
+    await dialog.getByLabel('Reason (shown on the model page)').fill('Version 2 is coming: trained on more patients.');
+    await dialog.getByRole('button', { name: 'Mark as outdated' }).click();
+    await page.getByRole('cell', { name: /Deprecated.*Version 2 is coming/ }).waitFor();
+    await page.getByText(/The publisher advises a newer version of this model/).waitFor();
+
+    await page.getByRole('button', { name: 'Withdraw: version 1' }).click();
+    dialog = page.getByRole('dialog', { name: 'Withdraw version 1?' });
+    assert.match(await dialog.innerText(), /This cannot be undone/);
+    await dialog.getByLabel('Reason (shown on the model page)').fill('Test model: never for patients.');
+    await dialog.getByRole('button', { name: 'Withdraw it for everyone' }).click();
+    await page.getByRole('cell', { name: /Withdrawn.*never for patients/ }).waitFor();
+    await page.getByText(/Withdrawn by its publisher: it can no longer be used/).waitFor();
+    assert.equal(await page.getByTestId('download').count(), 0, 'no downloads of a withdrawn version');
+    await shot(page, '19-withdrawn');
+    const detail = await apiCall(page, 'GET', `/marketplace/models/${state.publishedModel}/`);
+    const versionId = detail.json.versions.find((v) => v.number === 1).id;
+    const use = await apiCall(page, 'POST', '/predictions/', { published_version: versionId, site: 'st-anne', dataset: Number(state.datasetId) });
+    assert.equal(use.status, 409, use.text);
+    assert.equal(use.json.error.code, 'model_withdrawn');
+    assert.match(use.json.error.message, /never for patients/);
   });
 });
 
@@ -288,6 +359,8 @@ describe('outsider: sees none of St Anne’s private data', () => {
     const paths = [`/datasets/${state.datasetId}/`, `/datasets/${state.datasetId}/images/`, `/datasets/${state.datasetId}/stats/`];
     if (state.jobId) paths.push(`/jobs/${state.jobId}/`, `/jobs/${state.jobId}/samples/`);
     if (state.publishedModel) paths.push(`/marketplace/models/${state.publishedModel}/`);
+    if (state.evaluationId) paths.push(`/marketplace/evaluations/${state.evaluationId}/`);
+    if (state.boroughDataset) paths.push(`/datasets/${state.boroughDataset}/`);
     for (const apiPath of paths) {
       const res = await apiCall(page, 'GET', apiPath);
       assert.equal(res.status, 404, `${apiPath} answered ${res.status}`);
