@@ -195,6 +195,8 @@ export interface Job {
   site?: string;
   starting_point?: number | string;
   starting_point_name?: string;
+  /** The model this run improves (fine-tuning), when it did not start from the zoo. */
+  parent_version?: number | null;
   recipe?: string;
   status: JobStatus;
   status_text?: string;

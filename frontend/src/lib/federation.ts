@@ -132,7 +132,7 @@ export function roundWords(job: FederatedJob): string {
   if (job.status === 'succeeded') return `All ${job.rounds} ${job.rounds === 1 ? 'round' : 'rounds'} done`;
   const started = job.round_details.length > 0;
   if (!started) return job.status === 'running' ? 'Starting' : 'No round ran';
-  if (job.current_round === 0) return `Preparing the common starting model at ${job.initiator_site}`;
+  if (job.current_round === 0) return `Preparing the common starting model at ${participantOf(job, job.initiator_site)?.site_name ?? job.initiator_site}`;
   return `Round ${job.current_round} of ${job.rounds}`;
 }
 

@@ -101,30 +101,27 @@ function FederatedList({ site }: { site: Membership }) {
                 <th scope="col">Name</th>
                 <th scope="col">Hospitals</th>
                 <th scope="col">Status</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Proposed</th>
               </tr>
             </thead>
             <tbody>
               {mine.map((j) => (
                 <tr key={j.id}>
-                  <td>
+                  <td className="name-cell">
                     <Link to={`/sites/${slug}/federated/${j.id}`}>{j.name}</Link>
-                    <span className="small muted block">{STRATEGIES[j.strategy]?.title ?? j.strategy}</span>
+                    <span className="small muted block">{STRATEGIES[j.strategy]?.title ?? j.strategy} · proposed {dateTime(j.created_at)}</span>
                   </td>
                   <td>
                     <ul className="plain-list small">
                       {j.participants.map((p) => (
-                        <li key={p.site}>{p.site_name}: <ConsentBadge participant={p} /></li>
+                        <li key={p.site} className="site-consent">{p.site_name}: <ConsentBadge participant={p} /></li>
                       ))}
                     </ul>
                   </td>
-                  <td><FederatedStatusBadge job={j} /></td>
                   <td className="progress-cell">
+                    <FederatedStatusBadge job={j} />
                     <ProgressBar value={federatedProgress(j)} label={`Progress of ${j.name}`} tone={j.status === 'failed' ? 'bad' : j.status === 'succeeded' ? 'ok' : 'busy'} />
                     <span className="small muted">{roundWords(j)}</span>
                   </td>
-                  <td>{dateTime(j.created_at)}</td>
                 </tr>
               ))}
             </tbody>
@@ -323,7 +320,9 @@ export function Invitation({ site, job, onAnswered }: { site: Membership; job: F
   const list = datasets.data?.results ?? [];
   const matching = list.filter((d) => sameLabels(d.label_names ?? [], job.label_names));
   const [chosen, setChosen] = useState('');
-  const dataset = chosen || (matching[0] ? String(matching[0].id) : '');
+  // At the proposing site (proposed by a clinician) the dataset is already named: keep it unless the admin picks another.
+  const proposed = participantOf(job, slug)?.dataset;
+  const dataset = chosen || (proposed != null ? String(proposed) : matching[0] ? String(matching[0].id) : '');
   const { busy, error, run } = useAction();
   const [declining, setDeclining] = useState(false);
   const fields = error instanceof ApiError ? error.fields : {};
@@ -400,6 +399,7 @@ export function RoundsView({ job }: { job: FederatedJob }) {
   const prep = job.round_details.find((r) => r.number === 0);
   if (!prep && training.length === 0) return null;
   const byNumber = Array.from({ length: job.rounds }, (_, i) => training.find((r) => r.number === i + 1) ?? null);
+  const initiator = participantOf(job, job.initiator_site)?.site_name ?? job.initiator_site;
   const hasMetrics = training.some((r) => r.metrics?.val_auc != null || r.metrics?.val_accuracy != null);
   return (
     <section className="card" aria-labelledby="rounds-title">
@@ -437,9 +437,9 @@ export function RoundsView({ job }: { job: FederatedJob }) {
                 <th scope="row">Start</th>
                 <td colSpan={4}>
                   {prep.status === 'done'
-                    ? `The common starting model was prepared at ${job.initiator_site}.`
+                    ? `The common starting model was prepared at ${initiator}.`
                     : prep.status === 'running'
-                      ? `${job.initiator_site} is preparing the common starting model.`
+                      ? `${initiator} is preparing the common starting model.`
                       : `Preparing the starting model did not finish (${prep.status}).`}
                 </td>
               </tr>

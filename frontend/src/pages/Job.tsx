@@ -75,7 +75,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
           <h1>Training run #{j.id}</h1>
           <p className="muted">
             {j.dataset_name ? <>On <Link to={`/sites/${site.site.slug}/datasets/${j.dataset}`}>{j.dataset_name}</Link></> : null}
-            {j.starting_point_name ? ` · starting from ${j.starting_point_name}` : ''}
+            {j.starting_point_name ? ` · starting from ${j.starting_point_name}` : j.parent_version ? ' · improving an existing model' : ''}
             {j.recipe ? ` · ${j.recipe === 'quick' ? 'quick' : 'thorough'}` : ''}
           </p>
         </div>

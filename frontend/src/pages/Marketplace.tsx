@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { api, ApiError, type Page } from '../api/client';
-import { USABLE_VERSION_STATUSES, type Me, type PublishedModel, type PublishedModelDetail, type SiteResult } from '../api/types';
+import { USABLE_VERSION_STATUSES, type ConsortiumSite, type Me, type PublishedModel, type PublishedModelDetail, type SiteResult } from '../api/types';
 import { Link, useDocumentTitle } from '../router';
 import { ErrorNotice, FeatureGate, Loading, Pager, useApi } from '../components/ui';
 import { LineageGraph } from '../components/LineageGraph';
@@ -152,6 +152,8 @@ export function ModelPage({ me, params }: { me: Me; params: Record<string, strin
 function ModelDetail({ me, id }: { me: Me; id: string }) {
   const model = useApi((signal) => api.get<PublishedModelDetail>(`/marketplace/models/${id}/`, undefined, signal), [id]);
   const [siteSlug, setSiteSlug] = useState('');
+  const sites = useApi((signal) => api.get<Page<ConsortiumSite>>('/sites/', { scope: 'consortium', page_size: 200 }, signal), []);
+  const siteNames = new Map((sites.data?.results ?? []).map((x) => [x.slug, x.name]));
   useDocumentTitle(model.data ? model.data.name : 'Marketplace');
   if (model.error instanceof ApiError && model.error.isNotFound) {
     return (
@@ -191,7 +193,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
               <a className="btn" href="#evaluate">Check it on our images</a>
             </>
           ) : (
-            <span className="small muted">{usable ? 'Join a site to use this model.' : m.latest_version?.status === 'withdrawn' ? 'Withdrawn by its publisher: it can no longer be used.' : 'Usable once a version has finished publishing.'}</span>
+            <span className="small muted">{usable ? 'Join a site to use this model.' : m.versions.some((v) => v.status === 'withdrawn') ? 'Withdrawn by its publisher: it can no longer be used. The reason is under Versions below.' : 'Usable once a version has finished publishing.'}</span>
           )}
         </div>
       </div>
@@ -243,7 +245,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
       <section className="card" aria-labelledby="results-title">
         <h2 id="results-title">How it worked at each hospital</h2>
         <p className="small muted">Measured on images the model never learned from. Each hospital shares only these totals.</p>
-        <SiteResultsTable rows={m.evaluations} siteName={(slug) => (slug === m.site ? m.site_name : slug)} />
+        <SiteResultsTable rows={m.evaluations} siteName={(slug) => (slug === m.site ? m.site_name : siteNames.get(slug) ?? slug)} />
       </section>
 
       {usable && site && <EvaluateAtMySite key={site.site.slug} model={m} site={site} onShared={model.reload} />}

@@ -96,6 +96,14 @@ describe('the invitation on a cross-site job', () => {
     expect(screen.queryByRole('button', { name: /Accept/ })).toBeNull();
   });
 
+  it('keeps the dataset a clinician proposed when their own administrator answers', async () => {
+    const proposedByClinician = job({ participants: [participant(ANNE, { status: 'invited', dataset: 6 }), participant(BOROUGH, { order: 1, status: 'invited' })] });
+    renderDetail(member(ANNE, 'admin'), { 'GET /federated-jobs/3/': proposedByClinician });
+    const select = (await screen.findByLabelText('Images to train on at St Anne’s Hospital')) as HTMLSelectElement;
+    await within(select).findByRole('option', { name: /Chest films/ });
+    expect(select.value).toBe('6'); // not the first dataset with matching labels (7)
+  });
+
   it('sends the site and the chosen dataset, then shows every hospital taking part', async () => {
     const started = job({
       status: 'running', status_text: 'Training across sites',
