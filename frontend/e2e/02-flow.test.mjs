@@ -275,6 +275,11 @@ describe('clinician at Borough: find the model and apply it with a heatmap', () 
     assert.ok(job.json.parent_version, 'the new run records the shared model as its parent');
     await page.locator('.status-job-succeeded, .status-job-failed').waitFor({ timeout: 180_000 });
     assert.equal(await page.locator('.status-job-failed').count(), 0, `the fine-tune stopped: ${await page.locator('.card').first().innerText()}`);
+    assert.match(await page.locator('main').innerText(), /improving an existing model/);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Training runs' }).click();
+    await page.getByRole('link', { name: `Run #${jobId}` }).waitFor();
+    await shot(page, '16b-training-runs');
+    await checkTablet(page, '16b-training-runs');
   });
 
   it('takes a copy: the weights and manifest through short-lived links, and an ONNX file made at Borough', async (t) => {

@@ -12,7 +12,7 @@ const RUN = Date.now().toString(36);
 const NAME = `Mass finder across hospitals ${RUN}`;
 const SEED = parseInt(RUN.slice(-5), 36);
 let browser;
-const state = { jobId: null, accepted: false };
+const state = { jobId: null, accepted: false, datasetId: null };
 
 before(async () => {
   browser = await launch();
@@ -39,6 +39,7 @@ describe('administrator at St Anne’s: invites Borough to train a model togethe
     const { page } = who;
     await until('the St Anne’s site agent', () => agentSeen(page, 'st-anne'), { timeout: 60_000 });
     const datasetId = await seedDataset(page, { site: 'st-anne', name: `Mammography for sharing ${RUN}`, seed: SEED });
+    state.datasetId = datasetId;
     await page.getByRole('link', { name: 'Across hospitals' }).click();
     await page.getByRole('heading', { name: 'Training across hospitals', level: 1 }).waitFor();
     assert.match(await page.locator('main').innerText(), /The model travels, the images stay/);
@@ -173,6 +174,31 @@ describe('clinician at St Anne’s: follows the rounds until the model is ready'
     await expectClean(page);
     await shot(page, '25-federated-finished');
     await checkTablet(page, '25-federated-finished');
+  });
+  it('stops a proposal that is still waiting for answers, after saying what stopping means', async (t) => {
+    if (!state.datasetId) return t.skip('St Anne’s has no dataset (see above)');
+    const { page } = who;
+    const zoo = await apiCall(page, 'GET', '/zoo/?page_size=100');
+    const tiny = (zoo.json.results ?? zoo.json).find((e) => e.architecture === 'small_cnn');
+    const proposed = await apiCall(page, 'POST', '/federated-jobs/', {
+      name: `To be stopped ${RUN}`, dataset: Number(state.datasetId), sites: ['borough'], starting_point: tiny.id, rounds: 1,
+    });
+    assert.equal(proposed.status, 201, proposed.text);
+    // Proposed by a clinician: St Anne's own administrator has to accept as well.
+    assert.equal(proposed.json.participants.find((p) => p.site === 'st-anne').status, 'invited');
+    await page.goto(`${BASE_URL}/sites/st-anne/federated/${proposed.json.id}`);
+    await page.getByTestId('invitation').getByText(/Only an administrator of St Anne.s Hospital can accept/).waitFor();
+    await page.getByRole('button', { name: 'Stop this training' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Stop training across hospitals?' });
+    assert.match(await dialog.innerText(), /Every hospital stops its current round/);
+    await expectClean(page);
+    await dialog.getByRole('button', { name: 'Stop it for every hospital' }).click();
+    await page.getByTestId('federated-status').locator('.status', { hasText: 'Cancelled' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Stop this training' }).count(), 0);
+    assert.equal(await page.getByTestId('invitation').count(), 0, 'nothing is left to answer');
+    const again = await apiCall(page, 'POST', `/federated-jobs/${proposed.json.id}/cancel/`);
+    assert.equal(again.status, 409);
+    assert.equal(again.json.error.code, 'job_finished');
   });
 });
 

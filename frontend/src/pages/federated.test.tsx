@@ -193,6 +193,26 @@ describe('rounds of a cross-site job', () => {
     expect(screen.getByRole('button', { name: 'Stop this training' })).toBeTruthy();
   });
 
+  it('lets only the starting site or a taking-part administrator stop it, after a confirmation', async () => {
+    renderDetail(member(BOROUGH, 'clinician'), { 'GET /federated-jobs/3/': running });
+    await screen.findByTestId('federated-rounds');
+    expect(screen.queryByRole('button', { name: 'Stop this training' })).toBeNull();
+    cleanup();
+    const hub = renderDetail(member(ANNE, 'clinician'), {
+      'GET /federated-jobs/3/': running,
+      'POST /federated-jobs/3/cancel/': { ...running, status: 'cancelled', message: 'Cancelled by anne-clinician.' },
+    });
+    fireEvent.click(await screen.findByRole('button', { name: 'Stop this training' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Stop training across hospitals?' });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Keep things as they are' }));
+    expect(hub.sent('POST', '/federated-jobs/3/cancel/')).toHaveLength(0);
+    fireEvent.click(screen.getByRole('button', { name: 'Stop this training' }));
+    fireEvent.click(within(await screen.findByRole('dialog')).getByRole('button', { name: 'Stop it for every hospital' }));
+    await screen.findByText('Cancelled', { selector: '.status' });
+    expect(hub.sent('POST', '/federated-jobs/3/cancel/')).toHaveLength(1);
+    expect(screen.queryByRole('button', { name: 'Stop this training' })).toBeNull();
+  });
+
   it('tells apart a relay site that has not had its turn from one that missed it', () => {
     const relay = { ...running, strategy: 'relay' as const };
     const r = round(1, { status: 'running', expected_sites: ['st-anne', 'borough', 'site-c'], current_site: 'borough' });
