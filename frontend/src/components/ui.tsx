@@ -19,6 +19,27 @@ export function ErrorNotice({ error, onRetry, title }: { error: unknown; onRetry
   );
 }
 
+/**
+ * The notice above a form. When the hub's reason is already shown next to the field it concerns (`places`
+ * says which fields are shown inline, and how to name them), say only where to look, so that the same
+ * sentence does not appear twice.
+ */
+export function pointToField(
+  error: unknown,
+  fields: Record<string, string>,
+  places: [(key: string) => boolean, string][],
+  sentence: (where: string) => string,
+): unknown {
+  if (!(error instanceof ApiError)) return error;
+  const inline = Object.entries(fields).filter(([key]) => places.some(([match]) => match(key)));
+  if (!inline.length) return error;
+  const norm = (text: string) => text.replace(/\s+/g, ' ').trim();
+  const shown = inline.map(([, text]) => norm(text)).join(' ');
+  if (!shown.includes(norm(error.message)) && !norm(error.message).includes(shown)) return error;
+  const where = places.find(([match]) => inline.some(([key]) => match(key)))![1];
+  return new Error(sentence(where));
+}
+
 export function Notice({ kind = 'info', children }: { kind?: 'info' | 'success' | 'warning'; children: ReactNode }) {
   return (
     <div className={`notice notice-${kind}`} role={kind === 'warning' ? 'alert' : 'status'}>

@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError, type Page } from '../api/client';
 import type { ConsortiumSite, Dataset, FederatedJob, Membership, ModelVersion, Strategy } from '../api/types';
 import { Link, navigate, useDocumentTitle } from '../router';
-import { ErrorNotice, FeatureGate, Loading, useApi } from '../components/ui';
+import { ErrorNotice, FeatureGate, Loading, pointToField, useApi } from '../components/ui';
 import { parseChoice, StartingPointChoices, useStartingPoint } from '../components/StartingPoints';
 import { AdvancedFields, filledIn, SHARED_ADVANCED, type AdvancedField } from '../components/AdvancedFields';
 import { DEADLINES, STRATEGIES } from '../lib/federation';
@@ -16,6 +16,13 @@ const ADVANCED_FIELDS: AdvancedField<AdvancedKey>[] = [
   ['learning_rate', SHARED_ADVANCED.learning_rate[1], 'Smaller is slower but steadier. It slows down over the rounds by itself.', 'any'],
   ['input_size', SHARED_ADVANCED.input_size[1], 'Images are resized to this square size at every hospital.', '1'],
   [...SHARED_ADVANCED.seed],
+];
+
+const INLINE_PLACES: [(key: string) => boolean, string][] = [
+  [(key) => key === 'dataset', 'the images you chose'],
+  [(key) => key === 'sites', 'the hospitals to invite'],
+  [(key) => ['rounds', 'local_epochs'].includes(key), 'the rounds'],
+  [(key) => key === 'min_participants' || key.startsWith('advanced.') || ADVANCED_FIELDS.some(([k]) => k === key), 'the advanced settings'],
 ];
 
 export function NewFederatedJobPage({ site }: { site: Membership }) {
@@ -93,7 +100,7 @@ export function NewFederatedJob({ site }: { site: Membership }) {
       <h1>Train a model across hospitals</h1>
       <p className="muted measure">{FEDERATED_INTRO} Nothing starts until every invited hospital’s administrator has accepted.</p>
       <form onSubmit={submit} className="train-form" aria-label="Train a model across hospitals">
-        <ErrorNotice error={error} />
+        <ErrorNotice error={pointToField(error, fields, INLINE_PLACES, (where) => `Nothing was sent. The reason is shown under ${where} below; fix it and press Invite again.`)} />
 
         <div className="card">
           <h2><label htmlFor="fed-dataset">1. Images at {site.site.name}</label></h2>

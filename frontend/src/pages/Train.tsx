@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError, type Page } from '../api/client';
 import type { Dataset, Job, Membership, PublishedVersion } from '../api/types';
 import { Link, navigate, useDocumentTitle, useLocation } from '../router';
-import { ErrorNotice, FeatureGate, Loading, useApi } from '../components/ui';
+import { ErrorNotice, FeatureGate, Loading, pointToField, useApi } from '../components/ui';
 import { parseChoice, StartingPointChoices, useStartingPoint } from '../components/StartingPoints';
 import { AdvancedFields, filledIn, SHARED_ADVANCED, type AdvancedField } from '../components/AdvancedFields';
 import { plural } from '../lib/format';
@@ -174,19 +174,15 @@ function TrainForm({ site }: { site: Membership }) {
   );
 }
 
-/**
- * The notice above the form. When the hub's reason is already shown next to the choice it concerns,
- * say only where to look, so the same sentence does not appear twice.
- */
+const INLINE_PLACES: [(key: string) => boolean, string][] = [
+  [(key) => key === 'dataset', 'the images you chose'],
+  [(key) => key === 'starting_point', 'the starting point'],
+  [(key) => key.startsWith('advanced.'), 'the advanced settings'],
+];
+
+/** The notice above the train form (see `pointToField`). */
 export function topError(error: unknown, fields: Record<string, string>): unknown {
-  if (!(error instanceof ApiError)) return error;
-  const inline = Object.entries(fields).filter(([key]) => key === 'dataset' || key === 'starting_point' || key.startsWith('advanced.'));
-  if (!inline.length) return error;
-  const norm = (text: string) => text.replace(/\s+/g, ' ').trim();
-  const shown = inline.map(([, text]) => norm(text)).join(' ');
-  if (!shown.includes(norm(error.message)) && !norm(error.message).includes(shown)) return error;
-  const where = inline.some(([key]) => key === 'dataset') ? 'the images you chose' : inline.some(([key]) => key === 'starting_point') ? 'the starting point' : 'the advanced settings';
-  return new Error(`Training could not start. The reason is shown under ${where} below; fix it and press Start training again.`);
+  return pointToField(error, fields, INLINE_PLACES, (where) => `Training could not start. The reason is shown under ${where} below; fix it and press Start training again.`);
 }
 
 const asId = (value: string) => (/^\d+$/.test(value) ? Number(value) : value);

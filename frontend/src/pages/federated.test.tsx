@@ -290,4 +290,15 @@ describe('starting a cross-site job', () => {
     expect(screen.getByText('Between 1e-06 and 1.0.')).toBeTruthy();
     expect(screen.getByText('Advanced settings').closest('details')!.open).toBe(true);
   });
+
+  it('shows a reason about the chosen images once, next to them, and says where to look', async () => {
+    const message = "The label 'mass' has too few images in the validation set (0). Add images of this label from more patients.";
+    fakeHub({ ...routes, 'POST /federated-jobs/': refusal(400, 'dataset_not_ready', message, { dataset: [message] }) });
+    render(<SessionProvider><NewFederatedJob site={member(ANNE, 'clinician')} /></SessionProvider>);
+    fireEvent.click(await screen.findByRole('checkbox', { name: 'Borough General' }));
+    await waitFor(() => expect((screen.getByLabelText('1. Images at St Anne’s Hospital') as HTMLSelectElement).value).toBe('2'));
+    fireEvent.click(screen.getByRole('button', { name: 'Invite 1 hospital' }));
+    expect((await screen.findByRole('alert')).textContent).toMatch(/Nothing was sent\. The reason is shown under the images you chose/);
+    expect(screen.getAllByText(/too few images in the validation set/)).toHaveLength(1);
+  });
 });
