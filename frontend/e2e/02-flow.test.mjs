@@ -339,7 +339,7 @@ describe('administrator at St Anne’s: marks the version outdated, then withdra
     await dialog.getByLabel('Reason (shown on the model page)').fill('Test model: never for patients.');
     await dialog.getByRole('button', { name: 'Withdraw it for everyone' }).click();
     await page.getByRole('cell', { name: /Withdrawn.*never for patients/ }).waitFor();
-    await page.getByText(/Withdrawn by its publisher: it can no longer be used/).waitFor();
+    assert.match(await page.getByTestId('withdrawn').innerText(), /nobody can apply, improve, check or download it any more\. Their reason: Test model/);
     assert.equal(await page.getByTestId('download').count(), 0, 'no downloads of a withdrawn version');
     await shot(page, '19-withdrawn');
     const detail = await apiCall(page, 'GET', `/marketplace/models/${state.publishedModel}/`);

@@ -175,6 +175,23 @@ describe('clinician at St Anne’s: follows the rounds until the model is ready'
     await shot(page, '25-federated-finished');
     await checkTablet(page, '25-federated-finished');
   });
+
+  it('publishes the model the hospitals trained together, for St Anne’s only', async (t) => {
+    if (!state.accepted) return t.skip('Borough did not accept (see above)');
+    const { page } = who;
+    const share = page.getByRole('button', { name: 'Publish to the marketplace' });
+    if (!(await share.count())) return t.skip('the job did not finish (see above)');
+    await share.click();
+    const dialog = page.getByRole('dialog', { name: 'Publish this model' });
+    assert.equal(await dialog.getByLabel('Name in the marketplace').inputValue(), NAME);
+    await dialog.getByLabel('What it is for (intended use)').fill('Test model trained across two hospitals.');
+    await dialog.getByRole('button', { name: 'Publish' }).click();
+    await page.getByTestId('publish-status').getByText(/version 1 is published/).waitFor({ timeout: 60_000 });
+    const link = await page.getByRole('link', { name: 'Open it in the marketplace' }).getAttribute('href');
+    const model = await apiCall(page, 'GET', `${link}/`); // the dashboard's /marketplace/models/<id> is the API's path too
+    assert.equal(model.status, 200, model.text);
+    assert.equal(model.json.visibility, 'site');
+  });
   it('stops a proposal that is still waiting for answers, after saying what stopping means', async (t) => {
     if (!state.datasetId) return t.skip('St Anne’s has no dataset (see above)');
     const { page } = who;

@@ -171,6 +171,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
   const labels = card.training_data?.images_per_label ?? {};
   const own = me.memberships.some((x) => x.site.slug === m.site);
   const publisherAdmin = me.memberships.some((x) => x.site.slug === m.site && x.role === 'admin');
+  const withdrawn = !usable ? m.versions.find((v) => v.status === 'withdrawn') : undefined;
 
   return (
     <section>
@@ -193,7 +194,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
               <a className="btn" href="#evaluate">Check it on our images</a>
             </>
           ) : (
-            <span className="small muted">{usable ? 'Join a site to use this model.' : m.versions.some((v) => v.status === 'withdrawn') ? 'Withdrawn by its publisher: it can no longer be used. The reason is under Versions below.' : 'Usable once a version has finished publishing.'}</span>
+            <span className="small muted">{usable ? 'Join a site to use this model.' : withdrawn ? '' : 'Usable once a version has finished publishing.'}</span>
           )}
         </div>
       </div>
@@ -204,6 +205,12 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
             {me.memberships.map((x) => <option key={x.site.slug} value={x.site.slug}>{x.site.name}</option>)}
           </select>
         </div>
+      )}
+      {withdrawn && (
+        <p className="notice notice-warning" role="status" data-testid="withdrawn">
+          Withdrawn by its publisher: nobody can apply, improve, check or download it any more.
+          {withdrawn.status_reason ? ` Their reason: ${withdrawn.status_reason}` : ''} Look for another model in the marketplace.
+        </p>
       )}
       {m.latest_version?.status === 'deprecated' && (
         <p className="notice notice-warning" role="status">The publisher advises a newer version of this model{m.versions.find((v) => v.id === m.latest_version!.id)?.status_reason ? `: ${m.versions.find((v) => v.id === m.latest_version!.id)!.status_reason}` : '.'}</p>
