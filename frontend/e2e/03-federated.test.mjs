@@ -205,8 +205,15 @@ describe('clinician at St Anne’s: follows the rounds until the model is ready'
     assert.equal(proposed.json.participants.find((p) => p.site === 'st-anne').status, 'invited');
     await page.goto(`${BASE_URL}/sites/st-anne/federated/${proposed.json.id}`);
     await page.getByTestId('invitation').getByText(/Only an administrator of St Anne.s Hospital can accept/).waitFor();
-    await page.getByRole('button', { name: 'Stop this training' }).click();
+    // By keyboard: the question opens on its safe choice, and Escape leaves everything as it was.
+    await page.getByRole('button', { name: 'Stop this training' }).focus();
+    await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog', { name: 'Stop training across hospitals?' });
+    await dialog.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), 'Keep things as they are');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Stop this training' }).click();
     assert.match(await dialog.innerText(), /Every hospital stops its current round/);
     await expectClean(page);
     await dialog.getByRole('button', { name: 'Stop it for every hospital' }).click();

@@ -215,6 +215,7 @@ export function useModal() {
     if (!el || el.open) return;
     if (typeof el.showModal === 'function') el.showModal();
     else el.setAttribute('open', ''); // an older browser (or a test DOM) without modal dialogs: show it in place
+    el.querySelector<HTMLElement>('[data-autofocus]')?.focus(); // e.g. the safe choice of a question
   }, []);
   return dialog;
 }
@@ -275,7 +276,8 @@ export function ConfirmDialog({ title, children, confirmLabel, reasonLabel, dang
           <button type="submit" className={`btn ${danger ? 'btn-danger-solid' : 'btn-primary'}`} disabled={busy}>
             {busy ? 'Working…' : confirmLabel}
           </button>
-          <button type="button" className="btn" onClick={onClose}>
+          {/* Enter on an unread question must not destroy anything: start on the safe choice. */}
+          <button type="button" className="btn" onClick={onClose} data-autofocus={danger && !reasonLabel ? '' : undefined}>
             Keep things as they are
           </button>
         </div>

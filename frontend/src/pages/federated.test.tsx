@@ -204,6 +204,7 @@ describe('rounds of a cross-site job', () => {
     });
     fireEvent.click(await screen.findByRole('button', { name: 'Stop this training' }));
     const dialog = await screen.findByRole('dialog', { name: 'Stop training across hospitals?' });
+    expect(document.activeElement).toBe(within(dialog).getByRole('button', { name: 'Keep things as they are' })); // the safe choice first
     fireEvent.click(within(dialog).getByRole('button', { name: 'Keep things as they are' }));
     expect(hub.sent('POST', '/federated-jobs/3/cancel/')).toHaveLength(0);
     fireEvent.click(screen.getByRole('button', { name: 'Stop this training' }));
