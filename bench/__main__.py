@@ -29,13 +29,26 @@ BENCHMARKS = {
     "inference": "bench.inference",
     "quality": "bench.quality",
     "crosssite": "bench.crosssite",
+    "predict_api": "bench.predict_api",
     "hubscale": "bench.hubscale",
 }
 DOC = REPO / "docs" / "benchmarks.md"
 NOTES = [
-    "Inference through the hub's prediction API (`/api/v1/predictions/`) is not measured yet: "
-    "the endpoint does not exist at this commit. TODO: add it here when it lands; until then "
-    "no figure is shown for it.",
+    "`prediction API` is what a hospital system waits for: a real hub (gunicorn with the "
+    "deployed config, PostgreSQL, Redis) and a real site agent process on the CPU (S3 "
+    "storage with the site's own identity) on this machine. One site publishes EfficientNet-Lite0 (ImageNet "
+    "weights) through the real publish flow; another uploads BreastMNIST test images through "
+    "presigned URLs, then each request is `POST /api/v1/predictions/` for one image and "
+    "`GET /api/v1/predictions/{id}/?wait=30` until final, timed at the client with a "
+    "site-scoped token (one `requests.Session` per client thread). The baseline is the bare "
+    "forward pass of the same weights on the same preprocessed image in the bench process. "
+    "Every answer must be `succeeded` with the baseline's probabilities (TTA: in-process "
+    "`predict` with TTA), and a heatmap request must return its overlay. The 'where a "
+    "request's time goes' rows split the median request using the hub's timestamps and the "
+    "agent's own timings. The agent runs one prediction at a time (one gpu worker), so at "
+    "concurrency 8 most of a request is waiting its turn. Sites, tokens and the trained "
+    "model version are seeded by a Django script (as an administrator and a training job "
+    "would leave them); everything else goes through the API.",
     "`inference` runs the agent's `predict` in-process; at concurrency 8 each worker thread has "
     "its own copy of the model (Grad-CAM hooks the model's modules, so one shared model is not "
     "safe to explain from several threads at once).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -15,9 +16,12 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from PIL import Image
+
+from bench.report import REPO
 
 S3_ENDPOINT_ENV = "POLLEN_S3_ENDPOINT"
 DEFAULT_S3_ENDPOINT = "http://127.0.0.1:8333"
@@ -56,7 +60,7 @@ def png_bytes(image: np.ndarray, side: int) -> bytes:
     return buffer.getvalue()
 
 
-def _ensure_bucket() -> None:
+def _ensure_bucket(bucket: str = SITE_BUCKET) -> None:
     import boto3
     from botocore.exceptions import ClientError
 
@@ -68,9 +72,33 @@ def _ensure_bucket() -> None:
         aws_secret_access_key=ADMIN_KEYS[1],
     )
     try:
-        admin.head_bucket(Bucket=SITE_BUCKET)
+        admin.head_bucket(Bucket=bucket)
     except ClientError:
-        admin.create_bucket(Bucket=SITE_BUCKET)
+        admin.create_bucket(Bucket=bucket)
+
+
+def site_storage_config(identity: str, prefix: str) -> dict[str, Any]:
+    """An agent's storage settings for the test identity ``identity`` (``site-a``, ``site-b``...).
+
+    Each such identity may touch only its own bucket (scripts/s3_identities.py documents the
+    keys); ``prefix`` keeps this run's objects apart from everyone else's in that bucket.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "s3_identities", REPO / "scripts" / "s3_identities.py"
+    )
+    assert spec is not None and spec.loader is not None
+    identities = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(identities)
+    creds = identities.credentials([identity])[identity]
+    _ensure_bucket(creds["bucket"])
+    return {
+        "kind": "s3",
+        "endpoint_url": s3_endpoint(),
+        "bucket": creds["bucket"],
+        "access_key": creds["access_key"],
+        "secret_key": creds["secret_key"],
+        "prefix": prefix,
+    }
 
 
 def s3_storage() -> Any:
@@ -164,6 +192,28 @@ def stand_in_hub() -> Iterator[Any]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def database_url(base_url: str, database: str) -> str:
+    """``base_url`` (a PostgreSQL URL) pointing at ``database`` on the same server."""
+    return urlunsplit(urlsplit(base_url)._replace(path=f"/{database}"))
+
+
+def recreate_database(base_url: str, database: str) -> str:
+    """Drop and create ``database`` (a benchmark's own, throwaway); returns its URL."""
+    import psycopg
+
+    with psycopg.connect(database_url(base_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    return database_url(base_url, database)
+
+
+def drop_database(base_url: str, database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url(base_url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def cleanup_s3() -> None:

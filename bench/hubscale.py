@@ -13,8 +13,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from bench import fixtures
 from bench.checks import check_same_count
 from bench.report import REPO, row
 from bench.stats import paired_ratios, percentile, summarize
@@ -24,28 +24,8 @@ BENCH_DB = "pollen_bench"
 PAGE = 50
 
 
-def _admin_url(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-def _recreate_database(base_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_admin_url(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-def _drop_database(base_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_admin_url(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
 def _setup_django(base_url: str) -> None:
-    os.environ["DATABASE_URL"] = _admin_url(base_url, BENCH_DB)
+    os.environ["DATABASE_URL"] = fixtures.database_url(base_url, BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pollen.settings")
     for folder in ("platform", "workers"):
         path = str(REPO / folder)
@@ -182,8 +162,6 @@ def _endpoints(seed: dict[str, Any]) -> list[tuple[str, str, Callable[[], tuple[
 
 
 def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
-    from bench import fixtures  # noqa: F401 - keeps the import order of the other modules
-
     base_url = os.environ.get("DATABASE_URL", "")
     if not base_url.startswith("postgres"):
         raise RuntimeError(
@@ -191,7 +169,7 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
         )
     n_images, n_jobs = (20_000, 200) if quick else (100_000, 1_000)
     requests = 10 if quick else 30
-    _recreate_database(base_url)
+    fixtures.recreate_database(base_url, BENCH_DB)
     try:
         _setup_django(base_url)
         started = time.perf_counter()
@@ -202,7 +180,7 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
         from django.db import connections
 
         connections.close_all()
-        _drop_database(base_url)
+        fixtures.drop_database(base_url, BENCH_DB)
 
 
 def _measure(

@@ -115,22 +115,34 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
             f"{ARCH} {size}px, 1 image per request, concurrency {concurrency}, {n_requests} "
             f"requests ({source}), {repeat} reps"
         )
-        bare = results["bare"]
         for name in ("predict", "predict + Grad-CAM", "predict + TTA"):
-            ours = results[name]
-            for metric, label in (
-                ("p50", "p50 latency ms"),
-                ("p99", "p99 latency ms"),
-                ("rps", "throughput images/s"),
-            ):
-                rows.append(
-                    row(
-                        NAME,
-                        setting,
-                        f"{name}: {label} vs bare forward",
-                        summarize(ours[metric]).text(),
-                        summarize(bare[metric]).text(),
-                        paired_ratios(ours[metric], bare[metric]).text(),
-                    )
-                )
+            rows.extend(latency_rows(NAME, setting, name, results[name], results["bare"]))
     return rows
+
+
+def latency_rows(
+    benchmark: str,
+    setting: str,
+    variant: str,
+    ours: dict[str, list[float]],
+    bare: dict[str, list[float]],
+    *,
+    how: str = "vs bare forward",
+) -> list[dict[str, Any]]:
+    """p50 and p99 latency and throughput of ``variant`` beside the bare forward pass, measured
+    pair by pair in each repetition (keys ``p50``, ``p99``, ``rps``)."""
+    return [
+        row(
+            benchmark,
+            setting,
+            f"{variant}: {label} {how}",
+            summarize(ours[key]).text(),
+            summarize(bare[key]).text(),
+            paired_ratios(ours[key], bare[key]).text(),
+        )
+        for key, label in (
+            ("p50", "p50 latency ms"),
+            ("p99", "p99 latency ms"),
+            ("rps", "throughput images/s"),
+        )
+    ]

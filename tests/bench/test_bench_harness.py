@@ -99,3 +99,28 @@ def test_close_check_fails_on_different_outputs():
     check_close(np.array([0.1, 0.9]), np.array([0.1, 0.9 + 1e-6]), what="probs")
     with pytest.raises(BaselineCheckFailed):
         check_close(np.array([0.1, 0.9]), np.array([0.2, 0.8]), what="probs")
+
+
+def _prediction(probabilities: dict[str, float], **extra: object) -> dict:
+    item = {"image_id": 7, "probabilities": probabilities, **extra}
+    return {"id": 1, "status": "succeeded", "label_names": ["a", "b"], "results": [item]}
+
+
+def test_prediction_api_check_fails_on_other_probabilities_failures_and_missing_heatmaps():
+    from bench.predict_api import check_answers
+
+    reference = {7: np.array([0.25, 0.75])}
+    check_answers({7: _prediction({"a": 0.25, "b": 0.75})}, reference, heatmap=False, what="api")
+    with pytest.raises(BaselineCheckFailed, match="differ"):
+        check_answers({7: _prediction({"a": 0.3, "b": 0.7})}, reference, heatmap=False, what="api")
+    failed = {**_prediction({"a": 0.25, "b": 0.75}), "status": "failed", "error_code": "x"}
+    with pytest.raises(BaselineCheckFailed, match="ended failed"):
+        check_answers({7: failed}, reference, heatmap=False, what="api")
+    with pytest.raises(BaselineCheckFailed, match="without a heatmap"):
+        check_answers({7: _prediction({"a": 0.25, "b": 0.75})}, reference, heatmap=True, what="api")
+    with_overlay = _prediction(
+        {"a": 0.25, "b": 0.75}, overlay_key="p/7.png", overlay_url="http://x"
+    )
+    check_answers({7: with_overlay}, reference, heatmap=True, what="api")
+    with pytest.raises(BaselineCheckFailed, match="did not see"):
+        check_answers({8: with_overlay}, reference, heatmap=True, what="api")

@@ -77,11 +77,12 @@ def start_agent(
     tmp: Path,
     queues: str = "all",
     extra_env: dict[str, str] | None = None,
+    broker: dict[str, Any] | None = None,
 ) -> AgentProcess:
-    """sites: slug -> {"token": plaintext, "storage": {...}}."""
+    """sites: slug -> {"token": plaintext, "storage": {...}}; broker: default the hub's settings."""
     config = {
         "hub_url": hub_url,
-        **broker_settings(),
+        **(broker if broker is not None else broker_settings()),
         "work_dir": str(tmp / "agent-work"),
         "sites": [
             {"slug": slug, "token": s["token"], "storage": s["storage"]}
