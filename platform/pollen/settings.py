@@ -187,6 +187,9 @@ CELERY_FILESYSTEM_DIR = VAR_DIR / "broker"
 # Longer than the longest job, so an unacknowledged job is never handed out twice.
 CELERY_VISIBILITY_TIMEOUT = env_int("POLLEN_VISIBILITY_TIMEOUT", 12 * 3600)
 AGENT_ANSWER_TIMEOUT = float(env_str("POLLEN_AGENT_ANSWER_TIMEOUT", "8") or 8)
+# Request threads per hub process (deploy/docker/gunicorn.conf.py reads the same variable):
+# long waits on a prediction leave one of them free.
+WEB_THREADS = env_int("GUNICORN_THREADS", 4)
 
 # The embedded default stores each site's files on this machine and serves signed local URLs.
 LOCAL_STORAGE_ENABLED = env_bool("POLLEN_LOCAL_STORAGE", default=not PRODUCTION)

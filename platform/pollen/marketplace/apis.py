@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from functools import cache
 from typing import Any
 
 import django_filters
+from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -34,6 +37,7 @@ from pollen.training.models import Job
 from pollen.training.selectors import job_get, model_version_get
 
 MAX_WAIT_SECONDS = 60
+SHORT_WAIT_SECONDS = 1.0
 
 
 def _caller(request: Request) -> Caller:
@@ -690,8 +694,32 @@ def _wait_seconds(request: Request) -> float:
     return min(value, MAX_WAIT_SECONDS)
 
 
+@cache
+def _long_wait_slots(threads: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(max(1, threads - 1))
+
+
 def wait_for_final(prediction_id: int, seconds: float) -> None:
-    """Poll the row until it is final or the deadline passes (no fixed sleeps beyond the next poll)."""
+    """Wait until the prediction is final or ``seconds`` pass.
+
+    A wait holds one of this process's request threads, and requests queue for a thread. If
+    every thread waited, the agent's report of the very result being waited for would queue
+    behind the waiters until their deadlines. So at most ``WEB_THREADS - 1`` requests of a
+    process wait long; the others wait a second at most and answer the current state, which
+    the client asks for again.
+    """
+    slots = _long_wait_slots(settings.WEB_THREADS)
+    if not slots.acquire(blocking=False):
+        _poll_until_final(prediction_id, min(seconds, SHORT_WAIT_SECONDS))
+        return
+    try:
+        _poll_until_final(prediction_id, seconds)
+    finally:
+        slots.release()
+
+
+def _poll_until_final(prediction_id: int, seconds: float) -> None:
+    """Poll the row until it is final or the deadline passes (no sleep beyond the next poll)."""
     deadline = time.monotonic() + seconds
     interval = 0.02
     while time.monotonic() < deadline:
@@ -710,7 +738,10 @@ class PredictionDetailApi(APIView):
             OpenApiParameter(
                 "wait",
                 float,
-                description=f"Wait up to this many seconds (at most {MAX_WAIT_SECONDS}) for it to finish",
+                description=(
+                    f"Wait up to this many seconds (at most {MAX_WAIT_SECONDS}) for it to finish. "
+                    "A busy hub may answer sooner with the current status: ask again."
+                ),
             )
         ],
         responses=PredictionOut,

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 from django.db import connection
@@ -339,6 +340,34 @@ def test_prediction_wait_returns_the_result_or_the_current_state_at_the_deadline
     assert result["status"] == "succeeded"
     assert [r["image_id"] for r in result["results"]] == [image_id], "unknown ids are dropped"
     assert result["results"][0]["probabilities"]["pneumonia"] == 0.8
+
+
+def test_waits_beyond_the_spare_threads_answer_soon_so_the_agent_is_never_stuck_behind_them(
+    client_for, clinician_a, train, publish, site_images, settings, monkeypatch
+):
+    from pollen.marketplace import apis
+
+    settings.WEB_THREADS = 2  # one thread may wait long; the other stays free
+    monkeypatch.setattr(apis, "SHORT_WAIT_SECONDS", 0.05)
+    version = publish(clinician_a, train(clinician_a.site))
+    client = client_for(clinician_a)
+    created = client.post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "dataset": site_images(clinician_a.site, n=1).pk},
+        format="json",
+    ).json()
+    url = f"/api/v1/predictions/{created['id']}/?wait=3"
+    slots = apis._long_wait_slots(2)
+    assert slots.acquire(blocking=False), "another request is waiting long"
+    try:
+        started = time.monotonic()
+        assert client.get(url).json()["status"] == "queued"
+        assert time.monotonic() - started < 2.5
+    finally:
+        slots.release()
+    started = time.monotonic()
+    assert client.get(url).json()["status"] == "queued"
+    assert time.monotonic() - started >= 3, "with a thread to spare, the wait is long again"
 
 
 def test_prediction_input_problems_are_clear(
