@@ -54,6 +54,13 @@ class _Store(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture(autouse=True)
+def _no_models_kept_between_tests():
+    predict.clear_model_cache()
+    yield
+    predict.clear_model_cache()
+
+
 @pytest.fixture
 def hub_store(tmp_path):
     root = tmp_path / "hub-store"
@@ -168,6 +175,72 @@ def test_prediction_gives_probabilities_overlays_and_per_image_errors(
     assert tiny["error"]["code"] == "image_too_small"
     assert junk["error"]["code"] == "unsupported_format"
     assert missing["error"]["code"] == "not_found"
+
+
+def _one_image_spec(model: dict, storage) -> dict:
+    storage.put_bytes("in/one.png", _png(np.full((40, 40), 90, dtype=np.uint8)))
+    return {
+        "model": model,
+        "inputs": [{"image_id": 1, "key": "in/one.png"}],
+        "tta": False,
+        "heatmap": True,
+        "overlay_prefix": "predictions/1/",
+    }
+
+
+def _counting_loads(monkeypatch) -> list[dict]:
+    loads: list[dict] = []
+    real = model_source.load_model
+
+    def counted(model, storage, work):
+        loads.append(model)
+        return real(model, storage, work)
+
+    monkeypatch.setattr(predict, "load_model", counted)
+    return loads
+
+
+def test_a_stream_of_predictions_loads_the_published_model_once(
+    hub_store, site_model, storage, tmp_path, monkeypatch
+):
+    loads = _counting_loads(monkeypatch)
+    published = _published(hub_store, site_model)
+    first = run_prediction(spec=_one_image_spec(published, storage), storage=storage, work=tmp_path)
+    # The next claim hands out fresh presigned URLs for the same weights.
+    again = {**published, "url": published["url"] + "?2", "manifest_url": published["manifest_url"]}
+    second = run_prediction(spec=_one_image_spec(again, storage), storage=storage, work=tmp_path)
+    assert len(loads) == 1
+    assert second["results"][0]["probabilities"] == first["results"][0]["probabilities"]
+    assert second["timings"]["load_model"] < first["timings"]["load_model"]
+
+
+def test_other_weights_are_loaded_and_only_the_latest_models_are_kept(
+    hub_store, site_model, storage, tmp_path, monkeypatch
+):
+    loads = _counting_loads(monkeypatch)
+    models = [
+        {**site_model, "key": f"models/job-{n}/"} for n in range(1, predict.MODEL_CACHE_SIZE + 2)
+    ]
+    for model in models[1:]:
+        for name in (MANIFEST_NAME, WEIGHTS_NAME):
+            storage.put_bytes(model["key"] + name, storage.get_bytes(f"models/job-1/{name}"))
+    # The newest is still kept; the oldest was let go and is loaded again.
+    for model in [*models, models[-1], models[0]]:
+        run_prediction(spec=_one_image_spec(model, storage), storage=storage, work=tmp_path)
+    assert [m["key"] for m in loads] == [m["key"] for m in models] + [models[0]["key"]]
+
+
+def test_a_tampered_copy_is_refused_and_never_kept(
+    hub_store, site_model, storage, tmp_path, monkeypatch
+):
+    loads = _counting_loads(monkeypatch)
+    tampered = _published(hub_store, site_model, tamper=True)
+    with pytest.raises(UserError) as caught:
+        run_prediction(spec=_one_image_spec(tampered, storage), storage=storage, work=tmp_path)
+    assert caught.value.code == "checksum_mismatch"
+    repaired = _published(hub_store, site_model)
+    run_prediction(spec=_one_image_spec(repaired, storage), storage=storage, work=tmp_path)
+    assert len(loads) == 2, "the refused copy was not kept: the repaired one is fetched again"
 
 
 def test_a_large_image_goes_through_sliding_windows_with_a_slide_heatmap(

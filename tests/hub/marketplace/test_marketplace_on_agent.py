@@ -146,6 +146,21 @@ def test_a_model_travels_from_site_a_to_site_b_and_back_in_the_lineage(
     images = b.get(f"/api/v1/datasets/{dataset_b}/images/?page_size=100").json()["results"]
     by_name = {img["filename"]: img for img in images}
     chosen = [by_name["b0.png"], by_name["b1.png"], by_name["slide.png"]]
+
+    # A tampered copy in the model store is refused before it is loaded. (This comes first:
+    # once site B's worker has loaded the genuine weights it keeps them, by checksum.)
+    original = store_file.read_bytes()
+    store_file.write_bytes(original[:-8] + b"tampered")
+    tampered = b.post(
+        "/api/v1/predictions/",
+        {"published_version": version_id, "images": [{"image_id": chosen[0]["id"]}]},
+        format="json",
+    ).json()
+    tampered = _wait_prediction(b, tampered["id"])
+    assert (tampered["status"], tampered["error_code"]) == ("failed", "checksum_mismatch")
+    assert "not loaded" in tampered["message"]
+    store_file.write_bytes(original)
+
     created = b.post(
         "/api/v1/predictions/",
         {
@@ -241,19 +256,6 @@ def test_a_model_travels_from_site_a_to_site_b_and_back_in_the_lineage(
     ]
     seen_by_b = b.get(f"/api/v1/marketplace/models/{model_id}/").json()["lineage"]
     assert seen_by_b["descendants"][0]["model_version"] == child.pk
-
-    # A tampered copy in the model store is refused before it is loaded.
-    original = store_file.read_bytes()
-    store_file.write_bytes(original[:-8] + b"tampered")
-    tampered = b.post(
-        "/api/v1/predictions/",
-        {"published_version": version_id, "images": [{"image_id": chosen[0]["id"]}]},
-        format="json",
-    ).json()
-    tampered = _wait_prediction(b, tampered["id"])
-    assert (tampered["status"], tampered["error_code"]) == ("failed", "checksum_mismatch")
-    assert "not loaded" in tampered["message"]
-    store_file.write_bytes(original)
 
     # Once withdrawn, it can no longer be applied.
     assert (

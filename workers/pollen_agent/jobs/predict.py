@@ -3,13 +3,17 @@
 Images longer than ``LARGE_SIDE`` on a side go through sliding-window inference (background
 patches skipped) with a slide-level heatmap. Overlays are PNGs written to the site's storage;
 only probabilities and storage keys go back to the hub. A bad image gets its own error and
-never stops the rest of the batch.
+never stops the rest of the batch. A worker keeps the last models it loaded (each verified by
+its checksum when it was loaded), so a stream of one-image requests does not reload the model.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,11 @@ from pollen_agent.storage.base import ObjectNotFound, Storage
 LARGE_SIDE = 2048
 PATCH_SIZE = 256
 BATCH = 32
+# Loaded models kept per worker process: loading one (download, checksum, build, load weights)
+# costs more than predicting on a few images.
+MODEL_CACHE_SIZE = 2
+_MODELS: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 def _as_uint8(array: np.ndarray) -> np.ndarray:
@@ -150,11 +159,47 @@ class _Run:
             return {"image_id": image_id, "error": {"code": exc.code, "message": exc.message}}
 
 
+def _cache_key(model: dict[str, Any]) -> str:
+    # Everything the hub says about the model except its presigned URLs, which change per claim.
+    return json.dumps(
+        {k: v for k, v in model.items() if k not in {"url", "manifest_url"}},
+        sort_keys=True,
+        default=str,
+    )
+
+
+def cached_model(model: dict[str, Any], storage: Storage, work: Path) -> tuple[Any, Any]:
+    """The model a prediction runs, loaded once per worker process and kept for the next ones.
+
+    The cache is keyed by the weights' sha256 (and the rest of what the hub says about the
+    model), and a model enters it only after ``load_model`` has verified that checksum, so a
+    hit runs exactly the bytes that were published. The worker runs one task at a time; the
+    lock only keeps the cache consistent if that ever changes. The least recently used model
+    leaves first.
+    """
+    key = _cache_key(model)
+    with _CACHE_LOCK:
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+    loaded = load_model(model, storage, work)
+    with _CACHE_LOCK:
+        _MODELS[key] = loaded
+        while len(_MODELS) > MODEL_CACHE_SIZE:
+            _MODELS.popitem(last=False)
+    return loaded
+
+
+def clear_model_cache() -> None:
+    with _CACHE_LOCK:
+        _MODELS.clear()
+
+
 def run_prediction(*, spec: dict[str, Any], storage: Storage, work: Path) -> dict[str, Any]:
     """Everything after the claim. Per-image problems become per-image errors; a problem with the
     model itself (tampered weights, no convolution for a heatmap) raises UserError for the job."""
     started = time.perf_counter()
-    model, manifest = load_model(spec["model"], storage, work)
+    model, manifest = cached_model(spec["model"], storage, work)
     if spec["heatmap"] and not _has_conv(model):
         raise UserError(
             "Heatmaps are available only for convolutional models; this model has no "
