@@ -124,3 +124,26 @@ def test_prediction_api_check_fails_on_other_probabilities_failures_and_missing_
     check_answers({7: with_overlay}, reference, heatmap=True, what="api")
     with pytest.raises(BaselineCheckFailed, match="did not see"):
         check_answers({8: with_overlay}, reference, heatmap=True, what="api")
+
+
+def test_prediction_api_breakdown_splits_a_request_by_the_hub_timestamps():
+    import datetime as dt
+
+    from bench.predict_api import _breakdown, _Call
+
+    def at(seconds: float) -> str:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+
+    answer = {
+        "created_at": at(1000.02),
+        "finished_at": at(1000.4),
+        "timings": {"load_model": 0.01, "inference": 0.29, "total": 0.3},
+    }
+    parts = _breakdown({1: _Call(sent=1000.0, received=1000.5, answer=answer)})
+    assert {k: round(v) for k, v in parts.items()} == {
+        "post": 20,
+        "hop": 80,
+        "load": 10,
+        "infer": 290,
+        "back": 100,
+    }
