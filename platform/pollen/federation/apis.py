@@ -16,6 +16,7 @@ from pollen.core.errors import ApiError, NotFound
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.federation import selectors, services
+from pollen.federation.filters import FederatedJobFilter
 from pollen.federation.models import FederatedJob, Participant, Round, Strategy, Update
 from pollen.training.selectors import model_version_get
 from pollen.zoo.selectors import zoo_entry_get
@@ -192,6 +193,7 @@ def _sites(slugs: list[str]) -> list[Site]:
 
 class FederatedJobListApi(generics.ListAPIView):
     serializer_class = FederatedJobOut
+    filterset_class = FederatedJobFilter
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
@@ -208,7 +210,11 @@ class FederatedJobListApi(generics.ListAPIView):
             context["slugs"] = dict(Site.objects.values_list("pk", "slug"))
         return context
 
-    @extend_schema(tags=["federation"], summary="Cross-site jobs my sites take part in")
+    @extend_schema(
+        tags=["federation"],
+        summary="Cross-site jobs my sites take part in",
+        description="Filter with ?site=<one of your sites>&status=&strategy=.",
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 

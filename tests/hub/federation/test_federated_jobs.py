@@ -164,6 +164,49 @@ def test_list_shows_only_jobs_my_sites_take_part_in(
     assert client_for(admin_c).get("/api/v1/federated-jobs/").json()["count"] == 3
 
 
+def test_list_filters_by_one_of_my_sites_status_and_strategy(
+    client_for, admin_a, admin_c, outsider, datasets, zoo_id, django_assert_max_num_queries
+):
+    from tests.conftest import _person
+
+    a_and_c = _create(client_for(admin_a), datasets[0], zoo_id).json()["id"]
+    a_and_b = _create(
+        client_for(admin_a), datasets[0], zoo_id, sites=["site-b"], strategy="relay"
+    ).json()["id"]
+    c_and_b = _create(client_for(admin_c), datasets[1], zoo_id, sites=["site-b"]).json()["id"]
+    # Mia works at site A and site C: her list holds the jobs of both.
+    mia = _person("mia-two-sites", admin_a.site, "clinician")
+    _person("mia-two-sites", admin_c.site, "clinician")
+    client = client_for(mia)
+
+    def ids(query: str) -> set[int]:
+        response = client.get(f"/api/v1/federated-jobs/?{query}")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["count"] == len(body["results"])
+        return {job["id"] for job in body["results"]}
+
+    assert ids("") == {a_and_c, a_and_b, c_and_b}
+    assert ids("site=site-a") == {a_and_c, a_and_b}
+    assert ids("site=site-c") == {a_and_c, c_and_b}
+    assert ids("site=site-c&strategy=relay") == set()
+    assert ids("strategy=relay") == {a_and_b}
+    assert ids("status=pending&site=site-a") == {a_and_c, a_and_b}
+    assert ids("status=running") == set()
+    # Site B takes part in two jobs Mia sees, but she is not at site B: naming it reveals nothing,
+    # the same answer as a site that does not exist.
+    assert ids("site=site-b") == set()
+    assert ids("site=no-such-site") == set()
+    for bad in ("status=finished", "strategy=gossip"):
+        response = client.get(f"/api/v1/federated-jobs/?{bad}")
+        assert response.status_code == 400, bad
+        error = response.json()["error"]
+        assert error["code"] == "invalid_filter" and bad.split("=")[0] in error["fields"]
+    client.get("/api/v1/federated-jobs/?site=site-c")
+    with django_assert_max_num_queries(12):
+        assert client.get("/api/v1/federated-jobs/?site=site-c").json()["count"] == 2
+
+
 def test_fedavg_averages_by_sample_count_and_each_round_is_a_model_version(running, sent):
     job_id, site_a, site_c = running()
     assert sorted(t["site"] for t in sent.tasks if t["round"] == 1) == ["site-a", "site-c"]
