@@ -91,13 +91,24 @@ def _accepted_key(job_id: int, number: int, slug: str) -> str:
 
 
 def _check_advanced(advanced: dict[str, Any]) -> dict[str, Any]:
+    """Refusals name the setting as the request does (``advanced.<name>``), like training's."""
     for name, value in advanced.items():
-        low, high = ADVANCED_LIMITS[name]
-        if isinstance(value, bool) or not low <= value <= high:
+        if name not in ADVANCED_LIMITS:
             raise ApiError(
-                f"'{name}' must be between {low} and {high}.",
+                f"Unknown advanced setting '{name}'. Known: {', '.join(sorted(ADVANCED_LIMITS))}.",
+                code="unknown_field",
+                fields={"advanced": {name: "Unknown setting."}},
+            )
+        low, high = ADVANCED_LIMITS[name]
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not low <= value <= high
+        ):
+            raise ApiError(
+                f"'{name}' must be a number between {low} and {high}.",
                 code="invalid",
-                fields={name: f"Between {low} and {high}."},
+                fields={"advanced": {name: f"Between {low} and {high}."}},
             )
     return dict(advanced)
 

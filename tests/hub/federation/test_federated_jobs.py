@@ -207,6 +207,48 @@ def test_list_filters_by_one_of_my_sites_status_and_strategy(
         assert client.get("/api/v1/federated-jobs/?site=site-c").json()["count"] == 2
 
 
+def test_a_refused_advanced_setting_is_reported_under_advanced_like_training(
+    client_for, admin_a, datasets, zoo_id
+):
+    client = client_for(admin_a)
+    for advanced, name in [({"learning_rate": 5}, "learning_rate"), ({"seed": -1}, "seed")]:
+        response = _create(client, datasets[0], zoo_id, advanced=advanced)
+        assert response.status_code == 400, response.content
+        error = response.json()["error"]
+        assert error["code"] == "invalid"
+        assert error["fields"] == {"advanced": {name: error["fields"]["advanced"][name]}}
+        assert "Between" in error["fields"]["advanced"][name] and name in error["message"]
+    not_a_number = _create(client, datasets[0], zoo_id, advanced={"learning_rate": "fast"})
+    assert set(not_a_number.json()["error"]["fields"]["advanced"]) == {"learning_rate"}
+    unknown = _create(client, datasets[0], zoo_id, advanced={"momentum": 0.9})
+    assert unknown.json()["error"]["code"] == "unknown_field"
+    assert set(unknown.json()["error"]["fields"]["advanced"]) == {"momentum"}
+    assert not FederatedJob.objects.exists()
+
+
+def test_the_service_refuses_unknown_or_non_numeric_settings_clearly(admin_a, datasets, zoo_id):
+    from pollen.accounts.caller import caller_for_user
+    from pollen.core.errors import ApiError
+    from pollen.federation.services import federated_job_create
+
+    for advanced, code in [({"momentum": 0.9}, "unknown_field"), ({"seed": "1"}, "invalid")]:
+        with pytest.raises(ApiError) as refused:
+            federated_job_create(
+                caller=caller_for_user(admin_a.user),
+                dataset=datasets[0],
+                sites=[datasets[1].site],
+                strategy="fedavg",
+                rounds=1,
+                local_epochs=1,
+                min_participants=2,
+                round_deadline_seconds=600,
+                starting_point=ZooEntry.objects.get(pk=zoo_id),
+                advanced=advanced,
+            )
+        assert refused.value.error_code == code
+        assert list(refused.value.fields or {}) == ["advanced"]
+
+
 def test_fedavg_averages_by_sample_count_and_each_round_is_a_model_version(running, sent):
     job_id, site_a, site_c = running()
     assert sorted(t["site"] for t in sent.tasks if t["round"] == 1) == ["site-a", "site-c"]
