@@ -32,6 +32,7 @@ from pollen.marketplace.models import (
     SiteEvaluation,
     VersionStatus,
     Visibility,
+    WorkStatus,
 )
 from pollen.training.models import Job
 from pollen.training.selectors import job_get, model_version_get
@@ -765,8 +766,28 @@ class EvaluationIn(StrictSerializer):
     tta = serializers.BooleanField(default=True)
 
 
+class EvaluationFilter(django_filters.FilterSet):
+    published_model = django_filters.NumberFilter(
+        field_name="published_version__published_model_id", help_text="A marketplace model"
+    )
+    published_version = django_filters.NumberFilter(
+        field_name="published_version_id", help_text="One version of a marketplace model"
+    )
+    site = django_filters.CharFilter(
+        field_name="site__slug",
+        help_text="One of your sites (slug); any other value matches nothing",
+    )
+    status = django_filters.ChoiceFilter(choices=WorkStatus.choices)
+    shared = django_filters.BooleanFilter()
+
+    class Meta:
+        model = SiteEvaluation
+        fields: list[str] = []
+
+
 class EvaluationListApi(generics.ListAPIView):
     serializer_class = EvaluationOut
+    filterset_class = EvaluationFilter
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
@@ -774,7 +795,9 @@ class EvaluationListApi(generics.ListAPIView):
         return selectors.evaluation_list(caller=_caller(self.request))
 
     @extend_schema(
-        tags=["marketplace"], summary="Evaluations run at my sites (private unless shared)"
+        tags=["marketplace"],
+        summary="Evaluations run at my sites (private unless shared)",
+        description="Filter with ?published_model=&published_version=&site=&status=&shared=.",
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)

@@ -566,3 +566,85 @@ def test_a_cross_site_round_kept_in_the_hub_store_is_published_by_the_hub_itself
     published = PublishedVersion.objects.get(pk=response.json()["id"])
     assert published.status == "published", (published.error_code, published.message)
     assert store.get_bytes(published.weights_key) == weights
+
+
+def _finished_evaluation(client, site, version_id: int, dataset, *, auc: float = 0.7) -> int:
+    """An evaluation made through the API and finished the way the site's agent finishes it."""
+    created = client.post(
+        "/api/v1/marketplace/evaluations/",
+        {"published_version": version_id, "dataset": dataset.pk},
+        format="json",
+    )
+    assert created.status_code == 202, created.content
+    evaluation_id = created.json()["id"]
+    base = f"/api/v1/agent/marketplace/evaluations/{evaluation_id}"
+    agent = agent_client(site)
+    agent.post(f"{base}/claim/", {"claim_id": "e", "worker": "w"}, format="json")
+    done = agent.post(
+        f"{base}/complete/", {"claim_id": "e", "metrics": {"n": 3, "auc": auc}}, format="json"
+    )
+    assert done.status_code in (200, 204), done.content
+    return evaluation_id
+
+
+def test_evaluations_filter_by_model_version_site_status_and_shared(
+    client_for, clinician_a, outsider, train, publish, site_images
+):
+    from pollen.accounts.services import site_create
+    from tests.conftest import _person
+
+    chest_1 = publish(clinician_a, train(clinician_a.site, seed=1), visibility="consortium")
+    chest_2 = publish(clinician_a, train(clinician_a.site, seed=2))
+    skin = publish(
+        clinician_a, train(clinician_a.site, name="Skin", seed=3), visibility="consortium"
+    )
+    # Bea works at site B and site C; each site checks the models on its own images.
+    site_c = site_create(slug="site-c", name="Cottage Hospital")
+    bea = _person("bea-two-sites", outsider.site, "clinician")
+    _person("bea-two-sites", site_c, "clinician")
+    client = client_for(bea)
+    at_b, at_c = site_images(outsider.site), site_images(site_c)
+    b_chest_1 = _finished_evaluation(client, outsider.site, chest_1["id"], at_b)
+    b_chest_2 = _finished_evaluation(client, outsider.site, chest_2["id"], at_b)
+    c_chest_1 = _finished_evaluation(client, site_c, chest_1["id"], at_c)
+    b_skin = _finished_evaluation(client, outsider.site, skin["id"], at_b)
+    queued = client.post(
+        "/api/v1/marketplace/evaluations/",
+        {"published_version": skin["id"], "dataset": at_c.pk},
+        format="json",
+    ).json()["id"]
+    client.post(f"/api/v1/marketplace/evaluations/{b_chest_1}/share/", {}, format="json")
+
+    def ids(query: str) -> set[int]:
+        response = client.get(f"/api/v1/marketplace/evaluations/?{query}")
+        assert response.status_code == 200, response.content
+        return {e["id"] for e in response.json()["results"]}
+
+    chest = chest_1["published_model"]
+    assert ids("") == {b_chest_1, b_chest_2, c_chest_1, b_skin, queued}
+    assert ids(f"published_model={chest}") == {b_chest_1, b_chest_2, c_chest_1}
+    assert ids(f"published_version={chest_1['id']}") == {b_chest_1, c_chest_1}
+    assert ids(f"published_model={chest}&site=site-b") == {b_chest_1, b_chest_2}
+    assert ids(f"published_version={skin['id']}&status=queued") == {queued}
+    assert ids("shared=true") == {b_chest_1}
+    # Site A published the model and can see that these evaluations exist on its page only once
+    # shared; Bea is not at site A, so naming it (or a site that does not exist) finds nothing.
+    assert ids("site=site-a") == set() and ids("site=no-such-site") == set()
+    assert ids(f"published_model={chest + 1000}") == set()
+    for bad in ("published_model=chest", "published_version=1.5x", "status=done"):
+        response = client.get(f"/api/v1/marketplace/evaluations/?{bad}")
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid_filter"
+    # Site A's people never see site B's or C's evaluations, filtered or not.
+    assert (
+        client_for(clinician_a)
+        .get(f"/api/v1/marketplace/evaluations/?published_model={chest}")
+        .json()["count"]
+        == 0
+    )
+
+    with CaptureQueriesContext(connection) as few:
+        client.get(f"/api/v1/marketplace/evaluations/?published_model={chest}")
+    with CaptureQueriesContext(connection) as many:
+        assert len(client.get("/api/v1/marketplace/evaluations/").json()["results"]) == 5
+    assert len(many) == len(few)
