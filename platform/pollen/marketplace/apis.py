@@ -380,11 +380,16 @@ def _model_detail(caller: Caller, model: PublishedModel) -> dict[str, Any]:
 
 
 def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list[dict[str, Any]]:
-    """How each version performed at each site: the publisher's held-out test, then shared ones."""
+    """How each version performed at each site: the publisher's held-out test, then shared ones.
+
+    Each row names its site by slug and display name (a site's name is public in the consortium;
+    its results appear here only once that site shared them).
+    """
     keys = ("n", "auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
     rows = [
         {
             "site": model.site.slug,
+            "site_name": model.site.name,
             "version": v.number,
             "source": "publisher_test_split",
             **{k: (v.card.get("metrics") or {}).get(k) for k in keys},
@@ -399,6 +404,7 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
         rows.append(
             {
                 "site": evaluation.site.slug,
+                "site_name": evaluation.site.name,
                 "version": numbers[evaluation.published_version_id],
                 "source": "site_evaluation",
                 **{k: evaluation.metrics.get(k) for k in keys},
@@ -409,11 +415,44 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
     return rows
 
 
+class SiteResultOut(serializers.Serializer):
+    """One row of a model's per-site table (documents ``_site_table``)."""
+
+    site = serializers.CharField(help_text="The site's slug")
+    site_name = serializers.CharField(help_text="The site's display name")
+    version = serializers.IntegerField()
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a name DRF stubs also use
+        choices=["publisher_test_split", "site_evaluation"]
+    )
+    n = serializers.IntegerField(allow_null=True)
+    auc = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+    balanced_accuracy = serializers.FloatField(allow_null=True)
+    sensitivity = serializers.FloatField(allow_null=True)
+    specificity = serializers.FloatField(allow_null=True)
+    ece = serializers.FloatField(allow_null=True)
+    at = serializers.DateTimeField(allow_null=True)
+
+
+class PublishedModelDetailOut(PublishedModelOut):
+    """A model's page (documents ``_model_detail``)."""
+
+    versions = PublishedVersionOut(many=True)
+    card = serializers.DictField(allow_null=True)
+    lineage = serializers.DictField()
+    evaluations = SiteResultOut(
+        many=True, help_text="Per site: the publisher's test split, then results sites shared"
+    )
+
+    class Meta(PublishedModelOut.Meta):
+        fields = [*PublishedModelOut.Meta.fields, "versions", "card", "lineage", "evaluations"]
+
+
 class PublishedModelDetailApi(APIView):
     @extend_schema(
         tags=["marketplace"],
         summary="A model's page: card, versions, lineage and per-site evaluations",
-        responses=inline_serializer("PublishedModelDetail", {"id": serializers.IntegerField()}),
+        responses=PublishedModelDetailOut,
     )
     def get(self, request: Request, pk: int) -> Response:
         caller = _caller(request)

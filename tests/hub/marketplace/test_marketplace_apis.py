@@ -648,3 +648,40 @@ def test_evaluations_filter_by_model_version_site_status_and_shared(
     with CaptureQueriesContext(connection) as many:
         assert len(client.get("/api/v1/marketplace/evaluations/").json()["results"]) == 5
     assert len(many) == len(few)
+
+
+def test_per_site_results_name_each_site_without_a_query_per_row(
+    client_for, clinician_a, outsider, train, publish, site_images
+):
+    from pollen.accounts.services import site_create
+    from tests.conftest import _person
+
+    version = publish(clinician_a, train(clinician_a.site), visibility="consortium")
+    url = f"{MODELS}{version['published_model']}/"
+    client = client_for(clinician_a)
+    b_id = _finished_evaluation(
+        client_for(outsider), outsider.site, version["id"], site_images(outsider.site)
+    )
+    client_for(outsider).post(f"/api/v1/marketplace/evaluations/{b_id}/share/", {}, format="json")
+    private = _finished_evaluation(
+        client_for(outsider), outsider.site, version["id"], site_images(outsider.site)
+    )
+    rows = client.get(url).json()["evaluations"]
+    assert [(r["site"], r["site_name"], r["source"]) for r in rows] == [
+        ("site-a", "St Anne's Hospital", "publisher_test_split"),
+        ("site-b", "Borough General", "site_evaluation"),
+    ], f"the unshared evaluation {private} stays out"
+
+    with CaptureQueriesContext(connection) as one_site:
+        client.get(url)
+    for n in range(3):
+        site = site_create(slug=f"site-x{n}", name=f"Extra {n}")
+        person = _person(f"extra-{n}", site, "clinician")
+        shared = _finished_evaluation(client_for(person), site, version["id"], site_images(site))
+        client_for(person).post(
+            f"/api/v1/marketplace/evaluations/{shared}/share/", {}, format="json"
+        )
+    with CaptureQueriesContext(connection) as four_sites:
+        rows = client.get(url).json()["evaluations"]
+    assert {r["site_name"] for r in rows} >= {"Extra 0", "Extra 1", "Extra 2"}
+    assert len(four_sites) == len(one_site)
