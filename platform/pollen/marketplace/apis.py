@@ -98,6 +98,10 @@ class PublishedVersionOut(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     status_text = serializers.CharField(source="get_status_display")
     card = serializers.SerializerMethodField()
+    can_manage = serializers.SerializerMethodField(
+        help_text="Whether you may deprecate or withdraw it: its publisher or an administrator "
+        "of the publishing site"
+    )
 
     class Meta:
         model = PublishedVersion
@@ -121,7 +125,12 @@ class PublishedVersionOut(serializers.ModelSerializer):
             "created_at",
             "published_at",
             "status_changed_at",
+            "can_manage",
         ]
+
+    def get_can_manage(self, version: PublishedVersion) -> bool:
+        caller: Caller | None = self.context.get("caller")
+        return caller is not None and services.may_change_status(caller=caller, version=version)
 
     def get_model_version(self, version: PublishedVersion) -> int | None:
         caller: Caller | None = self.context.get("caller")

@@ -370,18 +370,31 @@ def _refresh_latest(listing_id: int) -> None:
     )
 
 
+def may_change_status(*, caller: Caller, version: PublishedVersion) -> bool:
+    """Whether the caller may deprecate or withdraw this version: its publisher or a site admin."""
+    site_id = version.published_model.site_id
+    if site_id not in caller.site_ids:
+        return False
+    publisher = caller.token is None and version.published_by_id == caller.user_id
+    return caller.is_admin_of(site_id) or publisher
+
+
 def published_version_set_status(
     *, caller: Caller, version: PublishedVersion, status: str, reason: str = ""
 ) -> PublishedVersion:
-    """Deprecate (still usable, a newer version is advised) or withdraw (no longer usable)."""
+    """Deprecate (still usable, a newer version is advised) or withdraw (no longer usable).
+
+    Both are for the person who published the version or an administrator of the publishing
+    site; other members get 403, and everyone else 404 (the model is not theirs).
+    """
     site_id = version.published_model.site_id
     _require_member(caller, site_id)
-    if status == VersionStatus.WITHDRAWN and not (
-        caller.is_admin_of(site_id)
-        or (caller.token is None and version.published_by_id == caller.user_id)
-    ):
+    verb = "withdraw" if status == VersionStatus.WITHDRAWN else "deprecate"
+    if not may_change_status(caller=caller, version=version):
+        site_name = Site.objects.values_list("name", flat=True).get(pk=site_id)
         raise Forbidden(
-            "Only the publisher or a site administrator can withdraw a model.",
+            f"Only the person who published this version or an administrator of {site_name} "
+            f"can {verb} it. Ask them, or your site administrator.",
             code="admin_required",
         )
     allowed_from = {
@@ -403,7 +416,7 @@ def published_version_set_status(
         _refresh_latest(version.published_model_id)
         audit_record(
             caller=caller,
-            action=f"marketplace.{'withdraw' if status == VersionStatus.WITHDRAWN else 'deprecate'}",
+            action=f"marketplace.{verb}",
             site_id=site_id,
             target_type="published_version",
             target_id=version.pk,

@@ -685,3 +685,61 @@ def test_per_site_results_name_each_site_without_a_query_per_row(
         rows = client.get(url).json()["evaluations"]
     assert {r["site_name"] for r in rows} >= {"Extra 0", "Extra 1", "Extra 2"}
     assert len(four_sites) == len(one_site)
+
+
+@pytest.mark.parametrize("action", ["deprecate", "withdraw"])
+def test_only_the_publisher_or_a_site_admin_deprecates_or_withdraws(
+    client_for, admin_a, clinician_a, outsider, train, publish, action
+):
+    from tests.conftest import _person
+
+    colleague = _person("cleo-clinician", clinician_a.site, "clinician")
+    private = publish(clinician_a, train(clinician_a.site, seed=1))
+    shared = publish(
+        clinician_a, train(clinician_a.site, name="Shared", seed=2), visibility="consortium"
+    )
+
+    def post(persona, version):
+        return client_for(persona).post(
+            f"{PUBLISH}{version['id']}/{action}/", {"reason": "r"}, format="json"
+        )
+
+    refused = post(colleague, private)
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["code"] == "admin_required"
+    assert (
+        f"Only the person who published this version or an administrator of St Anne's "
+        f"Hospital can {action} it" in error["message"]
+    )
+    # Outsiders: 404 for the private model (as if it did not exist), and for the shared one too.
+    assert post(outsider, private).status_code == 404
+    assert post(outsider, private).json()["error"]["code"] == "version_not_found"
+    assert post(outsider, shared).status_code == 404
+    assert PublishedVersion.objects.filter(status="published").count() == 2
+
+    assert post(admin_a, private).status_code == 200, "an administrator of the publishing site"
+    assert post(clinician_a, shared).status_code == 200, "the person who published it"
+    done = {"deprecate": "deprecated", "withdraw": "withdrawn"}[action]
+    assert set(PublishedVersion.objects.values_list("status", flat=True)) == {done}
+    assert AuditEvent.objects.filter(action=f"marketplace.{action}").count() == 2
+
+
+def test_each_version_says_whether_the_caller_may_manage_it(
+    client_for, admin_a, clinician_a, outsider, train, publish
+):
+    from tests.conftest import _person
+
+    colleague = _person("cleo-clinician", clinician_a.site, "clinician")
+    version = publish(clinician_a, train(clinician_a.site), visibility="consortium")
+
+    def can_manage(persona) -> tuple[bool, bool]:
+        client = client_for(persona)
+        detail = client.get(f"{MODELS}{version['published_model']}/").json()
+        one = client.get(f"{PUBLISH}{version['id']}/").json()
+        return detail["versions"][0]["can_manage"], one["can_manage"]
+
+    assert can_manage(admin_a) == (True, True)
+    assert can_manage(clinician_a) == (True, True)
+    assert can_manage(colleague) == (False, False)
+    assert can_manage(outsider) == (False, False)
