@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pollen.accounts.caller import Caller, caller_from_request
-from pollen.core.errors import ApiError, ServiceUnavailable
+from pollen.core.errors import ApiError, NotFound, ServiceUnavailable
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.models import Modality
 from pollen.datasets.selectors import dataset_get
@@ -530,10 +530,21 @@ VersionDeprecateApi = _status_view(
 )
 
 
+_SITE_PARAMETER = OpenApiParameter(
+    "site",
+    str,
+    description="Your site you download for (slug); required if you belong to several",
+)
+
+
 class VersionDownloadApi(APIView):
     @extend_schema(
         tags=["marketplace"],
         summary="Short-lived links to the weights (safetensors), manifest and card (audited)",
+        description="The download is recorded in the audit log of the site you download for, "
+        "with your name, and, for another site's model, in the publishing site's log as a "
+        "download by your site (without your name).",
+        parameters=[_SITE_PARAMETER],
         responses=inline_serializer(
             "Download",
             {
@@ -549,7 +560,8 @@ class VersionDownloadApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         caller = _caller(request)
         version = selectors.published_version_get(caller=caller, version_id=pk)
-        return Response(services.version_download(caller=caller, version=version))
+        site_id = _own_site(caller, request.query_params.get("site"), what="downloads it for")
+        return Response(services.version_download(caller=caller, version=version, site_id=site_id))
 
 
 class ExportIn(StrictSerializer):
@@ -559,15 +571,22 @@ class ExportIn(StrictSerializer):
     format = serializers.ChoiceField(choices=["onnx"], default="onnx")
 
 
-def _own_site(caller: Caller, slug: str | None) -> int:
+def _own_site(caller: Caller, slug: str | None, *, what: str = "runs this") -> int:
+    """The caller's site named by ``slug``; optional for a caller who belongs to one site only."""
     if slug:
         return caller.member_site(slug)
     if len(caller.site_ids) == 1:
         return next(iter(caller.site_ids))
+    if not caller.site_ids:
+        raise NotFound(
+            "You do not belong to any site. Ask a site administrator to add you.",
+            code="site_not_found",
+        )
+    mine = ", ".join(sorted(caller.slugs.values()))
     raise ApiError(
-        "You belong to several sites: name the site that runs this.",
+        f"You belong to several sites ({mine}): name the site that {what} with 'site'.",
         code="invalid",
-        fields={"site": "Required."},
+        fields={"site": f"Required: one of {mine}."},
     )
 
 
@@ -603,6 +622,15 @@ class ExportDownloadApi(APIView):
     @extend_schema(
         tags=["marketplace"],
         summary="A short-lived link to the ONNX file (audited)",
+        description="For the site that made the export. Recorded like a download of the "
+        "weights: in that site's audit log, and as a download by that site in the publisher's.",
+        parameters=[
+            OpenApiParameter(
+                "site",
+                str,
+                description="Your site that made the export (optional: the export names it)",
+            )
+        ],
         responses=inline_serializer(
             "ExportDownload",
             {
@@ -614,7 +642,9 @@ class ExportDownloadApi(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         caller = _caller(request)
-        export = selectors.export_get(caller=caller, export_id=pk)
+        slug = request.query_params.get("site")
+        site_id = caller.member_site(slug) if slug else None
+        export = selectors.export_get(caller=caller, export_id=pk, site_id=site_id)
         return Response(services.export_download(caller=caller, export=export))
 
 

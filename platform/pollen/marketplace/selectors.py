@@ -194,10 +194,12 @@ def evaluation_get(*, caller: Caller, evaluation_id: int) -> SiteEvaluation:
     return evaluation
 
 
-def export_get(*, caller: Caller, export_id: int) -> ModelExport:
+def export_get(*, caller: Caller, export_id: int, site_id: int | None = None) -> ModelExport:
+    """An export at the caller's sites (at ``site_id`` only, when given)."""
+    site_ids = caller.site_ids if site_id is None else caller.site_ids & {site_id}
     export = (
-        ModelExport.objects.filter(site_id__in=caller.site_ids, pk=export_id)
-        .select_related("site", "published_version")
+        ModelExport.objects.filter(site_id__in=site_ids, pk=export_id)
+        .select_related("site", "published_version", "published_version__published_model__site")
         .first()
     )
     if export is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -834,9 +835,15 @@ def clean_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 # --- Download and export --------------------------------------------------------------------------
 
 
-def version_download(*, caller: Caller, version: PublishedVersion) -> dict[str, Any]:
-    """Short-lived links to the weights and manifest (and card); every download is audited."""
+def version_download(*, caller: Caller, version: PublishedVersion, site_id: int) -> dict[str, Any]:
+    """Short-lived links to the weights and manifest (and card) for one of the caller's sites.
+
+    Every download is audited at the site it was made for and, for another site's model, at
+    the publishing site too (see ``_audit_download``).
+    """
     caller.require_clinical()
+    if site_id not in caller.site_ids:
+        raise NotFound("There is no such site among your sites.", code="site_not_found")
     require_usable(version)
     store = model_store()
     prefix = _model_prefix(version)
@@ -848,15 +855,60 @@ def version_download(*, caller: Caller, version: PublishedVersion) -> dict[str, 
         "card_url": store.presign_get(prefix + "card.json", expires_in=DOWNLOAD_URL_SECONDS),
         "expires_in": DOWNLOAD_URL_SECONDS,
     }
-    audit_record(
-        caller=caller,
-        action="marketplace.download",
-        site_id=next(iter(sorted(caller.site_ids)), None),
-        target_type="published_version",
-        target_id=version.pk,
-        detail={"format": "safetensors", "publisher_site": version.published_model.site_id},
-    )
+    _audit_download(caller=caller, version=version, site_id=site_id, file_format="safetensors")
     return links
+
+
+def _audit_download(
+    *,
+    caller: Caller,
+    version: PublishedVersion,
+    site_id: int,
+    file_format: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record a download in the downloading site's log, and in the publisher's for its model.
+
+    The downloading site's event names the person or token, as every event does. The
+    publisher's event names only the site that downloaded (``site:<slug>``), which version and
+    in which format: who at another site did it is that site's business, as the rest of its
+    log is. Both events carry one ``reference``, so the two sites' administrators can match
+    them if they need to look into a download together.
+    """
+    listing = version.published_model
+    publisher = listing.site
+    common = {
+        "format": file_format,
+        "published_model": listing.pk,
+        "number": version.number,
+        "weights_sha256": version.weights_sha256,
+        "reference": uuid.uuid4().hex[:16],
+    }
+    with transaction.atomic():
+        audit_record(
+            caller=caller,
+            action="marketplace.download",
+            site_id=site_id,
+            target_type="published_version",
+            target_id=version.pk,
+            detail={**common, "publisher_site": publisher.slug, **(detail or {})},
+        )
+        if publisher.pk == site_id:
+            return
+        downloader = Site.objects.only("slug", "name").get(pk=site_id)
+        audit_record(
+            caller=None,
+            actor_label=f"site:{downloader.slug}",
+            action="marketplace.downloaded_by_site",
+            site_id=publisher.pk,
+            target_type="published_version",
+            target_id=version.pk,
+            detail={
+                **common,
+                "downloader_site": downloader.slug,
+                "downloader_site_name": downloader.name,
+            },
+        )
 
 
 def export_create(
@@ -933,18 +985,21 @@ def export_complete(*, export: ModelExport, claim_id: str, result: dict[str, Any
 
 
 def export_download(*, caller: Caller, export: ModelExport) -> dict[str, Any]:
+    """A short-lived link to a finished ONNX file, for the site that made it; audited like
+    a download of the weights (at that site, and at the publishing site)."""
     caller.require_clinical()
+    if export.site_id not in caller.site_ids:
+        raise NotFound("There is no such export at your sites.", code="export_not_found")
     if export.status != WorkStatus.SUCCEEDED:
         raise Conflict("This export has not finished.", code="export_not_finished")
     require_usable(export.published_version)
     url = model_store().presign_get(export.key, expires_in=DOWNLOAD_URL_SECONDS)
-    audit_record(
+    _audit_download(
         caller=caller,
-        action="marketplace.download",
+        version=export.published_version,
         site_id=export.site_id,
-        target_type="published_version",
-        target_id=export.published_version_id,
-        detail={"format": "onnx", "export": export.pk},
+        file_format="onnx",
+        detail={"export": export.pk, "sha256": export.sha256},
     )
     return {"onnx_url": url, "sha256": export.sha256, "expires_in": DOWNLOAD_URL_SECONDS}
 

@@ -34,3 +34,24 @@ def test_bad_filter_value_is_a_clear_400(client_for, admin_a):
     response = client_for(admin_a).get("/api/v1/sites/site-a/audit/?since=yesterday")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_filter"
+
+
+def test_an_event_about_another_site_names_that_site_and_no_person(admin_a, outsider):
+    from pollen.accounts.caller import caller_for_user
+    from pollen.audit.services import audit_record
+
+    event = audit_record(
+        caller=None, actor_label="site:site-b", action="x.by_site", site_id=admin_a.site.pk
+    )
+    assert (event.actor_label, event.actor_user_id, event.actor_token_id) == (
+        "site:site-b",
+        None,
+        None,
+    )
+    with pytest.raises(ValueError, match="not both"):
+        audit_record(
+            caller=caller_for_user(outsider.user),
+            actor_label="site:site-b",
+            action="x.by_site",
+            site_id=admin_a.site.pk,
+        )
