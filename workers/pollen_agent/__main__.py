@@ -2,7 +2,7 @@
 
 ``worker`` runs two Celery workers: one for the io queues (quick answers, threads)
 and one for the gpu queues (one long job at a time), so a training job never
-blocks an upload.
+blocks an upload. Each starts with its own thread settings (``pollen_agent.threads``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import time
 from typing import Any
 
 from pollen_agent.config import load_config
+from pollen_agent.errors import UserError
+from pollen_agent.threads import worker_environment
 
 
 def _worker_args(kind: str, queues: list[str], hostname: str) -> list[str]:
@@ -52,10 +54,15 @@ def run_worker(config_path: str | None, which: str) -> int:
         os.environ["POLLEN_AGENT_CONFIG"] = config_path
     hostname = os.environ.get("POLLEN_AGENT_NAME", "-".join(s.slug for s in config.sites))
     kinds = ["io", "gpu"] if which == "all" else [which]
+    try:
+        environments = {kind: worker_environment(kind) for kind in kinds}
+    except UserError as exc:
+        print(f"pollen_agent: {exc.message}", file=sys.stderr)
+        return 2
     procs = []
     for kind in kinds:
         queues = config.io_queues() if kind == "io" else config.gpu_queues()
-        procs.append(subprocess.Popen(_worker_args(kind, queues, hostname)))
+        procs.append(subprocess.Popen(_worker_args(kind, queues, hostname), env=environments[kind]))
 
     def stop(signum: int, frame: Any) -> None:
         for proc in procs:
