@@ -36,7 +36,7 @@ export function FederatedPage({ site }: { site: Membership }) {
   useDocumentTitle(`Across hospitals · ${site.site.name}`);
   return (
     <FeatureGate path="/federated-jobs/" what="Training across hospitals" title="Train across hospitals">
-      <FederatedList site={site} />
+      <FederatedList key={site.site.slug} site={site} />
     </FeatureGate>
   );
 }
@@ -44,9 +44,9 @@ export function FederatedPage({ site }: { site: Membership }) {
 function FederatedList({ site }: { site: Membership }) {
   const slug = site.site.slug;
   const [page, setPage] = useState(1);
-  const jobs = useApi((signal) => api.get<Page<FederatedJob>>('/federated-jobs/', { page, page_size: PAGE_SIZE }, signal), [page]);
-  // The hub lists the jobs of all my sites; this page is about one of them.
-  const mine = (jobs.data?.results ?? []).filter((j) => participantOf(j, slug));
+  // This page is about one of my sites: the hub lists (and counts, for the pages) only its jobs.
+  const jobs = useApi((signal) => api.get<Page<FederatedJob>>('/federated-jobs/', { site: slug, page, page_size: PAGE_SIZE }, signal), [slug, page]);
+  const mine = jobs.data?.results ?? [];
   const invitations = mine.filter((j) => awaitsAnswer(j, slug));
   const active = mine.some((j) => !FINAL_FEDERATED_STATUSES.includes(j.status));
   useInterval(jobs.reload, 5000, active);

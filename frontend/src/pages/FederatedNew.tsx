@@ -22,7 +22,7 @@ const INLINE_PLACES: [(key: string) => boolean, string][] = [
   [(key) => key === 'dataset', 'the images you chose'],
   [(key) => key === 'sites', 'the hospitals to invite'],
   [(key) => ['rounds', 'local_epochs'].includes(key), 'the rounds'],
-  [(key) => key === 'min_participants' || key.startsWith('advanced.') || ADVANCED_FIELDS.some(([k]) => k === key), 'the advanced settings'],
+  [(key) => key === 'min_participants' || key.startsWith('advanced.'), 'the advanced settings'],
 ];
 
 export function NewFederatedJobPage({ site }: { site: Membership }) {
@@ -56,7 +56,7 @@ export function NewFederatedJob({ site }: { site: Membership }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const fields = error instanceof ApiError ? error.fields : {};
-  const advancedError = ADVANCED_FIELDS.some(([key]) => fields[key] || fields[`advanced.${key}`]) || !!fields.min_participants;
+  const advancedError = ADVANCED_FIELDS.some(([key]) => fields[`advanced.${key}`]) || !!fields.min_participants;
 
   useEffect(() => {
     const list = datasets.data?.results ?? [];
@@ -235,7 +235,7 @@ export function NewFederatedJob({ site }: { site: Membership }) {
               {fields.min_participants && <p className="field-error">{fields.min_participants}</p>}
             </div>
             <AdvancedFields idPrefix="fed-adv" fields={ADVANCED_FIELDS} values={advanced} onChange={setAdvanced}
-              errorFor={(key) => fields[key] || fields[`advanced.${key}`]} />
+              errorFor={(key) => fields[`advanced.${key}`]} />
           </div>
         </details>
 

@@ -5,7 +5,7 @@ import { SessionProvider } from '../session';
 import { FederatedJobDetail, FederatedPage } from './Federated';
 import { NewFederatedJob } from './FederatedNew';
 import { federatedProgress, siteAnswer } from '../lib/federation';
-import { fakeHub, refusal, type Routes } from '../testing/fakeHub';
+import { fakeHub, refusal, type Call, type Routes } from '../testing/fakeHub';
 
 afterEach(() => {
   cleanup();
@@ -225,20 +225,38 @@ describe('rounds of a cross-site job', () => {
 });
 
 describe('the list of cross-site jobs', () => {
-  it('puts invitations waiting for this site first, with who must answer', async () => {
+  it('asks the hub for this site’s jobs only, and puts invitations waiting for it first, with who must answer', async () => {
     const other = job({ id: 4, name: 'Only at other sites', participants: [participant(ANNE)] });
-    fakeHub({
-      'GET /auth/me/': me(member(BOROUGH, 'clinician')),
-      'GET /federated-jobs/': { count: 2, next: null, previous: null, results: [job(), other] },
+    // Like the hub: ?site= lists (and counts) only the jobs that site takes part in.
+    const hub = fakeHub({
+      'GET /auth/me/': me(member(BOROUGH, 'clinician'), member(ANNE, 'clinician')),
+      'GET /federated-jobs/': (call: Call) => {
+        const results = [job(), other].filter((j) => !call.query.site || j.participants.some((p) => p.site === call.query.site));
+        return { count: results.length, next: null, previous: null, results };
+      },
     }, { schemaPaths: ['/federated-jobs/'] });
     render(<SessionProvider><FederatedPage site={member(BOROUGH, 'clinician')} /></SessionProvider>);
     const invitations = await screen.findByTestId('invitations');
+    expect(hub.sent('GET', '/federated-jobs/').map((c) => c.query)).toContainEqual({ site: 'borough', page: '1', page_size: '50' });
+    expect(hub.sent('GET', '/federated-jobs/').every((c) => c.query.site === 'borough')).toBe(true);
     expect(invitations.textContent).toMatch(/Mass finder across hospitals/);
     expect(invitations.textContent).toMatch(/An administrator of Borough General must accept or decline/);
     const list = screen.getByTestId('federated-list');
     expect(list.textContent).toMatch(/St Anne’s Hospital: Taking part/);
     expect(list.textContent).toMatch(/Borough General: Waiting for its administrator/);
     expect(list.textContent).not.toMatch(/Only at other sites/); // a job Borough takes no part in
+  });
+
+  it('pages through the hub’s count for this site, asking for the next page of the same site', async () => {
+    const hub = fakeHub({
+      'GET /auth/me/': me(member(BOROUGH, 'clinician')),
+      'GET /federated-jobs/': (call: Call) => ({ count: 51, next: null, previous: null, results: [job({ id: Number(call.query.page), name: `Job on page ${call.query.page}` })] }),
+    }, { schemaPaths: ['/federated-jobs/'] });
+    render(<SessionProvider><FederatedPage site={member(BOROUGH, 'clinician')} /></SessionProvider>);
+    expect((await screen.findByText('Page 1 of 2')).textContent).toBe('Page 1 of 2');
+    fireEvent.click(screen.getByRole('button', { name: 'Next' }));
+    await within(await screen.findByTestId('federated-list')).findByText('Job on page 2');
+    expect(hub.sent('GET', '/federated-jobs/').at(-1)!.query).toEqual({ site: 'borough', page: '2', page_size: '50' });
   });
 });
 
@@ -281,13 +299,14 @@ describe('starting a cross-site job', () => {
   });
 
   it('shows the hub’s refusal and opens the advanced settings when one of them is the reason', async () => {
-    fakeHub({ ...routes, 'POST /federated-jobs/': refusal(400, 'invalid', "'learning_rate' must be between 1e-06 and 1.0.", { learning_rate: 'Between 1e-06 and 1.0.' }) });
+    // The hub names a refused setting as the request nests it, under "advanced" (like the train page's).
+    fakeHub({ ...routes, 'POST /federated-jobs/': refusal(400, 'invalid', "'learning_rate' must be a number between 1e-06 and 1.0.", { advanced: { learning_rate: 'Between 1e-06 and 1.0.' } }) });
     render(<SessionProvider><NewFederatedJob site={member(ANNE, 'clinician')} /></SessionProvider>);
     fireEvent.click(await screen.findByRole('checkbox', { name: 'Borough General' }));
     await waitFor(() => expect((screen.getByLabelText('1. Images at St Anne’s Hospital') as HTMLSelectElement).value).toBe('2'));
     fireEvent.change(screen.getByLabelText('Learning speed (learning rate)'), { target: { value: '5' } });
     fireEvent.click(screen.getByRole('button', { name: 'Invite 1 hospital' }));
-    expect((await screen.findByRole('alert')).textContent).toMatch(/must be between/);
+    expect((await screen.findByRole('alert')).textContent).toMatch(/must be a number between/);
     expect(screen.getByText('Between 1e-06 and 1.0.')).toBeTruthy();
     expect(screen.getByText('Advanced settings').closest('details')!.open).toBe(true);
   });

@@ -7,7 +7,10 @@ import { vi } from 'vitest';
 
 export interface Call {
   method: string;
+  /** The path with its query string, as sent. */
   path: string;
+  /** The query parameters, e.g. `{ site: 'borough', page: '1' }`, so routes and tests can read the filters. */
+  query: Record<string, string>;
   body: unknown;
 }
 
@@ -32,7 +35,12 @@ export function fakeHub(routes: Routes, { schemaPaths = [] as string[] } = {}) {
     const url = new URL(String(input), 'http://hub.test');
     const method = (init?.method ?? 'GET').toUpperCase();
     const path = url.pathname.replace(/^\/api\/v1/, '');
-    const call: Call = { method, path: path + url.search, body: init?.body ? JSON.parse(String(init.body)) : undefined };
+    const call: Call = {
+      method,
+      path: path + url.search,
+      query: Object.fromEntries(url.searchParams),
+      body: init?.body ? JSON.parse(String(init.body)) : undefined,
+    };
     calls.push(call);
     const route = all[`${method} ${path}`];
     let answer: unknown = route === undefined
