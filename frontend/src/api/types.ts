@@ -290,6 +290,8 @@ export interface PublishedVersion {
   message: string;
   created_at: string;
   published_at: string | null;
+  /** Whether I may deprecate or withdraw it: its publisher, or an administrator of the publishing site. */
+  can_manage?: boolean;
 }
 
 export interface LineageNode {
@@ -313,6 +315,8 @@ export interface Lineage {
 
 export interface SiteResult {
   site: string;
+  /** The hospital's display name (rows are only the publisher's own check and results a hospital shared). */
+  site_name: string;
   version: number;
   source: 'publisher_test_split' | 'site_evaluation' | string;
   n: number | null;

@@ -43,9 +43,10 @@ export function EvaluateAtMySite({ model, site, onShared }: { model: PublishedMo
   const slug = site.site.slug;
   const version = model.latest_version!;
   const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal), [slug]);
+  // The newest check of this model at this site (the hub filters; the list is newest first).
   const previous = useApi(
-    (signal) => api.get<Page<SiteEvaluation>>('/marketplace/evaluations/', { page_size: 100 }, signal)
-      .then((page) => page.results.filter((e) => e.published_model === model.id && e.site === slug)),
+    (signal) => api.get<Page<SiteEvaluation>>('/marketplace/evaluations/', { published_model: model.id, site: slug, page_size: 1 }, signal)
+      .then((page) => page.results),
     [model.id, slug],
   );
   const follow = useFollow<SiteEvaluation>((id) => `/marketplace/evaluations/${id}/`);
@@ -189,11 +190,12 @@ export function DownloadPanel({ model, site }: { model: PublishedModelDetail; si
     <section className="card" aria-labelledby="download-title" data-testid="download">
       <h2 id="download-title">Take a copy</h2>
       <p className="small muted">
-        For research tools or your own systems. Every download is recorded in the audit log with your name and {site.site.name}; the links
-        work for a few minutes only. Keep to the licence and intended use above.
+        For research tools or your own systems. Every download is recorded in the audit log with your name and {site.site.name}
+        {site.site.slug !== model.site ? `; ${model.site_name} sees that ${site.site.name} downloaded it, not who` : ''}. The links work for a few
+        minutes only. Keep to the licence and intended use above.
       </p>
       <div className="actions">
-        <button type="button" className="btn" disabled={!!busy} onClick={() => run('links', async () => setLinks(await api.get<VersionDownload>(`/marketplace/versions/${version.id}/download/`)))}>
+        <button type="button" className="btn" disabled={!!busy} onClick={() => run('links', async () => setLinks(await api.get<VersionDownload>(`/marketplace/versions/${version.id}/download/`, { site: site.site.slug })))}>
           {busy === 'links' ? 'Preparing…' : `Download version ${version.number} (safetensors and manifest)`}
         </button>
         {!exp.item && (
@@ -226,7 +228,7 @@ export function DownloadPanel({ model, site }: { model: PublishedModelDetail; si
           {onnx ? (
             <a href={onnx.onnx_url} download>Download model.onnx</a>
           ) : (
-            <button type="button" className="btn btn-small" disabled={!!busy} onClick={() => run('onnx', async () => setOnnx(await api.get<ExportDownload>(`/marketplace/exports/${exp.item!.id}/download/`)))}>
+            <button type="button" className="btn btn-small" disabled={!!busy} onClick={() => run('onnx', async () => setOnnx(await api.get<ExportDownload>(`/marketplace/exports/${exp.item!.id}/download/`, { site: site.site.slug })))}>
               Get the download link
             </button>
           )}
@@ -257,7 +259,7 @@ const ACTION_TEXT: Record<VersionAction, { button: string; title: (n: number) =>
   },
 };
 
-/** For the publishing site's administrators: deprecate or withdraw a version, after saying what happens. */
+/** For the version's publisher and the publishing site's administrators (the hub says: `can_manage`): deprecate or withdraw, after saying what happens. */
 export function VersionActions({ version, onChanged }: { version: PublishedVersion; onChanged: () => void }) {
   const [action, setAction] = useState<VersionAction | null>(null);
   const can: VersionAction[] = [

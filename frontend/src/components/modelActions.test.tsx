@@ -36,7 +36,7 @@ function model(extra: Partial<PublishedModelDetail> = {}): PublishedModelDetail 
     latest_version: { id: 11, number: 1, status: 'published', auc: 0.82, weights_sha256: 'ab'.repeat(32), published_at: '' },
     version_count: 1, created_at: '', updated_at: '', versions: [version()], card: { labels: ['mass', 'normal'] },
     lineage: { parents: [], descendants: [] },
-    evaluations: [{ site: 'st-anne', version: 1, source: 'publisher_test_split', n: 6, auc: 0.82, accuracy: 0.8, balanced_accuracy: 0.8, sensitivity: 0.8, specificity: 0.8, ece: null, at: null }],
+    evaluations: [{ site: 'st-anne', site_name: ANNE.name, version: 1, source: 'publisher_test_split', n: 6, auc: 0.82, accuracy: 0.8, balanced_accuracy: 0.8, sensitivity: 0.8, specificity: 0.8, ece: null, at: null }],
     ...extra,
   };
 }
@@ -86,6 +86,8 @@ describe('evaluate at my site', () => {
     fireEvent.click(within(card).getByRole('button', { name: 'Check the model on these images' }));
     await waitFor(() => expect(hub.sent('POST', '/marketplace/evaluations/')).toHaveLength(1));
     expect(hub.sent('POST', '/marketplace/evaluations/')[0].body).toEqual({ published_version: 11, dataset: 21 });
+    // The earlier check of this model here is found by the hub, not by filtering a page of all checks.
+    expect(hub.sent('GET', '/marketplace/evaluations/?')[0].query).toEqual({ published_model: '4', site: 'borough', page_size: '1' });
 
     const result = await screen.findByTestId('evaluation-result', {}, { timeout: 6000 });
     expect(result.textContent).toMatch(/Out of 100 patients with “normal”, the model finds 60/);
@@ -118,20 +120,29 @@ describe('evaluate at my site', () => {
 });
 
 describe('managing versions', () => {
-  it('is only for administrators of the publishing site', async () => {
+  // The hub says who may: the version's publisher, or an administrator of the publishing site.
+  const manageable = { 'GET /marketplace/models/4/': model({ versions: [version({ can_manage: true })] }) };
+
+  it('is only for those the hub says may manage the version', async () => {
     openModel(me(BOROUGH, 'admin'));
     await screen.findByTestId('evaluate-here');
     expect(screen.queryByRole('button', { name: /Withdraw/ })).toBeNull();
     cleanup();
-    openModel(me(ANNE, 'clinician'));
+    openModel(me(ANNE, 'clinician')); // a colleague of the publisher
     await screen.findByTestId('evaluate-here');
     expect(screen.queryByRole('button', { name: /Withdraw/ })).toBeNull();
     expect(screen.queryByRole('button', { name: /Mark as outdated/ })).toBeNull();
+    cleanup();
+    openModel(me(ANNE, 'clinician'), manageable); // the clinician who published it
+    expect(await screen.findByRole('button', { name: 'Mark as outdated: version 1' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Withdraw: version 1' })).toBeTruthy();
+    expect(screen.getByText(/You can mark the versions you published as outdated or withdraw them/)).toBeTruthy();
   });
 
   it('says what withdrawing does, sends the reason, and keeps a refusal in the dialog', async () => {
     let tries = 0;
     const hub = openModel(me(ANNE, 'admin'), {
+      ...manageable,
       'POST /marketplace/versions/11/withdraw/': () => (++tries === 1 ? refusal(409, 'invalid_status', 'This version is withdrawn; it cannot be withdrawn.') : version({ status: 'withdrawn' })),
     });
     fireEvent.click(await screen.findByRole('button', { name: 'Withdraw: version 1' }));
@@ -149,7 +160,7 @@ describe('managing versions', () => {
   });
 
   it('offers deprecation for a published version, with what it means', async () => {
-    openModel(me(ANNE, 'admin'));
+    openModel(me(ANNE, 'admin'), manageable);
     fireEvent.click(await screen.findByRole('button', { name: 'Mark as outdated: version 1' }));
     const dialog = await screen.findByRole('dialog', { name: 'Mark version 1 as outdated?' });
     expect(dialog.textContent).toMatch(/It stays usable/);
@@ -164,17 +175,55 @@ describe('taking a copy and improving the model', () => {
         card_url: '/local-storage/c', expires_in: 300,
       },
       'POST /marketplace/versions/11/exports/': { id: 41, site: 'borough', status: 'succeeded', published_version: 11, format: 'onnx', sha256: '', size_bytes: 10, error_code: '', message: '', created_at: '', finished_at: '' },
+      'GET /marketplace/exports/41/download/': { onnx_url: '/local-storage/o', sha256: 'ab'.repeat(32), expires_in: 300 },
     });
     const panel = await screen.findByTestId('download');
-    expect(panel.textContent).toMatch(/Every download is recorded in the audit log with your name/);
+    expect(panel.textContent).toMatch(/Every download is recorded in the audit log with your name and Borough General; St Anne’s Hospital sees that Borough General downloaded it, not who\./);
     fireEvent.click(within(panel).getByRole('button', { name: /Download version 1/ }));
     const links = await within(panel).findByTestId('download-links');
+    expect(hub.sent('GET', '/marketplace/versions/11/download/').map((c) => c.query)).toEqual([{ site: 'borough' }]); // the site I download for
     expect(within(links).getByRole('link', { name: /weights\.safetensors/ }).getAttribute('href')).toBe('/local-storage/w');
     expect(within(links).getByRole('link', { name: /manifest\.json/ }).getAttribute('href')).toBe('/local-storage/m');
     expect(links.textContent).toMatch(/stop working after 5 minutes/);
     fireEvent.click(within(panel).getByRole('button', { name: 'Prepare an ONNX file' }));
     await within(panel).findByTestId('onnx-ready');
     expect(hub.sent('POST', '/marketplace/versions/11/exports/')[0].body).toEqual({ site: 'borough', format: 'onnx' });
+    fireEvent.click(within(panel).getByRole('button', { name: 'Get the download link' }));
+    expect((await within(panel).findByRole('link', { name: 'Download model.onnx' })).getAttribute('href')).toBe('/local-storage/o');
+    expect(hub.sent('GET', '/marketplace/exports/41/download/').map((c) => c.query)).toEqual([{ site: 'borough' }]);
+  });
+
+  it('downloads for the hospital I chose to work for when I belong to several', async () => {
+    const COTTAGE = { slug: 'cottage', name: 'Cottage Hospital', agent_last_seen_at: null };
+    const both: Me = { ...me(BOROUGH, 'clinician'), memberships: [{ site: BOROUGH, role: 'clinician' }, { site: COTTAGE, role: 'clinician' }] };
+    const hub = openModel(both, {
+      'GET /marketplace/versions/11/download/': {
+        weights_url: '/local-storage/w', weights_sha256: 'cd'.repeat(32), manifest_url: '/local-storage/m', manifest_sha256: 'ef'.repeat(32),
+        card_url: '/local-storage/c', expires_in: 300,
+      },
+    });
+    fireEvent.change(await screen.findByLabelText('Working for'), { target: { value: 'cottage' } });
+    const panel = await screen.findByTestId('download');
+    expect(panel.textContent).toMatch(/with your name and Cottage Hospital; St Anne’s Hospital sees that Cottage Hospital downloaded it/);
+    fireEvent.click(within(panel).getByRole('button', { name: /Download version 1/ }));
+    await within(panel).findByTestId('download-links');
+    expect(hub.sent('GET', '/marketplace/versions/11/download/').map((c) => c.query)).toEqual([{ site: 'cottage' }]);
+    expect(hub.sent('GET', '/marketplace/evaluations/?').at(-1)!.query).toEqual({ published_model: '4', site: 'cottage', page_size: '1' });
+  });
+
+  it('names each hospital in the per-site results from the hub’s rows, without fetching the list of sites', async () => {
+    const hub = openModel(me(BOROUGH, 'clinician'), {
+      'GET /marketplace/models/4/': model({
+        evaluations: [
+          ...model().evaluations,
+          { site: 'cottage', site_name: 'Cottage Hospital', version: 1, source: 'site_evaluation', n: 30, auc: 0.7, accuracy: 0.7, balanced_accuracy: 0.7, sensitivity: 0.6, specificity: 0.8, ece: null, at: null },
+        ],
+      }),
+    });
+    const table = await screen.findByTestId('site-results');
+    const rows = within(table).getAllByRole('rowheader').map((cell) => cell.textContent);
+    expect(rows).toEqual(['St Anne’s Hospital', 'Cottage Hospital']);
+    expect(hub.sent('GET', '/sites/')).toHaveLength(0);
   });
 
   it('links “Improve this model” to the train page with that version as the starting point, which the train page then sends', async () => {

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { api, ApiError, type Page } from '../api/client';
-import { USABLE_VERSION_STATUSES, type ConsortiumSite, type Me, type PublishedModel, type PublishedModelDetail, type SiteResult } from '../api/types';
+import { USABLE_VERSION_STATUSES, type Me, type PublishedModel, type PublishedModelDetail, type SiteResult } from '../api/types';
 import { Link, useDocumentTitle } from '../router';
 import { ErrorNotice, FeatureGate, Loading, Pager, useApi } from '../components/ui';
 import { LineageGraph } from '../components/LineageGraph';
@@ -152,8 +152,6 @@ export function ModelPage({ me, params }: { me: Me; params: Record<string, strin
 function ModelDetail({ me, id }: { me: Me; id: string }) {
   const model = useApi((signal) => api.get<PublishedModelDetail>(`/marketplace/models/${id}/`, undefined, signal), [id]);
   const [siteSlug, setSiteSlug] = useState('');
-  const sites = useApi((signal) => api.get<Page<ConsortiumSite>>('/sites/', { scope: 'consortium', page_size: 200 }, signal), []);
-  const siteNames = new Map((sites.data?.results ?? []).map((x) => [x.slug, x.name]));
   useDocumentTitle(model.data ? model.data.name : 'Marketplace');
   if (model.error instanceof ApiError && model.error.isNotFound) {
     return (
@@ -171,6 +169,8 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
   const labels = card.training_data?.images_per_label ?? {};
   const own = me.memberships.some((x) => x.site.slug === m.site);
   const publisherAdmin = me.memberships.some((x) => x.site.slug === m.site && x.role === 'admin');
+  // Who may deprecate or withdraw is the hub's rule (the publisher, or an administrator of the publishing site).
+  const manages = m.versions.some((v) => v.can_manage);
   const withdrawn = !usable ? m.versions.find((v) => v.status === 'withdrawn') : undefined;
 
   return (
@@ -252,7 +252,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
       <section className="card" aria-labelledby="results-title">
         <h2 id="results-title">How it worked at each hospital</h2>
         <p className="small muted">Measured on images the model never learned from. Each hospital shares only these totals.</p>
-        <SiteResultsTable rows={m.evaluations} siteName={(slug) => (slug === m.site ? m.site_name : siteNames.get(slug) ?? slug)} />
+        <SiteResultsTable rows={m.evaluations} />
       </section>
 
       {usable && site && <EvaluateAtMySite key={site.site.slug} model={m} site={site} onShared={model.reload} />}
@@ -269,7 +269,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
           <thead>
             <tr>
               <th scope="col">Version</th><th scope="col">State</th><th scope="col">Separates cases (AUC)</th><th scope="col">Published</th>
-              {publisherAdmin && <th scope="col">Manage</th>}
+              {manages && <th scope="col">Manage</th>}
             </tr>
           </thead>
           <tbody>
@@ -279,21 +279,27 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
                 <td>{v.status_text}{v.status_reason ? `: ${v.status_reason}` : ''}</td>
                 <td>{v.auc != null ? v.auc.toFixed(2) : '—'}</td>
                 <td>{v.published_at ? new Date(v.published_at).toLocaleDateString() : '—'}</td>
-                {publisherAdmin && <td><VersionActions version={v} onChanged={model.reload} /></td>}
+                {manages && <td>{v.can_manage ? <VersionActions version={v} onChanged={model.reload} /> : <span className="muted">—</span>}</td>}
               </tr>
             ))}
           </tbody>
         </table>
         </div>
-        {publisherAdmin && <p className="small muted">As an administrator of {m.site_name} you can mark a version as outdated or withdraw it.</p>}
+        {manages && (
+          <p className="small muted">
+            {publisherAdmin
+              ? `As an administrator of ${m.site_name} you can mark a version as outdated or withdraw it.`
+              : 'You can mark the versions you published as outdated or withdraw them.'}
+          </p>
+        )}
       </section>
 
-      {usable && site && <DownloadPanel model={m} site={site} />}
+      {usable && site && <DownloadPanel key={`download-${site.site.slug}`} model={m} site={site} />}
     </section>
   );
 }
 
-export function SiteResultsTable({ rows, siteName }: { rows: SiteResult[]; siteName: (slug: string) => string }) {
+export function SiteResultsTable({ rows }: { rows: SiteResult[] }) {
   if (!rows.length) return <p className="muted">No results yet.</p>;
   return (
     <div className="table-wrap">
@@ -313,7 +319,7 @@ export function SiteResultsTable({ rows, siteName }: { rows: SiteResult[]; siteN
         <tbody>
           {rows.map((r, i) => (
             <tr key={`${r.site}-${r.version}-${i}`}>
-              <th scope="row">{siteName(r.site)}</th>
+              <th scope="row">{r.site_name || r.site}</th>
               <td>{r.version}</td>
               <td>{r.source === 'publisher_test_split' ? 'its own final-check images' : 'that hospital’s images'}</td>
               <td>{r.n ?? '—'}</td>
