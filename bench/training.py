@@ -45,6 +45,9 @@ class _TimedCallbacks:
     def should_cancel(self) -> bool:
         return bool(self.inner.should_cancel())
 
+    def on_plan(self, epochs: int) -> None:
+        self.inner.on_plan(epochs)
+
 
 def _probe_loss(model: Any, images: Any, labels: Any) -> float:
     import torch

@@ -212,6 +212,9 @@ class _Callbacks:
     def should_cancel(self) -> bool:
         return self.reporter.should_cancel()
 
+    def on_plan(self, epochs: int) -> None:
+        self.epochs = epochs  # progress and time left follow the planned run
+
 
 def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
     import torch

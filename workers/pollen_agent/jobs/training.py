@@ -130,6 +130,9 @@ class _Callbacks:
     def should_cancel(self) -> bool:
         return self.reporter.should_cancel()
 
+    def on_plan(self, epochs: int) -> None:
+        self.epochs = epochs  # progress and time left follow the planned run
+
 
 def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str, Any]:
     """Counts only: never an image, a filename or a patient id."""
@@ -234,6 +237,7 @@ def run_training_job(
             t0 = time.perf_counter()
             if spec["recipe"] == "quick":
                 model, epochs_run = _run_quick(spec, splits, reporter), 0
+                selection: dict[str, Any] = {}
             else:
                 config = _train_config(spec)
                 model = build_start_model(spec, storage, work).to(device)
@@ -247,6 +251,11 @@ def run_training_job(
                 callbacks = _Callbacks(reporter, hub, storage, spec, config.epochs)
                 result = train(model, train_ds, val_ds, config, callbacks, resume=resume)
                 model, epochs_run = result.model, result.epochs_run
+                selection = {
+                    "kept_epoch": result.best_epoch,
+                    "planned_epochs": result.planned_epochs,
+                    "stop_reason": result.stop_reason,
+                }
                 timings.update({f"train_{k}": v for k, v in result.seconds.items()})
                 timings["images_per_second"] = result.images_per_second
             timings["train"] = time.perf_counter() - t0
@@ -261,6 +270,7 @@ def run_training_job(
                 model, spec, test, probs, arch.mean, arch.std, storage
             )
             report["epochs_run"] = epochs_run
+            report.update(selection)
             reporter.report(phase="saving", fraction=0.97, force=True)
             model_fields = _save_model(
                 model,

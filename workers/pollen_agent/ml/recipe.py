@@ -1,7 +1,10 @@
 """The fine-tuning recipe: good results from one click, no knobs required.
 
 Class-weighted cross-entropy (medical labels are rarely balanced), AdamW with a warmup and
-a cosine decay, early stopping on validation AUC, and the best epoch's weights kept.
+a cosine decay, an exponential moving average of the weights, and early stopping on
+validation AUC. Validation sets at a hospital are small, so differences in AUC smaller than
+the validation set can resolve count as ties, a tie goes to the later, longer-trained epoch,
+and only the second half of the schedule may be kept (see ``_record_epoch``). A time budget plans the schedule to finish inside it.
 Everything random is seeded so that a run, and a run resumed from a checkpoint, repeat
 exactly.
 """
@@ -32,7 +35,12 @@ from pollen_agent.ml.device import (
 from pollen_agent.ml.metrics import evaluate
 from pollen_agent.ml.zoo import get_spec
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+# Validation AUCs closer than this many standard errors to the best so far count as ties.
+SELECTION_TOLERANCE = 1.0
+# Only the second half of the schedule may be kept: earlier epochs, at a high learning rate,
+# are under-trained by design, and one of them scoring well on a small validation set is luck.
+SELECTION_START = 0.5
 
 
 class Cancelled(Exception):
@@ -52,7 +60,9 @@ class TrainConfig:
     seed: int = 0
     early_stopping_patience: int = 8
     num_threads: int | None = None  # None: torch's default, one per core
-    max_minutes: float | None = None  # stop after the epoch that would overrun this budget
+    # A time budget: after the first epoch the schedule is planned to end within it (fewer
+    # epochs on a large dataset), and a run that still overruns stops after an epoch.
+    max_minutes: float | None = None
     eval_batch_size: int = 128
     # Validation and the saved model use an exponential moving average of the weights: on a
     # small validation set the raw weights' AUC jumps from epoch to epoch, and early stopping
@@ -70,6 +80,10 @@ class TrainCallbacks(Protocol):
     ) -> None: ...
 
     def should_cancel(self) -> bool: ...
+
+    def on_plan(self, epochs: int) -> None:
+        """The run will last ``epochs`` epochs, fewer than configured, to fit its time budget."""
+        ...
 
 
 class WeightAverage:
@@ -118,6 +132,9 @@ class NoCallbacks:
     def should_cancel(self) -> bool:
         return False
 
+    def on_plan(self, epochs: int) -> None:
+        return None
+
 
 @dataclass
 class TrainResult:
@@ -131,6 +148,7 @@ class TrainResult:
     stopped_early: bool
     stop_reason: str  # "completed", "early_stopping" or "time_budget"
     images_per_second: float
+    planned_epochs: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -139,7 +157,8 @@ class _State:
     """The mutable progress of a run, exactly what a checkpoint restores."""
 
     epochs_done: int = 0
-    best_score: list[float] | None = None  # (AUC, -loss), a list so checkpoints stay plain
+    planned_epochs: int = 0  # 0 until a time budget has planned the run
+    peak_score: float | None = None  # the best validation AUC so far
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     best_val_metrics: dict[str, Any] = field(default_factory=dict)
@@ -210,7 +229,10 @@ def train(
         state = _restore(resume, model, optimizer, scheduler, scaler, average)
 
     stop_reason = "completed"
-    for epoch in range(state.epochs_done + 1, config.epochs + 1):
+    epoch = state.epochs_done
+    val_metrics: dict[str, Any] = {}
+    while epoch < (state.planned_epochs or config.epochs):
+        epoch += 1
         epoch_started = time.perf_counter()
         loader = _loader(train_ds, batch_size, drop_last, config.seed, epoch)
         train_loss = _train_epoch(
@@ -230,9 +252,14 @@ def train(
         val_started = time.perf_counter()
         averaged = average.averaged_model()
         probs = predict_probs(averaged, val_ds, batch_size=config.eval_batch_size)
-        val_metrics = evaluate(probs, val_labels, names)
+        val_metrics = evaluate(probs, val_labels, names) | {"loss": log_loss(probs, val_labels)}
         state.seconds["validation"] += time.perf_counter() - val_started
-        _record_epoch(state, averaged, epoch, train_loss, val_metrics, log_loss(probs, val_labels))
+        if epoch == 1 and config.max_minutes is not None:
+            _plan_within_budget(state, config, scheduler, time.perf_counter() - started, callbacks)
+        planned = state.planned_epochs or config.epochs
+        _record_epoch(
+            state, averaged, epoch, train_loss, val_metrics, val_labels, first_candidate(planned)
+        )
         callbacks.on_epoch_end(
             epoch,
             train_loss,
@@ -242,12 +269,17 @@ def train(
         if state.stale_epochs >= config.early_stopping_patience:
             stop_reason = "early_stopping"
             break
-        if _out_of_time(config, started, time.perf_counter() - epoch_started):
+        if epoch < planned and _out_of_time(config, started, time.perf_counter() - epoch_started):
             stop_reason = "time_budget"
             break
+    if stop_reason == "completed" and 0 < state.planned_epochs < config.epochs:
+        stop_reason = "time_budget"  # the budget shortened the schedule
 
-    if state.best_state is not None:
-        model.load_state_dict(state.best_state)
+    if state.best_state is None:
+        # Stopped before the second half of the schedule: keep the averaged weights as they are.
+        state.best_state, state.best_epoch = _cpu_copy(average.state), state.epochs_done
+        state.best_val_metrics = val_metrics if state.epochs_done else {}
+    model.load_state_dict(state.best_state)
     step_seconds = state.seconds["data"] + state.seconds["step"]
     return TrainResult(
         model=model,
@@ -258,6 +290,7 @@ def train(
         stopped_early=stop_reason != "completed",
         stop_reason=stop_reason,
         images_per_second=state.images_seen / step_seconds if step_seconds else 0.0,
+        planned_epochs=state.planned_epochs or config.epochs,
         seconds={**state.seconds, "total": time.perf_counter() - started},
     )
 
@@ -348,19 +381,59 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
+class WarmupCosine:
+    """Learning-rate factor: linear warmup, then a cosine decay to 1% at ``total`` steps.
+
+    An object rather than a closure, so that the scheduler's state (and a re-planned
+    ``total``) is saved in checkpoints and restored on resume.
+    """
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 def _scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     total = max(1, config.epochs * steps_per_epoch)
     warmup = max(1, min(total - 1, round(config.warmup_epochs * steps_per_epoch)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total))
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def planned_epochs(config: TrainConfig, elapsed_seconds: float, epoch_seconds: float) -> int:
+    """How many epochs fit the time budget, judged from the first one (which took
+    ``epoch_seconds`` of the ``elapsed_seconds`` so far): at least 1, at most configured."""
+    if config.max_minutes is None or epoch_seconds <= 0:
+        return config.epochs
+    remaining = config.max_minutes * 60 - elapsed_seconds
+    return max(1, min(config.epochs, 1 + int(remaining // epoch_seconds)))
+
+
+def _plan_within_budget(
+    state: _State,
+    config: TrainConfig,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    elapsed: float,
+    callbacks: TrainCallbacks,
+) -> None:
+    # The first epoch's duration (including loading and validation) prices the others.
+    # The warmup ends with the first epoch, so shortening the cosine here changes no step
+    # already taken.
+    epochs = planned_epochs(config, elapsed, elapsed)
+    if epochs >= config.epochs:
+        return
+    state.planned_epochs = epochs
+    for factor in scheduler.lr_lambdas:
+        if isinstance(factor, WarmupCosine):
+            steps_per_epoch = factor.total // max(1, config.epochs)
+            factor.total = max(factor.warmup + 1, epochs * steps_per_epoch)
+    callbacks.on_plan(epochs)
 
 
 def _loader(
@@ -415,12 +488,32 @@ def _train_epoch(
     return total_loss / max(1, total_images)
 
 
-def _score(val_metrics: dict[str, Any], val_loss: float) -> tuple[float, float]:
-    # AUC ranks models independently of the threshold (balanced accuracy where it is
-    # undefined). Once AUC saturates, as on easy tasks, the lower loss is the better model.
+def _score(val_metrics: dict[str, Any]) -> float:
+    # AUC ranks models independently of the threshold (balanced accuracy where it is undefined).
     auc = val_metrics.get("auc")
-    primary = auc if auc is not None else val_metrics.get("balanced_accuracy", 0.0)
-    return round(float(primary), 6), -val_loss
+    return float(auc if auc is not None else val_metrics.get("balanced_accuracy", 0.0))
+
+
+def auc_noise(auc: float, labels: np.ndarray, num_classes: int) -> float:
+    """The standard error of a (macro one-vs-rest) AUC measured on ``labels``.
+
+    Hanley and McNeil's (1982) approximation per label; the macro average's error assumes the
+    labels' errors are independent. On BreastMNIST's 78 validation images an AUC of 0.93 has a
+    standard error of about 0.04: epochs that close are not told apart by validation.
+    """
+    a = min(max(float(auc), 0.0), 1.0)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    counts = np.bincount(labels, minlength=num_classes)
+    variances = []
+    for positives in counts if num_classes > 2 else counts[1:2]:
+        n_pos, n_neg = int(positives), int(len(labels) - positives)
+        if n_pos == 0 or n_neg == 0:
+            continue
+        variance = a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)
+        variances.append(max(variance, 0.0) / (n_pos * n_neg))
+    if not variances:
+        return 0.0
+    return float(math.sqrt(sum(variances)) / len(variances))
 
 
 def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -435,25 +528,45 @@ def _record_epoch(
     epoch: int,
     train_loss: float,
     val_metrics: dict[str, Any],
-    val_loss: float,
+    val_labels: np.ndarray,
+    first_candidate: int = 1,
 ) -> None:
-    score = _score(val_metrics, val_loss)
+    """Keep the latest epoch that validation cannot tell apart from the best one so far.
+
+    Epochs before ``first_candidate`` are recorded but never kept. From there on, an epoch
+    within ``SELECTION_TOLERANCE`` standard errors of the peak validation AUC is a tie, and
+    ties go to the later epoch: its averaged weights have trained longer at a lower learning
+    rate. Early stopping counts the epochs since the last such tie, so a run stops only once
+    validation is clearly worse than its best, not when noise fails to beat a lucky epoch.
+    """
+    score = _score(val_metrics)
     state.epochs_done = epoch
     state.history.append(
         {
             "epoch": epoch,
             "train_loss": train_loss,
-            "val_loss": val_loss,
+            "val_loss": val_metrics["loss"],
             "val_auc": val_metrics.get("auc"),
             "val_accuracy": val_metrics.get("accuracy"),
         }
     )
-    if state.best_score is None or score > tuple(state.best_score):
-        state.best_score, state.best_epoch, state.stale_epochs = list(score), epoch, 0
+    if epoch < first_candidate:
+        return
+    state.peak_score = score if state.peak_score is None else max(state.peak_score, score)
+    noise = 0.0
+    if val_metrics.get("auc") is not None:
+        noise = auc_noise(state.peak_score, val_labels, len(val_metrics["label_names"]))
+    if score >= state.peak_score - SELECTION_TOLERANCE * noise:
+        state.best_epoch, state.stale_epochs = epoch, 0
         state.best_state = _cpu_copy(model.state_dict())
         state.best_val_metrics = val_metrics
     else:
         state.stale_epochs += 1
+
+
+def first_candidate(planned_epochs: int) -> int:
+    """The first epoch a run may keep: the start of the second half of its schedule."""
+    return max(1, math.ceil(planned_epochs * SELECTION_START))
 
 
 def _out_of_time(config: TrainConfig, started: float, last_epoch_seconds: float) -> bool:
@@ -488,13 +601,14 @@ def _checkpoint(
             "format": CHECKPOINT_FORMAT,
             "config": asdict(config),
             "epochs_done": state.epochs_done,
+            "planned_epochs": state.planned_epochs,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "weight_average": average.state,
             "weight_average_updates": average.updates,
-            "best_score": state.best_score,
+            "peak_score": state.peak_score,
             "best_epoch": state.best_epoch,
             "best_state": state.best_state,
             "best_val_metrics": state.best_val_metrics,
@@ -536,7 +650,8 @@ def _restore(
         torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
     return _State(
         epochs_done=checkpoint["epochs_done"],
-        best_score=checkpoint["best_score"],
+        planned_epochs=checkpoint["planned_epochs"],
+        peak_score=checkpoint["peak_score"],
         best_epoch=checkpoint["best_epoch"],
         best_state=checkpoint["best_state"],
         best_val_metrics=checkpoint["best_val_metrics"],
