@@ -132,8 +132,13 @@ def _upload(stack: Stack, images: np.ndarray, labels: np.ndarray) -> list[int]:
         (f"test-{i:03d}.png", LABELS[int(label)], fixtures.png_bytes(image, 28), f"P{i}")
         for i, (image, label) in enumerate(zip(images, labels, strict=True))
     ]
-    dataset = upload_dataset(
-        client, site=CONSUMER, name="BreastMNIST test", files=files, label_names=LABELS
+    dataset = upload_dataset(  # only predicted on, never trained: its splits do not matter
+        client,
+        site=CONSUMER,
+        name="BreastMNIST test",
+        files=files,
+        label_names=LABELS,
+        pin_splits=False,
     )
     listed = client.get(f"/api/v1/datasets/{dataset}/images/?page_size=100").json()["results"]
     by_name = {item["filename"]: item for item in listed}
