@@ -21,6 +21,7 @@ from django.utils import timezone
 from pollen.accounts.caller import Caller
 from pollen.accounts.models import Site
 from pollen.audit.services import audit_record
+from pollen.core.advanced import advanced_check
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, Forbidden, NotFound
 from pollen.core.model_store import model_store, sha256_bytes
@@ -90,29 +91,6 @@ def _accepted_key(job_id: int, number: int, slug: str) -> str:
 # --- creating a job and consent -------------------------------------------------------------
 
 
-def _check_advanced(advanced: dict[str, Any]) -> dict[str, Any]:
-    """Refusals name the setting as the request does (``advanced.<name>``), like training's."""
-    for name, value in advanced.items():
-        if name not in ADVANCED_LIMITS:
-            raise ApiError(
-                f"Unknown advanced setting '{name}'. Known: {', '.join(sorted(ADVANCED_LIMITS))}.",
-                code="unknown_field",
-                fields={"advanced": {name: "Unknown setting."}},
-            )
-        low, high = ADVANCED_LIMITS[name]
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not low <= value <= high
-        ):
-            raise ApiError(
-                f"'{name}' must be a number between {low} and {high}.",
-                code="invalid",
-                fields={"advanced": {name: f"Between {low} and {high}."}},
-            )
-    return dict(advanced)
-
-
 def _ready_labels(dataset: Dataset) -> list[str]:
     if dataset.status != DatasetStatus.ACTIVE:
         raise Conflict("This dataset is being deleted.", code="dataset_deleting")
@@ -170,7 +148,7 @@ def federated_job_create(
             "Start from a model version of the site whose dataset you chose.",
             code="invalid_starting_point",
         )
-    config = _check_advanced(advanced or {})
+    config = advanced_check(advanced or {}, limits=ADVANCED_LIMITS)
     labels = _ready_labels(dataset)
     source = starting_point or start_version
     assert source is not None

@@ -15,6 +15,7 @@ from pollen.accounts.caller import Caller
 from pollen.accounts.models import ApiToken, Site, TokenKind
 from pollen.accounts.services import token_create
 from pollen.audit.services import audit_record
+from pollen.core.advanced import advanced_check
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict
 from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
@@ -42,30 +43,6 @@ MAX_ATTEMPTS = 5
 
 def _lease_seconds() -> int:
     return int(getattr(settings, "JOB_LEASE_SECONDS", 120))
-
-
-def _check_advanced(advanced: dict[str, Any]) -> dict[str, Any]:
-    clean: dict[str, Any] = {}
-    for name, value in advanced.items():
-        if name not in ADVANCED_LIMITS:
-            raise ApiError(
-                f"Unknown advanced setting '{name}'. Known: {', '.join(sorted(ADVANCED_LIMITS))}.",
-                code="unknown_field",
-                fields={name: "Unknown setting."},
-            )
-        low, high = ADVANCED_LIMITS[name]
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not low <= value <= high
-        ):
-            raise ApiError(
-                f"'{name}' must be a number between {low} and {high}.",
-                code="invalid",
-                fields={name: f"Between {low} and {high}."},
-            )
-        clean[name] = value
-    return clean
 
 
 def dataset_readiness(dataset: Dataset) -> tuple[list[str], list[str]]:
@@ -137,7 +114,7 @@ def job_create(
             "The quick model needs an ImageNet EfficientNet-Lite starting point.",
             code="invalid_starting_point",
         )
-    config = _check_advanced(advanced or {})
+    config = advanced_check(advanced or {}, limits=ADVANCED_LIMITS)
     if published_version is not None:
         config["published_version"] = published_version.pk
     labels, problems = dataset_readiness(dataset)

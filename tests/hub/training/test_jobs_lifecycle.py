@@ -79,10 +79,14 @@ def test_advanced_settings_are_checked(client_for, clinician_a, dataset, labelle
         "/api/v1/jobs/", {"dataset": dataset.pk, "advanced": {"epochs": 0}}, format="json"
     )
     assert bad.status_code == 400
+    # The refusal names the field as the request does, so the form can point at it.
+    assert bad.json()["error"]["code"] == "invalid"
+    assert set(bad.json()["error"]["fields"]["advanced"]) == {"epochs"}
     unknown = client.post(
         "/api/v1/jobs/", {"dataset": dataset.pk, "advanced": {"momentum": 0.9}}, format="json"
     )
     assert unknown.json()["error"]["code"] == "unknown_field"
+    assert set(unknown.json()["error"]["fields"]["advanced"]) == {"momentum"}
 
 
 def test_only_one_worker_wins_the_claim(clinician_a, dataset, labelled_rows):
