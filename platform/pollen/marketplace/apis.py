@@ -680,7 +680,7 @@ class PredictionIn(StrictSerializer):
 
 
 class PredictionFilter(django_filters.FilterSet):
-    status = django_filters.CharFilter()
+    status = django_filters.ChoiceFilter(choices=WorkStatus.choices)
     published_version = django_filters.NumberFilter(field_name="published_version_id")
 
     class Meta:

@@ -313,6 +313,11 @@ def test_prediction_wait_returns_the_result_or_the_current_state_at_the_deadline
     pending = client.get(f"/api/v1/predictions/{created['id']}/?wait=0.2").json()
     assert pending["status"] == "queued"
     assert client.get(f"/api/v1/predictions/{created['id']}/?wait=soon").status_code == 400
+    listed = client.get("/api/v1/predictions/?status=queued").json()["results"]
+    assert [p["id"] for p in listed] == [created["id"]]
+    assert client.get("/api/v1/predictions/?status=running").json()["results"] == []
+    refused = client.get("/api/v1/predictions/?status=done")
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_filter"
 
     agent = agent_client(clinician_a.site)
     base = f"/api/v1/agent/marketplace/predictions/{created['id']}"
