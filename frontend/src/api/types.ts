@@ -147,6 +147,8 @@ export interface JobProgress {
 export interface HistoryPoint {
   epoch: number;
   train_loss: number | null;
+  /** Mistakes on the tuning (validation) images; older runs did not report it. */
+  val_loss?: number | null;
   val_auc: number | null;
   val_accuracy: number | null;
 }
@@ -175,6 +177,11 @@ export interface Evaluation {
   warnings?: string[];
   label_names: string[];
   samples?: EvaluationSample[];
+  /** Full training runs: how many rounds ran, which one was kept, and why the run ended. */
+  epochs_run?: number;
+  kept_epoch?: number;
+  planned_epochs?: number;
+  stop_reason?: 'completed' | 'early_stopping' | 'time_budget';
 }
 
 /** One final-check image: its label, the model's answer and, once presigned, a link to its heatmap overlay. */

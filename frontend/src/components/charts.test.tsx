@@ -90,3 +90,26 @@ describe('hasEvaluation', () => {
     expect(hasEvaluation({ label_names: ['a', 'b'], auc: 0.8 })).toBe(true);
   });
 });
+
+describe('keptRoundText', () => {
+  const base = { label_names: ['a', 'b'] };
+  it('says which round was kept and why the run ended, in plain words', async () => {
+    const { keptRoundText } = await import('../pages/Job');
+    expect(keptRoundText({ ...base, epochs_run: 25, kept_epoch: 25, stop_reason: 'completed' })).toBe(
+      'The model kept is the one after round 25 of 25.',
+    );
+    expect(keptRoundText({ ...base, epochs_run: 21, kept_epoch: 13, stop_reason: 'early_stopping' })).toBe(
+      'The model kept is the one after round 13 of 21: later rounds did worse on the tuning images; ' +
+        'learning stopped early because the tuning images showed no more improvement.',
+    );
+    expect(keptRoundText({ ...base, epochs_run: 7, kept_epoch: 7, planned_epochs: 7, stop_reason: 'time_budget' })).toBe(
+      'The model kept is the one after round 7 of 7; the time limit allowed 7 rounds.',
+    );
+  });
+  it('says nothing for the quick model or older runs that did not report it', async () => {
+    const { keptRoundText } = await import('../pages/Job');
+    expect(keptRoundText({ ...base, epochs_run: 0 })).toBeNull();
+    expect(keptRoundText(base)).toBeNull();
+    expect(keptRoundText(null)).toBeNull();
+  });
+});

@@ -112,14 +112,20 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
         <section className="card" aria-labelledby="curves-title">
           <h2 id="curves-title">How it learned</h2>
           <div className="grid-2">
-            <LineChart title="Mistakes on learning images (training loss)" xLabel="Round of learning" yLabel="Loss (lower is better)"
-              series={[{ name: 'Training loss', values: j.history.map((h) => h.train_loss), className: 'series-1' }]} />
+            <LineChart title="Mistakes (loss)" xLabel="Round of learning" yLabel="Loss (lower is better)"
+              series={[
+                { name: 'On learning images', values: j.history.map((h) => h.train_loss), className: 'series-1' },
+                ...(j.history.some((h) => h.val_loss != null)
+                  ? [{ name: 'On tuning images', values: j.history.map((h) => h.val_loss ?? null), className: 'series-4' }]
+                  : []),
+              ]} />
             <LineChart title="Results on tuning images" xLabel="Round of learning" yLabel="Score (higher is better)" yMax={1} yFmt={(v) => v.toFixed(1)}
               series={[
                 { name: 'Separates cases (AUC)', values: j.history.map((h) => h.val_auc), className: 'series-2' },
                 { name: 'Right answers (accuracy)', values: j.history.map((h) => h.val_accuracy), className: 'series-3' },
               ]} />
           </div>
+          {keptRoundText(j.evaluation) && <p className="small">{keptRoundText(j.evaluation)}</p>}
         </section>
       )}
 
@@ -128,6 +134,27 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
       {j.status === 'succeeded' && <PublishPanel site={site} source={{ job: j }} />}
     </section>
   );
+}
+
+/**
+ * Which round of learning the finished model comes from, in plain words. The agent keeps the
+ * latest round whose results on the tuning images are as good as the best, within what that
+ * many images can tell apart (workers/pollen_agent/ml/recipe.py).
+ */
+export function keptRoundText(ev: Evaluation | null | undefined): string | null {
+  if (!ev || ev.kept_epoch == null || ev.epochs_run == null) return null;
+  const kept = `The model kept is the one after round ${ev.kept_epoch} of ${ev.epochs_run}`;
+  const why =
+    ev.stop_reason === 'early_stopping'
+      ? 'learning stopped early because the tuning images showed no more improvement'
+      : ev.stop_reason === 'time_budget' && ev.planned_epochs != null
+        ? `the time limit allowed ${ev.planned_epochs} rounds`
+        : null;
+  const choice =
+    ev.kept_epoch === ev.epochs_run
+      ? ''
+      : ': later rounds did worse on the tuning images';
+  return `${kept}${choice}${why ? `; ${why}` : ''}.`;
 }
 
 /** A queued or running job carries an empty evaluation ({}): nothing to show yet. */
