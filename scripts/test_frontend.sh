@@ -17,6 +17,7 @@ CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium || echo /usr/bin/chromium)
 export E2E_PASSWORD="${E2E_PASSWORD:-e2e-Pollen-pass-$RANDOM$RANDOM}"
 HUB_PID=""
 AGENT_PID=""
+E2E_DATABASE_URL=""
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pollen-frontend-tests.XXXXXX")"  # the agent config holds tokens: not in artefacts
 
 stop_pid() {  # stop_pid PID [group]: TERM, wait up to 15 s, then KILL; "group" signals the process group PID leads
@@ -31,6 +32,7 @@ stop_pid() {  # stop_pid PID [group]: TERM, wait up to 15 s, then KILL; "group" 
 cleanup() {
   [ -n "$AGENT_PID" ] && stop_pid "$AGENT_PID" group
   [ -n "$HUB_PID" ] && stop_pid "$HUB_PID"
+  [ -n "$E2E_DATABASE_URL" ] && "$PY" "$ROOT/scripts/throwaway_db.py" drop "$E2E_DATABASE_URL"
   rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
@@ -54,6 +56,11 @@ VITEST_RC=$?
 echo "== hub and site agent"
 PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 BASE_URL="http://127.0.0.1:$PORT"
+# A database of its own: a run must never meet the images, people or jobs an earlier run left
+# (a reused database once turned an e2e image away as a duplicate of the last run's).
+E2E_DATABASE_URL="$("$PY" scripts/throwaway_db.py create "${DATABASE_URL:-}" "$RUN_DIR")" \
+  || fail "could not create a database for this run (the PostgreSQL role needs CREATEDB)"
+export DATABASE_URL="$E2E_DATABASE_URL"
 # The agent config that seed_demo writes points the agent at this hub: set the URL before seeding.
 export POLLEN_PUBLIC_URL="$BASE_URL"
 "$PY" manage.py migrate --noinput >"$ARTIFACTS/hub-migrate.log" 2>&1 || { cat "$ARTIFACTS/hub-migrate.log"; fail "migrate failed"; }
