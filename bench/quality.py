@@ -23,7 +23,7 @@ BUDGET_MINUTES = 15.0
 # Full runs: the default job exactly (recommended zoo entry, default TrainConfig), seeded
 # several times where a run is short enough, because one seed on a 156-image test set says
 # little. Quick runs are a smoke test: 64 px, one epoch, subsampled data.
-FULL_SEEDS = {"breastmnist": (0, 1, 2), "pneumoniamnist": (0,)}
+FULL_SEEDS = {"breastmnist": (0, 1, 2, 3, 4), "pneumoniamnist": (0,)}
 QUICK = {"input_size": 64, "epochs": 1, "max_minutes": 1.0}
 QUICK_SIZES = {"train": 128, "val": 64, "test": 200}
 
