@@ -209,6 +209,8 @@ MODEL_STORE = {
 PRESIGN_SECONDS = env_int("POLLEN_PRESIGN_SECONDS", 900)
 # A running job renews its lease; one whose lease lapses is queued again and resumes from its checkpoint.
 JOB_LEASE_SECONDS = env_int("POLLEN_JOB_LEASE_SECONDS", 120)
+# Marketplace work (predictions, evaluations, exports, publications) is claimed the same way.
+WORK_LEASE_SECONDS = env_int("POLLEN_WORK_LEASE_SECONDS", 120)
 
 LOGGING = {
     "version": 1,

@@ -28,6 +28,12 @@ class HubClient:
     def with_token(self, token: str) -> HubClient:
         return HubClient(self.base_url, token, timeout=self.timeout)
 
+    def fork(self) -> HubClient:
+        """The same client on its own HTTP session, for a background thread."""
+        client = HubClient(self.base_url, "", timeout=self.timeout)
+        client.session.headers.update(self.session.headers)
+        return client
+
     def _url(self, path: str) -> str:
         return f"{self.base_url}/api/v1/{path.lstrip('/')}"
 

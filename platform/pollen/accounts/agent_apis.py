@@ -21,7 +21,12 @@ class HeartbeatApi(APIView):
         request=None,
         responses=inline_serializer(
             "Heartbeat",
-            {"site": serializers.CharField(), "server_time": serializers.DateTimeField()},
+            {
+                "site": serializers.CharField(),
+                "server_time": serializers.DateTimeField(),
+                "requeued_jobs": serializers.ListField(child=serializers.IntegerField()),
+                "requeued_work": serializers.ListField(child=serializers.CharField()),
+            },
         ),
     )
     def post(self, request: Request) -> Response:
@@ -35,10 +40,19 @@ class HeartbeatApi(APIView):
         requeued = jobs_requeue_abandoned(site_id=site_id) + jobs_resend_stale_queued(
             site_id=site_id
         )
+        # ... and marketplace work (predictions, evaluations, exports, publications) too.
+        from pollen.marketplace.work import work_requeue_abandoned
+
+        requeued_work = work_requeue_abandoned(site_id=site_id, site_slug=caller.slugs[site_id])
         # ... and cross-site jobs it takes part in move on (deadlines, lapsed turns, aggregation).
         from pollen.federation.services import federation_tick
 
         federation_tick(site_id=site_id)
         return Response(
-            {"site": caller.slugs[site_id], "server_time": now, "requeued_jobs": requeued}
+            {
+                "site": caller.slugs[site_id],
+                "server_time": now,
+                "requeued_jobs": requeued,
+                "requeued_work": requeued_work,
+            }
         )

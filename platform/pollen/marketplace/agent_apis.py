@@ -1,4 +1,4 @@
-"""Endpoints the site agent calls for marketplace work: claim, complete, fail.
+"""Endpoints the site agent calls for marketplace work: claim, renew, complete, fail.
 
 One set per kind of work (publications, predictions, evaluations, exports). The agent
 sends metadata only: checksums, class probabilities, aggregate metrics, storage keys.
@@ -17,16 +17,20 @@ from rest_framework.views import APIView
 from pollen.accounts.caller import caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.serializers import StrictSerializer
-from pollen.marketplace import services
+from pollen.marketplace import services, work
 
 
 def _item(request: Request, kind: str, pk: int) -> Any:
-    return services.agent_work_get(caller=caller_from_request(request), kind=kind, pk=pk)
+    return work.agent_work_get(caller=caller_from_request(request), kind=kind, pk=pk)
 
 
 class WorkClaimIn(StrictSerializer):
     claim_id = serializers.CharField(max_length=64)
     worker = serializers.CharField(max_length=200)
+
+
+class WorkRenewIn(StrictSerializer):
+    claim_id = serializers.CharField(max_length=64)
 
 
 class WorkFailIn(StrictSerializer):
@@ -51,6 +55,7 @@ def claim_view(kind: str) -> type[APIView]:
                 {
                     "claimed": serializers.BooleanField(),
                     "spec": serializers.DictField(required=False),
+                    "lease_seconds": serializers.IntegerField(required=False),
                     "failed": serializers.CharField(required=False),
                 },
             ),
@@ -59,7 +64,7 @@ def claim_view(kind: str) -> type[APIView]:
             data = WorkClaimIn(data=request.data)
             data.is_valid(raise_exception=True)
             return Response(
-                services.agent_work_claim(
+                work.agent_work_claim(
                     caller=caller_from_request(request),
                     kind=kind,
                     item=_item(request, kind, pk),
@@ -69,6 +74,31 @@ def claim_view(kind: str) -> type[APIView]:
 
     ClaimApi.__name__ = ClaimApi.__qualname__ = f"{kind.title()}ClaimApi"
     return ClaimApi
+
+
+def renew_view(kind: str) -> type[APIView]:
+    class RenewApi(_AgentWorkApi):
+        @extend_schema(
+            tags=["agent"],
+            summary=f"Keep a claim on marketplace work ({kind}) alive while the worker works",
+            request=WorkRenewIn,
+            responses=inline_serializer(
+                f"MarketplaceRenew{kind.title()}", {"renewed": serializers.BooleanField()}
+            ),
+        )
+        def post(self, request: Request, pk: int) -> Response:
+            data = WorkRenewIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            return Response(
+                work.agent_work_renew(
+                    kind=kind,
+                    item=_item(request, kind, pk),
+                    claim_id=data.validated_data["claim_id"],
+                )
+            )
+
+    RenewApi.__name__ = RenewApi.__qualname__ = f"{kind.title()}RenewApi"
+    return RenewApi
 
 
 def fail_view(kind: str) -> type[APIView]:
@@ -82,9 +112,7 @@ def fail_view(kind: str) -> type[APIView]:
         def post(self, request: Request, pk: int) -> Response:
             data = WorkFailIn(data=request.data)
             data.is_valid(raise_exception=True)
-            services.agent_work_fail(
-                kind=kind, item=_item(request, kind, pk), **data.validated_data
-            )
+            work.agent_work_fail(kind=kind, item=_item(request, kind, pk), **data.validated_data)
             return Response(status=204)
 
     FailApi.__name__ = FailApi.__qualname__ = f"{kind.title()}FailApi"

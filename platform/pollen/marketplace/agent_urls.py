@@ -1,7 +1,7 @@
 from django.urls import path
 
 from pollen.marketplace import agent_apis
-from pollen.marketplace.services import WORK_KINDS
+from pollen.marketplace.work import WORK_KINDS
 
 urlpatterns = [
     route
@@ -11,6 +11,11 @@ urlpatterns = [
             f"marketplace/{kind}/<int:pk>/claim/",
             agent_apis.claim_view(kind).as_view(),
             name=f"agent-marketplace-{kind}-claim",
+        ),
+        path(
+            f"marketplace/{kind}/<int:pk>/renew/",
+            agent_apis.renew_view(kind).as_view(),
+            name=f"agent-marketplace-{kind}-renew",
         ),
         path(
             f"marketplace/{kind}/<int:pk>/complete/",

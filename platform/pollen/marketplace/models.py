@@ -100,7 +100,8 @@ class PublishedVersion(models.Model):
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     weights_bytes = models.BigIntegerField(null=True, blank=True)
     claim_id = models.CharField(max_length=64, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)  # renewed while the worker works
+    attempts = models.PositiveSmallIntegerField(default=0)  # claims by different deliveries
     error_code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     published_by = models.ForeignKey(
@@ -134,7 +135,8 @@ class WorkItem(models.Model):
         max_length=10, choices=WorkStatus.choices, default=WorkStatus.QUEUED, db_index=True
     )
     claim_id = models.CharField(max_length=64, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)  # renewed while the worker works
+    attempts = models.PositiveSmallIntegerField(default=0)  # claims by different deliveries
     error_code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     created_by = models.ForeignKey(

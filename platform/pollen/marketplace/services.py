@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import struct
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -43,7 +42,6 @@ MAX_PREDICTION_IMAGES = 1000
 UPLOAD_URL_SECONDS = 3600
 FETCH_URL_SECONDS = 3600
 DOWNLOAD_URL_SECONDS = 300
-STALE_CLAIM = timedelta(hours=2)  # a claim older than this belongs to a worker that died
 CARD_METRICS = (
     "n",
     "auc",
@@ -473,7 +471,10 @@ def _model_spec(
 # --- Work claimed by agents -----------------------------------------------------------------------
 
 
-def _finish(model: type[Model], pk: int, *, claim_id: str, active: set[str], **fields: Any) -> bool:
+def finish_claimed(
+    model: type[Model], pk: int, *, claim_id: str, active: set[str], **fields: Any
+) -> bool:
+    """Write ``fields`` only while ``claim_id`` still holds the item: a worker that lost it cannot."""
     return bool(
         model.objects.filter(pk=pk, status__in=active, claim_id=claim_id).update(**fields)  # type: ignore[attr-defined]
     )
@@ -532,7 +533,7 @@ def publication_complete(*, version: PublishedVersion, claim_id: str) -> Publish
             problem = "The copied manifest does not describe these weights."
     with transaction.atomic():
         if problem:
-            _finish(
+            finish_claimed(
                 PublishedVersion,
                 version.pk,
                 claim_id=claim_id,
@@ -543,7 +544,7 @@ def publication_complete(*, version: PublishedVersion, claim_id: str) -> Publish
             )
         else:
             now = timezone.now()
-            if not _finish(
+            if not finish_claimed(
                 PublishedVersion,
                 version.pk,
                 claim_id=claim_id,
@@ -970,7 +971,7 @@ def export_complete(*, export: ModelExport, claim_id: str, result: dict[str, Any
             "message": "The exported file in the model store does not match its checksum. Export again.",
         }
     )
-    if not _finish(
+    if not finish_claimed(
         ModelExport,
         export.pk,
         claim_id=claim_id,
@@ -1004,110 +1005,13 @@ def export_download(*, caller: Caller, export: ModelExport) -> dict[str, Any]:
     return {"onnx_url": url, "sha256": export.sha256, "expires_in": DOWNLOAD_URL_SECONDS}
 
 
-# --- The agent's side of the work: claim, complete, fail --------------------------------------
-
-
-WORK_KINDS: dict[str, dict[str, Any]] = {
-    "publications": {
-        "model": PublishedVersion,
-        "site_field": "published_model__site_id",
-        "active": {VersionStatus.PENDING},
-        "running": VersionStatus.PENDING,
-        "failed": VersionStatus.FAILED,
-        "spec": publication_spec,
-    },
-    "predictions": {
-        "model": Prediction,
-        "site_field": "site_id",
-        "active": {WorkStatus.QUEUED, WorkStatus.RUNNING},
-        "running": WorkStatus.RUNNING,
-        "failed": WorkStatus.FAILED,
-        "spec": prediction_spec,
-    },
-    "evaluations": {
-        "model": SiteEvaluation,
-        "site_field": "site_id",
-        "active": {WorkStatus.QUEUED, WorkStatus.RUNNING},
-        "running": WorkStatus.RUNNING,
-        "failed": WorkStatus.FAILED,
-        "spec": evaluation_spec,
-    },
-    "exports": {
-        "model": ModelExport,
-        "site_field": "site_id",
-        "active": {WorkStatus.QUEUED, WorkStatus.RUNNING},
-        "running": WorkStatus.RUNNING,
-        "failed": WorkStatus.FAILED,
-        "spec": export_spec,
-    },
-}
-
-
-def agent_work_get(*, caller: Caller, kind: str, pk: int) -> Any:
-    """A work item at the agent's own site, else 404."""
-    work = WORK_KINDS[kind]
-    item = (
-        work["model"]
-        .objects.filter(pk=pk, **{f"{work['site_field']}__in": caller.site_ids})
-        .first()
-    )
-    if item is None:
-        raise NotFound("There is no such work for this agent.", code="not_found")
-    return item
-
-
-def agent_work_claim(*, caller: Caller, kind: str, item: Any, claim_id: str) -> dict[str, Any]:
-    """Claim the item (only one worker wins) and hand over its spec with fresh presigned URLs.
-
-    A model withdrawn after the work was queued ends the work here, with the reason.
-    """
-    work = WORK_KINDS[kind]
-    now = timezone.now()
-    won = (
-        work["model"]
-        .objects.filter(pk=item.pk, status__in=work["active"])
-        .filter(Q(claim_id="") | Q(claim_id=claim_id) | Q(claimed_at__lt=now - STALE_CLAIM))
-        .update(status=work["running"], claim_id=claim_id[:64], claimed_at=now)
-    )
-    if not won:
-        return {"claimed": False}
-    item.refresh_from_db()
-    try:
-        spec = work["spec"](item)
-    except ApiError as exc:
-        agent_work_fail(
-            kind=kind, item=item, claim_id=claim_id, code=exc.error_code, message=exc.message
-        )
-        return {"claimed": False, "failed": exc.error_code}
-    return {"claimed": True, "spec": spec}
-
-
-def agent_work_fail(*, kind: str, item: Any, claim_id: str, code: str, message: str) -> None:
-    work = WORK_KINDS[kind]
-    fields: dict[str, Any] = {
-        "status": work["failed"],
-        "error_code": code[:50],
-        "message": message[:2000],
-    }
-    if kind != "publications":
-        fields["finished_at"] = timezone.now()
-    with transaction.atomic():
-        if _finish(work["model"], item.pk, claim_id=claim_id, active=work["active"], **fields):
-            site_id = item.published_model.site_id if kind == "publications" else item.site_id
-            audit_record(
-                caller=None,
-                action=f"marketplace.{kind[:-1]}_failed",
-                site_id=site_id,
-                target_type=kind[:-1],
-                target_id=item.pk,
-                detail={"code": code},
-            )
+# --- The agent's results (claims, renewals and takeovers are in marketplace.work) ---------
 
 
 def prediction_complete(
     *, prediction: Prediction, claim_id: str, results: list[dict[str, Any]], timings: dict
 ) -> Prediction:
-    if not _finish(
+    if not finish_claimed(
         Prediction,
         prediction.pk,
         claim_id=claim_id,
@@ -1125,7 +1029,7 @@ def prediction_complete(
 def evaluation_complete(
     *, evaluation: SiteEvaluation, claim_id: str, metrics: dict[str, Any]
 ) -> SiteEvaluation:
-    if not _finish(
+    if not finish_claimed(
         SiteEvaluation,
         evaluation.pk,
         claim_id=claim_id,

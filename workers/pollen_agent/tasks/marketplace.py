@@ -1,7 +1,8 @@
 """Marketplace work on ``site.<slug>.gpu``: publish, predict, evaluate, export. Tasks stay thin.
 
-Each task claims its work item on the hub (a compare-and-set only one worker wins), runs a
-function from ``pollen_agent.jobs`` and reports the result. User errors end the work with a
+Each task claims its work item on the hub (a compare-and-set only one worker wins), keeps
+the claim alive while it runs a function from ``pollen_agent.jobs`` (``ClaimLease``) and
+reports the result. User errors end the work with a
 clear reason; passing faults are retried, and the same delivery re-claims the item.
 """
 
@@ -22,6 +23,7 @@ from pollen_agent.celery_app import app
 from pollen_agent.errors import RetryableError, UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.storage.base import Storage
+from pollen_agent.tasks.claim_lease import ClaimLease
 from pollen_contracts import tasks as names
 
 logger = logging.getLogger(__name__)
@@ -88,8 +90,12 @@ def run_work(task: Any, payload: dict[str, Any], *, allowed: set[str]) -> dict[s
         hub.post(f"{base}/fail/", {"claim_id": claim_id, "code": code, "message": message})
         return {kind: pk, "failed": code}
 
+    lease = ClaimLease(hub, base, claim_id, claim.get("lease_seconds"))
     try:
-        result = runner(claim["spec"], hub, runtime.storage_for(slug), work)
+        with lease:
+            result = runner(claim["spec"], hub, runtime.storage_for(slug), work)
+        if lease.lost.is_set():
+            return {kind: pk, "skipped": "another worker took this work over"}
         hub.post(f"{base}/complete/", {"claim_id": claim_id, **result})
     except UserError as exc:
         return fail(exc.code, exc.message)

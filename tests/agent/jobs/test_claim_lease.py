@@ -1,0 +1,139 @@
+"""The agent keeps its claim on marketplace work alive, and drops a result it no longer owns."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pollen_agent import runtime
+from pollen_agent.errors import RetryableError, UserError
+from pollen_agent.tasks import marketplace
+from pollen_agent.tasks.claim_lease import ClaimLease
+
+
+class FakeHub:
+    """Records posts; answers each path from a script (a value, or an exception to raise)."""
+
+    def __init__(self, answers: dict[str, list[Any]] | None = None) -> None:
+        self.answers = answers or {}
+        self.posts: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def fork(self) -> FakeHub:
+        return self
+
+    def post(self, path: str, payload: Any = None) -> Any:
+        with self.lock:
+            self.posts.append((path, payload))
+            script = next((v for k, v in self.answers.items() if path.endswith(k)), None)
+            answer = script.pop(0) if script and len(script) > 1 else (script or [None])[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def paths(self, suffix: str) -> list[str]:
+        with self.lock:
+            return [p for p, _ in self.posts if p.endswith(suffix)]
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_lease_is_renewed_every_quarter_lease_until_the_work_ends():
+    hub = FakeHub({"/renew/": [{"renewed": True}]})
+    with ClaimLease(hub, "agent/marketplace/predictions/7", "d1", 4) as lease:
+        assert lease.interval == 1.0
+        assert _wait_for(lambda: len(hub.paths("/renew/")) >= 2)
+    count = len(hub.paths("/renew/"))
+    time.sleep(1.3)
+    assert len(hub.paths("/renew/")) == count  # stopped with the work
+    assert hub.posts[0] == ("agent/marketplace/predictions/7/renew/", {"claim_id": "d1"})
+    assert not lease.lost.is_set() and lease.renewals == count
+
+
+def test_a_passing_fault_is_retried_but_a_taken_over_claim_is_lost():
+    hub = FakeHub(
+        {"/renew/": [RetryableError("The hub answered 503; will retry."), {"renewed": False}]}
+    )
+    with ClaimLease(hub, "agent/marketplace/evaluations/3", "d1", 4) as lease:
+        assert lease.lost.wait(5)
+    assert len(hub.paths("/renew/")) == 2  # one fault, then the answer that ends it
+
+
+def test_a_refused_renewal_means_the_work_is_gone():
+    hub = FakeHub(
+        {"/renew/": [UserError("There is no such work for this agent.", code="not_found")]}
+    )
+    with ClaimLease(hub, "agent/marketplace/exports/1", "d1", 4) as lease:
+        assert lease.lost.wait(5)
+
+
+@pytest.mark.parametrize("lease_seconds", [None, 0, "soon"])
+def test_a_missing_or_odd_lease_falls_back_to_the_default(lease_seconds):
+    lease = ClaimLease(FakeHub(), "x", "d1", lease_seconds)
+    assert lease.interval == 30.0
+
+
+class _Task:
+    name = "pollen.gpu.predict"
+
+    class request:  # mimics Celery's task.request
+        id = "delivery-1"
+        retries = 0
+
+
+def _run_with(monkeypatch, tmp_path: Path, hub: FakeHub, runner) -> dict[str, Any]:
+    monkeypatch.setattr(runtime, "hub_for", lambda slug: hub)
+    monkeypatch.setattr(runtime, "storage_for", lambda slug: object())
+    monkeypatch.setattr(
+        runtime, "config", lambda: type("Config", (), {"work_dir": str(tmp_path)})()
+    )
+    monkeypatch.setitem(marketplace.KINDS, "prediction", ("predictions", runner))
+    return marketplace.run_work(
+        _Task(), {"site": "site-a", "kind": "prediction", "id": 5}, allowed={"prediction"}
+    )
+
+
+def test_work_renews_its_claim_while_it_runs_and_then_completes(monkeypatch, tmp_path):
+    hub = FakeHub(
+        {
+            "/claim/": [{"claimed": True, "spec": {}, "lease_seconds": 4}],
+            "/renew/": [{"renewed": True}],
+        }
+    )
+
+    def slow_runner(spec, hub_, storage, work):
+        assert _wait_for(lambda: len(hub.paths("/renew/")) >= 1)
+        return {"results": []}
+
+    summary = _run_with(monkeypatch, tmp_path, hub, slow_runner)
+    assert summary == {"prediction": 5, "succeeded": True}
+    assert hub.paths("/complete/") == ["agent/marketplace/predictions/5/complete/"]
+
+
+def test_a_worker_that_lost_its_claim_does_not_send_its_result(monkeypatch, tmp_path):
+    hub = FakeHub(
+        {
+            "/claim/": [{"claimed": True, "spec": {}, "lease_seconds": 4}],
+            "/renew/": [{"renewed": False}],
+        }
+    )
+
+    def slow_runner(spec, hub_, storage, work):
+        assert _wait_for(lambda: len(hub.paths("/renew/")) >= 1)
+        time.sleep(0.1)
+        return {"results": []}
+
+    summary = _run_with(monkeypatch, tmp_path, hub, slow_runner)
+    assert summary == {"prediction": 5, "skipped": "another worker took this work over"}
+    assert hub.paths("/complete/") == [] and hub.paths("/fail/") == []

@@ -1,0 +1,208 @@
+"""Marketplace work whose worker died is taken over: claims are leases, renewed while working.
+
+A worker killed mid-prediction stops renewing its claim; the site agent's next heartbeat
+queues the work again, another worker claims it, and the dead worker's claim can no longer
+write a result. Work whose worker dies again and again ends with a reason.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from pollen.audit.models import AuditEvent
+from pollen.core import dispatch
+from pollen.marketplace.models import Prediction, PublishedVersion
+from pollen.marketplace.work import MAX_WORK_ATTEMPTS
+from pollen_contracts import queues, tasks
+from tests.hub.marketplace.conftest import agent_client, copy_as_agent
+
+pytestmark = pytest.mark.django_db
+
+HEARTBEAT = "/api/v1/agent/heartbeat/"
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Tasks the hub sends to site agents, recorded instead of queued."""
+    calls: list[tuple[str, dict, str]] = []
+    monkeypatch.setattr(
+        dispatch.app,
+        "send_task",
+        lambda name, kwargs, queue: calls.append((name, kwargs["payload"], queue)),
+    )
+    return calls
+
+
+@pytest.fixture
+def prediction(client_for, clinician_a, train, publish, site_images):
+    version = publish(clinician_a, train(clinician_a.site))
+    dataset = site_images(clinician_a.site, n=1)
+    created = client_for(clinician_a).post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "dataset": dataset.pk},
+        format="json",
+    )
+    assert created.status_code == 202, created.content
+    return Prediction.objects.get(pk=created.json()["id"])
+
+
+def _lapse(model, pk: int, settings) -> None:
+    """Make the claim look as if nobody renewed it for longer than the lease."""
+    lapsed = timezone.now() - timedelta(seconds=settings.WORK_LEASE_SECONDS + 5)
+    model.objects.filter(pk=pk).update(claimed_at=lapsed)
+
+
+def _heartbeat(agent, django_capture_on_commit_callbacks) -> dict:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent.post(HEARTBEAT)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _result(image_id: int, claim_id: str) -> dict:
+    return {
+        "claim_id": claim_id,
+        "results": [
+            {
+                "image_id": image_id,
+                "probabilities": {"normal": 0.3, "pneumonia": 0.7},
+                "predicted": "pneumonia",
+            }
+        ],
+    }
+
+
+def test_a_prediction_whose_worker_died_is_queued_again_and_taken_over(
+    clinician_a, client_for, prediction, sent, settings, django_capture_on_commit_callbacks
+):
+    agent = agent_client(clinician_a.site)
+    base = f"/api/v1/agent/marketplace/predictions/{prediction.pk}"
+    claim = agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json").json()
+    assert claim["claimed"] and claim["lease_seconds"] == settings.WORK_LEASE_SECONDS
+    # A fresh claim is left alone.
+    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+    assert sent == []
+
+    _lapse(Prediction, prediction.pk, settings)  # the worker was killed and stopped renewing
+    beat = _heartbeat(agent, django_capture_on_commit_callbacks)
+    assert beat["requeued_work"] == [f"prediction:{prediction.pk}"]
+    slug = clinician_a.site.slug
+    assert sent == [
+        (
+            tasks.PREDICT,
+            {"site": slug, "kind": "prediction", "id": prediction.pk},
+            queues.gpu_queue(slug),
+        )
+    ]
+    prediction.refresh_from_db()
+    assert (prediction.status, prediction.claim_id) == ("queued", "")
+    clinician_view = client_for(clinician_a).get(f"/api/v1/predictions/{prediction.pk}/").json()
+    assert clinician_view["status"] == "queued"
+
+    # The dead worker's claim is void: no renewal, no result.
+    renew = agent.post(f"{base}/renew/", {"claim_id": "d1"}, format="json")
+    assert renew.status_code == 200 and renew.json() == {"renewed": False}
+    image_id = prediction.inputs[0]["image_id"]
+    late = agent.post(f"{base}/complete/", _result(image_id, "d1"), format="json")
+    assert late.status_code == 409 and late.json()["error"]["code"] == "not_running"
+
+    # The new delivery takes it over and finishes it.
+    again = agent.post(f"{base}/claim/", {"claim_id": "d2", "worker": "w2"}, format="json").json()
+    assert again["claimed"]
+    done = agent.post(f"{base}/complete/", _result(image_id, "d2"), format="json")
+    assert done.status_code == 204, done.content
+    prediction.refresh_from_db()
+    assert (prediction.status, prediction.attempts) == ("succeeded", 2)
+    # Nothing is left to take over.
+    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+
+
+def test_renewing_keeps_long_work_from_being_taken_over(
+    clinician_a, prediction, sent, settings, django_capture_on_commit_callbacks
+):
+    agent = agent_client(clinician_a.site)
+    base = f"/api/v1/agent/marketplace/predictions/{prediction.pk}"
+    agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json")
+    _lapse(Prediction, prediction.pk, settings)
+    renew = agent.post(f"{base}/renew/", {"claim_id": "d1"}, format="json")
+    assert renew.json() == {"renewed": True}
+    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+    other = agent.post(f"{base}/claim/", {"claim_id": "d2", "worker": "w2"}, format="json")
+    assert other.json() == {"claimed": False}
+    prediction.refresh_from_db()
+    assert (prediction.status, prediction.claim_id, prediction.attempts) == ("running", "d1", 1)
+    assert sent == []
+
+
+def test_a_lapsed_claim_may_be_taken_over_by_a_redelivered_message_directly(
+    clinician_a, prediction, settings
+):
+    agent = agent_client(clinician_a.site)
+    base = f"/api/v1/agent/marketplace/predictions/{prediction.pk}"
+    agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json")
+    retry = agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json")
+    assert retry.json()["claimed"]  # the same delivery retrying is not a new attempt
+    _lapse(Prediction, prediction.pk, settings)
+    taken = agent.post(f"{base}/claim/", {"claim_id": "d2", "worker": "w2"}, format="json")
+    assert taken.json()["claimed"]
+    prediction.refresh_from_db()
+    assert (prediction.claim_id, prediction.attempts) == ("d2", 2)
+
+
+def test_work_whose_worker_keeps_dying_fails_with_a_reason_instead_of_looping(
+    clinician_a, client_for, prediction, sent, settings, django_capture_on_commit_callbacks
+):
+    agent = agent_client(clinician_a.site)
+    base = f"/api/v1/agent/marketplace/predictions/{prediction.pk}"
+    agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json")
+    Prediction.objects.filter(pk=prediction.pk).update(attempts=MAX_WORK_ATTEMPTS)
+    _lapse(Prediction, prediction.pk, settings)
+    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+    assert sent == []
+    body = client_for(clinician_a).get(f"/api/v1/predictions/{prediction.pk}/").json()
+    assert body["status"] == "failed"
+    assert body["error_code"] == "worker_lost"
+    assert f"stopped {MAX_WORK_ATTEMPTS} times" in body["message"]
+    assert "site IT" in body["message"]
+    assert AuditEvent.objects.filter(
+        action="marketplace.prediction_failed", target_id=str(prediction.pk)
+    ).exists()
+
+
+def test_a_publication_copy_whose_worker_died_is_sent_again(
+    clinician_a, client_for, train, store, sent, settings, django_capture_on_commit_callbacks
+):
+    trained = train(clinician_a.site)
+    version = (
+        client_for(clinician_a)
+        .post("/api/v1/marketplace/versions/", {"model_version": trained.version.pk}, format="json")
+        .json()
+    )
+    agent = agent_client(clinician_a.site)
+    base = f"/api/v1/agent/marketplace/publications/{version['id']}"
+    assert agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json").json()[
+        "claimed"
+    ]
+    _lapse(PublishedVersion, version["id"], settings)
+    beat = _heartbeat(agent, django_capture_on_commit_callbacks)
+    assert beat["requeued_work"] == [f"publication:{version['id']}"]
+    assert [name for name, _, _ in sent] == [tasks.PUBLISH]
+    steps = copy_as_agent(clinician_a.site, version["id"], trained, claim_id="d2")
+    assert steps["done"]["status"] == "published"
+
+
+def test_renewal_is_checked_and_stays_within_the_agents_site(clinician_a, outsider, prediction):
+    base = f"/api/v1/agent/marketplace/predictions/{prediction.pk}"
+    own = agent_client(clinician_a.site)
+    own.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json")
+    missing = own.post(f"{base}/renew/", {}, format="json")
+    assert missing.status_code == 400
+    assert "claim_id" in missing.json()["error"]["fields"]
+    stranger = agent_client(outsider.site).post(f"{base}/renew/", {"claim_id": "d1"}, format="json")
+    assert stranger.status_code == 404
+    assert stranger.json()["error"]["code"] == "not_found"
+    clinician = own.post(f"{base}/renew/", {"claim_id": "d1", "extra": 1}, format="json")
+    assert clinician.status_code == 400
