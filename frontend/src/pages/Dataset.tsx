@@ -79,7 +79,7 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
 
       <div className="grid-2">
         <Uploader datasetId={d.id} onIngestStarted={() => { setExpectIngest(true); refreshAll(); }} />
-        <StatsPanel stats={stats.data} error={stats.error} onRetry={stats.reload} />
+        <StatsPanel datasetId={d.id} stats={stats.data} error={stats.error} onRetry={stats.reload} onChanged={refreshAll} />
       </div>
 
       <ImagesPanel dataset={d} tick={imagesTick} onChanged={refreshAll} />
@@ -90,7 +90,13 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
   );
 }
 
-function StatsPanel({ stats, error, onRetry }: { stats: DatasetStats | null; error: unknown; onRetry: () => void }) {
+function StatsPanel({ datasetId, stats, error, onRetry, onChanged }: {
+  datasetId: number | string;
+  stats: DatasetStats | null;
+  error: unknown;
+  onRetry: () => void;
+  onChanged: () => void;
+}) {
   return (
     <section className="card" aria-labelledby="stats-title">
       <h2 id="stats-title">Labels and sets</h2>
@@ -122,6 +128,7 @@ function StatsPanel({ stats, error, onRetry }: { stats: DatasetStats | null; err
             </tbody>
           </table>
           <LabelBalance labels={stats.labels} />
+          <SplitRedraw datasetId={datasetId} labels={stats.labels} onDone={onChanged} />
         </>
       )}
       {stats && (stats.unlabelled ?? 0) > 0 && (
@@ -143,6 +150,61 @@ function StatsPanel({ stats, error, onRetry }: { stats: DatasetStats | null; err
         </p>
       )}
     </section>
+  );
+}
+
+/** Labels that training would refuse: fewer than 2 learning images, or none to tune or check on. */
+export function shortLabels(labels: DatasetStats['labels']): string[] {
+  const present = labels.filter((l) => l.label && l.count > 0);
+  if (present.length < 2) return [];
+  return present.filter((l) => l.train < 2 || l.val < 1 || l.test < 1).map((l) => l.label);
+}
+
+export function SplitRedraw({ datasetId, labels, onDone }: {
+  datasetId: number | string;
+  labels: DatasetStats['labels'];
+  onDone: () => void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [moved, setMoved] = useState<number | null>(null);
+  const short = shortLabels(labels);
+  if (short.length === 0 && moved === null) return null;
+  const redraw = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const answer = await api.post<{ moved_images: number }>(`/datasets/${datasetId}/redraw-split/`);
+      setMoved(answer.moved_images);
+      onDone();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="split-redraw" data-testid="split-redraw">
+      {short.length > 0 && (
+        <>
+          <p className="small warning-text">
+            {short.map((l) => `‘${l}’`).join(', ')} {short.length === 1 ? 'has' : 'have'} too few images in a set
+            (at least 2 for learning and 1 each for tuning and the final check), so training cannot start yet.
+            Pollen shares patients between the sets by chance: you can draw again, keeping each patient’s images
+            together. This is possible until a model is trained on this dataset.
+          </p>
+          <button type="button" className="btn" onClick={redraw} disabled={busy}>
+            {busy ? 'Drawing…' : 'Draw the split again'}
+          </button>
+        </>
+      )}
+      {moved !== null && !error && (
+        <p className="small" role="status">
+          {moved === 0 ? 'The split already works; nothing moved.' : `Done: ${plural(moved, 'image')} moved to another set.`}
+        </p>
+      )}
+      <ErrorNotice error={error} />
+    </div>
   );
 }
 

@@ -111,6 +111,12 @@ function TrainForm({ site }: { site: Membership }) {
             </select>
           )}
           {fields.dataset && <p className="field-error" id="train-dataset-error">{fields.dataset}</p>}
+          {fields.dataset && error instanceof ApiError && error.code === 'dataset_not_ready' && dataset && (
+            <p className="small">
+              <Link to={`/sites/${site.site.slug}/datasets/${dataset}`}>Open the dataset</Link> to add images, or to
+              draw its split again.
+            </p>
+          )}
           {chosen && (chosen.label_names?.length ?? 0) < 2 && (
             <p className="warning-text small">This dataset needs images with at least two different labels before a model can learn to tell them apart.</p>
           )}

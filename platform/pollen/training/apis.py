@@ -17,6 +17,7 @@ from pollen.datasets.selectors import dataset_get
 from pollen.marketplace.selectors import published_version_get
 from pollen.training import selectors, services
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
+from pollen.training.split_redraw import split_redraw
 from pollen.zoo.models import ZooEntry
 from pollen.zoo.selectors import zoo_entry_get
 
@@ -210,6 +211,32 @@ class JobCancelApi(APIView):
         caller = caller_from_request(request)
         job = services.job_cancel(caller=caller, job=selectors.job_get(caller=caller, job_id=pk))
         return Response(JobOut(selectors.job_get(caller=caller, job_id=job.pk)).data)
+
+
+class SplitRedrawApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Draw the patient split again so every label has training, validation and test images",
+        description=(
+            "Possible until a model is trained on the dataset. Keeps each patient's images "
+            "together; the first seed from the current one on that works is kept, so a split "
+            "that already works does not change. Errors: split_frozen (a job used the dataset), "
+            "split_impossible (a label has too few patients), dataset_not_ready."
+        ),
+        request=None,
+        responses=inline_serializer(
+            "SplitRedraw",
+            {
+                "moved_images": serializers.IntegerField(),
+                "labels": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller = caller_from_request(request)
+        caller.require_clinical()
+        dataset = dataset_get(caller=caller, dataset_id=pk)
+        return Response(split_redraw(caller=caller, dataset=dataset))
 
 
 class JobSamplesApi(APIView):

@@ -68,7 +68,8 @@ def dataset_readiness(dataset: Dataset) -> tuple[list[str], list[str]]:
                 word = "training" if split == "train" else "validation"
                 problems.append(
                     f"The label '{label}' has too few images in the {word} set ({counts[label][split]}). "
-                    "Add images of this label from more patients."
+                    "Add images of this label from more patients, or, if it has images from "
+                    "three patients or more, press 'Draw the split again' on the dataset page."
                 )
     return labels, problems
 

@@ -9,6 +9,11 @@ urlpatterns = [
     path("jobs/<int:pk>/", apis.JobDetailApi.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", apis.JobCancelApi.as_view(), name="job-cancel"),
     path("jobs/<int:pk>/samples/", apis.JobSamplesApi.as_view(), name="job-samples"),
+    path(
+        "datasets/<int:pk>/redraw-split/",
+        apis.SplitRedrawApi.as_view(),
+        name="dataset-split-redraw",
+    ),
     path("models/", apis.ModelVersionListApi.as_view(), name="model-version-list"),
     path("models/<int:pk>/", apis.ModelVersionDetailApi.as_view(), name="model-version-detail"),
 ]
