@@ -106,7 +106,18 @@ def test_the_supervisor_starts_each_worker_with_its_thread_settings(
     monkeypatch.setenv(TORCH_THREADS_ENV, "2")
     assert agent_main.run_worker(str(agent_config), "all") == 0
     by_kind = {p.args[p.args.index("--hostname") + 1].split("@")[0]: p.env for p in started}
-    assert by_kind["gpu"]["OMP_NUM_THREADS"] == "2" and by_kind["gpu"][TORCH_THREADS_ENV] == "2"
+    assert set(by_kind) == {"io", "gpu", "infer"}
+    for kind in ("gpu", "infer"):
+        assert by_kind[kind]["OMP_NUM_THREADS"] == "2" and by_kind[kind][TORCH_THREADS_ENV] == "2"
+    queues = {
+        p.args[p.args.index("--hostname") + 1].split("@")[0]: p.args[p.args.index("-Q") + 1]
+        for p in started
+    }
+    assert queues == {
+        "io": "site.site-a.io",
+        "gpu": "site.site-a.gpu",
+        "infer": "site.site-a.infer",
+    }
     assert by_kind["io"]["OMP_NUM_THREADS"] == "1" and TORCH_THREADS_ENV not in by_kind["io"]
 
     started.clear()

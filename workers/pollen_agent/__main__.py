@@ -1,8 +1,10 @@
 """``python -m pollen_agent worker|health [--config PATH]``.
 
-``worker`` runs two Celery workers: one for the io queues (quick answers, threads)
-and one for the gpu queues (one long job at a time), so a training job never
-blocks an upload. Each starts with its own thread settings (``pollen_agent.threads``).
+``worker`` runs three Celery workers: one for the io queues (quick answers, threads),
+one for the gpu queues (one training job at a time) and one for the infer queues
+(predictions, evaluations, exports, publication copies, one at a time). So a training
+job never blocks an upload, nor a clinician applying a model. Each starts with its own
+thread settings (``pollen_agent.threads``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from pollen_agent.config import load_config
+from pollen_agent.config import AgentConfig, load_config
 from pollen_agent.errors import UserError
 from pollen_agent.threads import worker_environment
+
+# worker kind -> the queues it consumes
+QUEUE_KINDS: dict[str, Callable[[AgentConfig], list[str]]] = {
+    "io": AgentConfig.io_queues,
+    "gpu": AgentConfig.gpu_queues,
+    "infer": AgentConfig.infer_queues,
+}
 
 
 def _worker_args(kind: str, queues: list[str], hostname: str) -> list[str]:
@@ -53,7 +63,7 @@ def run_worker(config_path: str | None, which: str) -> int:
     if config_path:
         os.environ["POLLEN_AGENT_CONFIG"] = config_path
     hostname = os.environ.get("POLLEN_AGENT_NAME", "-".join(s.slug for s in config.sites))
-    kinds = ["io", "gpu"] if which == "all" else [which]
+    kinds = list(QUEUE_KINDS) if which == "all" else [which]
     try:
         environments = {kind: worker_environment(kind) for kind in kinds}
     except UserError as exc:
@@ -61,7 +71,7 @@ def run_worker(config_path: str | None, which: str) -> int:
         return 2
     procs = []
     for kind in kinds:
-        queues = config.io_queues() if kind == "io" else config.gpu_queues()
+        queues = QUEUE_KINDS[kind](config)
         procs.append(subprocess.Popen(_worker_args(kind, queues, hostname), env=environments[kind]))
 
     def stop(signum: int, frame: Any) -> None:
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pollen_agent")
     parser.add_argument("command", choices=["worker", "health"])
     parser.add_argument("--config", default=os.environ.get("POLLEN_AGENT_CONFIG"))
-    parser.add_argument("--queues", choices=["all", "io", "gpu"], default="all")
+    parser.add_argument("--queues", choices=["all", *QUEUE_KINDS], default="all")
     args = parser.parse_args(argv)
     if args.command == "worker":
         return run_worker(args.config, args.queues)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pollen_agent.errors import UserError
-from pollen_contracts.queues import gpu_queue, io_queue
+from pollen_contracts.queues import gpu_queue, infer_queue, io_queue
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ class AgentConfig:
 
     def gpu_queues(self) -> list[str]:
         return [gpu_queue(s.slug) for s in self.sites]
+
+    def infer_queues(self) -> list[str]:
+        return [infer_queue(s.slug) for s in self.sites]
 
 
 def _read_secret(entry: dict[str, Any], name: str) -> str:

@@ -3,7 +3,7 @@
 torch starts one intra-op thread per core by default. On a CPU-only site that shares its
 machine, that oversubscribes the cores: inference ran 2-3x slower than in-process, with p99
 spikes of seconds, until the threads were capped. ``POLLEN_AGENT_TORCH_THREADS`` caps them in
-the gpu worker; unset keeps torch's default, which suits a dedicated machine.
+the gpu and infer workers; unset keeps torch's default, which suits a dedicated machine.
 
 The io worker does no model work (presigning, decoding, thumbnails; it never imports torch),
 and its parallelism is its pool of threads, so its numerical libraries get one thread each.
@@ -37,7 +37,7 @@ def torch_threads(environ: Mapping[str, str] = os.environ) -> int | None:
 
 
 def worker_environment(kind: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The environment to start the ``io`` or ``gpu`` worker process with."""
+    """The environment to start the ``io``, ``gpu`` or ``infer`` worker process with."""
     env = dict(environ)
     if kind == "io":
         env.pop(TORCH_THREADS_ENV, None)

@@ -14,8 +14,16 @@ def _checked(slug: str) -> str:
 
 
 def gpu_queue(slug: str) -> str:
-    """Queue for long work at a site: training, inference, evaluation."""
+    """Queue for long work at a site: training jobs and cross-site rounds."""
     return f"site.{_checked(slug)}.gpu"
+
+
+def infer_queue(slug: str) -> str:
+    """Queue for applying models at a site: predictions, evaluations, exports, publication copies.
+
+    Its own worker takes it, so that a prediction never waits behind a training job.
+    """
+    return f"site.{_checked(slug)}.infer"
 
 
 def io_queue(slug: str) -> str:

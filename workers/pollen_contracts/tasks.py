@@ -8,7 +8,9 @@ DELETE_OBJECTS = "pollen.io.delete_objects"
 EXTRACT_ARCHIVE = "pollen.io.extract_archive"
 PING = "pollen.io.ping"
 
-# gpu queue: long work
+# Model work. Names are stable (they predate the infer queue): TRAIN and FEDERATED_ROUND go on
+# the gpu queue; PREDICT, EVALUATE, PUBLISH and EXPORT on the infer queue. Every agent worker
+# knows every task, so a message left on the other queue by an older hub still runs.
 TRAIN = "pollen.gpu.train"
 PREDICT = "pollen.gpu.predict"
 EVALUATE = "pollen.gpu.evaluate"
@@ -19,4 +21,5 @@ FEDERATED_ROUND = "pollen.gpu.federated_round"
 IO_TASKS = frozenset(
     {PRESIGN_UPLOAD, PRESIGN_DOWNLOAD, INGEST_IMAGES, DELETE_OBJECTS, EXTRACT_ARCHIVE, PING}
 )
-GPU_TASKS = frozenset({TRAIN, PREDICT, EVALUATE, PUBLISH, EXPORT, FEDERATED_ROUND})
+GPU_TASKS = frozenset({TRAIN, FEDERATED_ROUND})
+INFER_TASKS = frozenset({PREDICT, EVALUATE, PUBLISH, EXPORT})

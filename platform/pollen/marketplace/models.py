@@ -128,7 +128,7 @@ class PublishedVersion(models.Model):
 
 
 class WorkItem(models.Model):
-    """Work queued on a site's gpu queue, claimed by compare-and-set (queued -> running)."""
+    """Work queued on a site's infer queue, claimed by compare-and-set (queued -> running)."""
 
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(

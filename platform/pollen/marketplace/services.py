@@ -1,7 +1,7 @@
 """Marketplace writes: publish, withdraw, apply, evaluate, export, download.
 
 Every write checks the caller, runs in a transaction, records an audit event, and queues
-agent work on commit with ids only. Agents claim work with a compare-and-set, and the hub
+agent work on commit with ids only (on the site's infer queue). Agents claim work with a compare-and-set, and the hub
 re-reads what an agent put in the model store and checks its sha256 before trusting it.
 """
 
@@ -301,7 +301,7 @@ def model_version_publish(
         send_on_commit(
             tasks.PUBLISH,
             {"site": slug, "kind": "publication", "id": version.pk},
-            queue=queues.gpu_queue(slug),
+            queue=queues.infer_queue(slug),
         )
     return version
 
@@ -708,7 +708,7 @@ def prediction_create(
         send_on_commit(
             tasks.PREDICT,
             {"site": slug, "kind": "prediction", "id": prediction.pk},
-            queue=queues.gpu_queue(slug),
+            queue=queues.infer_queue(slug),
         )
     return prediction
 
@@ -788,7 +788,7 @@ def evaluation_create(
         send_on_commit(
             tasks.EVALUATE,
             {"site": slug, "kind": "evaluation", "id": evaluation.pk},
-            queue=queues.gpu_queue(slug),
+            queue=queues.infer_queue(slug),
         )
     return evaluation
 
@@ -940,7 +940,7 @@ def export_create(
         send_on_commit(
             tasks.EXPORT,
             {"site": slug, "kind": "export", "id": export.pk},
-            queue=queues.gpu_queue(slug),
+            queue=queues.infer_queue(slug),
         )
     return export
 

@@ -1,4 +1,4 @@
-"""Marketplace work on a site's gpu queue, seen from the hub: claim, renew, fail, take over.
+"""Marketplace work on a site's infer queue, seen from the hub: claim, renew, fail, take over.
 
 Publications, predictions, evaluations and exports are claimed by compare-and-set (only one
 worker wins). A claim is a lease: the worker renews it while it works
@@ -251,7 +251,7 @@ def _requeue(kind: str, item: Any, slug: str) -> bool:
         send_on_commit(
             work["task"],
             {"site": slug, "kind": work["payload_kind"], "id": item.pk},
-            queue=queues.gpu_queue(slug),
+            queue=queues.infer_queue(slug),
         )
     return True
 

@@ -94,7 +94,7 @@ def test_a_prediction_whose_worker_died_is_queued_again_and_taken_over(
         (
             tasks.PREDICT,
             {"site": slug, "kind": "prediction", "id": prediction.pk},
-            queues.gpu_queue(slug),
+            queues.infer_queue(slug),
         )
     ]
     prediction.refresh_from_db()

@@ -260,3 +260,66 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_job_still_finishes(
     job = wait_job(client, job_id, statuses={"succeeded", "failed"}, timeout=180)
     assert job["status"] == "succeeded", job["message"]
     assert [h["epoch"] for h in job["history"]] == [1, 2]
+
+
+def test_a_prediction_does_not_wait_for_a_running_training_job(
+    client_for, clinician_a, agent_factory
+):
+    """Training and applying models have their own queues and workers at the site."""
+    agent_factory()
+    client = client_for(clinician_a)
+    dataset_id = upload_dataset(
+        client, site="site-a", name="squares", files=_squares(40), label_names=["left", "right"]
+    )
+    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
+    first = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["small-cnn-random"],
+            "advanced": {"epochs": 2},
+        },
+        format="json",
+    ).json()["id"]
+    trained = wait_job(client, first, statuses={"succeeded", "failed"}, timeout=240)
+    assert trained["status"] == "succeeded", trained["message"]
+
+    long_job = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["resnet18-random"],
+            "advanced": {"epochs": 50, "input_size": 48},
+        },
+        format="json",
+    ).json()["id"]
+    wait_until(
+        lambda: Job.objects.get(pk=long_job).progress.get("phase") == "training",
+        timeout=180,
+        what="the long job to start training",
+        interval=0.2,
+    )
+    created = client.post(
+        "/api/v1/predictions/",
+        {"model_version": trained["model_version"], "dataset": dataset_id},
+        format="json",
+    )
+    assert created.status_code == 202, created.content
+    result = wait_until(
+        lambda: (
+            body
+            if (body := client.get(f"/api/v1/predictions/{created.json()['id']}/?wait=5").json())[
+                "status"
+            ]
+            in {"succeeded", "failed"}
+            else None
+        ),
+        timeout=120,
+        what="the prediction to finish",
+    )
+    assert result["status"] == "succeeded", result["message"]
+    assert len(result["results"]) == 40
+    assert Job.objects.get(pk=long_job).status == "running", "the training job is still going"
+    assert client.post(f"/api/v1/jobs/{long_job}/cancel/").status_code == 200
+    stopped = wait_job(client, long_job, statuses={"cancelled", "failed", "succeeded"}, timeout=60)
+    assert stopped["status"] == "cancelled"

@@ -1,4 +1,4 @@
-"""Long work on ``site.<slug>.gpu``: training, inference, evaluation. Tasks stay thin."""
+"""Long work on ``site.<slug>.gpu``: training jobs. Tasks stay thin."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Marketplace work on ``site.<slug>.gpu``: publish, predict, evaluate, export. Tasks stay thin.
+"""Marketplace work on ``site.<slug>.infer``: publish, predict, evaluate, export. Tasks stay thin.
 
 Each task claims its work item on the hub (a compare-and-set only one worker wins), keeps
 the claim alive while it runs a function from ``pollen_agent.jobs`` (``ClaimLease``) and
