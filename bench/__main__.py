@@ -45,7 +45,7 @@ NOTES = [
     "Every answer must be `succeeded` with the baseline's probabilities (TTA: in-process "
     "`predict` with TTA), and a heatmap request must return its overlay. The 'where a "
     "request's time goes' rows split the median request using the hub's timestamps and the "
-    "agent's own timings. The agent runs one prediction at a time (one gpu worker), so at "
+    "agent's own timings. The agent runs one prediction at a time (one infer worker), so at "
     "concurrency 8 most of a request is waiting its turn. Sites, tokens and the trained "
     "model version are seeded by a Django script (as an administrator and a training job "
     "would leave them); everything else goes through the API.",

@@ -378,7 +378,7 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
             setting = (
                 f"{ARCH} {size}px published by another site, 1 image per request ({source}, "
                 f"28 px PNG on S3), concurrency {concurrency}, {n} requests, {repeat} reps; "
-                f"hub gunicorn {HUB_WORKERS}x{HUB_THREADS} threads, agent 1 gpu worker (CPU)"
+                f"hub gunicorn {HUB_WORKERS}x{HUB_THREADS} threads, agent 1 infer worker (CPU)"
             )
             rows.extend(_rows(samples, setting))
             _progress(f"concurrency {concurrency} measured ({_since(started)})")
