@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from functools import cache
 from typing import Any
 
@@ -16,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pollen.accounts.caller import Caller, caller_from_request
-from pollen.core import notify
 from pollen.core.errors import ApiError, NotFound, ServiceUnavailable
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.models import Modality
@@ -34,7 +34,6 @@ from pollen.marketplace.models import (
     Visibility,
     WorkStatus,
 )
-from pollen.marketplace.services import prediction_key
 from pollen.training.models import Job
 from pollen.training.selectors import job_get, model_version_get
 
@@ -790,22 +789,24 @@ def wait_for_final(prediction_id: int, seconds: float) -> None:
     """
     slots = _long_wait_slots(settings.WEB_THREADS)
     if not slots.acquire(blocking=False):
-        _wait_until_final(prediction_id, min(seconds, SHORT_WAIT_SECONDS))
+        _poll_until_final(prediction_id, min(seconds, SHORT_WAIT_SECONDS))
         return
     try:
-        _wait_until_final(prediction_id, seconds)
+        _poll_until_final(prediction_id, seconds)
     finally:
         slots.release()
 
 
-def _wait_until_final(prediction_id: int, seconds: float) -> None:
-    """Until the row is final or the deadline passes; woken by the agent's report (notify)."""
-
-    def final() -> bool:
+def _poll_until_final(prediction_id: int, seconds: float) -> None:
+    """Poll the row until it is final or the deadline passes (no sleep beyond the next poll)."""
+    deadline = time.monotonic() + seconds
+    interval = 0.02
+    while time.monotonic() < deadline:
         state = Prediction.objects.filter(pk=prediction_id).values_list("status", flat=True).first()
-        return state in WORK_FINAL_STATUSES
-
-    notify.wait_until(prediction_key(prediction_id), final, seconds)
+        if state in WORK_FINAL_STATUSES:
+            return
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, 0.25)
 
 
 class PredictionDetailApi(APIView):

@@ -19,7 +19,6 @@ from django.utils import timezone
 from pollen.accounts.caller import Caller
 from pollen.accounts.models import Site
 from pollen.audit.services import audit_record
-from pollen.core import notify
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, Forbidden, NotFound
 from pollen.core.model_store import model_store, sha256_bytes
@@ -1009,11 +1008,6 @@ def export_download(*, caller: Caller, export: ModelExport) -> dict[str, Any]:
 # --- The agent's results (claims, renewals and takeovers are in marketplace.work) ---------
 
 
-def prediction_key(prediction_id: int) -> str:
-    """What waiters on a prediction listen to (``pollen.core.notify``)."""
-    return f"prediction:{prediction_id}"
-
-
 def prediction_complete(
     *, prediction: Prediction, claim_id: str, results: list[dict[str, Any]], timings: dict
 ) -> Prediction:
@@ -1028,7 +1022,6 @@ def prediction_complete(
         finished_at=timezone.now(),
     ):
         raise Conflict("This prediction is not running.", code="not_running")
-    notify.announce(prediction_key(prediction.pk))
     prediction.refresh_from_db()
     return prediction
 

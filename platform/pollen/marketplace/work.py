@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
-from pollen.core import notify
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, NotFound
 from pollen.marketplace.models import (
@@ -37,7 +36,6 @@ from pollen.marketplace.services import (
     evaluation_spec,
     export_spec,
     finish_claimed,
-    prediction_key,
     prediction_spec,
     publication_spec,
 )
@@ -178,7 +176,6 @@ def agent_work_fail(*, kind: str, item: Any, claim_id: str, code: str, message: 
         if finish_claimed(
             work["model"], item.pk, claim_id=claim_id, active=work["active"], **fields
         ):
-            _announce(kind, item.pk)
             audit_record(
                 caller=None,
                 action=f"marketplace.{kind[:-1]}_failed",
@@ -187,11 +184,6 @@ def agent_work_fail(*, kind: str, item: Any, claim_id: str, code: str, message: 
                 target_id=item.pk,
                 detail={"code": code},
             )
-
-
-def _announce(kind: str, pk: int) -> None:
-    if kind == "predictions":  # a client may be waiting on it (GET ?wait=)
-        notify.announce(prediction_key(pk))
 
 
 def _site_id(kind: str, item: Any) -> int:
@@ -243,7 +235,6 @@ def _give_up(kind: str, item: Any) -> bool:
             target_id=item.pk,
             detail={"code": "worker_lost", "attempts": item.attempts},
         )
-        _announce(kind, item.pk)
     return True
 
 
