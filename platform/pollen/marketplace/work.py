@@ -205,6 +205,21 @@ def _abandoned(kind: str, site_id: int) -> Any:
     )
 
 
+def _update_if_still_lapsed(kind: str, item: Any, **fields: Any) -> bool:
+    """Write ``fields`` only if ``item`` is still held by the same lapsed claim (compare-and-set)."""
+    work = WORK_KINDS[kind]
+    return bool(
+        work["model"]
+        .objects.filter(
+            pk=item.pk,
+            status=work["running"],
+            claim_id=item.claim_id,
+            claimed_at__lt=_lapsed_before(),
+        )
+        .update(**fields)
+    )
+
+
 def _give_up(kind: str, item: Any) -> bool:
     work = WORK_KINDS[kind]
     message = (
@@ -212,7 +227,6 @@ def _give_up(kind: str, item: Any) -> bool:
         "and never finished it. Ask your site IT to check the agent's log (it may run out of "
         "memory on very large images), then try again."
     )
-    lapsed = Q(claimed_at__lt=_lapsed_before())
     fields: dict[str, Any] = {
         "status": work["failed"],
         "error_code": "worker_lost",
@@ -221,11 +235,7 @@ def _give_up(kind: str, item: Any) -> bool:
     if kind != "publications":
         fields["finished_at"] = timezone.now()
     with transaction.atomic():
-        if not (
-            work["model"]
-            .objects.filter(lapsed, pk=item.pk, status=work["running"], claim_id=item.claim_id)
-            .update(**fields)
-        ):
+        if not _update_if_still_lapsed(kind, item, **fields):
             return False
         audit_record(
             caller=None,
@@ -240,12 +250,9 @@ def _give_up(kind: str, item: Any) -> bool:
 
 def _requeue(kind: str, item: Any, slug: str) -> bool:
     work = WORK_KINDS[kind]
-    lapsed = Q(claimed_at__lt=_lapsed_before())
     with transaction.atomic():
-        if not (
-            work["model"]
-            .objects.filter(lapsed, pk=item.pk, status=work["running"], claim_id=item.claim_id)
-            .update(status=work["queued"], claim_id="", claimed_at=None)
+        if not _update_if_still_lapsed(
+            kind, item, status=work["queued"], claim_id="", claimed_at=None
         ):
             return False  # renewed, finished or taken over meanwhile
         send_on_commit(

@@ -67,6 +67,27 @@ def _squares(n: int) -> list[tuple[str, str, bytes, str]]:
     ]
 
 
+def _start_long_job(client, dataset_id: int) -> int:
+    """A 50-epoch job, once it is training (tests stop it long before its end)."""
+    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
+    job_id = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["resnet18-random"],
+            "advanced": {"epochs": 50, "input_size": 48},
+        },
+        format="json",
+    ).json()["id"]
+    wait_until(
+        lambda: Job.objects.get(pk=job_id).progress.get("phase") == "training",
+        timeout=180,
+        what="the long job to start training",
+        interval=0.2,
+    )
+    return job_id
+
+
 def test_clinician_trains_a_model_that_learns_and_is_saved_at_the_site(
     client_for, clinician_a, agent_factory, storage_root
 ):
@@ -168,22 +189,7 @@ def test_cancel_stops_a_running_job(client_for, clinician_a, agent_factory):
     dataset_id = upload_dataset(
         client, site="site-a", name="squares", files=_squares(160), label_names=["left", "right"]
     )
-    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
-    job_id = client.post(
-        "/api/v1/jobs/",
-        {
-            "dataset": dataset_id,
-            "starting_point": zoo["resnet18-random"],
-            "advanced": {"epochs": 50, "input_size": 48},
-        },
-        format="json",
-    ).json()["id"]
-    wait_until(
-        lambda: Job.objects.get(pk=job_id).progress.get("phase") == "training",
-        timeout=180,
-        what="training to start",
-        interval=0.2,
-    )
+    job_id = _start_long_job(client, dataset_id)
     assert client.post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 200
     job = wait_job(client, job_id, statuses={"cancelled", "failed", "succeeded"}, timeout=60)
     assert job["status"] == "cancelled", job["message"]
@@ -284,21 +290,7 @@ def test_a_prediction_does_not_wait_for_a_running_training_job(
     trained = wait_job(client, first, statuses={"succeeded", "failed"}, timeout=240)
     assert trained["status"] == "succeeded", trained["message"]
 
-    long_job = client.post(
-        "/api/v1/jobs/",
-        {
-            "dataset": dataset_id,
-            "starting_point": zoo["resnet18-random"],
-            "advanced": {"epochs": 50, "input_size": 48},
-        },
-        format="json",
-    ).json()["id"]
-    wait_until(
-        lambda: Job.objects.get(pk=long_job).progress.get("phase") == "training",
-        timeout=180,
-        what="the long job to start training",
-        interval=0.2,
-    )
+    long_job = _start_long_job(client, dataset_id)
     created = client.post(
         "/api/v1/predictions/",
         {"model_version": trained["model_version"], "dataset": dataset_id},
