@@ -176,14 +176,18 @@ def agent_work_fail(*, kind: str, item: Any, claim_id: str, code: str, message: 
         if finish_claimed(
             work["model"], item.pk, claim_id=claim_id, active=work["active"], **fields
         ):
-            audit_record(
-                caller=None,
-                action=f"marketplace.{kind[:-1]}_failed",
-                site_id=_site_id(kind, item),
-                target_type=kind[:-1],
-                target_id=item.pk,
-                detail={"code": code},
-            )
+            _audit_failed(kind, item, {"code": code})
+
+
+def _audit_failed(kind: str, item: Any, detail: dict[str, Any]) -> None:
+    audit_record(
+        caller=None,
+        action=f"marketplace.{kind[:-1]}_failed",
+        site_id=_site_id(kind, item),
+        target_type=kind[:-1],
+        target_id=item.pk,
+        detail=detail,
+    )
 
 
 def _site_id(kind: str, item: Any) -> int:
@@ -237,14 +241,7 @@ def _give_up(kind: str, item: Any) -> bool:
     with transaction.atomic():
         if not _update_if_still_lapsed(kind, item, **fields):
             return False
-        audit_record(
-            caller=None,
-            action=f"marketplace.{kind[:-1]}_failed",
-            site_id=_site_id(kind, item),
-            target_type=kind[:-1],
-            target_id=item.pk,
-            detail={"code": "worker_lost", "attempts": item.attempts},
-        )
+        _audit_failed(kind, item, {"code": "worker_lost", "attempts": item.attempts})
     return True
 
 
