@@ -6,6 +6,8 @@ metrics, never an image or a per-image value.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -60,6 +62,9 @@ class FederatedJob(models.Model):
         db_index=True,
     )
     current_round = models.PositiveIntegerField(default=0)
+    # Names the job's checkpoints in each site's storage: ids repeat across hub databases
+    # (see training.Job.uid), and a new job must never resume an earlier one's round.
+    uid = models.UUIDField(default=uuid.uuid4, null=True, unique=True, editable=False)
     events = models.JSONField(default=list, blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
@@ -78,6 +83,12 @@ class FederatedJob(models.Model):
 
     def __str__(self) -> str:
         return f"federated job {self.pk} ({self.status})"
+
+    @property
+    def storage_name(self) -> str:
+        """The folder name of this job's files in site storage, unique across hub databases."""
+        # Rows made before the uid existed keep the names their files already have.
+        return f"{self.pk}-{self.uid.hex[:12]}" if self.uid else str(self.pk)
 
 
 class ParticipantStatus(models.TextChoices):

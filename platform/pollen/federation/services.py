@@ -465,7 +465,7 @@ def round_claim(
         "learning_rate": _round_lr(job, number),
         "seed": int(job.config.get("seed", 0)),
         "weights_sha256": participant.progress.get("input_sha256", ""),
-        "checkpoint_key": f"federated/{job.pk}/round-{number}/checkpoint.pt",
+        "checkpoint_key": f"federated/{job.storage_name}/round-{number}/checkpoint.pt",
         "lease_seconds": _lease_seconds(),
         **_urls(job, round_, slug, input_key),
     }

@@ -105,6 +105,34 @@ def test_only_one_worker_wins_the_claim(clinician_a, dataset, labelled_rows):
     assert first["spec"]["weights"] == {"kind": "random"}
 
 
+def test_a_job_id_seen_before_by_the_site_storage_gets_new_files(
+    clinician_a, dataset, labelled_rows
+):
+    """Site storage outlives a hub database: a second job 1 must not resume the first one's files."""
+    labelled_rows(dataset)
+    start = ZooEntry.objects.get(slug="small-cnn-random")
+    agent = _agent(clinician_a.site)
+    first = services.job_create(
+        caller=_clinician(clinician_a), dataset=dataset, starting_point=start
+    )
+    first_spec = services.job_claim(caller=agent, job=first, claim_id="d1", worker="w1")["spec"]
+    reused_id = first.pk
+    Job.objects.filter(pk=reused_id).delete()  # as if the hub's database had been replaced
+    second = services.job_create(
+        caller=_clinician(clinician_a), dataset=dataset, starting_point=start
+    )
+    Job.objects.filter(pk=second.pk).update(id=reused_id)
+    second = Job.objects.get(pk=reused_id)
+    second_spec = services.job_claim(caller=agent, job=second, claim_id="d2", worker="w1")["spec"]
+    assert second_spec["job_id"] == first_spec["job_id"] == reused_id
+    for key in ("checkpoint_key", "samples_prefix", "model_key"):
+        assert second_spec[key] != first_spec[key], key
+        assert str(reused_id) in second_spec[key], "the id stays readable for site IT"
+    # A job made before uids existed keeps the id-only names its checkpoint already has.
+    Job.objects.filter(pk=reused_id).update(uid=None)
+    assert Job.objects.get(pk=reused_id).storage_name == str(reused_id)
+
+
 def test_abandoned_job_is_requeued_and_taken_over(clinician_a, dataset, labelled_rows):
     labelled_rows(dataset)
     job = services.job_create(

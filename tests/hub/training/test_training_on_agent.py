@@ -136,6 +136,11 @@ def test_clinician_trains_a_model_that_learns_and_is_saved_at_the_site(
     summary = json.dumps(version.training_summary)
     assert "sq1.png" not in summary and "P1" not in summary, "counts only, no filenames or patients"
     assert (folder / "weights.safetensors").is_file()
+    job_folder = storage_root / "site-a" / "jobs" / Job.objects.get(pk=job["id"]).storage_name
+    assert not (job_folder / "checkpoint.pt").exists(), (
+        "a finished job leaves no checkpoint to resume"
+    )
+    assert (job_folder / "samples").is_dir()
 
 
 def test_worker_killed_mid_job_resumes_from_its_last_checkpoint(
@@ -259,7 +264,9 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_job_still_finishes(
         },
         format="json",
     ).json()["id"]
-    checkpoint = storage_root / "site-a" / f"jobs/{job_id}/checkpoint.pt"
+    checkpoint = (
+        storage_root / "site-a" / f"jobs/{Job.objects.get(pk=job_id).storage_name}/checkpoint.pt"
+    )
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.write_bytes(b"this is not a checkpoint")
     agent_factory()

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pollen_agent.errors import RetryableError, UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.images import SplitImages, load_splits
 from pollen_agent.jobs.reporting import JobReporter, eta
@@ -65,6 +66,17 @@ def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
         )
         storage.delete(key)
         return None
+
+
+def _discard_checkpoint(storage: Storage, key: str) -> None:
+    """After the hub has the result, the checkpoint is only a liability: nothing may resume it."""
+    try:
+        storage.delete(key)
+    except (
+        RetryableError,
+        UserError,
+    ) as exc:  # the job has succeeded: a leftover file is no failure
+        logger.warning("could not delete the finished job's checkpoint %s (%s)", key, exc)
 
 
 def _save_checkpoint(storage: Storage, key: str, checkpoint: dict[str, Any]) -> str:
@@ -172,12 +184,12 @@ def _sample_heatmaps(
     storage: Storage,
 ) -> list[dict[str, Any]]:
     """A few test images with where the model looked, saved as overlays in site storage."""
-    from pollen_agent.errors import UserError as _UserError
     from pollen_agent.ml.gradcam import gradcam
     from pollen_agent.ml.overlay import heatmap_overlay_png
     from pollen_agent.ml.predict import preprocess
 
     samples = []
+    prefix = spec.get("samples_prefix") or f"jobs/{spec['job_id']}/samples/"  # older hubs
     order: list[int] = (
         [int(i) for i in np.argsort(-probs.max(axis=1))[:SAMPLE_HEATMAPS]] if len(probs) else []
     )
@@ -186,9 +198,9 @@ def _sample_heatmaps(
         tensor = preprocess(image, input_size=spec["input_size"], mean=mean, std=std).unsqueeze(0)
         try:
             heat = gradcam(model, tensor.to(next(model.parameters()).device))
-        except _UserError:
+        except UserError:
             break
-        key = f"jobs/{spec['job_id']}/samples/{split.ids[int(i)]}.png"
+        key = f"{prefix}{split.ids[int(i)]}.png"
         storage.put_bytes(key, heatmap_overlay_png(image, heat), content_type="image/png")
         predicted = int(np.argmax(probs[i]))
         samples.append(
@@ -286,6 +298,7 @@ def run_training_job(
                 f"agent/jobs/{spec['job_id']}/complete/",
                 {"evaluation": report, "model": model_fields, "timings": timings},
             )
+            _discard_checkpoint(storage, spec["checkpoint_key"])
     except Cancelled:
         if reporter.lost.is_set():
             raise JobLost() from None
