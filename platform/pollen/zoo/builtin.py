@@ -14,7 +14,7 @@ BUILTIN_ENTRIES = [
         "name": "General-purpose image model (recommended)",
         "architecture": "efficientnet_lite0",
         "source": "imagenet",
-        "input_size": 128,
+        "input_size": 160,
         "recommended": True,
         "licence": IMAGENET_LICENCE,
         "description": "A compact network that learned to recognise everyday objects. A strong start for most "
@@ -45,7 +45,7 @@ BUILTIN_ENTRIES = [
         "name": "Same network, no pre-training (for comparison)",
         "architecture": "efficientnet_lite0",
         "source": "random",
-        "input_size": 128,
+        "input_size": 160,
         "recommended": False,
         "licence": "",
         "description": "Starts from scratch. Useful to see how much pre-training helps.",
