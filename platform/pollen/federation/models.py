@@ -6,10 +6,10 @@ metrics, never an image or a per-image value.
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
+
+from pollen.core.site_files import SiteStorageNamed
 
 
 class Strategy(models.TextChoices):
@@ -30,7 +30,7 @@ FINAL_STATUSES = frozenset(
 )
 
 
-class FederatedJob(models.Model):
+class FederatedJob(SiteStorageNamed):
     initiator_site = models.ForeignKey(
         "accounts.Site", on_delete=models.PROTECT, related_name="initiated_federated_jobs"
     )
@@ -62,9 +62,6 @@ class FederatedJob(models.Model):
         db_index=True,
     )
     current_round = models.PositiveIntegerField(default=0)
-    # Names the job's checkpoints in each site's storage: ids repeat across hub databases
-    # (see training.Job.uid), and a new job must never resume an earlier one's round.
-    uid = models.UUIDField(default=uuid.uuid4, null=True, unique=True, editable=False)
     events = models.JSONField(default=list, blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
@@ -83,12 +80,6 @@ class FederatedJob(models.Model):
 
     def __str__(self) -> str:
         return f"federated job {self.pk} ({self.status})"
-
-    @property
-    def storage_name(self) -> str:
-        """The folder name of this job's files in site storage, unique across hub databases."""
-        # Rows made before the uid existed keep the names their files already have.
-        return f"{self.pk}-{self.uid.hex[:12]}" if self.uid else str(self.pk)
 
 
 class ParticipantStatus(models.TextChoices):

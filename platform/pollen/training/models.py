@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
+
+from pollen.core.site_files import SiteStorageNamed
 
 
 class JobStatus(models.TextChoices):
@@ -24,7 +24,7 @@ class Recipe(models.TextChoices):
     FULL = "full", "Full training"
 
 
-class Job(models.Model):
+class Job(SiteStorageNamed):
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="jobs")
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200, blank=True)
@@ -56,10 +56,6 @@ class Job(models.Model):
     timings = models.JSONField(default=dict, blank=True)
     events = models.JSONField(default=list, blank=True)
     checkpoint_epoch = models.PositiveIntegerField(null=True, blank=True)
-    # Names the job's files in site storage. Ids alone are not enough: a site's storage outlives
-    # a hub database (a restore, a second hub, a test run), and a new job 1 must never resume,
-    # or overwrite, the files of an earlier job 1.
-    uid = models.UUIDField(default=uuid.uuid4, null=True, unique=True, editable=False)
     error_code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     created_by = models.ForeignKey(
@@ -78,12 +74,6 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.pk} ({self.status})"
-
-    @property
-    def storage_name(self) -> str:
-        """The folder name of this job's files in site storage, unique across hub databases."""
-        # Rows made before the uid existed keep the names their files already have.
-        return f"{self.pk}-{self.uid.hex[:12]}" if self.uid else str(self.pk)
 
 
 class ModelVersion(models.Model):

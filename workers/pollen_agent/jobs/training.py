@@ -72,10 +72,8 @@ def _discard_checkpoint(storage: Storage, key: str) -> None:
     """After the hub has the result, the checkpoint is only a liability: nothing may resume it."""
     try:
         storage.delete(key)
-    except (
-        RetryableError,
-        UserError,
-    ) as exc:  # the job has succeeded: a leftover file is no failure
+    # The job has succeeded: a leftover file is no failure.
+    except (RetryableError, UserError) as exc:
         logger.warning("could not delete the finished job's checkpoint %s (%s)", key, exc)
 
 
