@@ -24,7 +24,7 @@ def _load(storage: Any, rows: list[dict[str, Any]], input_size: int) -> tuple[li
 
 def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
     n_images = 200 if quick else 546
-    input_size = 128
+    input_size = fixtures.recommended_input_size("efficientnet_lite0")  # what a job resizes to
     images, labels, source = fixtures.medmnist("breastmnist", "train")
     images, labels = images[:n_images], labels[:n_images]
     s3 = fixtures.s3_storage()

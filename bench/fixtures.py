@@ -220,3 +220,15 @@ def cleanup_s3() -> None:
     """Delete everything this run stored under its own prefix."""
     with contextlib.suppress(Exception):  # best effort at the end of a run
         s3_storage().delete_prefix(RUN_PREFIX + "/")
+
+
+def recommended_input_size(architecture: str) -> int:
+    """The input size a one-click job gets: the hub's recommended zoo entry's."""
+    from pollen.zoo.builtin import BUILTIN_ENTRIES
+
+    entry = next(e for e in BUILTIN_ENTRIES if e["recommended"])
+    if entry["architecture"] != architecture:
+        raise RuntimeError(
+            f"the recommended zoo entry is {entry['architecture']}, not {architecture}"
+        )
+    return int(entry["input_size"])

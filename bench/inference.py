@@ -78,7 +78,7 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
     from pollen_agent.ml.predict import predict, preprocess
     from pollen_agent.ml.zoo import build_model, get_spec
 
-    size = 64 if quick else 128
+    size = 64 if quick else fixtures.recommended_input_size(ARCH)
     spec = get_spec(ARCH)
     torch.manual_seed(0)
     model = build_model(ARCH, 2, source="imagenet").eval()

@@ -317,7 +317,7 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
     from pollen_agent.ml.predict import preprocess
     from pollen_agent.ml.zoo import get_spec
 
-    size = 64 if quick else 128
+    size = 64 if quick else fixtures.recommended_input_size(ARCH)
     per_c = {1: 4 if quick else 12, 8: 8 if quick else 16}
     test, labels, source = fixtures.medmnist("breastmnist", "test")
     n_images = max(per_c.values())

@@ -28,16 +28,6 @@ QUICK = {"input_size": 64, "epochs": 1, "max_minutes": 1.0}
 QUICK_SIZES = {"train": 128, "val": 64, "test": 200}
 
 
-def recommended_input_size() -> int:
-    """The input size a one-click job gets: the hub's recommended zoo entry."""
-    from pollen.zoo.builtin import BUILTIN_ENTRIES
-
-    entry = next(e for e in BUILTIN_ENTRIES if e["recommended"])
-    if entry["architecture"] != ARCH:
-        raise RuntimeError(f"the recommended zoo entry is {entry['architecture']}, not {ARCH}")
-    return int(entry["input_size"])
-
-
 def published() -> dict[str, dict[str, tuple[float, float]]]:
     """MedMNIST v2 test (AUC, ACC) per method, read from the shared README table."""
     from pollen_agent.ml.data import medmnist_dir
@@ -114,7 +104,10 @@ def _runs(quick: bool, name: str) -> tuple[dict[str, Any], list[tuple[str, Any, 
         settings: dict[str, Any] = dict(QUICK)
         seeds: tuple[int, ...] = (0,)
     else:
-        settings = {"input_size": recommended_input_size(), "max_minutes": BUDGET_MINUTES}
+        settings = {
+            "input_size": fixtures.recommended_input_size(ARCH),
+            "max_minutes": BUDGET_MINUTES,
+        }
         seeds = FULL_SEEDS[name]
     size = settings["input_size"]
     runs = [

@@ -109,7 +109,7 @@ def run(quick: bool, repeat: int) -> list[dict[str, Any]]:
     from pollen_agent.ml.recipe import TrainConfig, batch_plan, build_datasets
     from pollen_agent.ml.zoo import build_model
 
-    size, n_train = (64, 64) if quick else (128, 96)
+    size, n_train = (64, 64) if quick else (fixtures.recommended_input_size(ARCH), 96)
     images, labels, source = fixtures.medmnist("breastmnist", "train")
     images, labels = images[: n_train + BATCH], labels[: n_train + BATCH]
     train_data = (list(images[:n_train]), list(labels[:n_train]))
