@@ -6,6 +6,7 @@ them) instead of ``NAME``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -53,6 +54,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated IP addresses or CIDR blocks; a bare address is a network of one."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name}: {item!r} is not an IP address or CIDR block (e.g. 10.42.0.0/16)"
+            ) from exc
+    return networks
 
 
 def parse_database_url(url: str, *, base_dir: Path) -> dict[str, object]:

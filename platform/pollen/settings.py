@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pollen.env import ConfigError, env_bool, env_int, env_list, env_str, parse_database_url
+from pollen.env import (
+    ConfigError,
+    env_bool,
+    env_int,
+    env_list,
+    env_networks,
+    env_str,
+    parse_database_url,
+)
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = PLATFORM_DIR.parent
@@ -211,6 +219,17 @@ PRESIGN_SECONDS = env_int("POLLEN_PRESIGN_SECONDS", 900)
 JOB_LEASE_SECONDS = env_int("POLLEN_JOB_LEASE_SECONDS", 120)
 # Marketplace work (predictions, evaluations, exports, publications) is claimed the same way.
 WORK_LEASE_SECONDS = env_int("POLLEN_WORK_LEASE_SECONDS", 120)
+
+# /metrics names every API route and how often it fails: it answers only the operations token
+# (`Authorization: Bearer ...`) or a scraper whose TCP address is in the allow-list. With neither
+# configured it refuses everyone, so a forgotten setting never exposes it.
+METRICS_TOKEN = env_str("POLLEN_METRICS_TOKEN") or ""
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ConfigError(
+        "POLLEN_METRICS_TOKEN is too short: use 32 or more random characters "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+METRICS_ALLOW = env_networks("POLLEN_METRICS_ALLOW")
 
 LOGGING = {
     "version": 1,

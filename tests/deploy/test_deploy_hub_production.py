@@ -72,6 +72,8 @@ def production_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     folder = tmp_path_factory.mktemp("hub-production")
     secret_file = folder / "secret-key"
     secret_file.write_text(secrets.token_urlsafe(50) + "\n")
+    metrics_token_file = folder / "metrics-token"
+    metrics_token_file.write_text(secrets.token_urlsafe(32) + "\n")
     env = {
         key: value
         for key, value in os.environ.items()
@@ -80,6 +82,7 @@ def production_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     env.update(
         POLLEN_ENV="production",
         POLLEN_SECRET_KEY_FILE=str(secret_file),
+        POLLEN_METRICS_TOKEN_FILE=str(metrics_token_file),
         POLLEN_ALLOWED_HOSTS="127.0.0.1,localhost",
         POLLEN_PUBLIC_URL="https://pollen.example.org",
         POLLEN_CSRF_TRUSTED_ORIGINS="https://pollen.example.org",
@@ -123,9 +126,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=5
+        ) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -203,9 +208,15 @@ def test_gunicorn_serves_readyz_with_database_and_broker(gunicorn_url: str) -> N
     assert json.loads(body)["status"] == "ok"
 
 
-def test_metrics_expose_api_latency_and_jobs(gunicorn_url: str) -> None:
+def test_metrics_expose_api_latency_and_jobs_to_the_operations_token_only(
+    gunicorn_url: str, production_env: dict[str, str]
+) -> None:
     _get(f"{gunicorn_url}/api/v1/auth/me/")
-    status, headers, body = _get(f"{gunicorn_url}/metrics")
+    assert _get(f"{gunicorn_url}/metrics")[0] == 401
+    token = Path(production_env["POLLEN_METRICS_TOKEN_FILE"]).read_text().strip()
+    status, headers, body = _get(
+        f"{gunicorn_url}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain")
     text = body.decode()

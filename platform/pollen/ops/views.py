@@ -7,6 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from pollen.ops.access import metrics_refusal
 from pollen.ops.metrics import render_metrics
 
 
@@ -50,5 +51,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, for the operations token or an allowed scraper only."""
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     body, content_type = render_metrics()
     return HttpResponse(body, content_type=content_type)
