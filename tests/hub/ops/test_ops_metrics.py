@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -17,7 +19,7 @@ def no_metrics_access(settings):
     return settings
 
 
-def _get(client: Client, **extra: str):
+def _get(client: Client, **extra: Any) -> Any:
     return client.get("/metrics", **extra)
 
 
