@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from pollen.accounts.models import ApiToken
+from pollen.accounts.models import ApiToken, TokenKind
 from pollen.accounts.tokens import token_matches, token_split
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -77,4 +77,26 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
+        if token.kind == TokenKind.JOB:
+            job_token_scope_check(request, token)
         return TokenPrincipal(token), token
+
+
+def job_token_scope_check(request: Any, token: ApiToken) -> None:
+    """Refuse a job token outside its job before any view, permission or validation runs.
+
+    Checked here, at authentication, so that it holds for every endpoint, including one added
+    later that forgets to ask: a view is open to job tokens only if it declares ``job_scope``
+    (what its URL's ``pk`` names), and then only for the objects the token's job names.
+    The refusal comes before the body is validated, so the caller learns nothing.
+    """
+    # Imported here: the caller module imports DRF, which loads this module from settings.
+    from pollen.accounts.caller import caller_for_token
+
+    match = getattr(request, "resolver_match", None)  # DRF's request proxies Django's
+    view_class = getattr(getattr(match, "func", None), "view_class", None)
+    caller = caller_for_token(token)
+    caller.require_job_scope(
+        getattr(view_class, "job_scope", None), match.kwargs.get("pk") if match else None
+    )
+    request._pollen_caller = caller  # caller_from_request would build the same one again

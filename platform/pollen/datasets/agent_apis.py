@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pollen.accounts.caller import caller_from_request
+from pollen.accounts.caller import JobScopeKind, caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
@@ -96,6 +96,7 @@ class TrainingImageListApi(generics.ListAPIView):
 
     permission_classes = [IsSiteAgent]
     serializer_class = TrainingImageOut
+    job_scope: JobScopeKind = "dataset"  # a job's token reads its own dataset's images only
 
     @extend_schema(tags=["agent"], summary="Accepted, labelled images of a dataset (for training)")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -49,12 +49,13 @@ class RoundClaimApi(APIView):
         ),
     )
     def post(self, request: Request, pk: int, number: int) -> Response:
+        job = _job(request, pk)  # another site's job is 404 before the body is read
         data = ClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(
             services.round_claim(
                 caller=caller_from_request(request),
-                job=_job(request, pk),
+                job=job,
                 number=number,
                 **data.validated_data,
             )
@@ -80,12 +81,13 @@ class RoundProgressApi(APIView):
         responses=inline_serializer("FederatedProgress", {"stop": serializers.BooleanField()}),
     )
     def post(self, request: Request, pk: int, number: int) -> Response:
+        job = _job(request, pk)
         data = RoundProgressIn(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(
             services.round_progress(
                 caller=caller_from_request(request),
-                job=_job(request, pk),
+                job=job,
                 number=number,
                 progress=data.validated_data,
             )
@@ -129,11 +131,12 @@ class RoundUpdateApi(APIView):
         responses={201: inline_serializer("FederatedUpdate", {"status": serializers.CharField()})},
     )
     def post(self, request: Request, pk: int, number: int) -> Response:
+        job = _job(request, pk)
         data = UpdateIn(data=request.data)
         data.is_valid(raise_exception=True)
         update = services.round_update_submit(
             caller=caller_from_request(request),
-            job=_job(request, pk),
+            job=job,
             number=number,
             body=data.validated_data,
         )
@@ -155,12 +158,13 @@ class RoundFailApi(APIView):
         responses={204: None},
     )
     def post(self, request: Request, pk: int, number: int) -> Response:
+        job = _job(request, pk)
         data = RoundFailIn(data=request.data)
         data.is_valid(raise_exception=True)
         with contextlib.suppress(Conflict):  # already reported: reporting twice is harmless
             services.round_fail_report(
                 caller=caller_from_request(request),
-                job=_job(request, pk),
+                job=job,
                 number=number,
                 **data.validated_data,
             )

@@ -61,13 +61,14 @@ def claim_view(kind: str) -> type[APIView]:
             ),
         )
         def post(self, request: Request, pk: int) -> Response:
+            item = _item(request, kind, pk)  # another site's work is 404 before the body is read
             data = WorkClaimIn(data=request.data)
             data.is_valid(raise_exception=True)
             return Response(
                 work.agent_work_claim(
                     caller=caller_from_request(request),
                     kind=kind,
-                    item=_item(request, kind, pk),
+                    item=item,
                     claim_id=data.validated_data["claim_id"],
                 )
             )
@@ -87,12 +88,13 @@ def renew_view(kind: str) -> type[APIView]:
             ),
         )
         def post(self, request: Request, pk: int) -> Response:
+            item = _item(request, kind, pk)
             data = WorkRenewIn(data=request.data)
             data.is_valid(raise_exception=True)
             return Response(
                 work.agent_work_renew(
                     kind=kind,
-                    item=_item(request, kind, pk),
+                    item=item,
                     claim_id=data.validated_data["claim_id"],
                 )
             )
@@ -110,9 +112,10 @@ def fail_view(kind: str) -> type[APIView]:
             responses={204: None},
         )
         def post(self, request: Request, pk: int) -> Response:
+            item = _item(request, kind, pk)
             data = WorkFailIn(data=request.data)
             data.is_valid(raise_exception=True)
-            work.agent_work_fail(kind=kind, item=_item(request, kind, pk), **data.validated_data)
+            work.agent_work_fail(kind=kind, item=item, **data.validated_data)
             return Response(status=204)
 
     FailApi.__name__ = FailApi.__qualname__ = f"{kind.title()}FailApi"
@@ -134,10 +137,11 @@ class PublicationCompleteApi(_AgentWorkApi):
         responses=inline_serializer("PublicationDone", {"status": serializers.CharField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
+        version = _item(request, "publications", pk)
         data = PublicationCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
         version = services.publication_complete(
-            version=_item(request, "publications", pk), claim_id=data.validated_data["claim_id"]
+            version=version, claim_id=data.validated_data["claim_id"]
         )
         return Response({"status": version.status, "error_code": version.error_code})
 
@@ -172,9 +176,9 @@ class PredictionCompleteApi(_AgentWorkApi):
         responses={204: None},
     )
     def post(self, request: Request, pk: int) -> Response:
+        prediction = _item(request, "predictions", pk)
         data = PredictionCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        prediction = _item(request, "predictions", pk)
         known = {item["image_id"] for item in prediction.inputs}
         results = [r for r in data.validated_data["results"] if r["image_id"] in known]
         services.prediction_complete(
@@ -199,11 +203,10 @@ class EvaluationCompleteApi(_AgentWorkApi):
         responses={204: None},
     )
     def post(self, request: Request, pk: int) -> Response:
+        evaluation = _item(request, "evaluations", pk)
         data = EvaluationCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.evaluation_complete(
-            evaluation=_item(request, "evaluations", pk), **data.validated_data
-        )
+        services.evaluation_complete(evaluation=evaluation, **data.validated_data)
         return Response(status=204)
 
 
@@ -224,13 +227,12 @@ class ExportCompleteApi(_AgentWorkApi):
         responses=inline_serializer("ExportDone", {"status": serializers.CharField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
+        export = _item(request, "exports", pk)
         data = ExportCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         claim_id = fields.pop("claim_id")
-        export = services.export_complete(
-            export=_item(request, "exports", pk), claim_id=claim_id, result=fields
-        )
+        export = services.export_complete(export=export, claim_id=claim_id, result=fields)
         return Response({"status": export.status, "error_code": export.error_code})
 
 

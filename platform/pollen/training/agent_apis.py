@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pollen.accounts.caller import caller_from_request
+from pollen.accounts.caller import JobScopeKind, caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import Conflict
 from pollen.core.serializers import StrictSerializer
@@ -43,10 +43,11 @@ class ClaimApi(APIView):
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
+        job = _job(request, pk)  # another site's job is 404 before the body is read
         data = JobClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
         claimed = services.job_claim(
-            caller=caller_from_request(request), job=_job(request, pk), **data.validated_data
+            caller=caller_from_request(request), job=job, **data.validated_data
         )
         return Response({"claimed": False} if claimed is None else {"claimed": True, **claimed})
 
@@ -65,6 +66,7 @@ class ProgressIn(StrictSerializer):
 
 class ProgressApi(APIView):
     permission_classes = [IsSiteAgent]
+    job_scope: JobScopeKind = "job"  # the job's own token reports here
 
     @extend_schema(
         tags=["agent"],
@@ -76,9 +78,10 @@ class ProgressApi(APIView):
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
+        job = _job(request, pk)
         data = ProgressIn(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(services.job_progress(job=_job(request, pk), progress=data.validated_data))
+        return Response(services.job_progress(job=job, progress=data.validated_data))
 
 
 class EpochIn(StrictSerializer):
@@ -95,6 +98,7 @@ class EpochIn(StrictSerializer):
 
 class EpochApi(APIView):
     permission_classes = [IsSiteAgent]
+    job_scope: JobScopeKind = "job"  # the job's own token reports here
 
     @extend_schema(
         tags=["agent"],
@@ -103,9 +107,10 @@ class EpochApi(APIView):
         responses={204: None},
     )
     def post(self, request: Request, pk: int) -> Response:
+        job = _job(request, pk)
         data = EpochIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.job_epoch_record(job=_job(request, pk), record=data.validated_data)
+        services.job_epoch_record(job=job, record=data.validated_data)
         return Response(status=204)
 
 
@@ -129,6 +134,7 @@ class CompleteIn(StrictSerializer):
 
 class CompleteApi(APIView):
     permission_classes = [IsSiteAgent]
+    job_scope: JobScopeKind = "job"  # the job's own token reports here
 
     @extend_schema(
         tags=["agent"],
@@ -137,9 +143,10 @@ class CompleteApi(APIView):
         responses=inline_serializer("Completed", {"model_version": serializers.IntegerField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
+        job = _job(request, pk)
         data = CompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        version = services.job_complete(job=_job(request, pk), result=data.validated_data)
+        version = services.job_complete(job=job, result=data.validated_data)
         return Response({"model_version": version.pk})
 
 
@@ -150,6 +157,7 @@ class FailIn(StrictSerializer):
 
 class FailApi(APIView):
     permission_classes = [IsSiteAgent]
+    job_scope: JobScopeKind = "job"  # the job's own token reports here
 
     @extend_schema(
         tags=["agent"],
@@ -158,8 +166,9 @@ class FailApi(APIView):
         responses={204: None},
     )
     def post(self, request: Request, pk: int) -> Response:
+        job = _job(request, pk)
         data = FailIn(data=request.data)
         data.is_valid(raise_exception=True)
         with contextlib.suppress(Conflict):  # already final: reporting twice is harmless
-            services.job_fail(job=_job(request, pk), **data.validated_data)
+            services.job_fail(job=job, **data.validated_data)
         return Response(status=204)
