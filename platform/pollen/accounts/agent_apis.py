@@ -48,6 +48,10 @@ class HeartbeatApi(APIView):
         from pollen.federation.services import federation_tick
 
         federation_tick(site_id=site_id)
+        # ... and a dataset deletion the agent never confirmed is asked for again.
+        from pollen.datasets.deletion import datasets_purge_resend
+
+        datasets_purge_resend(site_id=site_id, now=now)
         return Response(
             {
                 "site": caller.slugs[site_id],

@@ -14,7 +14,7 @@ from pollen.accounts.caller import JobScopeKind, caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
-from pollen.datasets import services
+from pollen.datasets import deletion, services
 from pollen.datasets.archives import archive_result_record
 from pollen.datasets.models import ArchiveImport, Dataset, DatasetStatus, Image, ImageStatus
 
@@ -76,13 +76,18 @@ class PurgedApi(APIView):
 
     @extend_schema(
         tags=["agent"],
-        summary="The agent removed a deleted dataset's files",
+        summary="The agent removed a deleted dataset's files (idempotent)",
+        description=(
+            "Moves the dataset from `deleting` to `deleted` and removes its image rows. A repeated "
+            "report answers 200 and changes nothing; a dataset that is not being deleted answers "
+            "409 `not_deleting`."
+        ),
         request=None,
-        responses={204: None},
+        responses=inline_serializer("DatasetPurged", {"status": serializers.CharField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
-        services.dataset_purge(dataset=agent_dataset(request, pk, include_deleting=True))
-        return Response(status=204)
+        dataset = agent_dataset(request, pk, include_deleting=True)
+        return Response({"status": deletion.dataset_purge(dataset=dataset)})
 
 
 class TrainingImageOut(serializers.ModelSerializer):

@@ -14,7 +14,7 @@ from pollen.accounts.caller import caller_from_request
 from pollen.accounts.services import site_for_member
 from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
-from pollen.datasets import archives, selectors, services
+from pollen.datasets import archives, deletion, selectors, services
 from pollen.datasets.filters import DatasetFilter, ImageFilter
 from pollen.datasets.models import ArchiveImport, Dataset, Image, Modality
 
@@ -61,6 +61,67 @@ class DatasetPatchIn(StrictSerializer):
     label_names = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=50
     )
+
+
+DELETION_DOCS = (
+    "Deleting a dataset removes its images for good: the files and thumbnails in the site's "
+    "storage, and the labels and patient ids at the hub. Models trained on it are not deleted: "
+    "they stay usable, published and evaluated, and their lineage keeps the dataset's name, "
+    "labels and image counts (the dataset stays as a record with status `deleted`). Only a site "
+    "administrator may delete (403 `admin_required`). Work that still reads the images (a queued "
+    "or running job, prediction, evaluation, zip import or cross-site job) blocks deletion with "
+    "409 `dataset_in_use`, which names it. Deletion answers 202 while the site agent removes the "
+    "files; the dataset disappears from lists at once and cannot start new work."
+)
+
+
+class JobRefOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+
+
+class ModelRefOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class PublicationRefOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    model_name = serializers.CharField()
+    number = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class EvaluationRefOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    published_version_id = serializers.IntegerField()
+
+
+class WorkRefOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class DeletionImpactOut(serializers.Serializer):
+    dataset = ModelRefOut()
+    images = serializers.IntegerField()
+    jobs = JobRefOut(many=True)
+    model_versions = ModelRefOut(many=True)
+    published_versions = PublicationRefOut(many=True)
+    evaluations = EvaluationRefOut(many=True)
+    predictions = WorkRefOut(many=True)
+    federated_jobs = JobRefOut(many=True)
+    blocking = serializers.ListField(
+        child=serializers.CharField(), help_text="Work that must finish first"
+    )
+    can_delete = serializers.BooleanField()
+    summary = serializers.CharField(help_text="What deleting removes and what it keeps")
+
+
+class DeletionOut(DeletionImpactOut):
+    status = serializers.CharField()
 
 
 def _dataset(request: Request, pk: int) -> tuple[Any, Dataset]:
@@ -119,13 +180,29 @@ class DatasetDetailApi(APIView):
 
     @extend_schema(
         tags=["datasets"],
-        summary="Delete the dataset and its files in site storage",
-        responses={202: None},
+        summary="Delete the dataset's images (site administrators); models trained on it stay",
+        description=DELETION_DOCS,
+        responses={202: DeletionOut},
     )
     def delete(self, request: Request, pk: int) -> Response:
         caller, dataset = _dataset(request, pk)
-        services.dataset_delete(caller=caller, dataset=dataset)
-        return Response(status=status.HTTP_202_ACCEPTED)
+        return Response(
+            DeletionOut(deletion.dataset_delete(caller=caller, dataset=dataset)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class DeletionImpactApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="What depends on a dataset, before deleting it (site administrators)",
+        description=DELETION_DOCS,
+        responses=DeletionImpactOut,
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        caller.require_admin(dataset.site_id)
+        return Response(DeletionImpactOut(deletion.dataset_deletion_impact(dataset=dataset)).data)
 
 
 class DatasetStatsApi(APIView):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class Modality(models.TextChoices):
@@ -23,6 +24,8 @@ class Modality(models.TextChoices):
 class DatasetStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     DELETING = "deleting", "Being deleted"
+    # A tombstone: the images are gone, the row stays so that models keep their lineage.
+    DELETED = "deleted", "Deleted"
 
 
 class Dataset(models.Model):
@@ -40,12 +43,27 @@ class Dataset(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Deletion (see pollen.datasets.deletion): who asked, when the agent was last asked to remove
+    # the files (re-sent until it confirms), when it confirmed, and the counts kept for lineage.
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deletion_requested_at = models.DateTimeField(null=True, blank=True)
+    purge_sent_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_summary = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["site", "name"], name="dataset_name_unique_per_site")
+            # A deleted dataset's name is free again: its tombstone must not block new data.
+            models.UniqueConstraint(
+                fields=["site", "name"],
+                condition=Q(status="active"),
+                name="dataset_name_unique_per_site",
+            )
         ]
+        indexes = [models.Index(fields=["status", "purge_sent_at"])]
 
     def __str__(self) -> str:
         return f"{self.site_id}:{self.name}"

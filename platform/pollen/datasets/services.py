@@ -121,48 +121,6 @@ def dataset_update(*, caller: Caller, dataset: Dataset, **changes: Any) -> Datas
     return dataset
 
 
-def dataset_delete(*, caller: Caller, dataset: Dataset) -> None:
-    """Mark the dataset for deletion; the site agent removes its files, then the rows go."""
-    caller.require_clinical()
-    with transaction.atomic():
-        updated = Dataset.objects.filter(pk=dataset.pk, status=DatasetStatus.ACTIVE).update(
-            status=DatasetStatus.DELETING
-        )
-        if not updated:
-            raise Conflict("This dataset is already being deleted.", code="already_deleting")
-        audit_record(
-            caller=caller,
-            action="dataset.delete",
-            site_id=dataset.site_id,
-            target_type="dataset",
-            target_id=dataset.pk,
-            detail={"name": dataset.name},
-        )
-        payload: dict[str, Any] = {
-            "site": dataset.site.slug,
-            "prefixes": [f"datasets/{dataset.pk}/"],
-            "keys": [],
-            "dataset_id": dataset.pk,
-        }
-        send_on_commit(tasks.DELETE_OBJECTS, payload, queue=queues.io_queue(dataset.site.slug))
-
-
-def dataset_purge(*, dataset: Dataset) -> None:
-    """Called once the agent confirms the files are gone."""
-    with transaction.atomic():
-        if dataset.status != DatasetStatus.DELETING:
-            raise Conflict("Only a dataset being deleted can be purged.", code="not_deleting")
-        audit_record(
-            caller=None,
-            action="dataset.purged",
-            site_id=dataset.site_id,
-            target_type="dataset",
-            target_id=dataset.pk,
-        )
-        dataset.images.all().delete()
-        dataset.delete()
-
-
 def _ensure_active(dataset: Dataset) -> None:
     if dataset.status != DatasetStatus.ACTIVE:
         raise Conflict("This dataset is being deleted.", code="dataset_deleting")

@@ -7,6 +7,11 @@ urlpatterns = [
     path("datasets/<int:pk>/", apis.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<int:pk>/stats/", apis.DatasetStatsApi.as_view(), name="dataset-stats"),
     path(
+        "datasets/<int:pk>/deletion-impact/",
+        apis.DeletionImpactApi.as_view(),
+        name="dataset-deletion-impact",
+    ),
+    path(
         "datasets/<int:pk>/upload-slots/",
         apis.UploadSlotsApi.as_view(),
         name="dataset-upload-slots",

@@ -293,34 +293,64 @@ def test_zip_bomb_and_non_zip_are_refused_whole_with_a_reason(client_for, clinic
     assert client.get(f"/api/v1/datasets/{ds}/").json()["image_count"] == 0
 
 
-def test_deleting_a_dataset_removes_its_folder_and_rows(
-    client_for, clinician_a, agent_a, storage_kind, settings
+def _storage_probe(storage_kind, request, settings):
+    """exists(key) and remove(key) on site A's storage, as site IT would see it."""
+    if storage_kind == "fs":
+        root = settings.LOCAL_STORAGE_ROOT / "site-a"
+        return (lambda key: (root / key).exists()), (lambda key: (root / key).unlink())
+    seaweed = request.getfixturevalue("seaweed")
+    s3, bucket = seaweed.client("admin"), seaweed.bucket("site-a")
+
+    def exists(key: str) -> bool:
+        return s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) > 0
+
+    return exists, (lambda key: s3.delete_object(Bucket=bucket, Key=key))
+
+
+def test_a_dataset_deletion_the_agent_died_during_is_sent_again_and_completes(
+    client_for, admin_a, clinician_a, agent_a, storage_kind, settings, request, monkeypatch
 ):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pollen.datasets.deletion import datasets_purge_resend
+    from pollen.datasets.models import Dataset, Image
+
     client = client_for(clinician_a)
     ds = client.post(
         "/api/v1/datasets/", {"site": "site-a", "name": "gone", "label_names": ["x"]}, format="json"
     ).json()["id"]
-    body = _upload(client, ds, [("one.png", "x", png_bytes(9))])
+    body = _upload(client, ds, [("one.png", "x", png_bytes(9)), ("two.png", "x", png_bytes(10))])
     client.post(
         f"/api/v1/datasets/{ds}/uploads/complete/",
-        {"image_ids": [body["slots"][0]["image_id"]]},
+        {"image_ids": [s["image_id"] for s in body["slots"]]},
         format="json",
     )
     wait_until(
-        lambda: client.get(f"/api/v1/datasets/{ds}/").json()["accepted_count"] == 1,
+        lambda: client.get(f"/api/v1/datasets/{ds}/").json()["accepted_count"] == 2,
         timeout=60,
         what="ingest",
     )
-    assert client.delete(f"/api/v1/datasets/{ds}/").status_code == 202
-    assert client.get(f"/api/v1/datasets/{ds}/").status_code == 404
-    from pollen.datasets.models import Dataset
+    keys = [s["key"] for s in body["slots"]]
+    exists, remove = _storage_probe(storage_kind, request, settings)
+    assert all(exists(k) for k in keys)
 
+    assert client.delete(f"/api/v1/datasets/{ds}/").status_code == 403  # clinicians may not
+    # The agent took the request and died after removing one file: the request died with it.
+    with monkeypatch.context() as m:
+        m.setattr("pollen.datasets.deletion.send_on_commit", lambda *a, **k: None)
+        assert client_for(admin_a).delete(f"/api/v1/datasets/{ds}/").status_code == 202
+    remove(keys[0])
+    assert client.get(f"/api/v1/datasets/{ds}/").status_code == 404
+
+    later = timezone.now() + timedelta(hours=1)
+    assert datasets_purge_resend(site_id=admin_a.site.pk, now=later) == [ds]
     wait_until(
-        lambda: not Dataset.objects.filter(pk=ds).exists(),
+        lambda: Dataset.objects.get(pk=ds).status == "deleted",
         timeout=60,
-        what="the dataset to be purged",
+        what="the agent to confirm the purge",
     )
-    if storage_kind == "fs":
-        assert not (settings.LOCAL_STORAGE_ROOT / "site-a" / f"datasets/{ds}").exists() or not any(
-            (settings.LOCAL_STORAGE_ROOT / "site-a" / f"datasets/{ds}").rglob("*.png")
-        )
+    assert not any(exists(k) for k in keys)
+    assert not Image.objects.filter(dataset_id=ds).exists()
+    assert Dataset.objects.get(pk=ds).deleted_summary["accepted"] == 2

@@ -12,6 +12,7 @@ from pollen_agent import runtime
 from pollen_agent.celery_app import app
 from pollen_agent.errors import AgentError, RetryableError
 from pollen_agent.ingest.ingest import ingest_batch
+from pollen_agent.jobs.purge import purge_objects
 from pollen_contracts import tasks as names
 from pollen_contracts.payloads import MAX_UPLOAD_BYTES, PRESIGN_MAX_SECONDS
 
@@ -110,21 +111,19 @@ def _hub_result(result: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k in HUB_RESULT_FIELDS and v is not None}
 
 
-@app.task(name=names.DELETE_OBJECTS, bind=True, max_retries=5, acks_late=True)
+# A dataset's purge must outlive a hub restart: retry for about an hour with backoff; after that
+# the hub sends the request again on a later heartbeat (pollen.datasets.deletion).
+DELETE_MAX_RETRIES = 20
+
+
+@app.task(name=names.DELETE_OBJECTS, bind=True, max_retries=DELETE_MAX_RETRIES, acks_late=True)
 def delete_objects(self: Any, payload: dict[str, Any]) -> dict[str, int]:
+    """Remove objects from site storage; for a deleted dataset, report ``purged`` to the hub."""
     slug = payload["site"]
-    storage = runtime.storage_for(slug)
-    removed = 0
     try:
-        for key in payload.get("keys", []):
-            storage.delete(key)
-            removed += 1
-        for prefix in payload.get("prefixes", []):
-            removed += storage.delete_prefix(prefix)
-        if payload.get("dataset_id"):
-            runtime.hub_for(slug).post(f"agent/datasets/{payload['dataset_id']}/purged/")
+        removed = purge_objects(runtime.storage_for(slug), runtime.hub_for(slug), payload)
     except RetryableError as exc:
-        raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=min(300, 2**self.request.retries)) from exc
     return {"removed": removed}
 
 
