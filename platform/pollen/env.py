@@ -6,8 +6,11 @@ them) instead of ``NAME``.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import secrets
+import stat
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -26,6 +29,68 @@ def env_str(name: str, default: str | None = None) -> str | None:
                 f"{name}_FILE points to {file_path!r}, which cannot be read: {exc}"
             ) from exc
     return os.environ.get(name, default)
+
+
+def env_secret(
+    name: str, *, state_file: Path | None, published: frozenset[str], min_length: int = 1
+) -> tuple[str, Path | None]:
+    """A secret from ``NAME`` or ``NAME_FILE``; with neither set, this install's own from ``state_file``.
+
+    Returns the secret and the file it came from (None when it came from the environment).
+    Refuses an empty secret and the development defaults once ``published`` in Pollen's source:
+    anyone who has read the source could forge sessions or links signed with them.
+    """
+    file_name = os.environ.get(f"{name}_FILE")
+    configured = name in os.environ or bool(file_name)
+    if configured:
+        value = (env_str(name) or "").strip()
+        source = Path(file_name) if file_name else None
+    elif state_file is None:
+        raise ConfigError(f"{name} (or {name}_FILE) must be set")
+    else:
+        value, source = state_secret(state_file), state_file
+    if not value and not configured:
+        raise ConfigError(f"{source} is empty: delete it and Pollen makes a new one")
+    if not value:
+        raise ConfigError(f"{name} is empty: set a long random value, or unset it to generate one")
+    if value in published:
+        raise ConfigError(
+            f"{name} is a development default published in Pollen's source, so anyone could "
+            "forge what it signs: set a long random value, or unset it to generate one"
+        )
+    if len(value) < min_length:
+        raise ConfigError(f"{name} is too short: use at least {min_length} random characters")
+    return value, source
+
+
+def state_secret(path: Path) -> str:
+    """This install's random secret at ``path``, made on first use (mode 0600, never rewritten).
+
+    Several processes start at once (gunicorn workers, the agent), so the file appears in one
+    step: written under a temporary name, then linked into place, which fails if another won.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48) + "\n")
+            # Another process that got there first wins; its secret is the one everyone reads.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        # The file is as good as published if other accounts on this machine can read it.
+        raise ConfigError(
+            f"{path} can be read by other accounts (mode {mode:o}): run `chmod 600 {path}`"
+        )
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from exc
 
 
 def env_bool(name: str, default: bool = False) -> bool:

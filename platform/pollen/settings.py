@@ -15,9 +15,11 @@ from pollen.env import (
     env_int,
     env_list,
     env_networks,
+    env_secret,
     env_str,
     parse_database_url,
 )
+from pollen_contracts.local_signing import PUBLISHED_SECRETS
 
 PLATFORM_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = PLATFORM_DIR.parent
@@ -29,11 +31,13 @@ if POLLEN_ENV not in {"embedded", "production", "test"}:
 PRODUCTION = POLLEN_ENV == "production"
 
 DEBUG = env_bool("POLLEN_DEBUG", default=False)
-SECRET_KEY = env_str("POLLEN_SECRET_KEY")
-if not SECRET_KEY:
-    if PRODUCTION:
-        raise ConfigError("POLLEN_SECRET_KEY (or POLLEN_SECRET_KEY_FILE) must be set in production")
-    SECRET_KEY = "embedded-default-not-secret-" + "x" * 40
+# Sessions, CSRF and password-reset links are signed with this. Outside production, an install
+# without one makes its own random key beside its state; the old published default is refused.
+SECRET_KEY, _ = env_secret(
+    "POLLEN_SECRET_KEY",
+    state_file=None if PRODUCTION else VAR_DIR / "secret-key",
+    published=frozenset({"embedded-default-not-secret-" + "x" * 40}),
+)
 ALLOWED_HOSTS = env_list(
     "POLLEN_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
 )
@@ -202,7 +206,18 @@ WEB_THREADS = env_int("GUNICORN_THREADS", 4)
 # The embedded default stores each site's files on this machine and serves signed local URLs.
 LOCAL_STORAGE_ENABLED = env_bool("POLLEN_LOCAL_STORAGE", default=not PRODUCTION)
 LOCAL_STORAGE_ROOT = Path(env_str("POLLEN_LOCAL_STORAGE_ROOT", str(VAR_DIR / "storage")) or "")
-LOCAL_STORAGE_SECRET = env_str("POLLEN_LOCAL_STORAGE_SECRET", "embedded-local-storage-secret")
+# The key that signs those URLs, shared with the agent (seed_demo points its config at the file).
+# Without one configured, each install makes its own random key beside its state (mode 0600);
+# a published default or an empty key is refused, since anyone could forge links with it.
+LOCAL_STORAGE_SECRET: str | None = None
+LOCAL_STORAGE_SECRET_FILE: Path | None = None
+if LOCAL_STORAGE_ENABLED or env_str("POLLEN_LOCAL_STORAGE_SECRET") is not None:
+    LOCAL_STORAGE_SECRET, LOCAL_STORAGE_SECRET_FILE = env_secret(
+        "POLLEN_LOCAL_STORAGE_SECRET",
+        state_file=None if PRODUCTION else VAR_DIR / "local-storage-secret",
+        published=PUBLISHED_SECRETS,
+        min_length=32,
+    )
 
 # The hub's own model store: published weights and model cards (never a site's storage).
 MODEL_STORE = {

@@ -20,6 +20,7 @@ from typing import Any
 
 from pollen_agent.config import AgentConfig, load_config
 from pollen_agent.errors import UserError
+from pollen_agent.storage.factory import storage_from_config
 from pollen_agent.threads import worker_environment
 
 # worker kind -> the queues it consumes
@@ -65,6 +66,10 @@ def run_worker(config_path: str | None, which: str) -> int:
     hostname = os.environ.get("POLLEN_AGENT_NAME", "-".join(s.slug for s in config.sites))
     kinds = list(QUEUE_KINDS) if which == "all" else [which]
     try:
+        # Build each site's storage now, so a bad or published signing secret stops the agent at
+        # start with its reason rather than failing every task later.
+        for site in config.sites:
+            storage_from_config(site.storage)
         environments = {kind: worker_environment(kind) for kind in kinds}
     except UserError as exc:
         print(f"pollen_agent: {exc.message}", file=sys.stderr)

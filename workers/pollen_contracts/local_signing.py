@@ -25,6 +25,9 @@ from urllib.parse import quote, urlencode
 MAX_KEY_LENGTH = 1024
 METHODS = ("GET", "PUT")
 URL_PATH = "local-storage"
+# Development defaults that were once published in Pollen's source. Anyone who has read it could
+# forge a link with one, so neither side signs or accepts a link with them.
+PUBLISHED_SECRETS = frozenset({"embedded-local-storage-secret"})
 
 
 class InvalidLocalSignature(ValueError):
@@ -63,15 +66,28 @@ def key_problem(key: object, *, allow_prefix: bool = False) -> str | None:
     return None
 
 
+def secret_problem(secret: str | bytes | None) -> str | None:
+    """Why ``secret`` must not sign links (empty, or a published default), or None when it may."""
+    raw = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else secret or ""
+    if not raw.strip():
+        return "is empty"
+    if raw.strip() in PUBLISHED_SECRETS:
+        return (
+            "is the development default published in Pollen's source, so anyone could forge links"
+        )
+    return None
+
+
 def _message(site: str, key: str, method: str, expires: int, max_bytes: int | None) -> bytes:
     cap = "" if max_bytes is None else str(int(max_bytes))
     return "\n".join(("pollen-local-v1", site, key, method, str(int(expires)), cap)).encode()
 
 
 def _digest(secret: str | bytes, message: bytes) -> str:
+    problem = secret_problem(secret)
+    if problem:
+        raise ValueError(f"the local signing secret {problem}")
     raw = secret.encode() if isinstance(secret, str) else secret
-    if not raw:
-        raise ValueError("the local signing secret must not be empty")
     return hmac.new(raw, message, hashlib.sha256).hexdigest()
 
 
@@ -129,6 +145,9 @@ def verify_local_signature(
         raise InvalidLocalSignature("malformed") from None
     if key_problem(key) or key_problem(site) or "/" in site or not isinstance(sig, str):
         raise InvalidLocalSignature("malformed")
+    if secret_problem(secret):
+        # Fail closed: a hub or agent left on a published secret accepts no link at all.
+        raise InvalidLocalSignature("signing is not configured")
     expected = _digest(secret, _message(site, key, method.upper(), expires_at, cap))
     if not hmac.compare_digest(expected, sig.lower()):
         raise InvalidLocalSignature("bad signature")

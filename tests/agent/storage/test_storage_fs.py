@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import threading
 from pathlib import Path
@@ -321,3 +324,61 @@ def test_factory_explains_bad_config(cfg, message):
     with pytest.raises(UserError, match=message) as exc:
         storage_from_config(cfg)
     assert exc.value.code == "storage_misconfigured"
+
+
+# The development secret that was once published in Pollen's source --------
+
+
+PUBLISHED = "embedded-local-storage-secret"
+
+
+def test_verifier_refuses_a_link_signed_with_the_published_default():
+    message = local_signing._message("site-a", "a.png", "GET", NOW + 60, None)
+    sig = hmac.new(PUBLISHED.encode(), message, hashlib.sha256).hexdigest()
+    with pytest.raises(InvalidLocalSignature):
+        verify_local_signature(PUBLISHED, "site-a", "a.png", "GET", NOW + 60, sig, NOW)
+
+
+@pytest.mark.parametrize("secret", [PUBLISHED, f" {PUBLISHED}\n", "", "   "])
+def test_signing_with_the_published_default_or_an_empty_secret_is_refused(secret):
+    with pytest.raises(ValueError, match="secret"):
+        local_signing.sign_local_url(
+            secret, base_url="http://h", site="site-a", key="a.png", method="GET", expires_in=60
+        )
+
+
+def test_agent_refuses_to_start_its_storage_with_the_published_default(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(PUBLISHED + "\n")
+    base = {"kind": "fs", "root": str(tmp_path), "site": "site-a", "base_url": "http://h"}
+    for cfg in ({**base, "secret": PUBLISHED}, {**base, "secret_file": str(secret_file)}):
+        with pytest.raises(UserError, match="published") as exc:
+            storage_from_config(cfg)
+        assert exc.value.code == "storage_misconfigured"
+
+
+def test_agent_worker_exits_at_start_when_a_sites_signing_secret_is_the_published_default(
+    tmp_path, capsys
+):
+    from pollen_agent.__main__ import main
+
+    config = {
+        "hub_url": "http://127.0.0.1:9",
+        "sites": [
+            {
+                "slug": "site-a",
+                "token": "pln_test",
+                "storage": {
+                    "kind": "fs",
+                    "root": str(tmp_path),
+                    "site": "site-a",
+                    "base_url": "http://h",
+                    "secret": PUBLISHED,
+                },
+            }
+        ],
+    }
+    path = tmp_path / "agent.json"
+    path.write_text(json.dumps(config))
+    assert main(["worker", "--config", str(path)]) == 2
+    assert "published" in capsys.readouterr().err

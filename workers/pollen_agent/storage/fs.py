@@ -51,8 +51,9 @@ class FilesystemStorage(Storage):
     def __init__(self, root: str | Path, *, site: str, base_url: str, secret: str) -> None:
         if not site or "/" in site or local_signing.key_problem(site):
             raise ValueError(f"invalid site slug {site!r}")
-        if not secret:
-            raise ValueError("the filesystem backend needs a signing secret")
+        problem = local_signing.secret_problem(secret)
+        if problem:
+            raise ValueError(f"the filesystem backend's signing secret {problem}")
         self.root = Path(root)
         self.site = site
         self.base_url = base_url

@@ -77,19 +77,7 @@ class Command(BaseCommand):
                 revoked_at=timezone.now()
             )
             _, plaintext = token_create(caller=None, site=site, name="embedded agent", kind="agent")
-            entries.append(
-                {
-                    "slug": slug,
-                    "token": plaintext,
-                    "storage": {
-                        "kind": "fs",
-                        "root": str(settings.LOCAL_STORAGE_ROOT),
-                        "base_url": settings.PUBLIC_URL,
-                        "secret": settings.LOCAL_STORAGE_SECRET,
-                        "site": slug,
-                    },
-                }
-            )
+            entries.append({"slug": slug, "token": plaintext, "storage": _fs_storage(slug)})
         config = {
             "hub_url": settings.PUBLIC_URL,
             "broker_url": settings.CELERY_BROKER_URL,
@@ -153,3 +141,18 @@ class Command(BaseCommand):
             f"Seeded '{dataset.name}' with {len(created)} images ({source}); "
             "the site agent checks them when it starts."
         )
+
+
+def _fs_storage(slug: str) -> dict[str, str]:
+    """The agent signs links with the hub's key: it reads the same file rather than a copy of it."""
+    storage = {
+        "kind": "fs",
+        "root": str(settings.LOCAL_STORAGE_ROOT),
+        "base_url": settings.PUBLIC_URL,
+        "site": slug,
+    }
+    if settings.LOCAL_STORAGE_SECRET_FILE is not None:
+        storage["secret_file"] = str(settings.LOCAL_STORAGE_SECRET_FILE)
+    else:
+        storage["secret"] = settings.LOCAL_STORAGE_SECRET or ""
+    return storage
