@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from pollen.accounts.caller import Caller, caller_from_request
 from pollen.core.errors import ApiError, NotFound, ServiceUnavailable
+from pollen.core.filters import FractionFilter, IdFilter
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.models import Modality
 from pollen.datasets.selectors import dataset_get
@@ -150,8 +151,38 @@ class PublishedVersionOut(serializers.ModelSerializer):
         }
 
 
+class PredictionErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField(help_text="Why the model could not read this image")
+
+
+class PredictionResultOut(serializers.Serializer):
+    """One image's answer, as the site agent reported it (metadata only: no pixels)."""
+
+    image_id = serializers.IntegerField()
+    filename = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="The file's name as it was uploaded (absent from results stored before names "
+        "were kept)",
+    )
+    probabilities = serializers.DictField(child=serializers.FloatField(), required=False)
+    predicted = serializers.CharField(required=False)
+    overlay_key = serializers.CharField(required=False)
+    overlay_url = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="A short-lived link to the heatmap (on a finished prediction's own page only)",
+    )
+    width = serializers.IntegerField(required=False)
+    height = serializers.IntegerField(required=False)
+    sliding_window = serializers.DictField(required=False)
+    error = PredictionErrorOut(required=False)
+
+
 class PredictionOut(serializers.ModelSerializer):
     site = serializers.CharField(source="site.slug")
+    results = PredictionResultOut(many=True, read_only=True)
     published_version = serializers.IntegerField(source="published_version_id", allow_null=True)
     model_version = serializers.SerializerMethodField()
     dataset = serializers.IntegerField(source="dataset_id", allow_null=True)
@@ -245,7 +276,7 @@ class PublishedModelFilter(django_filters.FilterSet):
     labels = django_filters.CharFilter(
         method="filter_labels", help_text="Comma-separated: every label must be among the model's"
     )
-    min_auc = django_filters.NumberFilter(field_name="latest_version__auc", lookup_expr="gte")
+    min_auc = FractionFilter(field_name="latest_version__auc", lookup_expr="gte")
     search = django_filters.CharFilter(method="filter_search")
     sort = django_filters.ChoiceFilter(
         choices=[("recent", "recent"), ("auc", "auc"), ("name", "name")], method="filter_sort"
@@ -681,7 +712,7 @@ class PredictionIn(StrictSerializer):
 
 class PredictionFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=WorkStatus.choices)
-    published_version = django_filters.NumberFilter(field_name="published_version_id")
+    published_version = IdFilter(field_name="published_version_id")
 
     class Meta:
         model = Prediction
@@ -845,10 +876,10 @@ class EvaluationIn(StrictSerializer):
 
 
 class EvaluationFilter(django_filters.FilterSet):
-    published_model = django_filters.NumberFilter(
+    published_model = IdFilter(
         field_name="published_version__published_model_id", help_text="A marketplace model"
     )
-    published_version = django_filters.NumberFilter(
+    published_version = IdFilter(
         field_name="published_version_id", help_text="One version of a marketplace model"
     )
     site = django_filters.CharFilter(

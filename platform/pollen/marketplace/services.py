@@ -1011,6 +1011,14 @@ def export_download(*, caller: Caller, export: ModelExport) -> dict[str, Any]:
 def prediction_complete(
     *, prediction: Prediction, claim_id: str, results: list[dict[str, Any]], timings: dict
 ) -> Prediction:
+    """Record the agent's results, each named by the file the person uploaded (never by an id).
+
+    The names are stored with the results, so that every later read costs no query and the
+    result still says which file it was about after its image is deleted.
+    """
+    ids = [r["image_id"] for r in results]
+    names = dict(Image.objects.filter(pk__in=ids).values_list("pk", "filename"))
+    results = [{**r, "filename": names.get(r["image_id"])} for r in results]
     if not finish_claimed(
         Prediction,
         prediction.pk,

@@ -748,3 +748,41 @@ def test_each_version_says_whether_the_caller_may_manage_it(
     assert can_manage(clinician_a) == (True, True)
     assert can_manage(colleague) == (False, False)
     assert can_manage(outsider) == (False, False)
+
+
+def test_each_prediction_result_names_the_file_the_user_uploaded(
+    client_for, clinician_a, train, publish, site_images
+):
+    trained = train(clinician_a.site)
+    version = publish(clinician_a, trained)
+    dataset = site_images(clinician_a.site, n=2)
+    images = list(dataset.images.order_by("pk"))
+    images[0].filename = "left breast CC.png"
+    images[0].save(update_fields=["filename"])
+    client = client_for(clinician_a)
+    created = client.post(
+        "/api/v1/predictions/",
+        {"published_version": version["id"], "dataset": dataset.pk},
+        format="json",
+    ).json()
+    base = f"/api/v1/agent/marketplace/predictions/{created['id']}"
+    agent = agent_client(clinician_a.site)
+    agent.post(f"{base}/claim/", {"claim_id": "f1", "worker": "w"}, format="json")
+    done = agent.post(
+        f"{base}/complete/",
+        {
+            "claim_id": "f1",
+            "results": [
+                {"image_id": img.pk, "probabilities": {"normal": 0.4, "pneumonia": 0.6}}
+                for img in images
+            ],
+        },
+        format="json",
+    )
+    assert done.status_code == 204, done.content
+
+    result = client.get(f"/api/v1/predictions/{created['id']}/").json()
+    by_id = {r["image_id"]: r["filename"] for r in result["results"]}
+    assert by_id == {images[0].pk: "left breast CC.png", images[1].pk: images[1].filename}
+    listed = client.get("/api/v1/predictions/").json()["results"][0]["results"]
+    assert {r["image_id"]: r["filename"] for r in listed} == by_id
