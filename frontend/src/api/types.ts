@@ -348,7 +348,8 @@ export type WorkStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export interface PredictionResult {
   image_id?: number | string;
   key?: string;
-  filename?: string;
+  /** The file's name as it was uploaded (absent only from results stored before names were kept). */
+  filename?: string | null;
   probabilities?: Record<string, number> | number[];
   predicted?: string | number;
   overlay_key?: string | null;
@@ -356,8 +357,9 @@ export interface PredictionResult {
   width?: number;
   height?: number;
   patches?: number;
-  sliding_window?: boolean;
-  error?: string;
+  sliding_window?: boolean | Record<string, unknown>;
+  /** Why the model could not read this image (the agent sends a code and a sentence). */
+  error?: { code: string; message: string } | string;
   [extra: string]: unknown;
 }
 

@@ -11,8 +11,10 @@ const COMPLETE_BATCH = 500;
 const ACCEPT = '.png,.jpg,.jpeg,.tif,.tiff,.dcm,image/png,image/jpeg,image/tiff,application/dicom';
 
 /** Drop files or whole folders; they go straight to the site's storage, then the site agent checks them. */
-export function Uploader({ datasetId, onIngestStarted, title = 'Add images' }: {
-  datasetId: string | number;
+export function Uploader({ datasetId, ensureDataset, onIngestStarted, title = 'Add images' }: {
+  /** Null when the dataset is made only once images are sent: then `ensureDataset` makes (or finds) it. */
+  datasetId: string | number | null;
+  ensureDataset?: () => Promise<string | number>;
   /** Called with the ids of the images the site agent now checks. */
   onIngestStarted: (imageIds: (number | string)[]) => void;
   title?: string;
@@ -26,6 +28,8 @@ export function Uploader({ datasetId, onIngestStarted, title = 'Add images' }: {
   const files = useRef(new Map<string, { file: File; slot?: UploadSlot }>());
   const completed = useRef(new Set<number | string>());
   const fileInput = useRef<HTMLInputElement>(null);
+  const target = useRef<string | number | null>(datasetId);
+  target.current = datasetId ?? target.current;
   const folderInput = useRef<HTMLInputElement>(null);
 
   const busy = phase === 'preparing' || phase === 'uploading' || phase === 'finishing';
@@ -57,6 +61,9 @@ export function Uploader({ datasetId, onIngestStarted, title = 'Add images' }: {
     });
     setItems(queue);
     try {
+      target.current ??= ensureDataset ? await ensureDataset() : null;
+      const datasetId = target.current;
+      if (datasetId == null) throw new Error('There is no dataset to add these images to. Reload the page and try again.');
       for (let i = 0; i < queue.length; i += SLOT_BATCH) {
         const batch = queue.slice(i, i + SLOT_BATCH);
         const answer = await api.post<{ slots: UploadSlot[]; refused?: RefusedFile[] }>(`/datasets/${datasetId}/upload-slots/`, {
@@ -109,7 +116,7 @@ export function Uploader({ datasetId, onIngestStarted, title = 'Add images' }: {
     try {
       for (let i = 0; i < done.length; i += COMPLETE_BATCH) {
         const chunk = done.slice(i, i + COMPLETE_BATCH);
-        await api.post(`/datasets/${datasetId}/uploads/complete/`, { image_ids: chunk });
+        await api.post(`/datasets/${target.current}/uploads/complete/`, { image_ids: chunk });
         chunk.forEach((id) => completed.current.add(id));
       }
       if (done.length) onIngestStarted(done);

@@ -1,17 +1,21 @@
-import { useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, type Page } from '../api/client';
 import {
   USABLE_VERSION_STATUSES, type Dataset, type DatasetImage, type Membership, type Prediction, type PredictionResult, type PublishedModel,
 } from '../api/types';
 import { Link, useDocumentTitle, useLocation } from '../router';
-import { ErrorNotice, FeatureGate, Loading, Notice, useApi, useInterval } from '../components/ui';
+import { ErrorNotice, FeatureGate, Loading, Notice, useApi } from '../components/ui';
 import { Uploader } from '../components/Uploader';
 import { ProbabilityBars } from '../components/ProbabilityBars';
 import { HeatmapLegend } from '../components/Heatmaps';
 import { plural } from '../lib/format';
+import { INBOX_NAME, inboxEnsure } from '../lib/inbox';
+import { usePollLoop } from '../lib/poll';
 
-/** New images for checking live in one plain dataset per site, so they stay in the site's storage. */
-export const INBOX_NAME = 'Images checked with a model';
+export { INBOX_NAME };
+
+/** How long the hub may hold one request for a running prediction (it answers as soon as it is done). */
+const PREDICTION_WAIT_SECONDS = 10;
 
 export function ApplyPage({ site }: { site: Membership }) {
   useDocumentTitle(`Apply a model · ${site.site.name}`);
@@ -39,25 +43,32 @@ function ApplyForm({ site }: { site: Membership }) {
   const [busy, setBusy] = useState(false);
 
   const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal), [slug]);
-  const inbox = useInbox(slug, source === 'new');
+  const inbox = useInbox(slug);
   const checked = useChecked(inbox.dataset?.id ?? null, imageIds);
 
   useEffect(() => {
     if (!modelId && usable.length === 1) setModelId(String(usable[0].id));
   }, [usable, modelId]);
 
-  const live = !!prediction && (prediction.status === 'queued' || prediction.status === 'running');
-  useInterval(
-    async () => {
-      if (!prediction) return;
+  const live = !!prediction && isRunning(prediction);
+  // One request at a time for the whole page: the hub holds it until the prediction is done (or
+  // PREDICTION_WAIT_SECONDS pass), and the next one is sent only after its answer.
+  usePollLoop(
+    async (signal) => {
+      if (!prediction) return true;
       try {
-        setPrediction(await api.get<Prediction>(`/predictions/${prediction.id}/`, { wait: 10 }));
+        const next = await api.get<Prediction>(`/predictions/${prediction.id}/`, { wait: PREDICTION_WAIT_SECONDS }, signal);
+        setPrediction(next);
+        setError(null);
+        return !isRunning(next);
       } catch (err) {
-        setError(err);
+        if ((err as Error).name !== 'AbortError') setError(err);
+        return false;
       }
     },
-    1500,
+    1000,
     live,
+    prediction?.id,
   );
 
   const accepted = checked.images.filter((i) => i.status === 'accepted');
@@ -133,14 +144,9 @@ function ApplyForm({ site }: { site: Membership }) {
         </div>
         {source === 'new' && (
           <>
-            <ErrorNotice error={inbox.error} onRetry={inbox.retry} title="Could not prepare a place for new images." />
-            {!inbox.dataset && !inbox.error && <Loading what="Preparing" />}
-            {inbox.dataset && (
-              <>
-                <Uploader datasetId={inbox.dataset.id} title="Images to check" onIngestStarted={(ids) => { setImageIds(ids); setPrediction(null); }} />
-                <p className="small muted">They are kept in your site’s dataset “{INBOX_NAME}”.</p>
-              </>
-            )}
+            <Uploader datasetId={inbox.dataset?.id ?? null} ensureDataset={inbox.ensure} title="Images to check"
+              onIngestStarted={(ids) => { setImageIds(ids); setPrediction(null); }} />
+            <p className="small muted">Images you send are kept in your site’s dataset “{INBOX_NAME}”.</p>
             {stillChecking && <Notice>Your site is checking {plural(imageIds.length, 'image')}; the model can run once they are ready.</Notice>}
             {!stillChecking && imageIds.length > 0 && (
               <p role="status" className="small">
@@ -200,61 +206,54 @@ function ApplyForm({ site }: { site: Membership }) {
   );
 }
 
-/** Find (or make, the first time) the site's dataset that holds images brought in for checking. */
-function useInbox(slug: string, active: boolean) {
+/**
+ * The site's dataset that holds images brought in for checking. Opening the page makes nothing: the
+ * dataset is looked up, or made, only when the person sends their first images (`ensure`).
+ */
+function useInbox(slug: string) {
   const [dataset, setDataset] = useState<Dataset | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [tick, setTick] = useState(0);
-  useEffect(() => {
-    if (!active || dataset) return;
-    let live = true;
-    (async () => {
-      try {
-        const list = await api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 });
-        const found = list.results.find((d) => d.name === INBOX_NAME);
-        const ds = found ?? (await api.post<Dataset>('/datasets/', {
-          site: slug,
-          name: INBOX_NAME,
-          description: 'Images brought in to be checked with a model from the marketplace.',
-        }));
-        if (live) {
-          setDataset(ds);
-          setError(null);
-        }
-      } catch (err) {
-        if (live) setError(err);
-      }
-    })();
-    return () => {
-      live = false;
-    };
-  }, [slug, active, dataset, tick]);
-  return { dataset, error, retry: () => setTick((t) => t + 1) };
+  const making = useRef<Promise<Dataset> | null>(null);
+  useEffect(() => setDataset(null), [slug]);
+  const ensure = useCallback(async () => {
+    making.current ??= inboxEnsure(slug).finally(() => {
+      making.current = null;
+    });
+    const ds = await making.current;
+    setDataset(ds);
+    return ds.id;
+  }, [slug]);
+  return { dataset, ensure };
 }
 
-/** Follow the site agent's checks of freshly uploaded images. */
+/** Follow the site agent's checks of freshly uploaded images, one round of questions at a time. */
 function useChecked(datasetId: number | string | null, ids: (number | string)[]) {
   const [images, setImages] = useState<DatasetImage[]>([]);
-  const wanted = new Set(ids.map(String));
-  const pending = ids.length > 0 && (images.length < ids.length || images.some((i) => i.status === 'pending'));
-  const load = async () => {
-    if (datasetId == null || !ids.length) return;
-    // A handful of fresh images: ask for each one (the holding dataset grows, so a list page may not show them).
-    const rows = await Promise.all([...wanted].slice(0, 100).map((id) => api.get<DatasetImage>(`/datasets/${datasetId}/images/${id}/`)));
-    setImages(rows);
-  };
-  useEffect(() => {
-    setImages([]);
-    load().catch(() => undefined);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [datasetId, ids.join(',')]);
-  useInterval(() => load().catch(() => undefined), 1500, pending);
+  const key = `${datasetId}:${ids.join(',')}`;
+  useEffect(() => setImages([]), [key]);
+  usePollLoop(
+    async (signal) => {
+      // A handful of fresh images: ask for each one (the holding dataset grows, so a list page may not show them).
+      const rows = await Promise.all(
+        ids.slice(0, 100).map((id) => api.get<DatasetImage>(`/datasets/${datasetId}/images/${id}/`, undefined, signal)),
+      );
+      setImages(rows);
+      return rows.every((i) => i.status !== 'pending');
+    },
+    1500,
+    datasetId != null && ids.length > 0,
+    key,
+  );
   return { images };
+}
+
+function isRunning(p: Prediction): boolean {
+  return p.status === 'queued' || p.status === 'running';
 }
 
 export function PredictionView({ prediction, names }: { prediction: Prediction; names: Map<string, string> }) {
   const p = prediction;
-  if (p.status === 'queued' || p.status === 'running') {
+  const links = useOverlayLinks(p);
+  if (isRunning(p)) {
     return (
       <section className="card" aria-live="polite">
         <Loading what={p.status === 'queued' ? `Waiting for your site’s computer to look at ${plural(p.images, 'image')}` : `The model is looking at ${plural(p.images, 'image')}`} />
@@ -275,33 +274,113 @@ export function PredictionView({ prediction, names }: { prediction: Prediction; 
         Likelihoods from this model only. They support, never replace, your clinical judgement.
       </p>
       {p.heatmap && <HeatmapLegend />}
-      {p.overlay_links_error && <div className="notice notice-warning" role="alert">The heatmaps could not be fetched: {p.overlay_links_error}</div>}
+      {(links.error || p.overlay_links_error) && (
+        <div className="notice notice-warning" role="alert">The heatmaps could not be fetched: {links.error || p.overlay_links_error}</div>
+      )}
       <ul className="results">
-        {p.results.map((r, i) => <ResultRow key={String(r.image_id ?? i)} result={r} labels={p.label_names} name={names.get(String(r.image_id)) ?? r.filename ?? `Image ${r.image_id ?? i + 1}`} />)}
+        {p.results.map((r, i) => (
+          <ResultRow key={String(r.image_id ?? i)} result={r} labels={p.label_names}
+            name={r.filename || names.get(String(r.image_id)) || `Image ${i + 1}`}
+            overlayUrl={links.url(r)} onOverlayFailed={links.refresh} />
+        ))}
       </ul>
     </section>
   );
+}
+
+/** Heatmap links are short-lived: when one has lapsed (an image far down the list seen late), ask once for fresh ones. */
+function useOverlayLinks(p: Prediction) {
+  const [fresh, setFresh] = useState<Map<string, string | null> | null>(null);
+  const [error, setError] = useState('');
+  const asking = useRef(false);
+  const lastAsked = useRef(0);
+  useEffect(() => setFresh(null), [p.id]);
+  const refresh = useCallback(async () => {
+    // Every image of the page may fail at once when the links lapse: one request serves them all.
+    if (asking.current || Date.now() - lastAsked.current < 60_000) return;
+    asking.current = true;
+    lastAsked.current = Date.now();
+    try {
+      const again = await api.get<Prediction>(`/predictions/${p.id}/`);
+      setFresh(new Map(again.results.map((r) => [String(r.image_id), r.overlay_url ?? null])));
+      setError(again.overlay_links_error ?? '');
+    } catch {
+      setError('your site did not answer. Reload the page to try again.');
+    } finally {
+      asking.current = false;
+    }
+  }, [p.id]);
+  const url = (r: PredictionResult) => (fresh?.get(String(r.image_id)) ?? r.overlay_url) || null;
+  return { url, refresh, error };
 }
 
 function isSlide(r: PredictionResult): boolean {
   return !!r.sliding_window || (typeof r.patches === 'number' && r.patches > 1) || Math.max(Number(r.width ?? 0), Number(r.height ?? 0)) > 2048;
 }
 
-function ResultRow({ result, labels, name }: { result: PredictionResult; labels: string[]; name: string }) {
+/** The agent reports a problem as `{code, message}`; older results held a sentence. */
+function problem(error: PredictionResult['error']): string {
+  if (!error) return '';
+  return typeof error === 'string' ? error : error.message || 'The model could not read this image.';
+}
+
+/** True once the element has come near the screen (and stays true), so work for rows far below waits. */
+function useSeen<T extends Element>() {
+  const ref = useRef<T>(null);
+  const [seen, setSeen] = useState(false);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el || seen) return;
+    if (typeof IntersectionObserver === 'undefined') {
+      setSeen(true); // an old browser: load as before rather than never
+      return;
+    }
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        setSeen(true);
+        observer.disconnect();
+      }
+    }, { rootMargin: '300px 0px' });
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, [seen]);
+  return { ref, seen };
+}
+
+function ResultRow({ result, labels, name, overlayUrl, onOverlayFailed }: {
+  result: PredictionResult;
+  labels: string[];
+  name: string;
+  overlayUrl: string | null;
+  onOverlayFailed: () => void;
+}) {
   const slide = isSlide(result);
+  const { ref, seen } = useSeen<HTMLLIElement>();
+  const [failed, setFailed] = useState<string | null>(null);
+  const error = problem(result.error);
   return (
-    <li className="result">
+    <li className="result" ref={ref} data-testid="prediction-result">
       <div className="result-image">
-        {result.overlay_url ? (
-          <img src={result.overlay_url} alt={`${slide ? 'Slide-level heatmap' : 'Heatmap'} of where the model looked on ${name}`} />
+        {overlayUrl && failed === overlayUrl ? (
+          <div className="heatmap-missing">Heatmap could not be loaded</div>
+        ) : overlayUrl ? (
+          seen ? (
+            <img src={overlayUrl} alt={`${slide ? 'Slide-level heatmap' : 'Heatmap'} of where the model looked on ${name}`}
+              onError={() => {
+                setFailed(overlayUrl);
+                onOverlayFailed();
+              }} />
+          ) : (
+            <div className="heatmap-missing" aria-hidden="true" />
+          )
         ) : (
-          <div className="heatmap-missing">{result.error ? 'No heatmap' : 'Heatmap not requested'}</div>
+          <div className="heatmap-missing">{error ? 'No heatmap' : 'Heatmap not requested'}</div>
         )}
         {slide && <p className="small muted">Large image: read in patches; the heatmap covers the whole slide.</p>}
       </div>
       <div className="result-body">
-        <h3 className="h4">{name}</h3>
-        {result.error ? <p className="field-error">{result.error}</p> : <ProbabilityBars probabilities={result.probabilities} labels={labels} />}
+        <h3 className="h4 long-name" title={name}>{name}</h3>
+        {error ? <p className="field-error">{error}</p> : <ProbabilityBars probabilities={result.probabilities} labels={labels} />}
       </div>
     </li>
   );

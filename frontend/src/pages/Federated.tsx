@@ -17,6 +17,7 @@ import {
   ANSWER_TEXT, CONSENT_CLASS, CONSENT_TEXT, JOB_STATUS_TEXT, STATUS_CLASS, STRATEGIES, WORK_TEXT, awaitsAnswer,
   durationWords, federatedProgress, participantOf, roundWords, sameLabels, siteAnswer,
 } from '../lib/federation';
+import { withoutInbox } from '../lib/inbox';
 
 const PAGE_SIZE = 50;
 
@@ -314,7 +315,7 @@ export function Invitation({ site, job, onAnswered }: { site: Membership; job: F
   const slug = site.site.slug;
   const isAdmin = site.role === 'admin';
   const datasets = useApi(
-    (signal) => (isAdmin ? api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal) : Promise.resolve(null)),
+    (signal) => (isAdmin ? api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal).then(withoutInbox) : Promise.resolve(null)),
     [slug, isAdmin],
   );
   const list = datasets.data?.results ?? [];

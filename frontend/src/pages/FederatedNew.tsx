@@ -8,6 +8,7 @@ import { AdvancedFields, filledIn, SHARED_ADVANCED, type AdvancedField } from '.
 import { DEADLINES, STRATEGIES } from '../lib/federation';
 import { plural } from '../lib/format';
 import { FEDERATED_INTRO } from './Federated';
+import { withoutInbox } from '../lib/inbox';
 
 type AdvancedKey = 'batch_size' | 'learning_rate' | 'input_size' | 'seed';
 
@@ -37,7 +38,7 @@ export function NewFederatedJobPage({ site }: { site: Membership }) {
 export function NewFederatedJob({ site }: { site: Membership }) {
   const slug = site.site.slug;
   const { zoo, entries, start, setStart } = useStartingPoint();
-  const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal), [slug]);
+  const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal).then(withoutInbox), [slug]);
   const sites = useApi((signal) => api.get<Page<ConsortiumSite>>('/sites/', { scope: 'consortium', page_size: 200 }, signal), []);
   const versions = useApi((signal) => api.get<Page<ModelVersion>>('/models/', { page_size: 100 }, signal), []);
   const ownModels = (versions.data?.results ?? []).filter((v) => v.site === slug);

@@ -6,6 +6,7 @@ import { ErrorNotice, FeatureGate, Loading, pointToField, useApi } from '../comp
 import { parseChoice, StartingPointChoices, useStartingPoint } from '../components/StartingPoints';
 import { AdvancedFields, filledIn, SHARED_ADVANCED, type AdvancedField } from '../components/AdvancedFields';
 import { plural } from '../lib/format';
+import { withoutInbox } from '../lib/inbox';
 
 type AdvancedKey = 'epochs' | 'input_size' | 'learning_rate' | 'batch_size' | 'seed';
 
@@ -28,7 +29,7 @@ export function TrainPage({ site }: { site: Membership }) {
 
 function TrainForm({ site }: { site: Membership }) {
   const { search } = useLocation();
-  const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: site.site.slug, page_size: 100 }, signal), [site.site.slug]);
+  const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: site.site.slug, page_size: 100 }, signal).then(withoutInbox), [site.site.slug]);
 
   // "Improve this model with our images" on a marketplace page: that published version is the starting point.
   const publishedId = search.get('published_version');

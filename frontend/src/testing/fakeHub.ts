@@ -43,9 +43,10 @@ export function fakeHub(routes: Routes, { schemaPaths = [] as string[] } = {}) {
     };
     calls.push(call);
     const route = all[`${method} ${path}`];
+    // A route may answer later (a promise), like a hub that holds a long-poll.
     let answer: unknown = route === undefined
       ? refusal(404, 'not_found', `No fake route for ${method} ${path}`)
-      : typeof route === 'function' ? (route as (c: Call) => unknown)(call) : route;
+      : typeof route === 'function' ? await (route as (c: Call) => unknown)(call) : route;
     if (!(answer instanceof Reply)) answer = reply(200, answer);
     const { status, body } = answer as Reply;
     return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
