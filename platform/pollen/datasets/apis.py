@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -12,9 +14,10 @@ from rest_framework.views import APIView
 
 from pollen.accounts.caller import caller_from_request
 from pollen.accounts.services import site_for_member
+from pollen.core.csv_safe import csv_response
 from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
-from pollen.datasets import archives, deletion, selectors, services
+from pollen.datasets import archives, deletion, exports, selectors, services
 from pollen.datasets.filters import DatasetFilter, ImageFilter
 from pollen.datasets.models import ArchiveImport, Dataset, Image, Modality
 
@@ -223,6 +226,26 @@ class DatasetStatsApi(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         return Response(selectors.dataset_stats(dataset=_dataset(request, pk)[1]))
+
+
+class DatasetExportApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Download the image list as CSV (file name, label, patient, split, status)",
+        description=(
+            "Values are exported as stored. A cell that a spreadsheet would run as a formula "
+            "(one beginning with =, +, -, @, a tab or a carriage return) starts with a single "
+            "quote, so Excel and LibreOffice show it as text. The first three columns are those "
+            "of the manifest upload. Each download is recorded in the audit log."
+        ),
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, pk: int) -> StreamingHttpResponse:
+        caller, dataset = _dataset(request, pk)
+        rows = exports.dataset_export_rows(caller=caller, dataset=dataset)
+        return csv_response(
+            filename=f"dataset-{dataset.pk}-images.csv", header=exports.EXPORT_COLUMNS, rows=rows
+        )
 
 
 class FileIn(StrictSerializer):

@@ -6,6 +6,7 @@ urlpatterns = [
     path("datasets/", apis.DatasetListApi.as_view(), name="dataset-list"),
     path("datasets/<int:pk>/", apis.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<int:pk>/stats/", apis.DatasetStatsApi.as_view(), name="dataset-stats"),
+    path("datasets/<int:pk>/export/", apis.DatasetExportApi.as_view(), name="dataset-export"),
     path(
         "datasets/<int:pk>/deletion-impact/",
         apis.DeletionImpactApi.as_view(),
