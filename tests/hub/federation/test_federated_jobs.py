@@ -207,6 +207,33 @@ def test_list_filters_by_one_of_my_sites_status_and_strategy(
         assert client.get("/api/v1/federated-jobs/?site=site-c").json()["count"] == 2
 
 
+def test_awaiting_answer_lists_the_invitations_a_site_still_has_to_answer(
+    client_for, admin_a, admin_c, outsider, datasets, zoo_id
+):
+    a_and_c = _create(client_for(admin_a), datasets[0], zoo_id).json()["id"]
+    declined = _create(client_for(admin_a), datasets[0], zoo_id).json()["id"]
+    a_and_b = _create(client_for(admin_a), datasets[0], zoo_id, sites=["site-b"]).json()["id"]
+    answer = client_for(admin_c).post(f"/api/v1/federated-jobs/{declined}/decline/", {})
+    assert answer.status_code == 200, answer.content
+
+    def ids(who, query: str) -> set[int]:
+        response = client_for(who).get(f"/api/v1/federated-jobs/?{query}")
+        assert response.status_code == 200, response.content
+        return {job["id"] for job in response.json()["results"]}
+
+    assert ids(admin_c, "site=site-c&awaiting_answer=true") == {a_and_c}
+    assert ids(admin_c, "awaiting_answer=true") == {a_and_c}
+    assert ids(admin_c, "site=site-c&awaiting_answer=false") == {declined}
+    # The proposing site has answered by proposing; another site's invitation is not its own.
+    assert ids(admin_a, "site=site-a&awaiting_answer=true") == set()
+    assert ids(outsider, "site=site-b&awaiting_answer=true") == {a_and_b}
+    # Naming a site one is not at reveals nothing, as for ?site= alone.
+    assert ids(admin_c, "site=site-b&awaiting_answer=true") == set()
+    refused = client_for(admin_c).get("/api/v1/federated-jobs/?awaiting_answer=perhaps")
+    assert refused.status_code == 400
+    assert "awaiting_answer" in refused.json()["error"]["fields"]
+
+
 def test_a_refused_advanced_setting_is_reported_under_advanced_like_training(
     client_for, admin_a, datasets, zoo_id
 ):
