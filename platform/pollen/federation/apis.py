@@ -213,7 +213,8 @@ class FederatedJobListApi(generics.ListAPIView):
     @extend_schema(
         tags=["federation"],
         summary="Cross-site jobs my sites take part in",
-        description="Filter with ?site=<one of your sites>&status=&strategy=.",
+        description="Filter with ?site=<one of your sites>&status=&strategy=; "
+        "?site=<slug>&awaiting_answer=true lists the invitations that site has still to answer.",
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
