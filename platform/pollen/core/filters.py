@@ -2,10 +2,62 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
+from django import forms
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
 from pollen.core.errors import ApiError
+
+# The largest id a database row can have (a signed 64-bit integer, in SQLite and PostgreSQL).
+# A larger number in a query overflowed SQLite's driver and answered 500.
+ID_MAX = 2**63 - 1
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": ID_MAX})
+class IdFilter(django_filters.NumberFilter):
+    """A filter by an object's id: a whole number from 1 to ``ID_MAX``, or a 400."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", ID_MAX)
+        kwargs.setdefault(
+            "error_messages",
+            {
+                "invalid": "Give an id: a whole number.",
+                "min_value": "Give an id of 1 or more.",
+                "max_value": f"Give an id of at most {ID_MAX}.",
+            },
+        )
+        super().__init__(*args, **kwargs)
+
+    def get_max_validator(self) -> None:
+        return None  # the form field checks the range; NumberFilter's own cap is 1e50
+
+
+FRACTION_MESSAGE = "Give a number from 0 to 1, such as 0.85."
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": 1})
+class FractionFilter(django_filters.NumberFilter):
+    """A filter by a number from 0 to 1 (an AUC, a rate), or a 400."""
+
+    field_class = forms.FloatField  # refuses inf and NaN
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", 1)
+        kwargs.setdefault(
+            "error_messages",
+            {key: FRACTION_MESSAGE for key in ("invalid", "min_value", "max_value")},
+        )
+        super().__init__(*args, **kwargs)
+
+    def get_max_validator(self) -> None:
+        return None
 
 
 class FilterBackend(DjangoFilterBackend):

@@ -799,9 +799,13 @@ def _wait_seconds(request: Request) -> float:
         raise ApiError(
             "'wait' must be a number of seconds.", code="invalid_filter", fields={"wait": raw}
         ) from None
-    if value != value or value < 0:  # NaN or negative
-        raise ApiError("'wait' must be 0 or more seconds.", code="invalid_filter")
-    return min(value, MAX_WAIT_SECONDS)
+    if not 0 <= value <= MAX_WAIT_SECONDS:  # NaN and infinities fail too
+        raise ApiError(
+            f"'wait' must be a number of seconds from 0 to {MAX_WAIT_SECONDS}.",
+            code="invalid_filter",
+            fields={"wait": raw},
+        )
+    return value
 
 
 @cache
@@ -847,7 +851,7 @@ class PredictionDetailApi(APIView):
         parameters=[
             OpenApiParameter(
                 "wait",
-                float,
+                {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
                 description=(
                     f"Wait up to this many seconds (at most {MAX_WAIT_SECONDS}) for it to finish. "
                     "A busy hub may answer sooner with the current status: ask again."

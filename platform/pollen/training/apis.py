@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pollen.accounts.caller import caller_from_request
+from pollen.core.filters import IdFilter
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.marketplace.selectors import published_version_get
@@ -104,7 +105,7 @@ class JobOut(serializers.ModelSerializer):
 class JobFilter(django_filters.FilterSet):
     site = django_filters.CharFilter(field_name="site__slug")
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
-    dataset = django_filters.NumberFilter(field_name="dataset_id")
+    dataset = IdFilter(field_name="dataset_id")
     recipe = django_filters.ChoiceFilter(choices=Recipe.choices)
 
     class Meta:
