@@ -454,7 +454,7 @@ export interface ModelVersion {
 export type Strategy = 'relay' | 'fedavg';
 export type FederatedStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const FINAL_FEDERATED_STATUSES: FederatedStatus[] = ['succeeded', 'failed', 'cancelled'];
-export type ConsentStatus = 'invited' | 'accepted' | 'declined';
+export type ConsentStatus = 'invited' | 'accepted' | 'declined' | 'withdrawn';
 export type WorkState = 'idle' | 'queued' | 'training' | 'sent' | 'failed' | 'missed';
 export type RoundStatus = 'running' | 'aggregating' | 'done' | 'failed' | 'cancelled';
 

@@ -32,6 +32,7 @@ export const CONSENT_TEXT: Record<ConsentStatus, string> = {
   invited: 'Waiting for its administrator',
   accepted: 'Taking part',
   declined: 'Declined',
+  withdrawn: 'Withdrew',
 };
 
 export const WORK_TEXT: Record<WorkState, string> = {
@@ -56,6 +57,7 @@ export const CONSENT_CLASS: Record<ConsentStatus, string> = {
   invited: 'status-pending',
   accepted: 'status-accepted',
   declined: 'status-rejected',
+  withdrawn: 'status-rejected',
 };
 
 export const DEADLINES: [number, string][] = [

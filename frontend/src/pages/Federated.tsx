@@ -146,6 +146,7 @@ export function FederatedJobDetail({ site, id }: { site: Membership; id: string 
   const { me } = useSession();
   const job = useApi((signal) => api.get<FederatedJob>(`/federated-jobs/${id}/`, undefined, signal), [id]);
   const [cancelling, setCancelling] = useState(false);
+  const [withdrawing, setWithdrawing] = useState(false);
   useDocumentTitle(job.data ? job.data.name : 'Training across hospitals');
   const live = !!job.data && !FINAL_FEDERATED_STATUSES.includes(job.data.status);
   useInterval(job.reload, 3000, live);
@@ -167,9 +168,11 @@ export function FederatedJobDetail({ site, id }: { site: Membership; id: string 
   const strategy = STRATEGIES[j.strategy];
   const initiator = participantOf(j, j.initiator_site);
   const mine = participantOf(j, slug);
-  const memberOf = new Set((me?.memberships ?? []).map((m) => m.site.slug));
   const adminOf = new Set((me?.memberships ?? []).filter((m) => m.role === 'admin').map((m) => m.site.slug));
-  const canCancel = live && (memberOf.has(j.initiator_site) || j.participants.some((p) => adminOf.has(p.site)));
+  // The hub lets only the starting site's administrators stop the whole training; a site that
+  // accepted may take its own part back (withdraw), and the others go on without it.
+  const canCancel = live && adminOf.has(j.initiator_site);
+  const canWithdraw = live && mine?.status === 'accepted' && slug !== j.initiator_site && adminOf.has(slug);
 
   return (
     <section>
@@ -190,7 +193,29 @@ export function FederatedJobDetail({ site, id }: { site: Membership; id: string 
             Stop this training
           </button>
         )}
+        {canWithdraw && (
+          <button type="button" className="btn btn-danger" onClick={() => setWithdrawing(true)}>
+            Withdraw {site.site.name}
+          </button>
+        )}
       </div>
+      {withdrawing && (
+        <ConfirmDialog
+          title={`Withdraw ${site.site.name}?`}
+          confirmLabel={`Withdraw ${site.site.name}`}
+          danger
+          onClose={() => setWithdrawing(false)}
+          onConfirm={async () => {
+            job.setData(await api.post<FederatedJob>(`/federated-jobs/${j.id}/withdraw/`, { site: slug }));
+            setWithdrawing(false);
+          }}
+        >
+          <p>
+            {site.site.name} stops its current round and takes no further part. The other hospitals go on without it. This
+            cannot be undone.
+          </p>
+        </ConfirmDialog>
+      )}
       {cancelling && (
         <ConfirmDialog
           title="Stop training across hospitals?"

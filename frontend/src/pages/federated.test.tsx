@@ -189,18 +189,20 @@ describe('rounds of a cross-site job', () => {
     const bar = screen.getByRole('progressbar', { name: 'Progress across hospitals' });
     expect(bar.getAttribute('aria-valuenow')).toBe('58');
     expect(screen.getByText('Round 2 of 3')).toBeTruthy();
-    // A clinician of the starting site may stop it.
-    expect(screen.getByRole('button', { name: 'Stop this training' })).toBeTruthy();
+    // Only the starting site's administrators may stop it for everyone.
+    expect(screen.queryByRole('button', { name: 'Stop this training' })).toBeNull();
   });
 
-  it('lets only the starting site or a taking-part administrator stop it, after a confirmation', async () => {
-    renderDetail(member(BOROUGH, 'clinician'), { 'GET /federated-jobs/3/': running });
-    await screen.findByTestId('federated-rounds');
-    expect(screen.queryByRole('button', { name: 'Stop this training' })).toBeNull();
-    cleanup();
-    const hub = renderDetail(member(ANNE, 'clinician'), {
+  it('lets only an administrator of the starting site stop it, after a confirmation', async () => {
+    for (const who of [member(BOROUGH, 'clinician'), member(BOROUGH, 'admin'), member(ANNE, 'clinician')]) {
+      renderDetail(who, { 'GET /federated-jobs/3/': running });
+      await screen.findByTestId('federated-rounds');
+      expect(screen.queryByRole('button', { name: 'Stop this training' })).toBeNull();
+      cleanup();
+    }
+    const hub = renderDetail(member(ANNE, 'admin'), {
       'GET /federated-jobs/3/': running,
-      'POST /federated-jobs/3/cancel/': { ...running, status: 'cancelled', message: 'Cancelled by anne-clinician.' },
+      'POST /federated-jobs/3/cancel/': { ...running, status: 'cancelled', message: 'Cancelled by anne-admin.' },
     });
     fireEvent.click(await screen.findByRole('button', { name: 'Stop this training' }));
     const dialog = await screen.findByRole('dialog', { name: 'Stop training across hospitals?' });
@@ -212,6 +214,32 @@ describe('rounds of a cross-site job', () => {
     await screen.findByText('Cancelled', { selector: '.status' });
     expect(hub.sent('POST', '/federated-jobs/3/cancel/')).toHaveLength(1);
     expect(screen.queryByRole('button', { name: 'Stop this training' })).toBeNull();
+  });
+
+  it('lets an administrator of a site that accepted withdraw its own part, after a confirmation', async () => {
+    renderDetail(member(BOROUGH, 'clinician'), { 'GET /federated-jobs/3/': running });
+    await screen.findByTestId('federated-rounds');
+    expect(screen.queryByRole('button', { name: 'Withdraw Borough General' })).toBeNull();
+    cleanup();
+    renderDetail(member(ANNE, 'admin'), { 'GET /federated-jobs/3/': running });
+    await screen.findByTestId('federated-rounds');
+    expect(screen.queryByRole('button', { name: /^Withdraw/ })).toBeNull(); // the starting site stops it instead
+    cleanup();
+    const withdrawn = {
+      ...running,
+      participants: running.participants.map((p) => (p.site === 'borough' ? { ...p, status: 'withdrawn' as const } : p)),
+    };
+    const hub = renderDetail(member(BOROUGH, 'admin'), {
+      'GET /federated-jobs/3/': running,
+      'POST /federated-jobs/3/withdraw/': withdrawn,
+    });
+    fireEvent.click(await screen.findByRole('button', { name: 'Withdraw Borough General' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Withdraw Borough General?' });
+    expect(dialog.textContent).toMatch(/other hospitals go on without it/);
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Withdraw Borough General' }));
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Withdraw Borough General' })).toBeNull());
+    expect(hub.sent('POST', '/federated-jobs/3/withdraw/').map((c) => c.body)).toEqual([{ site: 'borough' }]);
+    expect(screen.getByText('Withdrew')).toBeTruthy();
   });
 
   it('tells apart a relay site that has not had its turn from one that missed it', () => {

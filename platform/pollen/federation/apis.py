@@ -329,10 +329,39 @@ class FederatedJobDeclineApi(APIView):
         return Response(_out(caller, selectors.federated_job_get(caller=caller, job_id=pk)))
 
 
+class FederatedJobWithdrawApi(APIView):
+    @extend_schema(
+        tags=["federation"],
+        summary="A site administrator withdraws the site's own part (it accepted before)",
+        description=(
+            "The site leaves the job; the other sites go on without it. Its current turn ends "
+            "(its worker is told to stop and a late update is refused) and the round finishes "
+            "with the sites that answered. An invited site declines instead; the initiating "
+            "site cancels instead."
+        ),
+        request=DeclineIn,
+        responses=FederatedJobOut,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller = caller_from_request(request)
+        caller.require_clinical()
+        job = selectors.federated_job_get(caller=caller, job_id=pk)
+        data = DeclineIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        site_id = _respond_site(caller, job, data.validated_data.get("site"))
+        services.participant_withdraw(caller=caller, job=job, site_id=site_id)
+        return Response(_out(caller, selectors.federated_job_get(caller=caller, job_id=pk)))
+
+
 class FederatedJobCancelApi(APIView):
     @extend_schema(
         tags=["federation"],
-        summary="Stop a cross-site job",
+        summary="Stop a cross-site job for every site (the initiating site's administrators)",
+        description=(
+            "Only an administrator of the initiating site may cancel. A participating site "
+            "declines the invitation or withdraws its own part instead (403 "
+            "initiator_admin_required)."
+        ),
         request=None,
         responses=FederatedJobOut,
     )

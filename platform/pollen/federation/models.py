@@ -86,6 +86,8 @@ class ParticipantStatus(models.TextChoices):
     INVITED = "invited", "Waiting for the site administrator"
     ACCEPTED = "accepted", "Accepted"
     DECLINED = "declined", "Declined"
+    # Accepted, then took its own part back: left out of every round from then on (a dropout).
+    WITHDRAWN = "withdrawn", "Withdrew"
 
 
 class WorkState(models.TextChoices):

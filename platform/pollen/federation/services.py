@@ -287,15 +287,18 @@ def _maybe_start(job_id: int) -> None:
 
 
 def federated_job_cancel(*, caller: Caller, job: FederatedJob) -> FederatedJob:
-    """The initiating site, or an administrator of any participating site, stops the job."""
+    """An administrator of the initiating site stops the whole job, for every site.
+
+    Other sites never stop it: their consent covers their own part only, so an invited site
+    declines and a site that accepted withdraws (``participant_withdraw``). Otherwise a site
+    that was merely invited could end another hospital's training.
+    """
     caller.require_clinical()
-    site_ids = set(job.participants.values_list("site_id", flat=True))
-    if job.initiator_site_id not in caller.site_ids and not any(
-        caller.is_admin_of(s) for s in site_ids
-    ):
+    if not caller.is_admin_of(job.initiator_site_id):
         raise Forbidden(
-            "Only the initiating site or a participating site's administrator can stop this job.",
-            code="admin_required",
+            "Only an administrator of the hospital that started this training can stop it for "
+            "everyone. To take your own hospital out, decline the invitation or withdraw.",
+            code="initiator_admin_required",
         )
     with transaction.atomic():
         if not _finish(
@@ -311,6 +314,66 @@ def federated_job_cancel(*, caller: Caller, job: FederatedJob) -> FederatedJob:
         )
     job.refresh_from_db()
     return job
+
+
+def participant_withdraw(*, caller: Caller, job: FederatedJob, site_id: int) -> FederatedJob:
+    """A site that accepted takes its own part back; the others go on without it (a dropout).
+
+    Its current turn ends at once (its worker is told to stop, a late update is refused) and
+    the round closes with the sites that answered, without waiting for the deadline.
+    """
+    caller.require_clinical()
+    caller.require_admin(site_id)
+    participant = Participant.objects.filter(job=job, site_id=site_id).first()
+    if participant is None:
+        raise NotFound(
+            "Your site is not part of this federated job.", code="federated_job_not_found"
+        )
+    if site_id == job.initiator_site_id:
+        raise Conflict(
+            "The hospital that started this training cannot withdraw from it; stop it instead.",
+            code="initiator_cannot_withdraw",
+        )
+    slug = caller.slugs[site_id]
+    with transaction.atomic():
+        changed = Participant.objects.filter(
+            pk=participant.pk,
+            status=ParticipantStatus.ACCEPTED,
+            job__status__in=[FederatedStatus.PENDING, FederatedStatus.RUNNING],
+        ).update(
+            status=ParticipantStatus.WITHDRAWN,
+            work_state=WorkState.IDLE,
+            lease_expires_at=None,
+            responded_by_id=caller.user_id,
+            responded_at=timezone.now(),
+        )
+        if not changed:
+            raise Conflict(
+                f"{slug} is not taking part in this training now: it has not accepted (decline "
+                "the invitation instead), has already withdrawn, or the training has ended.",
+                code="not_accepted",
+            )
+        _log(job.pk, f"{slug} withdrew; the other hospitals go on without it.", site=slug)
+        audit_record(
+            caller=caller,
+            action="federated_job.withdraw",
+            site_id=site_id,
+            target_type="federated_job",
+            target_id=job.pk,
+        )
+        if job.status == FederatedStatus.PENDING:
+            _maybe_start(job.pk)  # the others may all have answered: start, or fail with why
+    federation_advance(job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def _withdrawn_site_ids(job: FederatedJob) -> set[int]:
+    return set(
+        Participant.objects.filter(job=job, status=ParticipantStatus.WITHDRAWN).values_list(
+            "site_id", flat=True
+        )
+    )
 
 
 def _finish(job: FederatedJob, status: str, code: str, message: str) -> bool:
@@ -498,8 +561,12 @@ def round_progress(
 
 def _agent_participant(caller: Caller, job: FederatedJob) -> Participant:
     participant = (
+        # A site that withdrew still reaches its turn, so its worker hears "stop" and a late
+        # update is refused as closed, rather than a bare "not found".
         Participant.objects.filter(
-            job=job, site_id__in=caller.site_ids, status=ParticipantStatus.ACCEPTED
+            job=job,
+            site_id__in=caller.site_ids,
+            status__in=[ParticipantStatus.ACCEPTED, ParticipantStatus.WITHDRAWN],
         )
         .select_related("site")
         .first()
@@ -760,6 +827,7 @@ def federation_advance(*, job_id: int) -> None:
     if round_.status != RoundStatus.RUNNING:
         return
     answered = set(Update.objects.filter(round=round_).values_list("site_id", flat=True))
+    answered |= _withdrawn_site_ids(job)  # a withdrawal is a dropout: nothing more to wait for
     late = now > round_.deadline_at
     if job.strategy == Strategy.RELAY and round_.number > 0:
         current = round_.expected_sites[round_.relay_position]
@@ -822,7 +890,10 @@ def _relay_next(job: FederatedJob, round_: Round) -> None:
         participant = Participant.objects.select_related("site").get(
             job=job, site_id=round_.expected_sites[position]
         )
-        _dispatch(job, round_, participant, input_key, input_sha)
+        if participant.status != ParticipantStatus.WITHDRAWN:
+            _dispatch(job, round_, participant, input_key, input_sha)
+            return
+    federation_advance(job_id=job.pk)  # the site withdrew: pass the weights on to the next one
 
 
 def _aggregate(job: FederatedJob, round_: Round) -> None:

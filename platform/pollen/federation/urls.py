@@ -20,6 +20,11 @@ urlpatterns = [
         name="federated-job-decline",
     ),
     path(
+        "federated-jobs/<int:pk>/withdraw/",
+        apis.FederatedJobWithdrawApi.as_view(),
+        name="federated-job-withdraw",
+    ),
+    path(
         "federated-jobs/<int:pk>/cancel/",
         apis.FederatedJobCancelApi.as_view(),
         name="federated-job-cancel",
