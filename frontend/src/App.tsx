@@ -14,6 +14,7 @@ import { MarketplacePage, ModelPage } from './pages/Marketplace';
 import { ApplyPage } from './pages/Apply';
 import { FederatedJobPage, FederatedPage } from './pages/Federated';
 import { NewFederatedJobPage } from './pages/FederatedNew';
+import { InvitationBadge } from './components/InvitationBadge';
 import type { Me, Membership } from './api/types';
 
 type SitePage = (props: { site: Membership; params: Record<string, string> }) => ReactNode;
@@ -172,6 +173,7 @@ function Header({ me, current, pathname }: { me: Me; current: Membership | null;
         {links.map(([href, text]) => (
           <Link key={href} to={href} aria-current={isActive(href) ? 'page' : undefined}>
             {text}
+            {current && href === `${base}/federated` && <InvitationBadge slug={current.site.slug} pathname={pathname} />}
           </Link>
         ))}
         {current?.role === 'admin' && (
