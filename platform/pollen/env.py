@@ -134,6 +134,19 @@ def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
     return networks
 
 
+# SQLite shared by gunicorn's threads and processes (the embedded default):
+# - WAL lets readers carry on while one connection writes;
+# - a write transaction takes the write lock when it begins (IMMEDIATE). A transaction that reads
+#   and then writes would otherwise ask for the lock half-way, and SQLite refuses that at once with
+#   "database is locked" instead of waiting, since two such transactions could wait on each other;
+# - ``timeout`` (seconds) is how long a connection waits for the lock before it gives up.
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
+}
+
+
 def parse_database_url(url: str, *, base_dir: Path) -> dict[str, object]:
     """Turn ``postgres://user:pass@host:port/name`` or ``sqlite:///path`` into DATABASES['default']."""
     parsed = urlparse(url)
@@ -149,7 +162,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, object]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(path),
-            "OPTIONS": {"timeout": 20},
+            "OPTIONS": dict(SQLITE_OPTIONS),
         }
     if parsed.scheme in {"postgres", "postgresql", "psql"}:
         options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
