@@ -86,7 +86,7 @@ export type SiteAnswer = 'sent' | 'refused' | 'failed' | 'missed' | 'working' | 
 
 export const ANSWER_TEXT: Record<SiteAnswer, string> = {
   sent: 'answered',
-  refused: 'update refused',
+  refused: 'its trained model was refused',
   failed: 'could not finish',
   missed: 'did not answer in time',
   working: 'training',
@@ -150,4 +150,72 @@ export function awaitsAnswer(job: FederatedJob, slug: string): boolean {
 
 export function sameLabels(a: string[], b: string[]): boolean {
   return a.length === b.length && [...a].sort().join('\u0000') === [...b].sort().join('\u0000');
+}
+
+/** Site names by slug: a clinician knows "Borough General", not "borough". */
+export function siteNames(job: FederatedJob): Map<string, string> {
+  return new Map(job.participants.map((p) => [p.site, p.site_name]));
+}
+
+/**
+ * One round in a sentence: "Round 2: 3 of 3 hospitals finished; the combined model told cases apart with
+ * an AUC of 0.81 and gave 85% right answers on the hospitals' tuning images."
+ */
+export function roundSummary(job: FederatedJob, round: FederatedRound): string {
+  const names = siteNames(job);
+  const expected = round.expected_sites.length;
+  const finished = round.updates.filter((u) => u.status === 'accepted').length;
+  const head = `Round ${round.number}: ${finished} of ${expected} ${expected === 1 ? 'hospital' : 'hospitals'} finished`;
+  const absent = round.expected_sites
+    .filter((slug) => ['refused', 'failed', 'missed'].includes(siteAnswer(job, round, slug)))
+    .map((slug) => names.get(slug) ?? slug);
+  const without = absent.length ? ` (without ${absent.join(' and ')})` : '';
+  if (round.status === 'running') return `${head} so far.`;
+  if (round.status === 'aggregating') return `${head}${without}; their models are being combined into one.`;
+  if (round.status === 'done') {
+    const m = round.metrics ?? {};
+    const scores = [
+      m.val_auc != null ? `told cases apart with an AUC of ${m.val_auc.toFixed(2)}` : '',
+      m.val_accuracy != null ? `gave ${Math.round(m.val_accuracy * 100)}% right answers` : '',
+    ].filter(Boolean);
+    const how = scores.length ? `; the combined model ${scores.join(' and ')} on the hospitals’ tuning images` : '; their models were combined into one';
+    return `${head}${without}${how}.`;
+  }
+  return `${head}${without}; the round ${round.status === 'cancelled' ? 'was stopped' : 'did not finish'}.`;
+}
+
+/**
+ * The hub's history lines use site slugs and a few technical words; say them the way the rest of the page
+ * does: hospital names, "the common starting model", "tuning images", "the combined model".
+ */
+const PLAIN_WORDS: [RegExp, string][] = [
+  [/\bFedAvg aggregation\b/gi, 'combining'],
+  [/\bfederated averaging \(sites train in parallel\)/gi, 'training at all hospitals at once'],
+  [/\brelay \(the model visits each site in turn\)/gi, 'training at one hospital after another'],
+  [/\bprepares the starting weights \(round 0\)/g, 'prepares the common starting model'],
+  [/\bstarting weights\b/g, 'the common starting model'],
+  [/\bglobal weights\b/gi, 'combined model'],
+  [/\bRound (\d+) combined from (\d+) site\(s\)/g, 'Round $1: the models of $2 hospital(s) were combined into one'],
+  [/\bvalidation AUC (\d+(?:\.\d+)?)/g, 'AUC $1 on tuning images'],
+  [/\bThe update from\b/g, 'The trained model from'],
+  [/\b(A second|A late) update from\b/g, '$1 trained model from'],
+  [/\bsent its update\b/g, 'sent its trained model'],
+  [/\ba dropout\b/gi, 'left out from then on'],
+  [/\bsite\(s\)/g, 'hospital(s)'],
+  [/\bEvery site answered\b/g, 'Every hospital answered'],
+  [/\bThe worker at\b/g, 'The computer at'],
+  [/ started round (\d+) on [^\s.(]+/g, ' started round $1'],
+];
+
+export function plainHistory(job: FederatedJob, text: string): string {
+  let out = text;
+  for (const [slug, name] of siteNames(job)) {
+    out = out.replace(new RegExp(`(^|[\\s,;(])${escapeRegExp(slug)}(?=$|[\\s,;.:)'’])`, 'g'), `$1${name}`);
+  }
+  for (const [pattern, words] of PLAIN_WORDS) out = out.replace(pattern, words);
+  return out;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

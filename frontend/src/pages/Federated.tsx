@@ -15,7 +15,7 @@ import { useSession } from '../session';
 import { dateTime, percent, plural } from '../lib/format';
 import {
   ANSWER_TEXT, CONSENT_CLASS, CONSENT_TEXT, JOB_STATUS_TEXT, STATUS_CLASS, STRATEGIES, WORK_TEXT, awaitsAnswer,
-  durationWords, federatedProgress, participantOf, roundWords, sameLabels, siteAnswer,
+  durationWords, federatedProgress, participantOf, plainHistory, roundSummary, roundWords, sameLabels, siteAnswer,
 } from '../lib/federation';
 import { withoutInbox } from '../lib/inbox';
 
@@ -278,7 +278,7 @@ export function FederatedJobDetail({ site, id }: { site: Membership; id: string 
           <summary>History ({plural(j.events.length, 'entry', 'entries')})</summary>
           <ol className="history small">
             {[...j.events].reverse().map((e, i) => (
-              <li key={`${e.at}-${i}`}><time dateTime={e.at}>{dateTime(e.at)}</time> {e.text}</li>
+              <li key={`${e.at}-${i}`}><time dateTime={e.at}>{dateTime(e.at)}</time> {plainHistory(j, e.text)}</li>
             ))}
           </ol>
         </details>
@@ -485,7 +485,7 @@ function RoundRow({ job, round }: { job: FederatedJob; round: FederatedRound }) 
     <tr>
       <th scope="row">
         {round.number} of {job.rounds}
-        <span className="small muted block">{round.status === 'done' ? 'combined' : round.status === 'aggregating' ? 'combining' : round.status === 'running' ? 'in progress' : round.status}</span>
+        <span className="small muted block round-summary">{roundSummary(job, round)}</span>
       </th>
       <td>
         <ul className="plain-list small">
@@ -496,7 +496,7 @@ function RoundRow({ job, round }: { job: FederatedJob; round: FederatedRound }) 
               <li key={slug} className={`answer answer-${answer}`}>
                 <span aria-hidden="true">{answer === 'sent' ? '✓ ' : answer === 'working' || answer === 'waiting' ? '… ' : '✗ '}</span>
                 {names.get(slug) ?? slug}: {ANSWER_TEXT[answer]}
-                {update?.reason ? ` (${update.reason})` : ''}
+                {update?.reason ? ` (${plainHistory(job, update.reason)})` : ''}
               </li>
             );
           })}
