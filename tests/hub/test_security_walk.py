@@ -255,8 +255,33 @@ def schema_operations(client: APIClient) -> list[tuple[str, str]]:
     ]
 
 
-def _url(path: str, world: SiteA) -> str:
-    return re.sub(r"\{([a-z_]+)\}", lambda m: str(_object_for(path, m.group(1), world)), path)
+def _url(path: str, world: SiteA, *, missing: bool = False) -> str:
+    """The path with site A's objects in it, or (``missing``) with ids that name nothing."""
+
+    def fill(match: re.Match[str]) -> str:
+        value = _object_for(path, match.group(1), world)
+        if missing:
+            return "no-such-site" if match.group(1) == "slug" else "99999999"
+        return str(value)
+
+    return re.sub(r"\{([a-z_]+)\}", fill, path)
+
+
+def _call(client: APIClient, path: str, method: str, url: str, world: SiteA) -> Any:
+    body = _body(path, method, world)
+    return client.generic(
+        method.upper(),
+        url,
+        json.dumps(body) if method in {"post", "put", "patch"} else "",
+        content_type="application/json",
+    )
+
+
+def _error_code(response: Any) -> str | None:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _leaks(
@@ -267,19 +292,25 @@ def _leaks(
     for persona, make_client in callers.items():
         for path, method in ops:
             client = make_client()  # fresh each time: signing out must not spoil the rest
-            body = _body(path, method, world)
-            response = client.generic(
-                method.upper(),
-                _url(path, world),
-                json.dumps(body) if method in {"post", "put", "patch"} else "",
-                content_type="application/json",
-            )
+            response = _call(client, path, method, _url(path, world), world)
             walked.add((path, method, persona))
             status = response.status_code
             allowed = (path, method, persona) in ALLOWED or (path, method, "*") in ALLOWED
-            if status in REFUSED or (allowed and status < 500 and MARKER not in _text(response)):
+            if allowed and status < 500 and MARKER not in _text(response):
                 continue
-            leaks.append(f"{persona} {method.upper()} {path} -> {status} {_text(response)[:160]}")
+            if status not in REFUSED or _error_code(response) is None:
+                leaks.append(
+                    f"{persona} {method.upper()} {path} -> {status} {_text(response)[:160]}"
+                )
+                continue
+            if "{" in path:
+                # Site A's object must be refused exactly like one that does not exist.
+                absent = _call(make_client(), path, method, _url(path, world, missing=True), world)
+                if (absent.status_code, _error_code(absent)) != (status, _error_code(response)):
+                    leaks.append(
+                        f"{persona} {method.upper()} {path} -> {status} {_error_code(response)}, "
+                        f"but {absent.status_code} {_error_code(absent)} for a missing one"
+                    )
     return leaks, walked
 
 
