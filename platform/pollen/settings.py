@@ -230,6 +230,9 @@ MODEL_STORE = {
     "region": env_str("POLLEN_MODEL_STORE_REGION", "us-east-1"),
 }
 PRESIGN_SECONDS = env_int("POLLEN_PRESIGN_SECONDS", 900)
+# An upload slot that was never finished (the user left mid-upload) expires after this long:
+# it shows as "upload not finished" and its file is removed from site storage.
+UPLOAD_SLOT_EXPIRY_SECONDS = env_int("POLLEN_UPLOAD_SLOT_EXPIRY_SECONDS", 24 * 3600)
 # A running job renews its lease; one whose lease lapses is queued again and resumes from its checkpoint.
 JOB_LEASE_SECONDS = env_int("POLLEN_JOB_LEASE_SECONDS", 120)
 # Marketplace work (predictions, evaluations, exports, publications) is claimed the same way.

@@ -52,6 +52,10 @@ class HeartbeatApi(APIView):
         from pollen.datasets.deletion import datasets_purge_resend
 
         datasets_purge_resend(site_id=site_id, now=now)
+        # ... and upload slots left unfinished expire (their files are removed by this agent).
+        from pollen.datasets.uploads import upload_slots_expire
+
+        upload_slots_expire(site_id=site_id, now=now)
         return Response(
             {
                 "site": caller.slugs[site_id],

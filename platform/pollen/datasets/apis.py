@@ -17,7 +17,7 @@ from pollen.accounts.services import site_for_member
 from pollen.core.csv_safe import csv_response
 from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
-from pollen.datasets import archives, deletion, exports, selectors, services
+from pollen.datasets import archives, deletion, exports, selectors, services, uploads
 from pollen.datasets.filters import DatasetFilter, ImageFilter
 from pollen.datasets.models import ArchiveImport, Dataset, Image, Modality
 
@@ -28,6 +28,9 @@ class DatasetOut(serializers.ModelSerializer):
     accepted_count = serializers.IntegerField(read_only=True)
     rejected_count = serializers.IntegerField(read_only=True)
     pending_count = serializers.IntegerField(read_only=True)
+    unfinished_count = serializers.IntegerField(
+        read_only=True, help_text="Uploads not finished in time: resume or discard them"
+    )
 
     class Meta:
         model = Dataset
@@ -43,6 +46,7 @@ class DatasetOut(serializers.ModelSerializer):
             "accepted_count",
             "rejected_count",
             "pending_count",
+            "unfinished_count",
             "created_at",
         ]
 
@@ -320,6 +324,51 @@ class UploadsCompleteApi(APIView):
             caller=caller, dataset=dataset, image_ids=data.validated_data["image_ids"]
         )
         return Response({"queued": queued}, status=status.HTTP_202_ACCEPTED)
+
+
+class UploadsResumeApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="New upload links for uploads that were not finished",
+        description=(
+            "For images whose upload was never finished (status `expired`, 'upload not "
+            "finished', or still waiting for their file): a new upload link each, for the same "
+            "image, with its label and patient kept. Send the file, then call uploads/complete/. "
+            "Images already uploaded are refused (`upload_finished`). Unfinished uploads expire "
+            "after POLLEN_UPLOAD_SLOT_EXPIRY_SECONDS (a day by default)."
+        ),
+        request=IdsIn,
+        responses=SlotsOut,
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = IdsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = uploads.upload_slots_resume(
+            caller=caller, dataset=dataset, image_ids=data.validated_data["image_ids"]
+        )
+        return Response(SlotsOut(result).data)
+
+
+class UploadsDiscardApi(APIView):
+    @extend_schema(
+        tags=["datasets"],
+        summary="Discard uploads that were not finished",
+        description=(
+            "Removes the listed images whose upload was never finished, and any part of their "
+            "file in site storage. Images already uploaded are kept."
+        ),
+        request=IdsIn,
+        responses=inline_serializer("UploadsDiscarded", {"discarded": serializers.IntegerField()}),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        caller, dataset = _dataset(request, pk)
+        data = IdsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        discarded = uploads.uploads_discard(
+            caller=caller, dataset=dataset, image_ids=data.validated_data["image_ids"]
+        )
+        return Response({"discarded": discarded})
 
 
 class ImageOut(serializers.ModelSerializer):

@@ -139,6 +139,7 @@ def archive_result_record(
                         seed=dataset.split_seed, patient_id="", fallback_key=entry["key"]
                     ),
                     status=ImageStatus.PENDING,
+                    upload_expires_at=None,  # unpacked at the site: nothing left to upload
                 )
             )
         created = Image.objects.bulk_create(rows, batch_size=1000)

@@ -5,9 +5,12 @@ The pixels live in the site's own storage; the hub never receives them.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Modality(models.TextChoices):
@@ -73,6 +76,12 @@ class ImageStatus(models.TextChoices):
     PENDING = "pending", "Waiting for upload or check"
     ACCEPTED = "accepted", "Accepted"
     REJECTED = "rejected", "Rejected"
+    # The slot's upload was never finished in time; it can be resumed or discarded.
+    EXPIRED = "expired", "Upload not finished"
+
+
+def upload_slot_deadline() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.UPLOAD_SLOT_EXPIRY_SECONDS)
 
 
 class Split(models.TextChoices):
@@ -102,6 +111,9 @@ class Image(models.Model):
     thumbnail_key = models.CharField(max_length=512, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     ingested_at = models.DateTimeField(null=True, blank=True)
+    # Set when an upload slot is issued (or resumed), cleared once the client says the upload is
+    # finished: a pending image still holding a deadline past ``now`` was abandoned mid-upload.
+    upload_expires_at = models.DateTimeField(null=True, blank=True, default=upload_slot_deadline)
 
     class Meta:
         ordering = ["id"]
@@ -116,6 +128,7 @@ class Image(models.Model):
             models.Index(fields=["dataset", "patient_id"]),
             models.Index(fields=["dataset", "sha256"]),
             models.Index(fields=["dataset", "split", "status"]),
+            models.Index(fields=["status", "upload_expires_at"]),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ def dataset_list(*, caller: Caller) -> QuerySet[Dataset]:
             accepted_count=Count("images", filter=Q(images__status=ImageStatus.ACCEPTED)),
             rejected_count=Count("images", filter=Q(images__status=ImageStatus.REJECTED)),
             pending_count=Count("images", filter=Q(images__status=ImageStatus.PENDING)),
+            unfinished_count=Count("images", filter=Q(images__status=ImageStatus.EXPIRED)),
         )
         .order_by("-created_at", "-id")
     )

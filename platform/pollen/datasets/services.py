@@ -283,6 +283,8 @@ def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) 
         "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
     }
     with transaction.atomic():
+        # The upload is finished: these slots no longer expire (see pollen.datasets.uploads).
+        dataset.images.filter(pk__in=[pk for pk, _ in images]).update(upload_expires_at=None)
         send_on_commit(tasks.INGEST_IMAGES, payload, queue=queues.io_queue(dataset.site.slug))
     return len(images)
 

@@ -22,6 +22,16 @@ urlpatterns = [
         apis.UploadsCompleteApi.as_view(),
         name="dataset-uploads-complete",
     ),
+    path(
+        "datasets/<int:pk>/uploads/resume/",
+        apis.UploadsResumeApi.as_view(),
+        name="dataset-uploads-resume",
+    ),
+    path(
+        "datasets/<int:pk>/uploads/discard/",
+        apis.UploadsDiscardApi.as_view(),
+        name="dataset-uploads-discard",
+    ),
     path("datasets/<int:pk>/images/", apis.ImageListApi.as_view(), name="image-list"),
     path(
         "datasets/<int:pk>/images/bulk-label/", apis.BulkLabelApi.as_view(), name="image-bulk-label"
