@@ -354,3 +354,29 @@ def test_a_dataset_deletion_the_agent_died_during_is_sent_again_and_completes(
     assert not any(exists(k) for k in keys)
     assert not Image.objects.filter(dataset_id=ds).exists()
     assert Dataset.objects.get(pk=ds).deleted_summary["accepted"] == 2
+
+
+def test_an_upload_left_unfinished_expires_and_the_agent_removes_its_file(
+    client_for, clinician_a, agent_a, storage_kind, settings, request
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pollen.datasets.uploads import upload_slots_expire
+
+    client = client_for(clinician_a)
+    ds = client.post(
+        "/api/v1/datasets/", {"site": "site-a", "name": "left", "label_names": ["x"]}, format="json"
+    ).json()["id"]
+    # The file reached storage, but the user left before telling the hub the upload was done.
+    body = _upload(client, ds, [("one.png", "x", png_bytes(11))])
+    key = body["slots"][0]["key"]
+    exists, _ = _storage_probe(storage_kind, request, settings)
+    assert exists(key)
+
+    later = timezone.now() + timedelta(seconds=settings.UPLOAD_SLOT_EXPIRY_SECONDS + 1)
+    assert upload_slots_expire(now=later) == 1
+    wait_until(lambda: not exists(key), timeout=60, what="the agent to remove the file")
+    image = client.get(f"/api/v1/datasets/{ds}/images/").json()["results"][0]
+    assert image["status"] == "expired"
