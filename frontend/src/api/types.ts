@@ -68,8 +68,27 @@ export interface Dataset {
   accepted_count: number;
   rejected_count: number;
   pending_count: number;
-  status?: 'active' | 'deleting';
+  /** Uploads not finished in time ("upload not finished"): resume or discard them. */
+  unfinished_count: number;
+  status?: 'active' | 'deleting' | 'deleted';
   created_at: string;
+}
+
+/** GET /datasets/{id}/deletion-impact/ (site administrators): what depends on a dataset. */
+export interface DeletionImpact {
+  dataset: { id: number; name: string };
+  images: number;
+  jobs: { id: number; name: string; status: string }[];
+  model_versions: { id: number; name: string }[];
+  published_versions: { id: number; model_name: string; number: number; status: string }[];
+  evaluations: { id: number; status: string; published_version_id: number }[];
+  predictions: { id: number; status: string }[];
+  federated_jobs: { id: number; name: string; status: string }[];
+  /** Work that must finish before the dataset can be deleted. */
+  blocking: string[];
+  can_delete: boolean;
+  /** What deleting removes and what it keeps, in a sentence or two. */
+  summary: string;
 }
 
 export interface LabelStat {
@@ -89,7 +108,7 @@ export interface DatasetStats {
   unlabelled?: number;
 }
 
-export type ImageStatus = 'pending' | 'accepted' | 'rejected';
+export type ImageStatus = 'pending' | 'accepted' | 'rejected' | 'expired';
 
 export interface DatasetImage {
   id: number | string;

@@ -1,14 +1,24 @@
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, type Page } from '../api/client';
-import type { Dataset, DatasetImage, DatasetStats, Membership } from '../api/types';
+import type { Dataset, DatasetImage, DatasetStats, DeletionImpact, Membership, RefusedFile, UploadSlot } from '../api/types';
 import { Link, navigate, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, Notice, Pager, useApi, useInterval } from '../components/ui';
 import { Uploader } from '../components/Uploader';
 import { plural } from '../lib/format';
+import { xhrSend } from '../lib/uploadQueue';
 import { modalityName } from './Datasets';
 
 const PAGE_SIZE = 50;
 const SPLIT_NAMES: Record<string, string> = { train: 'Learning', val: 'Tuning', test: 'Final check' };
+const STATUS_NAMES: Record<string, string> = {
+  accepted: 'Ready',
+  pending: 'Being checked',
+  rejected: 'Turned away',
+  expired: 'Upload not finished',
+};
+
+/** The CSV download of a dataset's image list (cells a spreadsheet would run are quoted by the hub). */
+export const exportUrl = (datasetId: number | string) => `/api/v1/datasets/${datasetId}/export/`;
 
 export function DatasetPage({ site, params }: { site: Membership; params: Record<string, string> }) {
   const id = params.id;
@@ -63,6 +73,7 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
             {plural(d.accepted_count ?? 0, 'image')} ready
             {d.pending_count ? ` · ${d.pending_count} being checked` : ''}
             {d.rejected_count ? ` · ${d.rejected_count} turned away` : ''}
+            {d.unfinished_count ? ` · ${plural(d.unfinished_count, 'upload')} not finished` : ''}
           </p>
         </div>
         <div className="actions">
@@ -82,6 +93,8 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
         <StatsPanel datasetId={d.id} stats={stats.data} error={stats.error} onRetry={stats.reload} onChanged={refreshAll} />
       </div>
 
+      <UnfinishedUploads datasetId={d.id} count={d.unfinished_count ?? 0} tick={imagesTick}
+        onChanged={() => { setExpectIngest(true); refreshAll(); }} />
       <ImagesPanel dataset={d} tick={imagesTick} onChanged={refreshAll} />
       <RejectedPanel datasetId={d.id} tick={imagesTick} count={d.rejected_count} />
       <ManifestPanel datasetId={d.id} onDone={refreshAll} />
@@ -282,6 +295,7 @@ function ImagesPanel({ dataset, tick, onChanged }: { dataset: Dataset; tick: num
             <option value="accepted">Ready</option>
             <option value="pending">Being checked</option>
             <option value="rejected">Turned away</option>
+            <option value="expired">Upload not finished</option>
           </select>
         </div>
         <div className="field">
@@ -424,7 +438,7 @@ function ImageRow({ datasetId, image, thumbnail, selected, onToggle, onSaved }: 
       <td>{image.split ? SPLIT_NAMES[image.split] ?? image.split : '—'}</td>
       <td>
         <span className={`status status-${image.status}`}>
-          {image.status === 'accepted' ? 'Ready' : image.status === 'pending' ? 'Being checked' : 'Turned away'}
+          {STATUS_NAMES[image.status] ?? image.status}
         </span>
         {image.reject_reason && <p className="small">{image.reject_reason}</p>}
       </td>
@@ -513,14 +527,120 @@ function ManifestPanel({ datasetId, onDone }: { datasetId: string | number; onDo
           </div>
         )}
         <button type="submit" className="btn" disabled={!csv.trim()}>Apply the list</button>
+        <p className="small">
+          <a href={exportUrl(datasetId)} download>Download the current list (CSV)</a> to edit it in a spreadsheet.
+        </p>
       </form>
     </details>
   );
 }
 
-function DangerZone({ site, dataset }: { site: Membership; dataset: Dataset }) {
+export function UnfinishedUploads({ datasetId, count, tick, onChanged, send = xhrSend }: {
+  datasetId: string | number;
+  count: number;
+  tick: number;
+  onChanged: () => void;
+  /** How a file reaches site storage (the upload link); tests pass their own. */
+  send?: (file: Blob, slot: UploadSlot, onProgress: (loaded: number) => void) => Promise<void>;
+}) {
+  const list = useApi(
+    (signal) => (count > 0
+      ? api.get<Page<DatasetImage>>(`/datasets/${datasetId}/images/`, { status: 'expired', page_size: 500 }, signal)
+      : Promise.resolve(null)),
+    [datasetId, tick, count],
+  );
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  if (!count) return null;
+  const rows = list.data?.results ?? [];
+
+  const discard = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const answer = await api.post<{ discarded: number }>(`/datasets/${datasetId}/uploads/discard/`, { image_ids: rows.map((r) => r.id) });
+      setMessage(`Discarded ${plural(answer.discarded, 'unfinished upload')}.`);
+      onChanged();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const resume = async (files: File[]) => {
+    const byName = new Map(rows.map((r) => [r.filename, r]));
+    const chosen = files.filter((f) => byName.has(f.name));
+    const strangers = files.length - chosen.length;
+    const notAmong = strangers ? ` ${plural(strangers, 'chosen file')} ${strangers === 1 ? 'was' : 'were'} not among the unfinished uploads.` : '';
+    if (!chosen.length) {
+      setMessage(`None of the chosen files is among the unfinished uploads: choose files with the same names.`);
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      const fileFor = new Map(chosen.map((f) => [String(byName.get(f.name)!.id), f]));
+      const answer = await api.post<{ slots: UploadSlot[]; refused: RefusedFile[] }>(
+        `/datasets/${datasetId}/uploads/resume/`, { image_ids: chosen.map((f) => byName.get(f.name)!.id) });
+      const sent: (number | string)[] = [];
+      let failed = 0;
+      for (const slot of answer.slots) {
+        try {
+          await send(fileFor.get(String(slot.image_id))!, slot, () => {});
+          sent.push(slot.image_id);
+        } catch {
+          failed += 1;
+        }
+      }
+      if (sent.length) await api.post(`/datasets/${datasetId}/uploads/complete/`, { image_ids: sent });
+      const failedNote = failed ? ` ${plural(failed, 'file')} could not be sent: choose ${failed === 1 ? 'it' : 'them'} again.` : '';
+      setMessage(`Resumed ${plural(sent.length, 'upload')}; your site is checking ${sent.length === 1 ? 'it' : 'them'}.${failedNote}${notAmong}`);
+      onChanged();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section className="card" aria-labelledby="unfinished-title" data-testid="unfinished-uploads">
+      <h2 id="unfinished-title">Upload not finished ({count})</h2>
+      <p className="small muted">
+        These files were not sent completely before the upload was left, so they were not added. Choose the same
+        files again to finish them (their labels and patient ids are kept), or discard them.
+      </p>
+      <ErrorNotice error={list.error ?? error} onRetry={list.error ? list.reload : undefined} />
+      {rows.length > 0 && (
+        <ul className="rejected-list">
+          {rows.slice(0, 100).map((img) => <li key={img.id}><span className="file-name">{img.filename}</span></li>)}
+        </ul>
+      )}
+      {rows.length > 100 && <p className="small muted">…and {plural(rows.length - 100, 'more file')}.</p>}
+      <div className="field">
+        <label htmlFor="resume-files">Choose the same files again to resume</label>
+        <input id="resume-files" type="file" multiple disabled={busy || !rows.length}
+          onChange={(e) => { const picked = [...(e.target.files ?? [])]; e.target.value = ''; void resume(picked); }} />
+      </div>
+      <button type="button" className="btn" disabled={busy || !rows.length} onClick={discard}>Discard these uploads</button>
+      {message && <p role="status" className="small">{message}</p>}
+    </section>
+  );
+}
+
+export function DangerZone({ site, dataset }: { site: Membership; dataset: Dataset }) {
+  const isAdmin = site.role === 'admin';
+  const [open, setOpen] = useState(false);
   const [confirm, setConfirm] = useState('');
   const [error, setError] = useState<unknown>(null);
+  const impact = useApi(
+    (signal) => (isAdmin && open
+      ? api.get<DeletionImpact>(`/datasets/${dataset.id}/deletion-impact/`, undefined, signal)
+      : Promise.resolve(null)),
+    [dataset.id, isAdmin, open],
+  );
   const remove = async (event: FormEvent) => {
     event.preventDefault();
     try {
@@ -530,20 +650,56 @@ function DangerZone({ site, dataset }: { site: Membership; dataset: Dataset }) {
       setError(err);
     }
   };
+  const i = impact.data;
   return (
-    <details className="card danger">
+    <details className="card danger" data-testid="danger-zone" onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
       <summary>Delete this dataset</summary>
-      <form onSubmit={remove}>
+      {!isAdmin ? (
         <p className="small">
-          This removes the dataset and its image records from Pollen. Type the dataset’s name to confirm.
+          Only a site administrator can delete a dataset, because its images cannot be brought back. Ask your site
+          administrator if this dataset should go.
         </p>
-        <div className="field">
-          <label htmlFor="confirm-delete">Dataset name</label>
-          <input id="confirm-delete" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
-        </div>
-        <ErrorNotice error={error} />
-        <button type="submit" className="btn btn-danger" disabled={confirm !== dataset.name}>Delete dataset</button>
-      </form>
+      ) : (
+        <form onSubmit={remove}>
+          <ErrorNotice error={impact.error} onRetry={impact.reload} />
+          {open && impact.loading && !i && <Loading what="Finding what uses this dataset" />}
+          {i && (
+            <div data-testid="deletion-impact">
+              <p className="small">{i.summary}</p>
+              <DependentList title="Training jobs" items={i.jobs.map((j) => `${j.name || `Job ${j.id}`} (${j.status})`)} />
+              <DependentList title="Models trained on it (kept)" items={i.model_versions.map((m) => m.name)} />
+              <DependentList title="Published models (kept)"
+                items={i.published_versions.map((p) => `${p.model_name} (version ${p.number}, ${p.status})`)} />
+              <DependentList title="Evaluations (kept)" items={i.evaluations.map((e) => `Evaluation ${e.id} (${e.status})`)} />
+              <DependentList title="Cross-site jobs" items={i.federated_jobs.map((f) => `${f.name} (${f.status})`)} />
+              {i.blocking.length > 0 && (
+                <div className="notice notice-warning" data-testid="deletion-blocked">
+                  <p>It cannot be deleted yet:</p>
+                  <ul>{i.blocking.map((reason) => <li key={reason}>{reason}</li>)}</ul>
+                </div>
+              )}
+            </div>
+          )}
+          <p className="small">Type the dataset’s name to confirm.</p>
+          <div className="field">
+            <label htmlFor="confirm-delete">Dataset name</label>
+            <input id="confirm-delete" value={confirm} onChange={(e) => setConfirm(e.target.value)} />
+          </div>
+          <ErrorNotice error={error} />
+          <button type="submit" className="btn btn-danger" disabled={confirm !== dataset.name || !i?.can_delete}>Delete dataset</button>
+        </form>
+      )}
     </details>
+  );
+}
+
+function DependentList({ title, items }: { title: string; items: string[] }) {
+  if (!items.length) return null;
+  return (
+    <>
+      <h3 className="small">{title}</h3>
+      <ul className="small">{items.slice(0, 20).map((item, n) => <li key={n}>{item}</li>)}</ul>
+      {items.length > 20 && <p className="small muted">…and {items.length - 20} more.</p>}
+    </>
   );
 }
