@@ -97,7 +97,17 @@ function Shell({ me, pathname }: { me: Me; pathname: string }) {
       <main id="main" className="page" tabIndex={-1}>
         {content}
       </main>
+      <Footer />
     </>
+  );
+}
+
+function Footer() {
+  // The API documentation is served by the hub itself, outside this app: a plain link, not a route.
+  return (
+    <footer className="page muted">
+      Connecting a PACS, a lab system or a research pipeline? <a href="/api/v1/docs/">API for hospital systems</a>
+    </footer>
   );
 }
 

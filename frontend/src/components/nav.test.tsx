@@ -42,3 +42,12 @@ describe('the navigation', () => {
     expect(screen.queryByTestId('invitation-badge')).toBeNull();
   });
 });
+
+describe('the footer', () => {
+  it('links the API documentation for hospital systems on every page', async () => {
+    renderAt('/sites/borough/datasets', { 'GET /federated-jobs/': waiting(0) });
+    const footer = await screen.findByRole('contentinfo');
+    const link = within(footer).getByRole('link', { name: 'API for hospital systems' });
+    expect(link.getAttribute('href')).toBe('/api/v1/docs/');
+  });
+});
