@@ -101,7 +101,8 @@ def _heartbeat_until_exit(config: Any, procs: list[subprocess.Popen[bytes]]) -> 
     while all(proc.poll() is None for proc in procs):
         for site in config.sites:
             try:
-                runtime.hub_for(site.slug).post("agent/heartbeat/")
+                # Not retried: the next beat is the retry, and the supervisor must keep watching.
+                runtime.hub_for(site.slug).post("agent/heartbeat/", retry=False)
             except AgentError as exc:
                 print(f"heartbeat for {site.slug} failed: {exc}", file=sys.stderr)
         deadline = time.monotonic() + interval

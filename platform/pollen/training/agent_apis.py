@@ -103,6 +103,10 @@ class EpochApi(APIView):
     @extend_schema(
         tags=["agent"],
         summary="An epoch finished and its checkpoint is saved",
+        description=(
+            "Idempotent per (job, epoch): a record sent again, because the agent never heard "
+            "the answer, changes nothing."
+        ),
         request=EpochIn,
         responses={204: None},
     )
@@ -111,6 +115,47 @@ class EpochApi(APIView):
         data = EpochIn(data=request.data)
         data.is_valid(raise_exception=True)
         services.job_epoch_record(job=job, record=data.validated_data)
+        return Response(status=204)
+
+
+class TrainingStartIn(StrictSerializer):
+    from_epoch = serializers.IntegerField(
+        min_value=0,
+        max_value=10_000,
+        help_text="The epoch of the checkpoint the worker loaded; 0 when it starts from the beginning.",
+    )
+    epochs = serializers.ListField(
+        child=EpochIn(),
+        required=False,
+        max_length=10_000,
+        help_text="The records of epochs 1 to from_epoch that the checkpoint carries.",
+    )
+
+
+class TrainingStartApi(APIView):
+    permission_classes = [IsSiteAgent]
+    job_scope: JobScopeKind = "job"  # the job's own token reports here
+
+    @extend_schema(
+        tags=["agent"],
+        summary="Training starts, from a loaded checkpoint or from the beginning",
+        description=(
+            "Sent once the worker has looked for the job's checkpoint. The history is made to "
+            "match the run that goes on (each epoch once), and only a loaded checkpoint makes "
+            "the job say that it resumed."
+        ),
+        request=TrainingStartIn,
+        responses={204: None},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        job = _job(request, pk)
+        data = TrainingStartIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.job_training_start(
+            job=job,
+            from_epoch=data.validated_data["from_epoch"],
+            records=data.validated_data.get("epochs", []),
+        )
         return Response(status=204)
 
 

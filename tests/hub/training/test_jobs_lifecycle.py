@@ -150,7 +150,8 @@ def test_abandoned_job_is_requeued_and_taken_over(clinician_a, dataset, labelled
     claimed = services.job_claim(caller=agent, job=job, claim_id="d2", worker="w2")
     job.refresh_from_db()
     assert claimed is not None and job.attempt == 2
-    assert "from epoch 3" in job.events[-1]["text"]
+    # Whether epoch 3's checkpoint is resumed, only the worker can tell (test_epoch_records).
+    assert job.events[-1]["text"] == "Picked up again on w2 (attempt 2)"
 
 
 def test_cancel_queued_job_at_once_and_running_job_by_flag(

@@ -19,13 +19,18 @@ import numpy as np
 from pollen_agent.errors import RetryableError, UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.images import SplitImages, load_splits
-from pollen_agent.jobs.reporting import JobReporter, eta
+from pollen_agent.jobs.reporting import JobLost, JobReporter, eta
 from pollen_agent.jobs.weights import build_start_model
 from pollen_agent.storage.base import ObjectNotFound, Storage
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["JobLost", "run_training_job"]
+
 SAMPLE_HEATMAPS = 6
+# The epoch records a checkpoint carries, so that whoever resumes it can send any the hub
+# never received (it was unreachable, or this worker died before sending them).
+RECORDS_KEY = "pollen_epoch_records"
 # Advanced settings from the hub -> TrainConfig fields.
 ADVANCED_FIELDS: dict[str, tuple[str, Any]] = {
     "epochs": ("epochs", int),
@@ -33,10 +38,6 @@ ADVANCED_FIELDS: dict[str, tuple[str, Any]] = {
     "learning_rate": ("lr", float),
     "max_minutes": ("max_minutes", float),
 }
-
-
-class JobLost(Exception):
-    """Another worker took the job over (our lease lapsed): stop without reporting."""
 
 
 def _train_config(spec: dict[str, Any]) -> Any:
@@ -53,19 +54,41 @@ def _train_config(spec: dict[str, Any]) -> Any:
 def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
     import torch
 
+    from pollen_agent.ml.recipe import CHECKPOINT_FORMAT
+
     try:
         data = storage.get_bytes(key)
     except ObjectNotFound:
         return None
     try:
         # Our own site's checkpoint, still loaded without running any code.
-        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        checkpoint = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {checkpoint.get('format')!r}, not {CHECKPOINT_FORMAT!r}")
+        return dict(checkpoint)
     except Exception as exc:
         logger.warning(
             "checkpoint %s is unreadable (%s); starting again from the beginning", key, exc
         )
         storage.delete(key)
         return None
+
+
+def _announce_start(hub: HubClient, spec: dict[str, Any], resume: dict[str, Any] | None) -> list:
+    """Tell the hub where training starts; return the epoch records carried so far.
+
+    Sent only once the checkpoint has been read, so the job says "Resumed" only when one
+    really was, and with the records of epochs the hub may never have received.
+    """
+    records = list(resume.get(RECORDS_KEY, [])) if resume else []
+    from_epoch = int(resume["epochs_done"]) if resume else 0
+    if resume:
+        logger.info("job %s resumes from the checkpoint of epoch %s", spec["job_id"], from_epoch)
+    hub.post(
+        f"agent/jobs/{spec['job_id']}/training-start/",
+        {"from_epoch": from_epoch, "epochs": [r for r in records if r["epoch"] <= from_epoch]},
+    )
+    return records
 
 
 def _discard_checkpoint(storage: Storage, key: str) -> None:
@@ -97,6 +120,7 @@ class _Callbacks:
         storage: Storage,
         spec: dict[str, Any],
         epochs: int,
+        records: list[dict[str, Any]],
     ) -> None:
         self.reporter, self.hub, self.storage, self.spec, self.epochs = (
             reporter,
@@ -105,6 +129,7 @@ class _Callbacks:
             spec,
             epochs,
         )
+        self.records = records  # every epoch of this run so far, also those of earlier workers
 
     def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
         fraction = 0.05 + 0.85 * ((epoch - 1) + step / max(steps_per_epoch, 1)) / self.epochs
@@ -122,20 +147,21 @@ class _Callbacks:
     def on_epoch_end(
         self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
     ) -> None:
+        record = {
+            "epoch": epoch,
+            "train_loss": float(train_loss),
+            "val_auc": val_metrics.get("auc"),
+            "val_accuracy": val_metrics.get("accuracy"),
+            "val_balanced_accuracy": val_metrics.get("balanced_accuracy"),
+            "val_loss": val_metrics.get("loss"),
+            "attempt": self.spec["attempt"],
+        }
+        self.records = [r for r in self.records if r["epoch"] < epoch] + [record]
+        checkpoint[RECORDS_KEY] = self.records
         sha = _save_checkpoint(self.storage, self.spec["checkpoint_key"], checkpoint)
-        self.hub.post(
-            f"agent/jobs/{self.spec['job_id']}/epochs/",
-            {
-                "epoch": epoch,
-                "train_loss": float(train_loss),
-                "val_auc": val_metrics.get("auc"),
-                "val_accuracy": val_metrics.get("accuracy"),
-                "val_balanced_accuracy": val_metrics.get("balanced_accuracy"),
-                "val_loss": val_metrics.get("loss"),
-                "checkpoint_sha256": sha,
-                "attempt": self.spec["attempt"],
-            },
-        )
+        # Queued, not sent here: training goes on while the hub is away, and the records
+        # follow in order once it is back.
+        self.reporter.outbox.put(record | {"checkpoint_sha256": sha})
 
     def should_cancel(self) -> bool:
         return self.reporter.should_cancel()
@@ -258,8 +284,12 @@ def run_training_job(
                     (splits["val"].images, splits["val"].labels),
                 )
                 resume = _load_checkpoint(storage, spec["checkpoint_key"])
-                callbacks = _Callbacks(reporter, hub, storage, spec, config.epochs)
+                records = _announce_start(hub, spec, resume)
+                callbacks = _Callbacks(reporter, hub, storage, spec, config.epochs, records)
                 result = train(model, train_ds, val_ds, config, callbacks, resume=resume)
+                # The history must be complete before the result: wait for the hub to have
+                # every epoch (raises JobLost if the job was taken over meanwhile).
+                reporter.outbox.flush()
                 model, epochs_run = result.model, result.epochs_run
                 selection = {
                     "kept_epoch": result.best_epoch,
