@@ -155,4 +155,7 @@ def archive_result_record(
             target_id=dataset.pk,
             detail={"archive": archive.pk, "images": len(created), "rejected": len(rejected)},
         )
-    return [{"image_id": image.pk, "key": image.storage_key} for image in created]
+    return [
+        {"image_id": image.pk, "key": image.storage_key, "filename": image.filename}
+        for image in created
+    ]

@@ -128,7 +128,13 @@ def _ensure_active(dataset: Dataset) -> None:
 
 def _safe_filename(raw: str) -> str:
     name = (raw or "").replace("\\", "/").split("/")[-1].strip()
-    if not name or name in {".", ".."} or len(name) > 255 or any(ord(c) < 32 for c in name):
+    if len(name) > payloads.MAX_FILENAME_CHARS:
+        raise ApiError(
+            f"The file name '{name[:60]}...' has {len(name)} characters; names may have at most "
+            f"{payloads.MAX_FILENAME_CHARS} characters. Shorten it and try again.",
+            code="invalid_filename",
+        )
+    if not name or name in {".", ".."} or any(ord(c) < 32 for c in name):
         raise ApiError(
             f"The file name '{raw[:60]}' is not usable. Rename the file and try again.",
             code="invalid_filename",
@@ -271,7 +277,7 @@ def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) 
     _ensure_active(dataset)
     images = list(
         dataset.images.filter(pk__in=image_ids, status=ImageStatus.PENDING).values_list(
-            "pk", "storage_key"
+            "pk", "storage_key", "filename"
         )
     )
     if not images:
@@ -279,12 +285,13 @@ def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) 
     payload = {
         "site": dataset.site.slug,
         "dataset_id": dataset.pk,
-        "images": [{"image_id": pk, "key": key} for pk, key in images],
+        # The file's own name goes along so that a rejection names it, not the storage key.
+        "images": [{"image_id": pk, "key": key, "filename": name} for pk, key, name in images],
         "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
     }
     with transaction.atomic():
         # The upload is finished: these slots no longer expire (see pollen.datasets.uploads).
-        dataset.images.filter(pk__in=[pk for pk, _ in images]).update(upload_expires_at=None)
+        dataset.images.filter(pk__in=[pk for pk, _, _ in images]).update(upload_expires_at=None)
         send_on_commit(tasks.INGEST_IMAGES, payload, queue=queues.io_queue(dataset.site.slug))
     return len(images)
 

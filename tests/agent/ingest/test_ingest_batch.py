@@ -54,7 +54,8 @@ def test_bad_files_are_rejected_one_by_one_and_the_batch_completes(store):
     store.put_bytes("ds/1/up/huge.png", b"\x89PNG" + b"\0" * 5000)
     items = {image_id: f"ds/1/up/{name}" for image_id, (name, _) in files.items()}
     items[12] = "ds/1/up/never-uploaded.png"
-    results = ingest_batch(store, items, thumbnail_prefix=THUMBS, max_bytes=4096)
+    names = {image_id: name for image_id, (name, _) in files.items()}
+    results = ingest_batch(store, items, thumbnail_prefix=THUMBS, max_bytes=4096, names=names)
     by_id = {r["image_id"]: r for r in results}
     assert [r["image_id"] for r in results] == list(items)
 

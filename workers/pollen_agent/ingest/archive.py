@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from pollen_agent.errors import UserError
-from pollen_agent.storage.base import Storage, validate_key, validate_prefix
+from pollen_agent.storage.base import Storage, validate_prefix
 from pollen_contracts.local_signing import key_problem
-from pollen_contracts.payloads import MAX_UPLOAD_BYTES
+from pollen_contracts.payloads import MAX_FILENAME_CHARS, MAX_UPLOAD_BYTES
 
 MAX_FILES = 20_000
 MAX_TOTAL_BYTES = 8 * 1024**3
@@ -73,6 +73,12 @@ def _entry_problem(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > RATIO_FLOOR_BYTES and ratio > limits.max_ratio:
         return f"compresses {ratio:.0f}:1, which no medical image does; refused as a zip bomb"
+    longest = max(name.split("/"), key=len)
+    if len(longest) > MAX_FILENAME_CHARS:
+        return (
+            f"has a name of {len(longest)} characters; names may have at most "
+            f"{MAX_FILENAME_CHARS} characters, so shorten it and zip it again"
+        )
     if key_problem(name):
         return "has a name that cannot be stored"
     return None
@@ -159,8 +165,11 @@ def extract_zip(
             if problem is None and len(parts) < 2:
                 problem = "is not inside a label folder (put each image in a folder named after its label)"
             if problem is None:
-                key = validate_key(posixpath.join(dest_prefix, *parts))
-                if key in written:
+                key = posixpath.join(dest_prefix, *parts)
+                # A key the storage refuses is this entry's problem, never the archive's.
+                if key_problem(key):
+                    problem = "has a path too long or unusual to be stored; shorten it"
+                elif key in written:
                     problem = "appears twice in the archive; the first copy was kept"
             if problem:
                 result.rejected.append((info.filename, f"{info.filename} {problem}."))

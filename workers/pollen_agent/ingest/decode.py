@@ -8,6 +8,8 @@ the header before pixels are decoded.
 from __future__ import annotations
 
 import io
+import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,12 @@ from pollen_agent.ingest.limits import (
 from pollen_contracts.payloads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES
 
 NON_DICOM_MODALITY = "OT"  # DICOM's code for "other"
+# The groups a DICOM file without its preamble starts with: the file meta information, or,
+# when a PACS exports the bare dataset, the identifying group (SOP class, study date...).
+BARE_DICOM_FIRST_GROUPS = (0x0002, 0x0008)
+# A Python object's repr in an exception ("<_io.BytesIO object at 0x7f...>") means nothing
+# to a clinician; decoders put one in when they cannot identify a stream.
+OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
 
 enable_pillow_bomb_protection()
 
@@ -50,9 +58,20 @@ def sniff_format(data: bytes) -> str | None:
         return "jpeg"
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
-    if data[128:132] == b"DICM":
+    if data[128:132] == b"DICM" or _looks_like_bare_dicom(data):
         return "dicom"
     return None
+
+
+def _looks_like_bare_dicom(data: bytes) -> bool:
+    """A DICOM file without the 128-byte preamble and 'DICM', as many PACS exports are.
+
+    Only a hint: such a file is accepted only once pydicom has parsed it and found pixels.
+    """
+    if len(data) < 8:
+        return False
+    group, _element = struct.unpack("<HH", data[:4])
+    return group in BARE_DICOM_FIRST_GROUPS
 
 
 def decode_image(
@@ -62,15 +81,15 @@ def decode_image(
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> DecodedImage:
-    """Decode one image file; raise UserError saying why it cannot be used."""
+    """Decode one image file; raise UserError saying why it cannot be used.
+
+    Messages say "the file" and never its name: the caller puts the name the user knows
+    in front (``filename`` is not used for that, and only kept for older callers).
+    """
     check_size(len(data), max_bytes=max_bytes)
     fmt = sniff_format(data)
     if fmt is None:
-        raise UserError(
-            f"{filename or 'The file'} is not a PNG, JPEG, TIFF or DICOM image "
-            "(its content does not match any of them, whatever its name says).",
-            code="unsupported_format",
-        )
+        raise _not_an_image()
     decoder = {"png": _decode_pillow, "jpeg": _decode_pillow, "tiff": _decode_tiff}.get(
         fmt, _decode_dicom
     )
@@ -94,8 +113,16 @@ def decode_image(
         ) from exc
 
 
+def _not_an_image() -> UserError:
+    return UserError(
+        "The file is not a PNG, JPEG, TIFF or DICOM image "
+        "(its content does not match any of them, whatever its name says).",
+        code="unsupported_format",
+    )
+
+
 def _short(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = OBJECT_REPR.sub("", str(exc)).strip() or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -169,10 +196,9 @@ def _to_uint16(array: np.ndarray) -> np.ndarray:
 
 
 def _decode_dicom(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
-    import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    ds = pydicom.dcmread(io.BytesIO(data))
+    ds = _read_dicom(data)
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise UserError(
             "The DICOM file holds no image (no pixel data): it may be a report or "
@@ -222,6 +248,37 @@ def _decode_dicom(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
     if photometric == "MONOCHROME1":
         array = 255 - array
     return _result(array, fmt, meta, modality=_modality(ds))
+
+
+def _read_dicom(data: bytes) -> Any:
+    """The dataset, with or without the 128-byte preamble and 'DICM' prefix.
+
+    Without them pydicom must be forced, and forced it reads almost any bytes as a few
+    nonsense elements; so a bare file counts as DICOM only when what it parsed is a
+    DICOM dataset (it names an image type or a modality, or holds pixel data).
+    """
+    import pydicom
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if data[128:132] == b"DICM":
+        return pydicom.dcmread(io.BytesIO(data))
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    except Exception as exc:
+        raise _not_an_image() from exc
+    if not any(name in ds for name in ("PixelData", "FloatPixelData", "SOPClassUID", "Modality")):
+        raise _not_an_image()
+    if "TransferSyntaxUID" not in ds.file_meta:
+        # A bare dataset has no file meta: how pydicom read it is the transfer syntax.
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian
+            if implicit
+            else ExplicitVRLittleEndian
+            if little
+            else ExplicitVRBigEndian
+        )
+    return ds
 
 
 def _first(ds: Any, name: str) -> float | None:

@@ -4,6 +4,9 @@ Each file is accepted or rejected on its own, with a reason a clinician can
 act on. A bad file never stops its batch. Storage faults are not the file's
 fault: RetryableError and StorageAccessDenied propagate so the task retries
 or fails loudly, and ingest is idempotent, so a retry redoes nothing harmful.
+
+A reason names the file as the user knows it (the name it was uploaded under), once.
+Files are stored under generated keys, which mean nothing to the user and never appear.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ def thumbnail_key(thumbnail_prefix: str, key: str) -> str:
     return posixpath.join(validate_prefix(thumbnail_prefix), f"{digest}.png")
 
 
+def _named(filename: str, message: str) -> str:
+    return f"{filename}: {message}" if filename else message
+
+
 def _rejected(reason: str, *, code: str = "unreadable", **extra: object) -> IngestResult:
     result: IngestResult = {"status": "rejected", "reason": reason, "code": code}
     result.update(extra)  # type: ignore[typeddict-item]
@@ -38,30 +45,37 @@ def ingest_one(
     *,
     thumbnail_prefix: str,
     image_id: int | None = None,
+    filename: str = "",
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> IngestResult:
-    """Ingest the object at ``key``; return an accepted or rejected IngestResult."""
+    """Ingest the object at ``key``; return an accepted or rejected IngestResult.
+
+    ``filename`` is the user's name for the file, which reasons begin with.
+    """
     ident = {} if image_id is None else {"image_id": image_id}
-    name = posixpath.basename(key)
     try:
         size = storage.size(key)
         check_size(size, max_bytes=max_bytes)  # before downloading anything
         data = storage.get_bytes(key)
     except ObjectNotFound:
         return _rejected(
-            f"{name}: the file was not found; the upload may not have finished.",
+            _named(filename, "The file was not found; the upload may not have finished."),
             code="missing_file",
             **ident,
         )
     except UserError as exc:
-        return _rejected(f"{name}: {exc.message}", code=exc.code, **ident)
+        return _rejected(_named(filename, exc.message), code=exc.code, **ident)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        image = decode_image(data, name, max_bytes=max_bytes, max_pixels=max_pixels)
+        image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     except UserError as exc:
         return _rejected(
-            f"{name}: {exc.message}", code=exc.code, sha256=sha256, size_bytes=len(data), **ident
+            _named(filename, exc.message),
+            code=exc.code,
+            sha256=sha256,
+            size_bytes=len(data),
+            **ident,
         )
     thumb = thumbnail_key(thumbnail_prefix, key)
     storage.put_bytes(thumb, make_thumbnail(image), content_type="image/png")
@@ -87,15 +101,18 @@ def ingest_batch(
     thumbnail_prefix: str,
     known_sha256: Mapping[str, str] | None = None,
     reject_duplicates: bool = True,
+    names: Mapping[int, str] | None = None,
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> list[IngestResult]:
     """Ingest ``(image_id, key)`` pairs; one result per pair, in order.
 
-    ``known_sha256`` maps the checksums already in the dataset to a name to
-    quote. With ``reject_duplicates`` a file identical to one already in the
-    dataset, or earlier in this batch, is rejected and says which.
+    ``names`` maps image ids to the user's file names, for the reasons. ``known_sha256``
+    maps the checksums already in the dataset to a name to quote. With
+    ``reject_duplicates`` a file identical to one already in the dataset, or earlier in
+    this batch, is rejected and says which.
     """
+    names = names or {}
     pairs = items.items() if isinstance(items, Mapping) else items
     seen: dict[str, str] = dict(known_sha256 or {})
     results: list[IngestResult] = []
@@ -105,6 +122,7 @@ def ingest_batch(
             key,
             thumbnail_prefix=thumbnail_prefix,
             image_id=image_id,
+            filename=names.get(image_id, ""),
             max_bytes=max_bytes,
             max_pixels=max_pixels,
         )
@@ -114,14 +132,17 @@ def ingest_batch(
                 storage.delete(result["thumbnail_key"])
                 result = _rejected(
                     code="duplicate",
-                    reason=f"{posixpath.basename(key)}: identical to {seen[sha]}, already in this "
-                    "dataset; remove one copy so it is not counted twice.",
+                    reason=_named(
+                        names.get(image_id, ""),
+                        f"This file is identical to {seen[sha]}, already in this dataset; "
+                        "remove one copy so it is not counted twice.",
+                    ),
                     image_id=image_id,
                     sha256=sha,
                     size_bytes=result["size_bytes"],
                 )
             else:
-                seen[sha] = posixpath.basename(key)
+                seen[sha] = names.get(image_id) or "another file in this upload"
         results.append(result)
     return results
 

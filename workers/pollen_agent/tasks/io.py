@@ -74,11 +74,15 @@ def ingest_images(self: Any, payload: dict[str, Any]) -> dict[str, int]:
     storage = runtime.storage_for(slug)
     hub = runtime.hub_for(slug)
     items = [(item["image_id"], item["key"]) for item in payload["images"]]
+    # The user's own names for the files, for the reasons (older hubs send none).
+    names = {item["image_id"]: item.get("filename", "") for item in payload["images"]}
     counts = {"accepted": 0, "rejected": 0}
     try:
         for start in range(0, len(items), INGEST_REPORT_BATCH):
             batch = items[start : start + INGEST_REPORT_BATCH]
-            results = ingest_batch(storage, batch, thumbnail_prefix=payload["thumbnail_prefix"])
+            results = ingest_batch(
+                storage, batch, thumbnail_prefix=payload["thumbnail_prefix"], names=names
+            )
             answer = hub.post(
                 f"agent/datasets/{payload['dataset_id']}/ingest-results/",
                 {"results": [_hub_result(r) for r in results]},

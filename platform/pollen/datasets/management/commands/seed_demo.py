@@ -132,7 +132,10 @@ class Command(BaseCommand):
                     {
                         "site": site.slug,
                         "dataset_id": dataset.pk,
-                        "images": [{"image_id": img.pk, "key": img.storage_key} for img in chunk],
+                        "images": [
+                            {"image_id": img.pk, "key": img.storage_key, "filename": img.filename}
+                            for img in chunk
+                        ],
                         "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
                     },
                     queue=queues.io_queue(site.slug),
