@@ -8,7 +8,11 @@ from pollen.accounts.caller import caller_from_request
 
 
 class IsSiteAgent(BasePermission):
-    """Only a site-agent or job token may call the agent API."""
+    """Only a site-agent or job token may call the agent API.
+
+    A job token is narrowed further at authentication (``job_token_scope_check``): it passes
+    only on views that declare ``job_scope``, and only for its own job and dataset.
+    """
 
     message = "This endpoint is for site agents. Use a site-agent token."
 
