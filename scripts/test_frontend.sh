@@ -68,6 +68,8 @@ export POLLEN_PUBLIC_URL="$BASE_URL"
   || { cat "$ARTIFACTS/hub-seed-demo.log"; fail "seed_demo failed"; }
 "$PY" manage.py shell <tests/e2e/seed_e2e.py >"$ARTIFACTS/hub-seed-e2e.log" 2>&1 \
   || { cat "$ARTIFACTS/hub-seed-e2e.log"; fail "could not create the e2e outsider"; }
+"$PY" manage.py shell <tests/e2e/seed_layout.py >"$ARTIFACTS/hub-seed-layout.log" 2>&1 \
+  || { cat "$ARTIFACTS/hub-seed-layout.log"; fail "could not seed the 200-character names for the layout test"; }
 
 # The answer timeout covers presigning while the agent is still checking the demo images.
 POLLEN_AGENT_ANSWER_TIMEOUT="${POLLEN_AGENT_ANSWER_TIMEOUT:-20}" POLLEN_LOGIN_RATE=600/min \

@@ -118,6 +118,7 @@ function StatsPanel({ datasetId, stats, error, onRetry, onChanged }: {
       {stats && stats.labels.length === 0 && <p className="muted">No labelled images yet.</p>}
       {stats && stats.labels.length > 0 && (
         <>
+          <div className="table-wrap">
           <table className="table" data-testid="label-stats">
             <thead>
               <tr>
@@ -140,6 +141,7 @@ function StatsPanel({ datasetId, stats, error, onRetry, onChanged }: {
               ))}
             </tbody>
           </table>
+          </div>
           <LabelBalance labels={stats.labels} />
           <SplitRedraw datasetId={datasetId} labels={stats.labels} onDone={onChanged} />
         </>
@@ -419,7 +421,7 @@ function ImageRow({ datasetId, image, thumbnail, selected, onToggle, onSaved }: 
         <form id={formId} onSubmit={save} className="inline-form">
           <label className="visually-hidden" htmlFor={`${formId}-label`}>Label of {image.filename}</label>
           <input id={`${formId}-label`} list="label-names" value={label} onChange={(e) => { setLabel(e.target.value); setState('idle'); }}
-            aria-invalid={fieldErrors.label ? true : undefined} size={12} />
+            aria-invalid={fieldErrors.label ? true : undefined} size={12} title={label} />
         </form>
         {fieldErrors.label && <p className="field-error">{fieldErrors.label}</p>}
       </td>
