@@ -161,9 +161,10 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Pollen API",
     "DESCRIPTION": (
-        "REST API for hospital systems and site agents. Authenticate with a site-scoped token: "
+        "REST API for hospital systems. Authenticate with a site-scoped token: "
         "`Authorization: Bearer pln_...`. Every list is paginated and filterable; every error "
-        'has the shape `{"error": {"code": ..., "message": ...}}` with a stable code.'
+        'has the shape `{"error": {"code": ..., "message": ...}}` with a stable code. '
+        "The site agent's internal endpoints come last, and apart at /api/v1/agent/docs/."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -172,6 +173,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "pollen.core.openapi.public_api_first",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TokenKindEnum": "pollen.accounts.models.TokenKind",
         "RoleEnum": "pollen.accounts.models.Role",

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from pollen.accounts.agent_apis import HeartbeatApi
 from pollen.core import views as core_views
 from pollen.core.local_storage import local_storage
+from pollen.core.openapi import AgentSchemaGenerator
 from pollen.ops import views as ops_views
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -13,6 +14,13 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("pollen.training.urls")),
     path("", include("pollen.marketplace.urls")),
     path("", include("pollen.federation.urls")),
+    # The site agent's endpoints, documented apart from the public API that hospital systems use.
+    path(
+        "agent/schema/",
+        SpectacularAPIView.as_view(api_version="1.0.0", generator_class=AgentSchemaGenerator),
+        name="agent-schema",
+    ),
+    path("agent/docs/", SpectacularSwaggerView.as_view(url_name="agent-schema"), name="agent-docs"),
     path("agent/heartbeat/", HeartbeatApi.as_view(), name="agent-heartbeat"),
     path("agent/", include("pollen.datasets.agent_urls")),
     path("agent/", include("pollen.training.agent_urls")),

@@ -32,3 +32,53 @@ def test_schema_generates_without_warnings(tmp_path):
 
     call_command("spectacular", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     assert (tmp_path / "schema.yaml").read_text().startswith("openapi:")
+
+
+AGENT_TAG = "agent (internal)"
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                yield path, method, operation
+
+
+def test_docs_open_with_the_public_api_and_keep_the_agent_api_last_under_its_own_tag(
+    client_for, clinician_a
+):
+    schema = client_for(clinician_a).get("/api/v1/schema/?format=json").json()
+    tag_names = [tag["name"] for tag in schema["tags"]]
+    assert tag_names[0] == "auth", "hospital systems start by authenticating"
+    assert tag_names[-1] == AGENT_TAG and tag_names.count(AGENT_TAG) == 1
+    agent_tag = schema["tags"][-1]
+    assert (
+        "site agent" in agent_tag["description"]
+        and "/api/v1/agent/docs/" in agent_tag["description"]
+    )
+
+    used = {tag for _, _, op in _operations(schema) for tag in op["tags"]}
+    assert used <= set(tag_names), (
+        f"every tag is declared, so its place is ours: {used - set(tag_names)}"
+    )
+    for path, method, operation in _operations(schema):
+        is_agent = path.startswith("/api/v1/agent/")
+        assert (operation["tags"] == [AGENT_TAG]) == is_agent, (method, path, operation["tags"])
+    paths = list(schema["paths"])
+    first_agent = next(i for i, p in enumerate(paths) if p.startswith("/api/v1/agent/"))
+    assert all(p.startswith("/api/v1/agent/") for p in paths[first_agent:]), "agent paths come last"
+    assert first_agent > 0
+
+
+def test_the_agent_api_has_its_own_schema_and_docs_page(client_for, clinician_a):
+    client = client_for(clinician_a)
+    public = client.get("/api/v1/schema/?format=json").json()
+    response = client.get("/api/v1/agent/schema/?format=json")
+    assert response.status_code == 200
+    agent = response.json()
+    validate(agent)
+    assert agent["info"]["title"] == "Pollen site agent API"
+    assert set(agent["paths"]) == {p for p in public["paths"] if p.startswith("/api/v1/agent/")}
+    docs = client.get("/api/v1/agent/docs/")
+    assert docs.status_code == 200
+    assert "/api/v1/agent/schema/" in docs.content.decode()
