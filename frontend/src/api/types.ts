@@ -67,7 +67,10 @@ export interface Dataset {
   image_count: number;
   accepted_count: number;
   rejected_count: number;
+  /** Uploaded images the site agent is checking. */
   pending_count: number;
+  /** Upload slots still waiting for their file. */
+  uploading_count?: number;
   /** Uploads not finished in time ("upload not finished"): resume or discard them. */
   unfinished_count: number;
   status?: 'active' | 'deleting' | 'deleted';
@@ -123,6 +126,8 @@ export interface DatasetImage {
   reject_code?: string;
   size_bytes?: number | null;
   created_at?: string;
+  /** Set while the slot waits for its file: when the unfinished upload expires. */
+  upload_expires_at?: string | null;
 }
 
 export interface RefusedFile {

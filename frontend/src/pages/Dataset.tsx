@@ -17,6 +17,10 @@ const STATUS_NAMES: Record<string, string> = {
   expired: 'Upload not finished',
 };
 
+/** An image's status in the words the page uses; a slot still waiting for its file is not being checked. */
+export const statusName = (image: Pick<DatasetImage, 'status' | 'upload_expires_at'>) =>
+  image.status === 'pending' && image.upload_expires_at ? 'Waiting for the file' : STATUS_NAMES[image.status] ?? image.status;
+
 /** The CSV download of a dataset's image list (cells a spreadsheet would run are quoted by the hub). */
 export const exportUrl = (datasetId: number | string) => `/api/v1/datasets/${datasetId}/export/`;
 
@@ -73,6 +77,7 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
             {plural(d.accepted_count ?? 0, 'image')} ready
             {d.pending_count ? ` · ${d.pending_count} being checked` : ''}
             {d.rejected_count ? ` · ${d.rejected_count} turned away` : ''}
+            {d.uploading_count ? ` · ${d.uploading_count} waiting for their file` : ''}
             {d.unfinished_count ? ` · ${plural(d.unfinished_count, 'upload')} not finished` : ''}
           </p>
         </div>
@@ -440,7 +445,7 @@ function ImageRow({ datasetId, image, thumbnail, selected, onToggle, onSaved }: 
       <td>{image.split ? SPLIT_NAMES[image.split] ?? image.split : '—'}</td>
       <td>
         <span className={`status status-${image.status}`}>
-          {STATUS_NAMES[image.status] ?? image.status}
+          {statusName(image)}
         </span>
         {image.reject_reason && <p className="small">{image.reject_reason}</p>}
       </td>

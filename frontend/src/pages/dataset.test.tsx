@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import type { Dataset, DatasetStats, DeletionImpact, Membership } from '../api/types';
-import { DangerZone, SplitRedraw, UnfinishedUploads, exportUrl, shortLabels } from './Dataset';
+import { DangerZone, SplitRedraw, UnfinishedUploads, exportUrl, shortLabels, statusName } from './Dataset';
 import { fakeHub, refusal } from '../testing/fakeHub';
 
 afterEach(() => {
@@ -171,5 +171,13 @@ describe('uploads that were not finished', () => {
 describe('downloading the image list', () => {
   it('links the CSV export of the dataset', () => {
     expect(exportUrl(4)).toBe('/api/v1/datasets/4/export/');
+  });
+});
+
+describe('image status words', () => {
+  it('never says a slot still waiting for its file is being checked', () => {
+    expect(statusName({ status: 'pending', upload_expires_at: '2026-12-05T08:00:00Z' })).toBe('Waiting for the file');
+    expect(statusName({ status: 'pending', upload_expires_at: null })).toBe('Being checked');
+    expect(statusName({ status: 'expired', upload_expires_at: null })).toBe('Upload not finished');
   });
 });

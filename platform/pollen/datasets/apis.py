@@ -27,7 +27,12 @@ class DatasetOut(serializers.ModelSerializer):
     image_count = serializers.IntegerField(read_only=True)
     accepted_count = serializers.IntegerField(read_only=True)
     rejected_count = serializers.IntegerField(read_only=True)
-    pending_count = serializers.IntegerField(read_only=True)
+    pending_count = serializers.IntegerField(
+        read_only=True, help_text="Uploaded images the site agent is checking"
+    )
+    uploading_count = serializers.IntegerField(
+        read_only=True, help_text="Upload slots still waiting for their file"
+    )
     unfinished_count = serializers.IntegerField(
         read_only=True, help_text="Uploads not finished in time: resume or discard them"
     )
@@ -46,6 +51,7 @@ class DatasetOut(serializers.ModelSerializer):
             "accepted_count",
             "rejected_count",
             "pending_count",
+            "uploading_count",
             "unfinished_count",
             "created_at",
         ]
@@ -390,7 +396,13 @@ class ImageOut(serializers.ModelSerializer):
             "channels",
             "modality",
             "created_at",
+            "upload_expires_at",
         ]
+        extra_kwargs = {
+            "upload_expires_at": {
+                "help_text": "Set while the slot waits for its file: when the unfinished upload expires"
+            }
+        }
 
 
 class ImageListApi(generics.ListAPIView):

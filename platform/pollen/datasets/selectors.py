@@ -20,7 +20,20 @@ def dataset_list(*, caller: Caller) -> QuerySet[Dataset]:
             image_count=Count("images"),
             accepted_count=Count("images", filter=Q(images__status=ImageStatus.ACCEPTED)),
             rejected_count=Count("images", filter=Q(images__status=ImageStatus.REJECTED)),
-            pending_count=Count("images", filter=Q(images__status=ImageStatus.PENDING)),
+            # Pending images whose upload is finished are being checked by the agent; those
+            # still holding an upload deadline wait for their file (see pollen.datasets.uploads).
+            pending_count=Count(
+                "images",
+                filter=Q(
+                    images__status=ImageStatus.PENDING, images__upload_expires_at__isnull=True
+                ),
+            ),
+            uploading_count=Count(
+                "images",
+                filter=Q(
+                    images__status=ImageStatus.PENDING, images__upload_expires_at__isnull=False
+                ),
+            ),
             unfinished_count=Count("images", filter=Q(images__status=ImageStatus.EXPIRED)),
         )
         .order_by("-created_at", "-id")

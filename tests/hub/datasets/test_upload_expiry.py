@@ -84,6 +84,22 @@ def test_the_default_expiry_is_a_day():
     assert settings.UPLOAD_SLOT_EXPIRY_SECONDS == 24 * HOUR
 
 
+def test_slots_still_waiting_for_their_file_are_not_counted_as_being_checked(
+    client_for, clinician_a, slots
+):
+    dataset, _ = slots
+    client = client_for(clinician_a)
+    detail = client.get(f"/api/v1/datasets/{dataset.pk}/").json()
+    # Only the finished upload is being checked; the page stops saying so (and polling) once done.
+    assert (detail["pending_count"], detail["uploading_count"]) == (1, 2)
+    images = {
+        i["filename"]: i
+        for i in client.get(f"/api/v1/datasets/{dataset.pk}/images/").json()["results"]
+    }
+    assert images["0.png"]["upload_expires_at"] is None
+    assert images["1.png"]["upload_expires_at"] is not None
+
+
 def test_unfinished_uploads_expire_after_the_configured_time_and_their_files_are_removed(
     client_for, clinician_a, slots, sent, django_capture_on_commit_callbacks
 ):
