@@ -218,13 +218,30 @@ describe('clinician at Borough: find the model and apply it with a heatmap', () 
       await page.getByTestId('file-input').setInputFiles(file);
       await page.getByRole('button', { name: 'Upload 1 image' }).click();
       await page.getByText('1 of 1 sent').waitFor({ timeout: 60_000 });
+      // One request open at a time for the prediction, and each heatmap fetched once (issue 16, item 19).
+      const traffic = { open: 0, mostOpen: 0, overlays: 0 };
+      const isPoll = (r) => /\/api\/v1\/predictions\/\d+\//.test(r.url()) && r.method() === 'GET';
+      const onRequest = (r) => {
+        if (isPoll(r)) traffic.mostOpen = Math.max(traffic.mostOpen, ++traffic.open);
+        if (r.resourceType() === 'image' && /predictions\/\d+\//.test(r.url())) traffic.overlays += 1;
+      };
+      const onDone = (r) => { if (isPoll(r)) traffic.open -= 1; };
+      page.on('request', onRequest);
+      page.on('requestfinished', onDone);
+      page.on('requestfailed', onDone);
       await page.getByRole('button', { name: 'Run the model' }).click({ timeout: 90_000 });
       const results = page.getByTestId('prediction-results');
       await results.waitFor({ timeout: 180_000 });
       await results.getByRole('meter').first().waitFor();
+      assert.match(await results.innerText(), /new-mammogram\.png/, 'the result is named by its file');
       const img = results.locator('img').first();
       await img.waitFor({ timeout: 30_000 });
       await until('the heatmap overlay to load', () => img.evaluate((el) => el.complete && el.naturalWidth > 0), { timeout: 20_000 });
+      page.off('request', onRequest);
+      page.off('requestfinished', onDone);
+      page.off('requestfailed', onDone);
+      assert.equal(traffic.mostOpen, 1, 'one prediction request open at a time');
+      assert.ok(traffic.overlays <= 1, `the heatmap was fetched ${traffic.overlays} times`);
       await expectClean(page);
       await shot(page, '13-apply-result');
     await checkTablet(page, '13-apply-result');

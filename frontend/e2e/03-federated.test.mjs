@@ -108,6 +108,11 @@ describe('administrator at Borough: accepts with Borough’s own images', () => 
     if (!state.jobId) return t.skip('no job was proposed (see above)');
     const { page } = who;
     const datasetId = await seedDataset(page, { site: 'borough', name: `Borough mammography ${RUN}`, seed: SEED + 1 });
+    // The navigation says an invitation waits, on whatever page the administrator is (the badge looks again on each page).
+    await page.goto(`${BASE_URL}/sites/borough/datasets`);
+    const badge = page.getByRole('navigation', { name: 'Main' }).getByTestId('invitation-badge');
+    await badge.waitFor({ timeout: 15_000 });
+    assert.match(await badge.innerText(), /^\d+/);
     await page.getByRole('link', { name: 'Across hospitals' }).click();
     const invitations = page.getByTestId('invitations');
     await invitations.waitFor();
@@ -205,26 +210,36 @@ describe('clinician at St Anne’s: follows the rounds until the model is ready'
     assert.equal(proposed.json.participants.find((p) => p.site === 'st-anne').status, 'invited');
     await page.goto(`${BASE_URL}/sites/st-anne/federated/${proposed.json.id}`);
     await page.getByTestId('invitation').getByText(/Only an administrator of St Anne.s Hospital can accept/).waitFor();
-    // By keyboard: the question opens on its safe choice, and Escape leaves everything as it was.
-    await page.getByRole('button', { name: 'Stop this training' }).focus();
-    await page.keyboard.press('Enter');
-    const dialog = page.getByRole('dialog', { name: 'Stop training across hospitals?' });
-    await dialog.waitFor();
-    assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), 'Keep things as they are');
-    await page.keyboard.press('Escape');
-    await dialog.waitFor({ state: 'detached' });
-    await page.getByRole('button', { name: 'Stop this training' }).click();
-    assert.match(await dialog.innerText(), /Every hospital stops its current round/);
-    await expectClean(page);
-    await dialog.getByRole('button', { name: 'Stop it for every hospital' }).click();
-    await page.getByTestId('federated-status').locator('.status', { hasText: 'Cancelled' }).waitFor();
-    assert.equal(await page.getByRole('button', { name: 'Stop this training' }).count(), 0);
-    assert.equal(await page.getByTestId('invitation').count(), 0, 'nothing is left to answer');
-    const again = await apiCall(page, 'POST', `/federated-jobs/${proposed.json.id}/cancel/`);
-    assert.equal(again.status, 409);
-    assert.equal(again.json.error.code, 'job_finished');
+    // Only an administrator of the proposing site may stop it for every hospital (issue 16, item 4).
+    assert.equal(await page.getByRole('button', { name: 'Stop this training' }).count(), 0, 'a clinician cannot stop it');
+    const admin = await freshPage(browser.context);
+    t.after(() => admin.close());
+    await signIn(admin, 'anne-admin');
+    await admin.goto(`${BASE_URL}/sites/st-anne/federated/${proposed.json.id}`);
+    await stopByKeyboardThenConfirm(admin, proposed.json.id);
   });
 });
+
+/** Stop a proposal as its site's administrator: by keyboard the question opens on its safe choice, and Escape keeps it. */
+async function stopByKeyboardThenConfirm(page, jobId) {
+  await page.getByRole('button', { name: 'Stop this training' }).focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Stop training across hospitals?' });
+  await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), 'Keep things as they are');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'Stop this training' }).click();
+  assert.match(await dialog.innerText(), /Every hospital stops its current round/);
+  await expectClean(page);
+  await dialog.getByRole('button', { name: 'Stop it for every hospital' }).click();
+  await page.getByTestId('federated-status').locator('.status', { hasText: 'Cancelled' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Stop this training' }).count(), 0);
+  assert.equal(await page.getByTestId('invitation').count(), 0, 'nothing is left to answer');
+  const again = await apiCall(page, 'POST', `/federated-jobs/${jobId}/cancel/`);
+  assert.equal(again.status, 409);
+  assert.equal(again.json.error.code, 'job_finished');
+}
 
 describe('outsider: sees nothing of the training across hospitals', () => {
   it('gets 404 for the job and its actions, an empty list, and no page', async (t) => {
