@@ -3,6 +3,7 @@ import { Link, Redirect, matchPath, navigate, useLocation } from './router';
 import { defaultSite, membershipFor, rememberSite, useSession } from './session';
 import { ErrorNotice, Loading } from './components/ui';
 import { SignInPage } from './pages/SignIn';
+import { InvitationAcceptPage } from './pages/InvitationAccept';
 import { DatasetsPage } from './pages/Datasets';
 import { DatasetPage } from './pages/Dataset';
 import { TrainPage } from './pages/Train';
@@ -45,6 +46,8 @@ export function App() {
   const { pathname, search } = useLocation();
 
   if (loading) return <Loading what="Opening Pollen" />;
+  // An invitation link opens for anyone: the invitee may have no account yet.
+  if (pathname === '/invitation') return <InvitationAcceptPage />;
   if (pathname === '/sign-in') {
     if (me) return <Redirect to={search.get('next') || '/'} />;
     return <SignInPage />;

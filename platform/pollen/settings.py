@@ -153,6 +153,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env_str("POLLEN_LOGIN_RATE", "10/min"),
         "tokens": env_str("POLLEN_TOKEN_RATE", "30/min"),
+        # Opening and accepting invitation links (no sign-in needed): per client address.
+        "invitations": env_str("POLLEN_INVITATION_RATE", "30/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -180,6 +182,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TokenKindEnum": "pollen.accounts.models.TokenKind",
         "RoleEnum": "pollen.accounts.models.Role",
+        "InvitationStatusEnum": "pollen.accounts.models.InvitationStatus",
         "DatasetStatusEnum": "pollen.datasets.models.DatasetStatus",
         "ImageStatusEnum": "pollen.datasets.models.ImageStatus",
         "ArchiveStatusEnum": "pollen.datasets.models.ArchiveStatus",

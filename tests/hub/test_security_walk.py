@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from pollen.accounts.models import Membership
+from pollen.accounts.models import Invitation, Membership
 from pollen.accounts.services import token_create
 from pollen.datasets.models import ArchiveImport, Dataset, Image, ImageStatus
 from pollen.federation.models import FederatedJob, Participant, ParticipantStatus
@@ -87,6 +89,7 @@ class SiteA:
     federated_job: FederatedJob
     membership: Membership
     token_id: int
+    invitation: Invitation
 
 
 def _dataset(site: Any, name: str, n: int = 20) -> Dataset:
@@ -194,6 +197,12 @@ def site_a_world(site_a, admin_a, clinician_a) -> SiteA:
         federated_job=federated_job,
         membership=Membership.objects.get(user=clinician_a.user, site=site_a),
         token_id=token.pk,
+        invitation=Invitation.objects.create(
+            site=site_a,
+            email=f"{MARKER}@site-a.example",
+            digest="0" * 64,
+            expires_at=timezone.now() + timedelta(days=7),
+        ),
     )
 
 
@@ -221,6 +230,7 @@ def _object_for(path: str, name: str, world: SiteA) -> Any:
         "federated-jobs": world.federated_job.pk,
         "members": world.membership.pk,
         "tokens": world.token_id,
+        "invitations": world.invitation.pk,
     }
     assert resource in ids, f"{path}: say which of site A's objects '{{{name}}}' names"
     return ids[resource]
@@ -241,6 +251,10 @@ def _body(path: str, method: str, world: SiteA) -> dict[str, Any]:
         },
         "/api/v1/federated-jobs/": {"dataset": world.dataset.pk, "sites": ["site-a", "site-b"]},
         "/api/v1/auth/login/": {"username": "alice-admin", "password": "not-her-password"},
+        "/api/v1/sites/{slug}/invitations/": {"email": "someone@example.org", "role": "admin"},
+        # A made-up secret: whoever holds a real one may join site A, by design.
+        "/api/v1/invitations/preview/": {"token": "inv_made-up-secret"},
+        "/api/v1/invitations/accept/": {"token": "inv_made-up-secret"},
     }
     return bodies.get(path, {})
 

@@ -28,6 +28,37 @@ export interface Member {
   created_at: string;
 }
 
+/** How a person joins a site: an administrator invites, the person accepts with the secret link. */
+export type InvitationStatus = 'pending' | 'accepted' | 'revoked' | 'expired';
+
+export interface Invitation {
+  id: number;
+  email: string;
+  role: Role;
+  site: string;
+  status: InvitationStatus;
+  created_by: string | null;
+  created_at: string;
+  expires_at: string;
+  accepted_at: string | null;
+  /** The account that joined: a member of this site from then on. */
+  accepted_by: string | null;
+  revoked_at: string | null;
+}
+
+/** The answer to creating an invitation: the secret and its link are shown once. */
+export interface CreatedInvitation extends Invitation {
+  token: string;
+  accept_url: string;
+}
+
+/** What an invitation link offers, before it is accepted. */
+export interface InvitationPreview {
+  site: SiteBrief;
+  role: Role;
+  expires_at: string;
+}
+
 export interface ApiToken {
   id: number;
   name: string;

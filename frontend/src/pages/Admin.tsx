@@ -1,6 +1,6 @@
 import { useState, type FormEvent, type ReactNode } from 'react';
 import { api, ApiError, type Page } from '../api/client';
-import type { ApiToken, AuditEvent, CreatedToken, Member, Membership, Role } from '../api/types';
+import type { ApiToken, AuditEvent, CreatedInvitation, CreatedToken, Invitation, Member, Membership, Role } from '../api/types';
 import { Link, useDocumentTitle } from '../router';
 import { CopyButton, ErrorNotice, Loading, Pager, useApi } from '../components/ui';
 import { ago, dateTime } from '../lib/format';
@@ -57,7 +57,7 @@ export function MembersPage({ site }: { site: Membership }) {
 
   return (
     <AdminTabs site={site} current="members">
-      <AddMember site={site} onAdded={members.reload} />
+      <Invitations site={site} onJoined={members.reload} />
       <ErrorNotice error={error} />
       <ErrorNotice error={members.error} onRetry={members.reload} />
       {members.loading && !members.data && <Loading what="Loading members" />}
@@ -90,55 +90,112 @@ export function MembersPage({ site }: { site: Membership }) {
   );
 }
 
-function AddMember({ site, onAdded }: { site: Membership; onAdded: () => void }) {
-  const [form, setForm] = useState({ username: '', email: '', role: 'clinician' as Role, password: '' });
+/**
+ * People join by accepting an invitation: the hub has no way to add an account by name, so a site
+ * never learns which usernames exist at other sites and never annexes another site's people.
+ */
+function Invitations({ site, onJoined }: { site: Membership; onJoined: () => void }) {
+  const slug = site.site.slug;
+  const invitations = useApi((signal) => api.get<Page<Invitation>>(`/sites/${slug}/invitations/`, { page_size: 50 }, signal), [slug]);
+  const [created, setCreated] = useState<CreatedInvitation | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [done, setDone] = useState('');
-  const fields = error instanceof ApiError ? error.fields : {};
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
+  const pending = (invitations.data?.results ?? []).filter((i) => i.status === 'pending');
+
+  const revoke = async (invitation: Invitation) => {
+    if (!window.confirm(`Withdraw the invitation for ${invitation.email}? Its link stops working at once.`)) return;
     setError(null);
-    setDone('');
-    const body: Record<string, string> = { username: form.username.trim(), role: form.role };
-    if (form.email.trim()) body.email = form.email.trim();
-    if (form.password) body.password = form.password;
     try {
-      await api.post<Member>(`/sites/${site.site.slug}/members/`, body);
-      setDone(`${body.username} was added as ${ROLE_NAMES[form.role].toLowerCase()}.`);
-      setForm({ username: '', email: '', role: 'clinician', password: '' });
-      onAdded();
+      await api.post(`/sites/${slug}/invitations/${invitation.id}/revoke/`);
+      invitations.reload();
+      onJoined(); // it may have been accepted meanwhile
     } catch (err) {
       setError(err);
     }
   };
-  const input = (key: 'username' | 'email' | 'password', label: string, type = 'text', help?: string) => (
-    <div className="field">
-      <label htmlFor={`member-${key}`}>{label}</label>
-      <input id={`member-${key}`} type={type} value={form[key]} onChange={(e) => setForm({ ...form, [key]: e.target.value })}
-        autoComplete={key === 'password' ? 'new-password' : 'off'} required={key === 'username'}
-        aria-invalid={fields[key] ? true : undefined} aria-describedby={help ? `member-${key}-help` : undefined} />
-      {help && <p className="small muted" id={`member-${key}-help`}>{help}</p>}
-      {fields[key] && <p className="field-error">{fields[key]}</p>}
-    </div>
+
+  return (
+    <>
+      <InviteForm site={site} onCreated={(i) => { setCreated(i); invitations.reload(); }} />
+      {created && (
+        <div className="card token-once" role="alert" data-testid="new-invitation">
+          <h2>Send this link to {created.email}</h2>
+          <p>
+            This is the only time Pollen shows it. Send it through your hospital’s own e-mail or messaging. It works once, until{' '}
+            {dateTime(created.expires_at)}: {created.email} opens it, signs in or chooses a username and password, and joins{' '}
+            {site.site.name} as {ROLE_NAMES[created.role].toLowerCase()}.
+          </p>
+          <div className="token-row">
+            <label className="visually-hidden" htmlFor="new-invitation-link">Invitation link</label>
+            <input id="new-invitation-link" readOnly value={created.accept_url} onFocus={(e) => e.target.select()} className="mono" data-testid="new-invitation-link" />
+            <CopyButton text={created.accept_url} label="Copy link" />
+          </div>
+          <button type="button" className="btn btn-small" onClick={() => setCreated(null)}>I have sent it</button>
+        </div>
+      )}
+      <ErrorNotice error={error} />
+      <ErrorNotice error={invitations.error} onRetry={invitations.reload} />
+      {pending.length > 0 && (
+        <div className="table-wrap">
+          <table className="table" data-testid="invitations-table">
+            <caption className="visually-hidden">Invitations waiting to be accepted</caption>
+            <thead><tr><th scope="col">Invited</th><th scope="col">Role</th><th scope="col">By</th><th scope="col">Link works until</th><th scope="col"><span className="visually-hidden">Actions</span></th></tr></thead>
+            <tbody>
+              {pending.map((i) => (
+                <tr key={i.id}>
+                  <th scope="row">{i.email}</th>
+                  <td>{ROLE_NAMES[i.role]}</td>
+                  <td>{i.created_by ?? '—'}</td>
+                  <td>{dateTime(i.expires_at)}</td>
+                  <td><button type="button" className="btn btn-small btn-danger" onClick={() => revoke(i)}>Withdraw</button></td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
   );
+}
+
+function InviteForm({ site, onCreated }: { site: Membership; onCreated: (invitation: CreatedInvitation) => void }) {
+  const [form, setForm] = useState({ email: '', role: 'clinician' as Role });
+  const [error, setError] = useState<unknown>(null);
+  const fields = error instanceof ApiError ? error.fields : {};
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setError(null);
+    try {
+      const invitation = await api.post<CreatedInvitation>(`/sites/${site.site.slug}/invitations/`, { email: form.email.trim(), role: form.role });
+      setForm({ email: '', role: 'clinician' });
+      onCreated(invitation);
+    } catch (err) {
+      setError(err);
+    }
+  };
   return (
     <details className="card">
-      <summary>Add a member</summary>
+      <summary>Invite someone</summary>
       <form onSubmit={submit}>
+        <p className="small muted">
+          Pollen makes a link that works once, for 7 days. The person opens it and joins {site.site.name}, with the Pollen
+          account they have or a new one they create.
+        </p>
         <div className="grid-fields">
-          {input('username', 'Username')}
-          {input('email', 'Email (optional)', 'email')}
           <div className="field">
-            <label htmlFor="member-role">Role</label>
-            <select id="member-role" value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
+            <label htmlFor="invite-email">Their e-mail address</label>
+            <input id="invite-email" type="email" autoComplete="off" required value={form.email}
+              onChange={(e) => setForm({ ...form, email: e.target.value })} aria-invalid={fields.email ? true : undefined} />
+            {fields.email && <p className="field-error">{fields.email}</p>}
+          </div>
+          <div className="field">
+            <label htmlFor="invite-role">Role</label>
+            <select id="invite-role" value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
               {Object.entries(ROLE_NAMES).map(([value, name]) => <option key={value} value={value}>{name}</option>)}
             </select>
           </div>
-          {input('password', 'Password for a new account', 'password', 'Leave empty if this person already has a Pollen account.')}
         </div>
         <ErrorNotice error={error} />
-        {done && <p role="status" className="ok-text">{done}</p>}
-        <button type="submit" className="btn btn-primary" disabled={!form.username.trim()}>Add member</button>
+        <button type="submit" className="btn btn-primary" disabled={!form.email.trim()}>Make an invitation link</button>
       </form>
     </details>
   );

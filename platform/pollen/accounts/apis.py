@@ -153,18 +153,19 @@ class MemberOut(serializers.ModelSerializer):
         fields = ["id", "username", "email", "site", "role", "created_at"]
 
 
-class MemberIn(StrictSerializer):
-    username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=Role.choices)
-    password = serializers.CharField(max_length=200, required=False, write_only=True)
-    email = serializers.EmailField(required=False, allow_blank=True)
-
-
 class MemberPatchIn(StrictSerializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MemberListApi(generics.ListCreateAPIView):
+@extend_schema(
+    tags=["sites"],
+    summary="This site's members (site administrators)",
+    description=(
+        "People join a site by accepting an invitation (POST /sites/{slug}/invitations/); "
+        "there is no way to add an account by name."
+    ),
+)
+class MemberListApi(generics.ListAPIView):
     serializer_class = MemberOut
     filterset_fields = ["role"]
 
@@ -175,20 +176,6 @@ class MemberListApi(generics.ListCreateAPIView):
         return selectors.membership_list(
             caller=caller, site_id=caller.member_site(self.kwargs["slug"])
         )
-
-    @extend_schema(
-        tags=["sites"],
-        summary="Add a member (site administrators)",
-        request=MemberIn,
-        responses={201: MemberOut},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        caller = caller_from_request(request)
-        site = services.site_for_member(caller=caller, slug=slug)
-        data = MemberIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership = services.membership_add(caller=caller, site=site, **data.validated_data)
-        return Response(MemberOut(membership).data, status=status.HTTP_201_CREATED)
 
 
 class MemberDetailApi(APIView):

@@ -40,13 +40,31 @@ def site_create(*, slug: str, name: str) -> Site:
 
 def user_create(*, username: str, password: str, email: str = "", first_name: str = "") -> Any:
     try:
+        User.username_validator(username)
+    except DjangoValidationError as exc:
+        raise ApiError(
+            "A username may hold letters, digits and @ . + - _ only (no spaces).",
+            code="invalid_username",
+            fields={"username": exc.messages},
+        ) from exc
+    if not 1 <= len(username) <= 150:
+        raise ApiError(
+            "A username has 1 to 150 characters.",
+            code="invalid_username",
+            fields={"username": ["1 to 150 characters."]},
+        )
+    try:
         validate_password(password)
     except DjangoValidationError as exc:
         raise ApiError(
             " ".join(exc.messages), code="weak_password", fields={"password": exc.messages}
         ) from exc
     if User.objects.filter(username__iexact=username).exists():
-        raise Conflict(f"The username '{username}' is taken.", code="username_taken")
+        raise Conflict(
+            f"The username '{username}' is taken. Choose another one.",
+            code="username_taken",
+            fields={"username": ["Taken: choose another one."]},
+        )
     return User.objects.create_user(
         username=username, password=password, email=email, first_name=first_name
     )
@@ -54,16 +72,19 @@ def user_create(*, username: str, password: str, email: str = "", first_name: st
 
 def membership_add(
     *,
-    caller: Caller | None,
+    caller: None,
     site: Site,
     username: str,
     role: str,
     password: str | None = None,
     email: str = "",
 ) -> Membership:
-    """Add a person to a site, creating their account when a password is given."""
-    if caller is not None:
-        caller.require_admin(site.pk)
+    """Operators and seed commands only: add a person to a site, creating the account if needed.
+
+    There is deliberately no caller: site administrators invite people instead
+    (``pollen.accounts.invitations``). Adding an existing account by name would let one site
+    annex another site's users and learn which usernames exist.
+    """
     with transaction.atomic():
         user = User.objects.filter(username__iexact=username).first()
         if user is None:

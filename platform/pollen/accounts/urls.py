@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pollen.accounts import apis
+from pollen.accounts import apis, invitation_apis
 from pollen.audit.apis import AuditEventListApi
 
 urlpatterns = [
@@ -13,6 +13,26 @@ urlpatterns = [
     path("sites/<str:slug>/members/", apis.MemberListApi.as_view(), name="member-list"),
     path(
         "sites/<str:slug>/members/<int:pk>/", apis.MemberDetailApi.as_view(), name="member-detail"
+    ),
+    path(
+        "sites/<str:slug>/invitations/",
+        invitation_apis.InvitationListApi.as_view(),
+        name="invitation-list",
+    ),
+    path(
+        "sites/<str:slug>/invitations/<int:pk>/revoke/",
+        invitation_apis.InvitationRevokeApi.as_view(),
+        name="invitation-revoke",
+    ),
+    path(
+        "invitations/preview/",
+        invitation_apis.InvitationPreviewApi.as_view(),
+        name="invitation-preview",
+    ),
+    path(
+        "invitations/accept/",
+        invitation_apis.InvitationAcceptApi.as_view(),
+        name="invitation-accept",
     ),
     path("sites/<str:slug>/tokens/", apis.TokenListApi.as_view(), name="token-list"),
     path(
