@@ -25,6 +25,14 @@ def csv_cell(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_LEADS) else text
 
 
+def csv_cell_value(text: str) -> str:
+    """The value behind a cell of a CSV we exported: drops the quote ``csv_cell`` added, if any.
+
+    So an exported list, edited and sent back (the manifest upload), stores what it showed.
+    """
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_LEADS) else text
+
+
 def csv_lines(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
     """Lines of a CSV file (header first), every cell made safe."""
     buffer = io.StringIO()

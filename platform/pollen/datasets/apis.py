@@ -489,6 +489,11 @@ class ManifestApi(APIView):
     @extend_schema(
         tags=["datasets"],
         summary="Apply a CSV of filename,label,patient_id",
+        description=(
+            "The CSV download of the image list (export/) can be edited and applied back: a "
+            "single quote that it put before a cell beginning with =, +, -, @, a tab or a "
+            "carriage return (so spreadsheets do not run it) is removed again."
+        ),
         request=ManifestIn,
         responses=inline_serializer(
             "ManifestResult",

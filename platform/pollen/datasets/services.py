@@ -17,6 +17,7 @@ from django.utils import timezone
 from pollen.accounts.caller import Caller
 from pollen.accounts.models import Site
 from pollen.audit.services import audit_record
+from pollen.core.csv_safe import csv_cell_value
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError, Conflict
 from pollen.datasets.models import Dataset, DatasetStatus, Image, ImageStatus
@@ -468,7 +469,11 @@ def manifest_apply(
     problems: list[dict[str, Any]] = []
     rows: dict[str, dict[str, str]] = {}
     for line, row in enumerate(reader, start=2):
-        clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        clean = {
+            (k or "").strip().lower(): csv_cell_value((v or "").strip())
+            for k, v in row.items()
+            if k
+        }
         name = clean.get("filename", "")
         if not name:
             problems.append({"line": line, "reason": "The filename is empty."})

@@ -72,3 +72,37 @@ def test_dataset_export_keeps_stored_values_and_neutralises_formulas(
     assert rows[1]["patient_id"] == "P-7"
     assert AuditEvent.objects.filter(action="dataset.export", target_id=str(dataset.pk)).exists()
     assert client_for(outsider).get(f"/api/v1/datasets/{dataset.pk}/export/").status_code == 404
+
+
+@pytest.mark.parametrize("value", [*DANGEROUS, "normal", "'plain quote stays", ""])
+def test_csv_cell_value_undoes_exactly_what_csv_cell_added(value):
+    from pollen.core.csv_safe import csv_cell_value
+
+    assert csv_cell_value(csv_cell(value)) == value
+
+
+@pytest.mark.django_db
+def test_an_exported_list_applied_back_as_a_manifest_keeps_values_exactly(client_for, clinician_a):
+    from pollen.datasets.models import Dataset, Image
+
+    dataset = Dataset.objects.create(
+        site=clinician_a.site, name="Round trip", label_names=["@SUM(1+1)", "normal"]
+    )
+    image = Image.objects.create(
+        dataset=dataset,
+        filename="a.png",
+        storage_key=f"datasets/{dataset.pk}/images/1.png",
+        label="normal",
+        patient_id="=P1",
+        split="train",
+        status="accepted",
+    )
+    client = client_for(clinician_a)
+    exported = b"".join(client.get(f"/api/v1/datasets/{dataset.pk}/export/").streaming_content)
+    edited = exported.decode("utf-8-sig").replace(",normal,", ",'@SUM(1+1),")
+    applied = client.post(
+        f"/api/v1/datasets/{dataset.pk}/manifest/", {"csv": edited}, format="json"
+    )
+    assert applied.status_code == 200, applied.content
+    image.refresh_from_db()
+    assert (image.label, image.patient_id) == ("@SUM(1+1)", "=P1")
