@@ -149,7 +149,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["pollen.core.filters.FilterBackend"],
     "EXCEPTION_HANDLER": "pollen.core.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "pollen.core.schema.PollenAutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "login": env_str("POLLEN_LOGIN_RATE", "10/min"),
         "tokens": env_str("POLLEN_TOKEN_RATE", "30/min"),

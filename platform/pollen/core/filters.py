@@ -64,6 +64,9 @@ class FilterBackend(DjangoFilterBackend):
     """django-filter, with bad filter values reported under the stable code ``invalid_filter``."""
 
     def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None:
+            _check_single_values(request.query_params, filterset_class.base_filters)
         try:
             return super().filter_queryset(request, queryset, view)
         except ValidationError as exc:
@@ -78,3 +81,25 @@ class FilterBackend(DjangoFilterBackend):
                 code="invalid_filter",
                 fields=fields,
             ) from exc
+
+
+BOOLEANS = {"true", "false"}
+
+
+def _check_single_values(query: Any, filters: dict[str, Any]) -> None:
+    """Refuse what django-filter would silently ignore: a filter given twice (it kept one of
+    them) and a true/false filter with another value (it filtered nothing)."""
+    for name, filter_ in filters.items():
+        values = query.getlist(name)
+        many = isinstance(
+            filter_, django_filters.MultipleChoiceFilter | django_filters.BaseCSVFilter
+        )
+        if len(values) > 1 and not many:
+            _refuse(name, f"Give the filter '{name}' once, not {len(values)} times.")
+        boolean = isinstance(filter_, django_filters.BooleanFilter)
+        if boolean and values and values[0] not in BOOLEANS | {""}:
+            _refuse(name, f"The filter '{name}' takes true or false.")
+
+
+def _refuse(name: str, sentence: str) -> None:
+    raise ApiError(sentence, code="invalid_filter", fields={name: sentence})

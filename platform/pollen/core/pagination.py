@@ -37,7 +37,7 @@ class Pagination(PageNumberPagination):
         self, request: Any, name: str, maximum: int, allow: frozenset[str] | set[str] = frozenset()
     ) -> None:
         values = request.query_params.getlist(name)
-        if not values or (len(values) == 1 and values[0] in allow | {""}):
+        if not values or (len(values) == 1 and values[0] in allow):
             return
         sentence = f"'{name}' must be one whole number from 1 to {maximum}."
         raw = values[-1]

@@ -305,6 +305,8 @@ class PublishedModelFilter(django_filters.FilterSet):
 
 
 class PublishIn(StrictSerializer):
+    exactly_one_of = (("model_version", "job"),)
+
     model_version = serializers.IntegerField(
         required=False, help_text="A model trained at your site"
     )
@@ -683,6 +685,8 @@ class ExportDownloadApi(APIView):
 
 
 class ImageRefIn(StrictSerializer):
+    exactly_one_of = (("image_id", "key"),)
+
     image_id = serializers.IntegerField(required=False)
     key = serializers.CharField(max_length=512, required=False)
 
@@ -693,6 +697,8 @@ class ImageRefIn(StrictSerializer):
 
 
 class PredictionIn(StrictSerializer):
+    exactly_one_of = (("published_version", "model_version"),)
+
     published_version = serializers.IntegerField(
         required=False, help_text="A marketplace version you may see"
     )
