@@ -71,5 +71,14 @@ test: install services chromium lint ## Install everything, start the real servi
 bench: install services ## Run the benchmarks side by side and print one table (also docs/benchmarks.md)
 	$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(BENCH_ARGS)
 
+FUZZ_EXAMPLES ?= 50
+FUZZ_SEED ?= 16
+.PHONY: fuzz
+fuzz: install services ## schemathesis, every check, on the whole API as a clinician; prints the totals
+	$(TEST_ENV) POLLEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) POLLEN_FUZZ_SEED=$(FUZZ_SEED) \
+		POLLEN_FUZZ_PHASES=examples,coverage,fuzzing,stateful PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(VENV)/bin/pytest tests/hub/core/test_schema_fuzz.py -q -s -p no:logging --timeout=3600 \
+		--basetemp=$(CURDIR)/$(VAR)/fuzz
+
 clean: ## Remove local state (var/), keeping .venv
 	rm -rf $(VAR) frontend/dist
