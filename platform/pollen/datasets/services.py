@@ -458,8 +458,17 @@ def manifest_apply(
 ) -> dict[str, Any]:
     """Apply a CSV manifest (filename,label,patient_id) to images already in the dataset."""
     caller.require_clinical()
-    reader = csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff")))
-    columns = {c.strip().lower() for c in (reader.fieldnames or [])}
+    # newline="": lines may end with CR (old Mac exports), LF or CRLF, and a quoted cell may
+    # hold a line break; without it, a CR-only file stopped the csv module (a 500).
+    reader = csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff"), newline=""))
+    try:
+        fieldnames, records = reader.fieldnames, list(reader)
+    except csv.Error as exc:
+        raise ApiError(
+            f"The CSV cannot be read ({exc}). Save it again as 'CSV UTF-8' and send it again.",
+            code="invalid_manifest",
+        ) from exc
+    columns = {c.strip().lower() for c in (fieldnames or [])}
     if "filename" not in columns:
         raise ApiError(
             "The CSV needs a header row with at least a 'filename' column "
@@ -468,7 +477,7 @@ def manifest_apply(
         )
     problems: list[dict[str, Any]] = []
     rows: dict[str, dict[str, str]] = {}
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(records, start=2):
         clean = {
             (k or "").strip().lower(): csv_cell_value((v or "").strip())
             for k, v in row.items()

@@ -18,6 +18,17 @@ def test_parses_rows_with_bom_and_excel_header_style():
     ]
 
 
+@pytest.mark.parametrize("newline", [b"\r", b"\n", b"\r\n"], ids=["CR", "LF", "CRLF"])
+def test_lines_may_end_with_cr_lf_or_crlf(newline):
+    data = newline.join([b"filename,label,patient_id", b"a.png,benign,P1", b"b.png,malignant,P2"])
+    manifest = parse_manifest(data + newline)
+    assert manifest.ok
+    assert [(r.filename, r.label, r.patient_id, r.line) for r in manifest.rows] == [
+        ("a.png", "benign", "P1", 2),
+        ("b.png", "malignant", "P2", 3),
+    ]
+
+
 def test_semicolon_separated_and_unknown_columns_reported():
     manifest = parse_manifest(b"filename;label;patient_id;notes\na.png;benign;P1;left\n")
     assert manifest.rows[0].label == "benign"

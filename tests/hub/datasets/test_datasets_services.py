@@ -84,6 +84,23 @@ def test_manifest_sets_labels_and_patients_and_reports_unmatched_rows(
     assert (img0.patient_id, img1.patient_id) == ("A1", "A1") and img0.split == img1.split
 
 
+@pytest.mark.parametrize("newline", ["\r", "\n", "\r\n"], ids=["CR", "LF", "CRLF"])
+def test_manifest_lines_may_end_with_cr_lf_or_crlf(client_for, clinician_a, dataset, newline):
+    _images(dataset, 2, status=ImageStatus.ACCEPTED)
+    rows = ["filename,label,patient_id", "img0.png,normal,B1", 'img1.png,normal,"B\n2"']
+    response = client_for(clinician_a).post(
+        f"/api/v1/datasets/{dataset.pk}/manifest/",
+        {"csv": newline.join(rows) + newline},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["updated"] == 2
+    assert set(Image.objects.filter(dataset=dataset).values_list("patient_id", flat=True)) == {
+        "B1",
+        "B\n2",
+    }
+
+
 def test_manifest_with_unknown_label_is_refused_whole(client_for, clinician_a, dataset):
     _images(dataset, 1)
     response = client_for(clinician_a).post(

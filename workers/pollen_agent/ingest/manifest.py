@@ -72,7 +72,8 @@ def parse_manifest(data: bytes | str, *, available: Iterable[str] | None = None)
     text = _decode(data)
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
-    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(first))
+    # newline="": lines may end with CR (old Mac exports), LF or CRLF.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first))
     header: list[str] | None = None
     manifest = Manifest()
     present = None if available is None else set(available)
