@@ -262,7 +262,13 @@ class FileIn(StrictSerializer):
     filename = serializers.CharField(max_length=1024)
     label = serializers.CharField(max_length=100, required=False, allow_blank=True)  # type: ignore[assignment]  # a field name DRF stubs also use
     patient_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    size_bytes = serializers.IntegerField(required=False, min_value=0)
+    # No range here: a bad size is refused for its file alone, by the service, with a reason.
+    size_bytes = serializers.IntegerField(
+        required=False,
+        min_value=-(2**63),
+        max_value=2**63 - 1,
+        help_text="The file's size in bytes; the upload link takes exactly this many.",
+    )
 
 
 class SlotsIn(StrictSerializer):

@@ -152,7 +152,12 @@ class SlotRequest:
 
 
 def _slot_problem(dataset: Dataset, item: SlotRequest, add_labels: bool) -> tuple[str, str] | None:
-    if item.size_bytes is not None and item.size_bytes <= 0:
+    if item.size_bytes is not None and item.size_bytes < 0:
+        return "invalid_size", (
+            f"The declared size ({item.size_bytes} bytes) cannot be right. Send the file's "
+            "size in bytes, or leave it out."
+        )
+    if item.size_bytes is not None and item.size_bytes == 0:
         return "empty_file", "The file is empty. Export it again from your imaging system."
     if item.size_bytes is not None and item.size_bytes > payloads.MAX_UPLOAD_BYTES:
         limit = payloads.MAX_UPLOAD_BYTES // (1024 * 1024)
