@@ -226,6 +226,8 @@ def upload_slots_create(
             "keys": [key for _, key in accepted],
             "expires_in": settings.PRESIGN_SECONDS,
             "max_bytes": payloads.MAX_UPLOAD_BYTES,
+            # The link for a file of declared size takes exactly that many bytes.
+            "sizes": {key: item.size_bytes for item, key in accepted if item.size_bytes},
         },
     )
     urls = {slot["key"]: slot for slot in answer["slots"]}

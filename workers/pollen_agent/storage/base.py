@@ -122,8 +122,11 @@ class Storage(abc.ABC):
         expires_in: int,
         content_type: str | None = None,
         max_bytes: int | None = None,
+        size: int | None = None,
     ) -> PresignedRequest:
-        """A short-lived request that uploads one object without our credentials."""
+        """A short-lived request that uploads one object without our credentials.
+
+        With ``size`` (the size the uploader declared), the link refuses a larger body."""
 
     @abc.abstractmethod
     def presign_get(self, key: str, *, expires_in: int) -> str:

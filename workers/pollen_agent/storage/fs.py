@@ -154,9 +154,12 @@ class FilesystemStorage(Storage):
         expires_in: int,
         content_type: str | None = None,
         max_bytes: int | None = None,
+        size: int | None = None,
     ) -> PresignedRequest:
         headers = {"Content-Type": content_type} if content_type else {}
-        return PresignedRequest(self._sign(key, "PUT", expires_in, max_bytes), "PUT", headers)
+        # The signed cap is the declared size when there is one: a larger body is refused.
+        cap = size if size is not None else max_bytes
+        return PresignedRequest(self._sign(key, "PUT", expires_in, cap), "PUT", headers)
 
     def presign_get(self, key: str, *, expires_in: int) -> str:
         return self._sign(key, "GET", expires_in, None)

@@ -207,11 +207,15 @@ class S3Storage(Storage):
         expires_in: int,
         content_type: str | None = None,
         max_bytes: int | None = None,
+        size: int | None = None,
     ) -> PresignedRequest:
-        """Presigned PUT. A query-signed PUT cannot cap the body size, so
+        """Presigned PUT. With ``size``, Content-Length is signed, so the S3 server refuses a
+        body of any other length; without it, a query-signed PUT cannot cap the body size, and
         ``max_bytes`` is enforced after upload, by ingest's size check."""
-        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         headers = {}
+        if size is not None:
+            params["ContentLength"] = int(size)
         if content_type:
             params["ContentType"] = content_type
             headers["Content-Type"] = content_type

@@ -38,9 +38,13 @@ def presign_upload(payload: dict[str, Any]) -> dict[str, Any]:
         storage = runtime.storage_for(payload["site"])
         expires = min(int(payload.get("expires_in", 900)), PRESIGN_MAX_SECONDS)
         slots = []
+        sizes = payload.get("sizes") or {}
         for key in payload["keys"]:
             request = storage.presign_put(
-                key, expires_in=expires, max_bytes=int(payload.get("max_bytes", MAX_UPLOAD_BYTES))
+                key,
+                expires_in=expires,
+                max_bytes=int(payload.get("max_bytes", MAX_UPLOAD_BYTES)),
+                size=int(sizes[key]) if key in sizes else None,
             )
             slots.append(
                 {
