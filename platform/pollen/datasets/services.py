@@ -350,7 +350,23 @@ def ingest_results_record(*, dataset: Dataset, results: list[dict[str, Any]]) ->
 def _apply_result(image: Image, result: dict[str, Any], seen: dict[str, str], now: Any) -> None:
     image.ingested_at = now
     image.sha256 = result.get("sha256", "") or ""
+    declared, stored = image.size_bytes, result.get("size_bytes")
     image.size_bytes = result.get("size_bytes", image.size_bytes)
+    if (
+        result.get("status") == "accepted"
+        and declared
+        and stored is not None
+        and stored != declared
+    ):
+        # A link takes at most the declared size; a shorter object is a cut-off upload, or
+        # one replaced since: never train on it.
+        result = {
+            "status": "rejected",
+            "code": "size_mismatch",
+            "reason": f"The stored file ({stored} bytes) is not the size declared when its "
+            f"upload began ({declared} bytes): the upload was cut short or replaced. "
+            "Upload the file again.",
+        }
     if result.get("status") != "accepted":
         image.status = ImageStatus.REJECTED
         image.reject_code = (result.get("code") or "rejected")[:50]

@@ -62,3 +62,29 @@ def test_a_link_refuses_a_body_longer_than_declared(client_for, clinician_a, age
         slot["method"], slot["url"], data=b"x" * 10, headers=slot["headers"], timeout=30
     )
     assert put.status_code in {200, 204}, put.text[:300]
+
+
+@pytest.mark.django_db
+def test_ingest_rejects_a_file_whose_stored_size_differs_from_the_declared_one(site_a):
+    from pollen.datasets.models import Dataset, Image, ImageStatus
+    from pollen.datasets.services import ingest_results_record
+
+    dataset = Dataset.objects.create(site=site_a, name="Sizes", label_names=["normal"])
+    declared = {
+        name: Image.objects.create(
+            dataset=dataset, filename=name, storage_key=f"k/{name}", split="train", size_bytes=10
+        )
+        for name in ("short.png", "exact.png")
+    }
+    result = {"status": "accepted", "sha256": "a" * 64, "width": 4, "height": 4, "channels": 1}
+    ingest_results_record(
+        dataset=dataset,
+        results=[
+            {**result, "image_id": declared["short.png"].pk, "size_bytes": 9},
+            {**result, "image_id": declared["exact.png"].pk, "size_bytes": 10, "sha256": "b" * 64},
+        ],
+    )
+    short, exact = (Image.objects.get(pk=declared[n].pk) for n in ("short.png", "exact.png"))
+    assert exact.status == ImageStatus.ACCEPTED
+    assert short.status == ImageStatus.REJECTED and short.reject_code == "size_mismatch"
+    assert "9 bytes" in short.reject_reason and "10 bytes" in short.reject_reason
