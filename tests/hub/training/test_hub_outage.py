@@ -12,8 +12,10 @@ import re
 import time
 
 import pytest
+from django.utils import timezone
 
 from pollen.training.models import Job
+from pollen.training.services import jobs_requeue_abandoned
 from tests.hub.training.conftest import square_image
 from tests.support.agent import start_agent, wait_agent_ready, wait_until
 from tests.support.flows import upload_dataset, wait_job
@@ -86,16 +88,17 @@ def _resumed_epochs(events: list[dict]) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    "lease_seconds",
+    ("lease_seconds", "requeued"),
     [
-        pytest.param(180, id="lease-outlasts-the-outage"),
-        # The lease lapses during the outage: the hub may hand the job to a worker that
-        # resumes the checkpoint, and the old worker must stop without a trace.
-        pytest.param(15, id="lease-lapses-during-the-outage"),
+        pytest.param(180, False, id="lease-outlasts-the-outage"),
+        # The lease lapses during the outage and, as the hub comes back, it queues the job
+        # again before the old worker is heard: a worker resumes the checkpoint, and the old
+        # one must stop without a trace.
+        pytest.param(15, True, id="lease-lapses-and-the-job-is-queued-again"),
     ],
 )
 def test_a_60_second_hub_outage_mid_epoch_loses_no_epoch_and_says_only_true_words(
-    client_for, clinician_a, agent, proxy, settings, lease_seconds
+    client_for, clinician_a, agent, proxy, settings, lease_seconds, requeued
 ):
     settings.JOB_LEASE_SECONDS = lease_seconds
     client = client_for(clinician_a)
@@ -119,10 +122,18 @@ def test_a_60_second_hub_outage_mid_epoch_loses_no_epoch_and_says_only_true_word
 
     proxy.outage(OUTAGE_SECONDS)
     # The hub hears nothing while it is away, though training goes on at the site.
+    if requeued:
+        # What the hub's next heartbeat does once it is back, done while it is still away
+        # so that it surely comes before the old worker's first word.
+        wait_until(
+            lambda: Job.objects.get(pk=job_id).lease_expires_at < timezone.now(),
+            timeout=lease_seconds + 10,
+            what="the lease to lapse",
+        )
+        assert jobs_requeue_abandoned(site_id=clinician_a.site.pk) == [job_id]
     wait_until(lambda: proxy.is_up, timeout=OUTAGE_SECONDS + 10, what="the outage to end")
     down_at, up_at = proxy.outages[0]
     assert up_at is not None and up_at - down_at >= OUTAGE_SECONDS
-    assert "Trying again in" in agent.log_path.read_text(errors="replace"), agent.log()
 
     job = wait_job(client, job_id, statuses={"succeeded", "failed", "cancelled"}, timeout=600)
     back_for = time.monotonic() - up_at
@@ -147,4 +158,8 @@ def test_a_60_second_hub_outage_mid_epoch_loses_no_epoch_and_says_only_true_word
     if lease_seconds > OUTAGE_SECONDS:
         # A lease that outlasts the outage keeps the job with its worker: nothing is redone.
         assert final == 1, job["events"]
+    if requeued:
+        assert final == 2 and len(resumed) == 1, job["events"]
     assert back_for < 300, "the job went on promptly once the hub was back"
+    # The epoch that ended during the outage waited in the outbox, tried again with backoff.
+    assert "Trying again in" in agent.log_path.read_text(errors="replace"), agent.log()

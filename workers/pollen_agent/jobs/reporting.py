@@ -9,6 +9,7 @@ they queue in the outbox until the hub takes them.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -30,6 +31,10 @@ class JobLost(Exception):
     """Another worker took the job over (our lease lapsed): stop without reporting."""
 
 
+class _Closed(Exception):
+    """The job ended while a record was waiting for the hub: the checkpoint keeps it."""
+
+
 class EpochOutbox:
     """Epoch records waiting for the hub, sent in order by a background thread.
 
@@ -41,7 +46,10 @@ class EpochOutbox:
     """
 
     def __init__(self, hub: HubClient, job_id: int, *, on_lost: Any = None) -> None:
-        self.hub = hub
+        self._closing = threading.Event()
+        # Our own client: its waits between tries end as soon as the job does.
+        self.hub = hub.fork()
+        self.hub.retry = dataclasses.replace(hub.retry, sleep=self._sleep)
         self.path = f"agent/jobs/{job_id}/epochs/"
         self.on_lost = on_lost
         self.lost = False
@@ -80,10 +88,22 @@ class EpochOutbox:
         if left:
             raise RetryableError(f"{left} epoch records are still waiting for the hub.")
 
+    def abandon(self) -> None:
+        """The job is no longer this worker's: stop sending, and stop anyone waiting."""
+        with self._cond:
+            self.lost = True
+            self._cond.notify_all()
+        self._closing.set()  # cuts a wait between tries short
+
     def close(self) -> None:
+        self._closing.set()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def _sleep(self, seconds: float) -> None:
+        if self._closing.wait(seconds):
+            raise _Closed()
 
     def _next(self) -> dict[str, Any] | None:
         with self._cond:
@@ -94,6 +114,8 @@ class EpochOutbox:
         while (record := self._next()) is not None:
             try:
                 self.hub.post(self.path, record)
+            except _Closed:
+                return
             except AgentError as exc:
                 self._stop_sending(exc)
                 return
@@ -132,7 +154,7 @@ class JobReporter:
         self.heartbeat_interval = max(1.0, lease_seconds / 4)
         self.cancelled = threading.Event()
         self.lost = threading.Event()
-        self.outbox = EpochOutbox(hub.fork(), job_id, on_lost=self._lose)
+        self.outbox = EpochOutbox(hub, job_id, on_lost=self._lose)
         self._last_sent = 0.0
         self._progress: dict[str, Any] = {"phase": "loading", "fraction": 0.0}
         self._lock = threading.Lock()
@@ -157,6 +179,7 @@ class JobReporter:
     def _lose(self) -> None:
         self.lost.set()
         self.cancelled.set()
+        self.outbox.abandon()  # a flush waiting for the hub must not wait any longer
 
     def _send(self, progress: dict[str, Any]) -> None:
         try:

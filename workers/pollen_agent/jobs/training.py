@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from pollen_agent.errors import RetryableError, UserError
+from pollen_agent.errors import AgentError, RetryableError, UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.images import SplitImages, load_splits
-from pollen_agent.jobs.reporting import JobLost, JobReporter, eta
+from pollen_agent.jobs.reporting import LOST_CODES, JobLost, JobReporter, eta
 from pollen_agent.jobs.weights import build_start_model
 from pollen_agent.storage.base import ObjectNotFound, Storage
 
@@ -147,6 +147,9 @@ class _Callbacks:
     def on_epoch_end(
         self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
     ) -> None:
+        if self.reporter.lost.is_set():
+            # Another worker resumes this job's checkpoint: writing ours now could replace it.
+            raise JobLost()
         record = {
             "epoch": epoch,
             "train_loss": float(train_loss),
@@ -322,9 +325,8 @@ def run_training_job(
                 licence=spec.get("licence") or licence_for(spec["architecture"], "random"),
             )
             timings["total"] = time.perf_counter() - started
-            hub.post(
-                f"agent/jobs/{spec['job_id']}/complete/",
-                {"evaluation": report, "model": model_fields, "timings": timings},
+            _post_result(
+                hub, spec, {"evaluation": report, "model": model_fields, "timings": timings}
             )
             _discard_checkpoint(storage, spec["checkpoint_key"])
     except Cancelled:
@@ -336,6 +338,17 @@ def run_training_job(
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _post_result(hub: HubClient, spec: dict[str, Any], result: dict[str, Any]) -> None:
+    try:
+        hub.post(f"agent/jobs/{spec['job_id']}/complete/", result)
+    except AgentError as exc:
+        # Taken over while evaluating: the new worker's result counts, and the checkpoint
+        # stays for it.
+        if exc.code in LOST_CODES:
+            raise JobLost() from exc
+        raise
 
 
 def _run_quick(spec: dict[str, Any], splits: dict[str, SplitImages], reporter: JobReporter) -> Any:
