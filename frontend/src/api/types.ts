@@ -301,7 +301,7 @@ export interface PublishedModel {
   intended_use: string;
   limitations: string;
   latest_version: VersionSummary | null;
-  version_count: number | null;
+  version_count: number;
   created_at: string;
   updated_at: string;
 }

@@ -62,7 +62,7 @@ class PublishedModelOut(serializers.ModelSerializer):
     site_name = serializers.CharField(source="site.name")
     named_sites = serializers.SerializerMethodField()
     latest_version = VersionSummaryOut(allow_null=True)
-    version_count = serializers.IntegerField(read_only=True, default=None)
+    version_count = serializers.SerializerMethodField()
 
     class Meta:
         model = PublishedModel
@@ -84,6 +84,13 @@ class PublishedModelOut(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def get_version_count(self, model: PublishedModel) -> int:
+        """Listed versions: the list annotates the count in its query; one model counts here."""
+        annotated = getattr(model, "version_count", None)
+        if annotated is not None:
+            return int(annotated)
+        return model.versions.filter(status__in=LISTED_VERSION_STATUSES).count()
 
     def get_named_sites(self, model: PublishedModel) -> list[str] | None:
         caller: Caller | None = self.context.get("caller")
