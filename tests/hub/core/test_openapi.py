@@ -82,3 +82,21 @@ def test_the_agent_api_has_its_own_schema_and_docs_page(client_for, clinician_a)
     docs = client.get("/api/v1/agent/docs/")
     assert docs.status_code == 200
     assert "/api/v1/agent/schema/" in docs.content.decode()
+
+
+def test_every_operation_documents_its_error_answers_with_the_error_body(client_for, clinician_a):
+    schema = client_for(clinician_a).get("/api/v1/schema/?format=json").json()
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            expected = {"401", "503"}
+            if "{" in path:
+                expected.add("404")
+            if "requestBody" in operation:
+                expected |= {"400", "413", "415"}
+            if any(p["in"] == "query" for p in operation.get("parameters", [])):
+                expected.add("400")
+            assert expected <= set(responses), (method, path, sorted(responses))
+            for code in expected:
+                assert responses[code]["content"]["application/json"]["schema"] == error
