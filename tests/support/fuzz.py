@@ -147,7 +147,13 @@ def run_schemathesis(
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
     completed = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+        cwd=report_dir,  # schemathesis keeps a cache (.schemathesis/) in its working folder
     )
     result = FuzzResult(output=completed.stdout[-20000:] + completed.stderr[-5000:])
     if not summary.exists():
