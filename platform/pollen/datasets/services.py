@@ -285,7 +285,7 @@ def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) 
     _ensure_active(dataset)
     images = list(
         dataset.images.filter(pk__in=image_ids, status=ImageStatus.PENDING).values_list(
-            "pk", "storage_key", "filename"
+            "pk", "storage_key", "filename", "size_bytes"
         )
     )
     if not images:
@@ -294,12 +294,16 @@ def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) 
         "site": dataset.site.slug,
         "dataset_id": dataset.pk,
         # The file's own name goes along so that a rejection names it, not the storage key.
-        "images": [{"image_id": pk, "key": key, "filename": name} for pk, key, name in images],
+        # The declared size goes along so that the agent refuses another size before download.
+        "images": [
+            {"image_id": pk, "key": key, "filename": name, "size_bytes": size}
+            for pk, key, name, size in images
+        ],
         "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
     }
     with transaction.atomic():
         # The upload is finished: these slots no longer expire (see pollen.datasets.uploads).
-        dataset.images.filter(pk__in=[pk for pk, _, _ in images]).update(upload_expires_at=None)
+        dataset.images.filter(pk__in=[pk for pk, *_ in images]).update(upload_expires_at=None)
         send_on_commit(tasks.INGEST_IMAGES, payload, queue=queues.io_queue(dataset.site.slug))
     return len(images)
 

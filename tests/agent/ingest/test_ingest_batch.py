@@ -97,3 +97,22 @@ def test_find_duplicates_groups_by_checksum():
         {"image_id": 4, "status": "rejected", "reason": "empty"},
     ]
     assert find_duplicates(results) == {"aa": [1, 3]}
+
+
+def test_a_file_whose_stored_size_is_not_the_declared_one_is_rejected_before_download(store):
+    data = png(noise((8, 8)))
+    store.put_bytes("short.png", data)
+    store.put_bytes("exact.png", png(noise((9, 9))))
+    exact_size = store.size("exact.png")
+    results = ingest_batch(
+        store,
+        [(1, "short.png"), (2, "exact.png")],
+        thumbnail_prefix=THUMBS,
+        names={1: "Left breast.png", 2: "Right breast.png"},
+        declared_sizes={1: len(data) + 100, 2: exact_size},
+    )
+    short, exact = results
+    assert exact["status"] == "accepted", exact
+    assert short["status"] == "rejected" and short["code"] == "size_mismatch"
+    assert short["reason"].startswith("Left breast.png: ")
+    assert f"{len(data)} bytes" in short["reason"] and f"{len(data) + 100} bytes" in short["reason"]

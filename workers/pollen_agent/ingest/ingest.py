@@ -48,15 +48,29 @@ def ingest_one(
     filename: str = "",
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_IMAGE_PIXELS,
+    declared_size: int | None = None,
 ) -> IngestResult:
     """Ingest the object at ``key``; return an accepted or rejected IngestResult.
 
     ``filename`` is the user's name for the file, which reasons begin with.
+    ``declared_size`` is the size the uploader declared when asking for the upload link.
     """
     ident = {} if image_id is None else {"image_id": image_id}
     try:
         size = storage.size(key)
         check_size(size, max_bytes=max_bytes)  # before downloading anything
+        if declared_size is not None and size != declared_size:
+            return _rejected(
+                _named(
+                    filename,
+                    f"The stored file is {size} bytes, not the {declared_size} bytes declared "
+                    "when its upload began: the upload was cut short or replaced. Upload the "
+                    "file again.",
+                ),
+                code="size_mismatch",
+                size_bytes=size,
+                **ident,
+            )
         data = storage.get_bytes(key)
     except ObjectNotFound:
         return _rejected(
@@ -104,6 +118,7 @@ def ingest_batch(
     names: Mapping[int, str] | None = None,
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_IMAGE_PIXELS,
+    declared_sizes: Mapping[int, int] | None = None,
 ) -> list[IngestResult]:
     """Ingest ``(image_id, key)`` pairs; one result per pair, in order.
 
@@ -113,6 +128,7 @@ def ingest_batch(
     this batch, is rejected and says which.
     """
     names = names or {}
+    declared_sizes = declared_sizes or {}
     pairs = items.items() if isinstance(items, Mapping) else items
     seen: dict[str, str] = dict(known_sha256 or {})
     results: list[IngestResult] = []
@@ -125,6 +141,7 @@ def ingest_batch(
             filename=names.get(image_id, ""),
             max_bytes=max_bytes,
             max_pixels=max_pixels,
+            declared_size=declared_sizes.get(image_id),
         )
         sha = result.get("sha256")
         if result["status"] == "accepted" and sha:

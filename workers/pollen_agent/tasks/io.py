@@ -80,12 +80,22 @@ def ingest_images(self: Any, payload: dict[str, Any]) -> dict[str, int]:
     items = [(item["image_id"], item["key"]) for item in payload["images"]]
     # The user's own names for the files, for the reasons (older hubs send none).
     names = {item["image_id"]: item.get("filename", "") for item in payload["images"]}
+    # The sizes declared for the upload links (older hubs send none).
+    declared = {
+        item["image_id"]: int(item["size_bytes"])
+        for item in payload["images"]
+        if item.get("size_bytes") is not None
+    }
     counts = {"accepted": 0, "rejected": 0}
     try:
         for start in range(0, len(items), INGEST_REPORT_BATCH):
             batch = items[start : start + INGEST_REPORT_BATCH]
             results = ingest_batch(
-                storage, batch, thumbnail_prefix=payload["thumbnail_prefix"], names=names
+                storage,
+                batch,
+                thumbnail_prefix=payload["thumbnail_prefix"],
+                names=names,
+                declared_sizes=declared,
             )
             answer = hub.post(
                 f"agent/datasets/{payload['dataset_id']}/ingest-results/",
