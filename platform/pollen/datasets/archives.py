@@ -41,6 +41,7 @@ def archive_slot_create(
             "keys": [key],
             "expires_in": settings.PRESIGN_SECONDS,
             "max_bytes": payloads.MAX_ARCHIVE_BYTES,
+            "sizes": {key: size_bytes},  # the link takes exactly the declared size
         },
     )
     slot = answer["slots"][0]

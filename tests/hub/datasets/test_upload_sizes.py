@@ -88,3 +88,19 @@ def test_ingest_rejects_a_file_whose_stored_size_differs_from_the_declared_one(s
     assert exact.status == ImageStatus.ACCEPTED
     assert short.status == ImageStatus.REJECTED and short.reject_code == "size_mismatch"
     assert "9 bytes" in short.reject_reason and "10 bytes" in short.reject_reason
+
+
+def test_an_archive_link_refuses_a_body_longer_than_declared(client_for, clinician_a, agent_a):
+    client = client_for(clinician_a)
+    dataset = _dataset(client)
+    slot = client.post(
+        f"/api/v1/datasets/{dataset}/archives/",
+        {"filename": "scans.zip", "size_bytes": 10},
+        format="json",
+    )
+    assert slot.status_code == 201, slot.content
+    slot = slot.json()
+    longer = requests.request(
+        slot["method"], slot["url"], data=b"z" * 4096, headers=slot["headers"], timeout=30
+    )
+    assert longer.status_code in {400, 403, 411, 413}, (longer.status_code, longer.text[:200])
