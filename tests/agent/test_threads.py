@@ -72,7 +72,13 @@ def agent_config(tmp_path) -> Path:
                     {
                         "slug": "site-a",
                         "token": "pln_test",
-                        "storage": {"kind": "fs", "root": str(tmp_path / "storage")},
+                        "storage": {
+                            "kind": "fs",
+                            "root": str(tmp_path / "storage"),
+                            "base_url": "http://127.0.0.1:9",
+                            "site": "site-a",
+                            "secret": "a-test-secret-that-is-not-the-published-default",
+                        },
                     }
                 ],
             }

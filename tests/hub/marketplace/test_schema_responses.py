@@ -68,7 +68,9 @@ def _path_parameters(path: str, objects: dict[str, int]) -> dict[str, object] | 
         if name == "slug":
             values[name] = "site-a"
         elif name == "id":
-            owner = next((k for k in objects if f"/{k}/{{id}}" in path), None)
+            # The longest kind that names this path: "marketplace/models" before "models".
+            owners = sorted((k for k in objects if f"/{k}/{{id}}" in path), key=len)
+            owner = owners[-1] if owners else None
             if owner is None:
                 return None  # a kind of object this site holds none of
             values[name] = objects[owner]
