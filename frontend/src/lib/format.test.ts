@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, bytes, percent, progressFraction, timeLeftInWords } from './format';
+import { ago, bytes, percent, progressFraction, rejectionInWords, timeLeftInWords } from './format';
 
 describe('timeLeftInWords', () => {
   it.each([
@@ -41,5 +41,19 @@ describe('small formatters', () => {
     expect(ago('2025-01-02T11:55:00Z', now)).toBe('5 minutes ago');
     expect(ago('2024-12-30T12:00:00Z', now)).toBe('3 days ago');
     expect(ago(null, now)).toBe('never');
+  });
+});
+
+describe('rejectionInWords', () => {
+  it('names the file once when the reason already begins with it', () => {
+    expect(rejectionInWords('scan.png', 'scan.png: The file is empty (0 bytes); upload it again.')).toBe(
+      'scan.png: The file is empty (0 bytes); upload it again.',
+    );
+  });
+  it('puts the name before a reason that lacks it', () => {
+    expect(rejectionInWords('scan.png', 'The file is empty.')).toBe('scan.png: The file is empty.');
+  });
+  it('says when no reason was given', () => {
+    expect(rejectionInWords('scan.png', '')).toBe('scan.png: No reason was given.');
   });
 });

@@ -75,3 +75,10 @@ export function ago(iso: string | null | undefined, now: Date = new Date()): str
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString()} ${n === 1 ? one : many}`;
 }
+
+/** Why a file was turned away, naming it once: the site's reasons already begin with the file's name. */
+export function rejectionInWords(filename: string, reason: string | null | undefined): string {
+  const why = (reason || '').trim() || 'No reason was given.';
+  if (!filename || why.startsWith(`${filename}:`)) return why;
+  return `${filename}: ${why}`;
+}

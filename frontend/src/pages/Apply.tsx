@@ -8,7 +8,7 @@ import { ErrorNotice, FeatureGate, Loading, Notice, useApi } from '../components
 import { Uploader } from '../components/Uploader';
 import { ProbabilityBars } from '../components/ProbabilityBars';
 import { HeatmapLegend } from '../components/Heatmaps';
-import { plural } from '../lib/format';
+import { plural, rejectionInWords } from '../lib/format';
 import { INBOX_NAME, inboxEnsure } from '../lib/inbox';
 import { usePollLoop } from '../lib/poll';
 
@@ -158,7 +158,7 @@ function ApplyForm({ site }: { site: Membership }) {
                 <p>Your site turned these away; the model cannot run on them:</p>
                 <ul className="small">
                   {checked.images.filter((i) => i.status === 'rejected').map((i) => (
-                    <li key={String(i.id)}><strong>{i.filename}</strong>: {i.reject_reason}</li>
+                    <li key={String(i.id)}>{rejectionInWords(i.filename, i.reject_reason)}</li>
                   ))}
                 </ul>
                 <p className="small">

@@ -4,7 +4,7 @@ import type { Dataset, DatasetImage, DatasetStats, DeletionImpact, Membership, R
 import { Link, navigate, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, Notice, Pager, useApi, useInterval } from '../components/ui';
 import { Uploader } from '../components/Uploader';
-import { plural } from '../lib/format';
+import { plural, rejectionInWords } from '../lib/format';
 import { xhrSend } from '../lib/uploadQueue';
 import { modalityName } from './Datasets';
 
@@ -470,9 +470,7 @@ function RejectedPanel({ datasetId, tick, count }: { datasetId: string | number;
       {rejected.data && (
         <ul className="rejected-list" data-testid="rejected-list">
           {rejected.data.results.map((img) => (
-            <li key={img.id}>
-              <strong>{img.filename}</strong>: {img.reject_reason || 'No reason was given.'}
-            </li>
+            <li key={img.id}>{rejectionInWords(img.filename, img.reject_reason)}</li>
           ))}
         </ul>
       )}
