@@ -18,18 +18,6 @@ def _configure() -> None:
         "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT
     }
     broker = settings.CELERY_BROKER_URL
-    if broker and broker.startswith("filesystem"):
-        folder = settings.CELERY_FILESYSTEM_DIR
-        (folder / "out").mkdir(parents=True, exist_ok=True)
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
-        (folder / "control").mkdir(parents=True, exist_ok=True)
-        transport_options.update(
-            data_folder_in=str(folder / "out"),
-            data_folder_out=str(folder / "out"),
-            processed_folder=str(folder / "processed"),
-            store_processed=False,
-            control_folder=str(folder / "control"),
-        )
     if broker and broker.startswith("sqla+"):
         # kombu hands these straight to SQLAlchemy's create_engine.
         transport_options = {"connect_args": {"timeout": 30}}

@@ -200,10 +200,14 @@ SPECTACULAR_SETTINGS = {
 # The embedded broker is SQLite through SQLAlchemy: transactional, so a message is never half-read
 # (Celery's filesystem transport can hand a consumer a file its producer is still writing).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}")
+if (CELERY_BROKER_URL or "").startswith("filesystem"):
+    raise ConfigError(
+        "CELERY_BROKER_URL: the filesystem broker is no longer supported; use Redis, or leave it "
+        "unset for the embedded SQLite broker."
+    )
 CELERY_RESULT_BACKEND = env_str(
     "CELERY_RESULT_BACKEND", f"db+sqlite:///{VAR_DIR / 'celery-results.sqlite3'}"
 )
-CELERY_FILESYSTEM_DIR = VAR_DIR / "broker"
 # Longer than the longest job, so an unacknowledged job is never handed out twice.
 CELERY_VISIBILITY_TIMEOUT = env_int("POLLEN_VISIBILITY_TIMEOUT", 12 * 3600)
 AGENT_ANSWER_TIMEOUT = float(env_str("POLLEN_AGENT_ANSWER_TIMEOUT", "8") or 8)
@@ -243,6 +247,9 @@ PRESIGN_SECONDS = env_int("POLLEN_PRESIGN_SECONDS", 900)
 UPLOAD_SLOT_EXPIRY_SECONDS = env_int("POLLEN_UPLOAD_SLOT_EXPIRY_SECONDS", 24 * 3600)
 # A running job renews its lease; one whose lease lapses is queued again and resumes from its checkpoint.
 JOB_LEASE_SECONDS = env_int("POLLEN_JOB_LEASE_SECONDS", 120)
+# A queued job nobody claimed for this long, at a site that runs no job, is sent to its queue again
+# (its message may have been lost with a broker restart).
+JOB_RESEND_SECONDS = env_int("POLLEN_JOB_RESEND_SECONDS", 300)
 # Marketplace work (predictions, evaluations, exports, publications) is claimed the same way.
 WORK_LEASE_SECONDS = env_int("POLLEN_WORK_LEASE_SECONDS", 120)
 

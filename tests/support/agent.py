@@ -64,10 +64,7 @@ def broker_settings() -> dict[str, Any]:
     from django.conf import settings
 
     broker = settings.CELERY_BROKER_URL
-    out: dict[str, Any] = {"broker_url": broker, "result_backend": settings.CELERY_RESULT_BACKEND}
-    if broker.startswith("filesystem"):
-        out["broker_dir"] = str(settings.CELERY_FILESYSTEM_DIR)
-    return out
+    return {"broker_url": broker, "result_backend": settings.CELERY_RESULT_BACKEND}
 
 
 def start_agent(

@@ -21,18 +21,6 @@ app = Celery("pollen-agent", fixups=[])
 
 def _transport_options(config: AgentConfig) -> dict[str, Any]:
     options: dict[str, Any] = {"visibility_timeout": config.visibility_timeout}
-    if config.broker_url.startswith("filesystem") and config.broker_dir is not None:
-        folder = config.broker_dir
-        for sub in ("out", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        options.update(
-            data_folder_in=str(folder / "out"),
-            data_folder_out=str(folder / "out"),
-            processed_folder=str(folder / "processed"),
-            store_processed=False,
-            control_folder=str(folder / "control"),
-            polling_interval=0.1,
-        )
     if config.broker_url.startswith("sqla+"):
         # kombu hands these straight to SQLAlchemy's create_engine.
         return {"connect_args": {"timeout": 30}}

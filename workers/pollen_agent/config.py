@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pollen_agent.errors import UserError
-from pollen_contracts.queues import gpu_queue, infer_queue, io_queue
+from pollen_contracts.queues import gpu_queue, infer_queue, io_queue, quick_queue
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,6 @@ class AgentConfig:
     result_backend: str
     sites: tuple[SiteConfig, ...]
     work_dir: Path
-    broker_dir: Path | None = None
     visibility_timeout: int = 12 * 3600
     job_soft_time_limit: int = 10 * 3600
     job_time_limit: int = 11 * 3600
@@ -54,11 +53,14 @@ class AgentConfig:
     def gpu_queues(self) -> list[str]:
         return [gpu_queue(s.slug) for s in self.sites]
 
+    def quick_queues(self) -> list[str]:
+        return [quick_queue(s.slug) for s in self.sites]
+
     def infer_queues(self) -> list[str]:
         return [infer_queue(s.slug) for s in self.sites]
 
 
-def _read_secret(entry: dict[str, Any], name: str) -> str:
+def _read_secret(entry: dict[str, Any], name: str, *, owner: str = "Each site") -> str:
     if entry.get(f"{name}_file"):
         try:
             return Path(entry[f"{name}_file"]).read_text().strip()
@@ -69,7 +71,7 @@ def _read_secret(entry: dict[str, Any], name: str) -> str:
     value = entry.get(name)
     if not value:
         raise UserError(
-            f"Each site needs '{name}' or '{name}_file' in the agent config.", code="bad_config"
+            f"{owner} needs '{name}' or '{name}_file' in the agent config.", code="bad_config"
         )
     return str(value)
 
@@ -78,6 +80,16 @@ def _optional_secret(raw: dict[str, Any], name: str, default: str) -> str:
     if raw.get(f"{name}_file") or raw.get(name):
         return _read_secret(raw, name)
     return default
+
+
+def _refuse_removed_broker(raw: dict[str, Any]) -> None:
+    """The filesystem broker is gone (it could hand a worker a half-written message): say so."""
+    if "broker_dir" in raw or str(raw.get("broker_url") or "").startswith("filesystem"):
+        raise UserError(
+            "The filesystem broker is no longer supported: set 'broker_url' to the hub's broker "
+            "(Redis, or the embedded default's sqla+sqlite URL) and remove 'broker_dir'.",
+            code="bad_config",
+        )
 
 
 def config_from_dict(raw: dict[str, Any]) -> AgentConfig:
@@ -89,13 +101,13 @@ def config_from_dict(raw: dict[str, Any]) -> AgentConfig:
         )
         if not sites:
             raise UserError("The agent config lists no sites.", code="bad_config")
+        _refuse_removed_broker(raw)
         return AgentConfig(
             hub_url=raw["hub_url"].rstrip("/"),
-            broker_url=_optional_secret(raw, "broker_url", "filesystem://"),
+            broker_url=_read_secret(raw, "broker_url", owner="The agent"),
             result_backend=_optional_secret(raw, "result_backend", ""),
             sites=sites,
             work_dir=Path(raw.get("work_dir", "/tmp/pollen-agent")),  # noqa: S108 - overridable scratch dir
-            broker_dir=Path(raw["broker_dir"]) if raw.get("broker_dir") else None,
             visibility_timeout=int(raw.get("visibility_timeout", 12 * 3600)),
             job_soft_time_limit=int(raw.get("job_soft_time_limit", 10 * 3600)),
             job_time_limit=int(raw.get("job_time_limit", 11 * 3600)),

@@ -1,18 +1,5 @@
 import { Link, useDocumentTitle } from '../router';
 
-export function ComingSoonPage({ title }: { title: string }) {
-  useDocumentTitle(title);
-  return (
-    <section>
-      <h1>{title}</h1>
-      <div className="notice notice-info" role="status">
-        This part of Pollen is not available yet. It will appear here as soon as your hub is updated; nothing is shown
-        until then. Meanwhile you can <Link to="/">work with your datasets</Link>.
-      </div>
-    </section>
-  );
-}
-
 export function NotFoundPage() {
   useDocumentTitle('Not found');
   return (

@@ -527,7 +527,7 @@ def jobs_resend_stale_queued(*, site_id: int) -> list[int]:
     """
     if Job.objects.filter(site_id=site_id, status=JobStatus.RUNNING).exists():
         return []
-    cutoff = timezone.now() - timedelta(seconds=int(getattr(settings, "JOB_RESEND_SECONDS", 300)))
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_RESEND_SECONDS)
     resent = []
     for job in Job.objects.filter(
         site_id=site_id, status=JobStatus.QUEUED, last_sent_at__lt=cutoff

@@ -55,8 +55,8 @@ def test_the_lease_is_renewed_every_quarter_lease_until_the_work_ends():
         assert lease.interval == 1.0
         assert _wait_for(lambda: len(hub.paths("/renew/")) >= 2)
     count = len(hub.paths("/renew/"))
-    time.sleep(1.3)
-    assert len(hub.paths("/renew/")) == count  # stopped with the work
+    assert not lease._thread.is_alive()  # joined on exit: it cannot renew any more
+    assert len(hub.paths("/renew/")) == count
     assert hub.posts[0] == ("agent/marketplace/predictions/7/renew/", {"claim_id": "d1"})
     assert not lease.lost.is_set() and lease.renewals == count
 
@@ -128,10 +128,17 @@ def test_a_worker_that_lost_its_claim_does_not_send_its_result(monkeypatch, tmp_
             "/renew/": [{"renewed": False}],
         }
     )
+    leases: list[ClaimLease] = []
+
+    class RecordedLease(ClaimLease):
+        def __enter__(self) -> ClaimLease:
+            leases.append(self)
+            return super().__enter__()
+
+    monkeypatch.setattr(marketplace, "ClaimLease", RecordedLease)
 
     def slow_runner(spec, hub_, storage, work):
-        assert _wait_for(lambda: len(hub.paths("/renew/")) >= 1)
-        time.sleep(0.1)
+        assert _wait_for(lambda: bool(leases) and leases[0].lost.is_set())
         return {"results": []}
 
     summary = _run_with(monkeypatch, tmp_path, hub, slow_runner)

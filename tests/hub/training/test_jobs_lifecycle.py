@@ -263,3 +263,17 @@ def test_a_queued_job_nobody_claimed_is_sent_again_when_the_site_is_idle(
     Job.objects.filter(pk=job.pk).update(last_sent_at=timezone.now() - timedelta(hours=1))
     assert services.jobs_resend_stale_queued(site_id=dataset.site_id) == [job.pk]
     assert services.jobs_resend_stale_queued(site_id=dataset.site_id) == []
+
+
+def test_the_resend_wait_is_the_documented_setting(clinician_a, dataset, labelled_rows, settings):
+    labelled_rows(dataset)
+    job = services.job_create(
+        caller=_clinician(clinician_a),
+        dataset=dataset,
+        starting_point=ZooEntry.objects.get(slug="small-cnn-random"),
+    )
+    Job.objects.filter(pk=job.pk).update(last_sent_at=timezone.now() - timedelta(seconds=90))
+    settings.JOB_RESEND_SECONDS = 120
+    assert services.jobs_resend_stale_queued(site_id=dataset.site_id) == []
+    settings.JOB_RESEND_SECONDS = 60
+    assert services.jobs_resend_stale_queued(site_id=dataset.site_id) == [job.pk]

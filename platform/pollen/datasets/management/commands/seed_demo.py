@@ -82,7 +82,6 @@ class Command(BaseCommand):
             "hub_url": settings.PUBLIC_URL,
             "broker_url": settings.CELERY_BROKER_URL,
             "result_backend": settings.CELERY_RESULT_BACKEND,
-            "broker_dir": str(settings.CELERY_FILESYSTEM_DIR),
             "work_dir": str(Path(settings.VAR_DIR) / "agent-work"),
             "sites": entries,
         }
