@@ -364,6 +364,7 @@ def test_agent_worker_exits_at_start_when_a_sites_signing_secret_is_the_publishe
 
     config = {
         "hub_url": "http://127.0.0.1:9",
+        "broker_url": "memory://",
         "sites": [
             {
                 "slug": "site-a",
