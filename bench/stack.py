@@ -185,11 +185,11 @@ def _purge_queues(broker_url: str, slugs: list[str]) -> None:
     """Drop messages an earlier, interrupted run left on these sites' queues."""
     from kombu import Connection
 
-    from pollen_contracts.queues import gpu_queue, infer_queue, io_queue
+    from pollen_contracts.queues import site_queues
 
     with Connection(broker_url) as conn:
         for slug in slugs:
-            for queue in (io_queue(slug), gpu_queue(slug), infer_queue(slug)):
+            for queue in site_queues(slug):
                 with contextlib.suppress(Exception):
                     conn.default_channel.queue_purge(queue)
 

@@ -102,4 +102,18 @@ def token_client() -> Callable[..., Any]:
     return make
 
 
+@pytest.fixture
+def sent_tasks(monkeypatch) -> list[tuple[str, dict, str]]:
+    """Tasks the hub sends to site agents as (name, payload, queue), recorded instead of queued."""
+    from pollen.core import dispatch
+
+    calls: list[tuple[str, dict, str]] = []
+    monkeypatch.setattr(
+        dispatch.app,
+        "send_task",
+        lambda name, kwargs, queue: calls.append((name, kwargs["payload"], queue)),
+    )
+    return calls
+
+
 from tests.support.seaweed import seaweed  # noqa: E402,F401 - a session fixture shared by every test

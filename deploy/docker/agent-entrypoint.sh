@@ -1,7 +1,7 @@
 #!/bin/sh
 # The site agent image's roles. Compose and Kubernetes name a role, never a command,
 # so the agent's command line changes here and nowhere else.
-#   worker  consume this site's queues (site.<slug>.gpu and site.<slug>.io)
+#   worker  consume this site's queues (site.<slug>.io, .gpu, .quick and .infer), each with its own worker
 #   health  exit 0 when the agent is healthy (liveness/readiness probes)
 set -eu
 role="${1:-worker}"

@@ -112,8 +112,8 @@ def test_the_supervisor_starts_each_worker_with_its_thread_settings(
     monkeypatch.setenv(TORCH_THREADS_ENV, "2")
     assert agent_main.run_worker(str(agent_config), "all") == 0
     by_kind = {p.args[p.args.index("--hostname") + 1].split("@")[0]: p.env for p in started}
-    assert set(by_kind) == {"io", "gpu", "infer"}
-    for kind in ("gpu", "infer"):
+    assert set(by_kind) == {"io", "gpu", "quick", "infer"}
+    for kind in ("gpu", "quick", "infer"):
         assert by_kind[kind]["OMP_NUM_THREADS"] == "2" and by_kind[kind][TORCH_THREADS_ENV] == "2"
     queues = {
         p.args[p.args.index("--hostname") + 1].split("@")[0]: p.args[p.args.index("-Q") + 1]
@@ -122,6 +122,7 @@ def test_the_supervisor_starts_each_worker_with_its_thread_settings(
     assert queues == {
         "io": "site.site-a.io",
         "gpu": "site.site-a.gpu",
+        "quick": "site.site-a.quick",  # quick models never wait behind a long training run
         "infer": "site.site-a.infer",
     }
     assert by_kind["io"]["OMP_NUM_THREADS"] == "1" and TORCH_THREADS_ENV not in by_kind["io"]
@@ -170,3 +171,23 @@ def test_a_gpu_worker_process_applies_the_setting_before_any_torch_work(agent_co
     threads = (os.cpu_count() or 1) + 1
     assert _worker_process(agent_config, str(threads)) == f"{threads} {threads}"
     assert _worker_process(agent_config, None) == "untouched", "unset: torch's default"
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        "scripts/run_embedded.sh",  # make run
+        "scripts/test_frontend.sh",
+        "deploy/docker/agent-entrypoint.sh",  # compose and Kubernetes
+    ],
+)
+def test_every_launcher_starts_all_the_agents_workers_quick_included(launcher):
+    # `pollen_agent worker` without --queues starts every kind in QUEUE_KINDS (tested above);
+    # a launcher that picked kinds would leave quick models waiting behind training runs.
+    lines = [
+        line
+        for line in (REPO / launcher).read_text().splitlines()
+        if "pollen_agent worker" in line and not line.lstrip().startswith("#")
+    ]
+    assert lines, f"{launcher} starts no agent"
+    assert all("--queues" not in line for line in lines), lines

@@ -138,11 +138,11 @@ def wait_agent_ready(agent: AgentProcess, slug: str, *, timeout: float = 90) -> 
 def purge_site_queues(slugs: list[str]) -> None:
     """Drop messages left by earlier tests on these sites' queues."""
     from pollen.celery import app
-    from pollen_contracts.queues import gpu_queue, infer_queue, io_queue
+    from pollen_contracts.queues import site_queues
 
     with app.connection_for_write() as conn:
         for slug in slugs:
-            for queue in (io_queue(slug), gpu_queue(slug), infer_queue(slug)):
+            for queue in site_queues(slug):
                 with contextlib.suppress(Exception):
                     conn.default_channel.queue_purge(queue)
 

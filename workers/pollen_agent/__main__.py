@@ -1,10 +1,11 @@
 """``python -m pollen_agent worker|health [--config PATH]``.
 
-``worker`` runs three Celery workers: one for the io queues (quick answers, threads),
-one for the gpu queues (one training job at a time) and one for the infer queues
-(predictions, evaluations, exports, publication copies, one at a time). So a training
-job never blocks an upload, nor a clinician applying a model. Each starts with its own
-thread settings (``pollen_agent.threads``).
+``worker`` runs four Celery workers: one for the io queues (quick answers, threads),
+one for the gpu queues (one training job at a time), one for the quick queues (quick
+models, one at a time) and one for the infer queues (predictions, evaluations, exports,
+publication copies, one at a time). So a training job never blocks an upload, a quick
+model, nor a clinician applying a model. Each starts with its own thread settings
+(``pollen_agent.threads``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pollen_agent.threads import worker_environment
 QUEUE_KINDS: dict[str, Callable[[AgentConfig], list[str]]] = {
     "io": AgentConfig.io_queues,
     "gpu": AgentConfig.gpu_queues,
+    "quick": AgentConfig.quick_queues,
     "infer": AgentConfig.infer_queues,
 }
 

@@ -18,6 +18,14 @@ def gpu_queue(slug: str) -> str:
     return f"site.{_checked(slug)}.gpu"
 
 
+def quick_queue(slug: str) -> str:
+    """Queue for quick models at a site (frozen features and a small head, minutes at most).
+
+    Its own worker takes it, so that a quick model never waits behind a long training job.
+    """
+    return f"site.{_checked(slug)}.quick"
+
+
 def infer_queue(slug: str) -> str:
     """Queue for applying models at a site: predictions, evaluations, exports, publication copies.
 
@@ -29,3 +37,8 @@ def infer_queue(slug: str) -> str:
 def io_queue(slug: str) -> str:
     """Queue for fast storage chores at a site: presigning, ingest, deletion."""
     return f"site.{_checked(slug)}.io"
+
+
+def site_queues(slug: str) -> tuple[str, ...]:
+    """Every queue of a site, one per kind of worker."""
+    return (io_queue(slug), gpu_queue(slug), quick_queue(slug), infer_queue(slug))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +18,7 @@ from pollen.datasets.selectors import dataset_get
 from pollen.marketplace.selectors import published_version_get
 from pollen.training import selectors, services
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
+from pollen.training.queue_place import queue_places
 from pollen.training.split_redraw import split_redraw
 from pollen.zoo.models import ZooEntry
 from pollen.zoo.selectors import zoo_entry_get
@@ -53,6 +54,15 @@ class ModelVersionOut(serializers.ModelSerializer):
         ]
 
 
+class QueuePlaceOut(serializers.Serializer):
+    position = serializers.IntegerField(help_text="1 for the next job to start")
+    jobs_ahead = serializers.IntegerField()
+    running = serializers.ListField(
+        child=serializers.CharField(), help_text="What the site's worker is busy with now"
+    )
+    text = serializers.CharField(help_text="Its place and what it waits for, in plain words")
+
+
 class JobOut(serializers.ModelSerializer):
     site = serializers.CharField(source="site.slug")
     dataset = serializers.IntegerField(source="dataset_id")
@@ -64,6 +74,7 @@ class JobOut(serializers.ModelSerializer):
     parent_version = serializers.IntegerField(source="parent_version_id", allow_null=True)
     model_version = serializers.SerializerMethodField()
     status_text = serializers.CharField(source="get_status_display")
+    queue = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -81,6 +92,7 @@ class JobOut(serializers.ModelSerializer):
             "label_names",
             "status",
             "status_text",
+            "queue",
             "attempt",
             "cancel_requested",
             "progress",
@@ -100,6 +112,14 @@ class JobOut(serializers.ModelSerializer):
     def get_model_version(self, job: Job) -> int | None:
         version = getattr(job, "model_version", None)
         return version.pk if version else None
+
+    @extend_schema_field(QueuePlaceOut(allow_null=True))
+    def get_queue(self, job: Job) -> dict[str, Any] | None:
+        """A queued job's place in its site's line (null once it has started)."""
+        places = self.context.get("queue_places")
+        if places is None:
+            places = queue_places([job])
+        return places.get(job.pk)
 
 
 class JobFilter(django_filters.FilterSet):
@@ -146,6 +166,13 @@ class JobListApi(generics.ListAPIView):
         caller = caller_from_request(self.request)
         caller.require_clinical()
         return selectors.job_list(caller=caller)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The places of a page's queued jobs come from one look at their sites' lines.
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None  # every list is paginated
+        context = {**self.get_serializer_context(), "queue_places": queue_places(page)}
+        return self.get_paginated_response(JobOut(page, many=True, context=context).data)
 
     @extend_schema(
         tags=["training"],

@@ -145,10 +145,20 @@ def job_create(
     return job
 
 
+def job_queue_name(*, recipe: str, slug: str) -> str:
+    """The site queue a job of ``recipe`` goes to: quick models have their own worker, so they
+    never wait behind a long training run."""
+    return queues.quick_queue(slug) if recipe == Recipe.QUICK else queues.gpu_queue(slug)
+
+
 def _queue(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(last_sent_at=timezone.now())
     slug = Site.objects.values_list("slug", flat=True).get(pk=job.site_id)
-    send_on_commit(tasks.TRAIN, {"site": slug, "job_id": job.pk}, queue=queues.gpu_queue(slug))
+    send_on_commit(
+        tasks.TRAIN,
+        {"site": slug, "job_id": job.pk},
+        queue=job_queue_name(recipe=job.recipe, slug=slug),
+    )
 
 
 def _event(job: Job, text: str) -> dict[str, Any]:
@@ -522,16 +532,19 @@ def job_samples_presign(*, job: Job) -> list[dict[str, Any]]:
 def jobs_resend_stale_queued(*, site_id: int) -> list[int]:
     """Send again the queued jobs of an idle site that nobody claimed: their message may be lost.
 
-    Only when the site runs no job (a busy worker explains a wait); duplicates are harmless,
-    since only one claim can win.
+    Only jobs of a kind the site runs none of (a busy worker explains a wait; quick models
+    have a worker of their own); duplicates are harmless, since only one claim can win.
     """
-    if Job.objects.filter(site_id=site_id, status=JobStatus.RUNNING).exists():
-        return []
+    busy = set(
+        Job.objects.filter(site_id=site_id, status=JobStatus.RUNNING).values_list(
+            "recipe", flat=True
+        )
+    )
     cutoff = timezone.now() - timedelta(seconds=settings.JOB_RESEND_SECONDS)
     resent = []
     for job in Job.objects.filter(
         site_id=site_id, status=JobStatus.QUEUED, last_sent_at__lt=cutoff
-    ):
+    ).exclude(recipe__in=busy):
         with transaction.atomic():
             if Job.objects.filter(
                 pk=job.pk, status=JobStatus.QUEUED, last_sent_at__lt=cutoff

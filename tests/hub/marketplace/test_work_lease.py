@@ -13,7 +13,6 @@ import pytest
 from django.utils import timezone
 
 from pollen.audit.models import AuditEvent
-from pollen.core import dispatch
 from pollen.marketplace.models import Prediction, PublishedVersion
 from pollen.marketplace.work import MAX_WORK_ATTEMPTS
 from pollen_contracts import queues, tasks
@@ -25,15 +24,8 @@ HEARTBEAT = "/api/v1/agent/heartbeat/"
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    """Tasks the hub sends to site agents, recorded instead of queued."""
-    calls: list[tuple[str, dict, str]] = []
-    monkeypatch.setattr(
-        dispatch.app,
-        "send_task",
-        lambda name, kwargs, queue: calls.append((name, kwargs["payload"], queue)),
-    )
-    return calls
+def sent(sent_tasks):
+    return sent_tasks
 
 
 @pytest.fixture

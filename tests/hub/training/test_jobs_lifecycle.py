@@ -217,7 +217,8 @@ def test_job_list_is_constant_in_queries(
     for _ in range(15):
         services.job_create(caller=_clinician(clinician_a), dataset=dataset, starting_point=entry)
     client = client_for(clinician_a)
-    with django_assert_max_num_queries(6):
+    # Two more place the page's queued jobs in their sites' lines, whatever their number.
+    with django_assert_max_num_queries(8):
         body = client.get("/api/v1/jobs/?status=queued").json()
     assert body["count"] == 15
 
