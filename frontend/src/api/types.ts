@@ -95,6 +95,8 @@ export interface Dataset {
   description: string;
   modality: string;
   label_names: string[];
+  /** Two labels: the finding a model trained here looks for (sensitivity is about it); '' otherwise. */
+  positive_class: string;
   image_count: number;
   accepted_count: number;
   rejected_count: number;
@@ -219,8 +221,11 @@ export interface Evaluation {
   accuracy?: number | null;
   balanced_accuracy?: number | null;
   auc?: number | null;
-  /** Binary tasks only: for the positive label (the second label). */
+  /** The label of the finding (two labels only); older evaluations lack it and measured the second label. */
+  positive_class?: string | null;
+  /** Two labels only: the share of images of `positive_class` that the model found. */
   sensitivity?: number | null;
+  /** Two labels only: the share of images of the other label that the model cleared. */
   specificity?: number | null;
   confusion_matrix?: number[][];
   /** One curve per label ({label: curve}); older payloads sent a single {fpr, tpr}. */
@@ -283,6 +288,8 @@ export interface VersionSummary {
   number: number;
   status: VersionStatus;
   auc: number | null;
+  /** The finding the model looks for ('' with three or more labels). */
+  positive_class: string;
   weights_sha256: string;
   published_at: string | null;
 }
@@ -312,6 +319,8 @@ export interface ModelCard {
   architecture?: string;
   task?: string;
   labels?: string[];
+  /** The finding the model looks for: its sensitivity ("found") is about this label. */
+  positive_class?: string | null;
   input?: { size?: number; channels?: number; mean?: number[]; std?: number[]; preprocessing?: string };
   training_data?: {
     modality?: string;
@@ -387,6 +396,10 @@ export interface SiteResult {
   balanced_accuracy: number | null;
   sensitivity: number | null;
   specificity: number | null;
+  /** The finding this row's sensitivity is about. */
+  positive_class: string;
+  /** Whether it is the latest version's finding; rows about another finding are never compared with those. */
+  same_finding: boolean;
   ece: number | null;
   at: string | null;
 }
@@ -395,6 +408,8 @@ export interface PublishedModelDetail extends PublishedModel {
   versions: PublishedVersion[];
   card: ModelCard | null;
   lineage: Lineage;
+  /** The finding the latest version looks for. */
+  positive_class: string;
   evaluations: SiteResult[];
 }
 
@@ -496,6 +511,8 @@ export interface ModelVersion {
   job: number | null;
   architecture: string;
   label_names: string[];
+  /** The finding the model looks for ('' with three or more labels). */
+  positive_class: string;
   input_size: number;
   weights_sha256: string;
   parent: number | null;

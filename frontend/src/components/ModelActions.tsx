@@ -154,7 +154,7 @@ export function ShareChoice({ evaluation, site, onChange }: { evaluation: SiteEv
           : `Private: only ${site.site.name} sees these results.`}
       </p>
       <p className="small muted">
-        Sharing shows only totals (number of images, how well it separates cases, cases found, healthy cleared, right answers). Never
+        Sharing shows only totals (number of images, how well it separates cases, how many cases of the finding it found and how many others it cleared, right answers). Never
         an image, a file name or a per-patient answer.
       </p>
       <div className="actions">

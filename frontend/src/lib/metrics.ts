@@ -1,11 +1,49 @@
 import type { Evaluation, RocCurveData } from '../api/types';
 
+// Label names that say "nothing to find": never the default finding (the hub's rule in
+// platform/pollen/datasets/positive_class.py; the hub decides, this only preselects a choice).
+const NEGATIVE_WORDS = new Set([
+  'normal', 'benign', 'healthy', 'negative', 'control', 'controls', 'unremarkable', 'absent',
+  'none', 'nothing', 'no', 'non', 'not', 'without', 'neg',
+]);
+
+export function isNegativeLabel(label: string): boolean {
+  return (label.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).some((word) => NEGATIVE_WORDS.has(word));
+}
+
+/** The finding preselected for two labels: the one whose name does not say "nothing to find". */
+export function defaultFinding(labels: string[]): string {
+  if (labels.length !== 2) return '';
+  const findings = labels.filter((l) => !isNegativeLabel(l));
+  return findings.length === 1 ? findings[0] : labels[1];
+}
+
+/**
+ * The finding an evaluation's sensitivity is about, and the other label. Evaluations made before
+ * the finding was recorded measured the second label, so that is what they are said to be about.
+ */
+export function evaluationFinding(ev: Pick<Evaluation, 'label_names' | 'positive_class'>): { finding: string; other: string } | null {
+  const labels = ev.label_names ?? [];
+  if (labels.length !== 2) return null;
+  const finding = ev.positive_class && labels.includes(ev.positive_class) ? ev.positive_class : labels[1];
+  return { finding, other: labels.find((l) => l !== finding) ?? '' };
+}
+
+/** Names for sensitivity and specificity that say which label each is about. */
+export function findingTerms(finding: string | null | undefined, other?: string | null): { sensitivity: string; specificity: string } {
+  if (!finding) return { sensitivity: 'Cases found (sensitivity)', specificity: 'Others correctly cleared (specificity)' };
+  return {
+    sensitivity: `“${finding}” found (sensitivity)`,
+    specificity: `${other ? `“${other}”` : `Not “${finding}”`} correctly cleared (specificity)`,
+  };
+}
+
 /** ROC curves by label, whichever shape the payload used. */
 export function rocCurves(ev: Evaluation): [string, RocCurveData][] {
   const roc = ev.roc;
   if (!roc) return [];
   if (Array.isArray((roc as RocCurveData).fpr)) {
-    return [[ev.label_names?.[1] ?? 'ROC', roc as RocCurveData]];
+    return [[evaluationFinding(ev)?.finding ?? 'ROC', roc as RocCurveData]];
   }
   return Object.entries(roc as Record<string, RocCurveData>).filter(([, c]) => Array.isArray(c?.fpr) && c.fpr.length > 0);
 }
@@ -18,8 +56,9 @@ export function calibrationError(ev: Evaluation): number | null {
 export function evaluationSummary(ev: Evaluation): string[] {
   const lines: string[] = [];
   const labels = ev.label_names ?? [];
-  const positive = labels.length === 2 ? labels[1] : null;
-  const negative = labels.length === 2 ? labels[0] : null;
+  const pair = evaluationFinding(ev);
+  const positive = pair?.finding ?? null;
+  const negative = pair?.other ?? null;
   if (labels.length > 2 && ev.per_class) {
     // Several labels: one sentence per label, each read as "this label against all the others".
     for (const name of labels) {

@@ -4,6 +4,7 @@ import type { Dataset, DatasetImage, DatasetStats, DeletionImpact, Membership, R
 import { Link, navigate, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, Notice, Pager, useApi, useInterval } from '../components/ui';
 import { Uploader } from '../components/Uploader';
+import { FindingPanel } from '../components/FindingChoice';
 import { plural, rejectionInWords } from '../lib/format';
 import { xhrSend } from '../lib/uploadQueue';
 import { modalityName } from './Datasets';
@@ -98,6 +99,7 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
         <StatsPanel datasetId={d.id} stats={stats.data} error={stats.error} onRetry={stats.reload} onChanged={refreshAll} />
       </div>
 
+      <FindingPanel key={`${d.id}-${d.positive_class}-${d.label_names.join('|')}`} dataset={d} onChanged={refreshAll} />
       <UnfinishedUploads datasetId={d.id} count={d.unfinished_count ?? 0} tick={imagesTick}
         onChanged={() => { setExpectIngest(true); refreshAll(); }} />
       <ImagesPanel dataset={d} tick={imagesTick} onChanged={refreshAll} />

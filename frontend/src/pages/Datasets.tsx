@@ -4,6 +4,8 @@ import type { Dataset, Membership } from '../api/types';
 import { Link, navigate, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, Pager, useApi } from '../components/ui';
 import { ago, plural } from '../lib/format';
+import { defaultFinding } from '../lib/metrics';
+import { FindingRadios } from '../components/FindingChoice';
 
 export const MODALITIES: [string, string][] = [
   ['', 'Not specified'],
@@ -92,21 +94,28 @@ export function DatasetsPage({ site }: { site: Membership }) {
   );
 }
 
-function CreateDataset({ site, onCancel }: { site: Membership; onCancel: () => void }) {
+export function CreateDataset({ site, onCancel }: { site: Membership; onCancel: () => void }) {
   const [name, setName] = useState('');
   const [description, setDescription] = useState('');
   const [modality, setModality] = useState('');
+  const [labelText, setLabelText] = useState('');
+  const [finding, setFinding] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const fields = error instanceof ApiError ? error.fields : {};
+  const labels = [...new Set(labelText.split(',').map((l) => l.trim()).filter(Boolean))];
+  // Preselected by name until the user picks; a pick that is no longer a label falls back too.
+  const chosen = labels.length === 2 ? (finding && labels.includes(finding) ? finding : defaultFinding(labels)) : '';
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
     setError(null);
     try {
-      const body: Record<string, string> = { site: site.site.slug, name: name.trim(), description };
+      const body: Record<string, unknown> = { site: site.site.slug, name: name.trim(), description };
       if (modality) body.modality = modality;
+      if (labels.length) body.label_names = labels;
+      if (chosen) body.positive_class = chosen;
       const created = await api.post<Dataset>('/datasets/', body);
       navigate(`/sites/${site.site.slug}/datasets/${created.id}`);
     } catch (err) {
@@ -137,6 +146,14 @@ function CreateDataset({ site, onCancel }: { site: Membership; onCancel: () => v
         </select>
         {fields.modality && <p className="field-error">{fields.modality}</p>}
       </div>
+      <div className="field">
+        <label htmlFor="ds-labels">Labels, if you know them (separate with commas)</label>
+        <input id="ds-labels" value={labelText} onChange={(e) => setLabelText(e.target.value)}
+          placeholder="e.g. pneumonia, normal (or leave empty: sub-folder names become the labels)" />
+        {fields.label_names && <p className="field-error">{fields.label_names}</p>}
+      </div>
+      {labels.length === 2 && <FindingRadios labels={labels} value={chosen} onChange={setFinding} name="ds-finding" />}
+      {fields.positive_class && <p className="field-error">{fields.positive_class}</p>}
       <div className="field">
         <label htmlFor="ds-description">Description (optional)</label>
         <textarea id="ds-description" rows={2} value={description} onChange={(e) => setDescription(e.target.value)}

@@ -8,7 +8,7 @@ import { HeatmapLegend, SampleGallery } from '../components/Heatmaps';
 import { PublishPanel } from '../components/PublishPanel';
 import type { EvaluationSample } from '../api/types';
 import { percent, progressFraction, timeLeftInWords } from '../lib/format';
-import { aucGrade, calibrationError, evaluationSummary, rocCurves } from '../lib/metrics';
+import { aucGrade, calibrationError, evaluationFinding, evaluationSummary, findingTerms, rocCurves } from '../lib/metrics';
 
 const STATUS_TEXT: Record<JobStatus, string> = {
   queued: 'Waiting for your site’s computer',
@@ -167,6 +167,8 @@ export function EvaluationView({ evaluation, title = 'How well it works', captio
   const summary = evaluationSummary(ev);
   const curves = rocCurves(ev);
   const ece = calibrationError(ev);
+  const pair = evaluationFinding(ev);
+  const terms = findingTerms(pair?.finding, pair?.other);
   return (
     <section className="card" aria-labelledby="evaluation-title" data-testid="evaluation">
       <h2 id="evaluation-title">{title}</h2>
@@ -181,8 +183,8 @@ export function EvaluationView({ evaluation, title = 'How well it works', captio
       </ul>
       <dl className="tiles">
         <Tile term="How well it separates cases (AUC)" value={ev.auc != null ? ev.auc.toFixed(2) : '—'} note={aucGrade(ev.auc)} />
-        {ev.sensitivity != null && <Tile term="Cases found (sensitivity)" value={percent(ev.sensitivity)} />}
-        {ev.specificity != null && <Tile term="Healthy correctly cleared (specificity)" value={percent(ev.specificity)} />}
+        {ev.sensitivity != null && <Tile term={terms.sensitivity} value={percent(ev.sensitivity)} />}
+        {ev.specificity != null && <Tile term={terms.specificity} value={percent(ev.specificity)} />}
         <Tile term="Right answers (accuracy)" value={percent(ev.accuracy)} note={ev.balanced_accuracy != null ? `${percent(ev.balanced_accuracy)} balanced across labels` : undefined} />
         {ece != null && (
           <Tile term="How trustworthy its confidence is" value={percent(ece, 1)} note="average gap between stated and real confidence; lower is better" />

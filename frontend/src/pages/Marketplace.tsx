@@ -6,7 +6,7 @@ import { ErrorNotice, FeatureGate, Loading, Pager, useApi } from '../components/
 import { LineageGraph } from '../components/LineageGraph';
 import { MODALITIES, modalityName } from './Datasets';
 import { percent } from '../lib/format';
-import { aucGrade } from '../lib/metrics';
+import { aucGrade, findingTerms } from '../lib/metrics';
 import { defaultSite, membershipFor } from '../session';
 import { DownloadPanel, EvaluateAtMySite, VersionActions } from '../components/ModelActions';
 
@@ -233,6 +233,12 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
         <section className="card" aria-labelledby="card-title">
           <h2 id="card-title">Model card</h2>
           <dl className="facts">
+            {card.positive_class && (
+              <>
+                <dt>Finding it looks for</dt>
+                <dd data-testid="card-finding">“{card.positive_class}”: its “found” numbers count images of this label it recognised</dd>
+              </>
+            )}
             <dt>How it was trained</dt>
             <dd>
               {card.training_data?.total_images != null ? `${card.training_data.total_images} images at ${card.site?.name ?? m.site_name}` : `At ${m.site_name}`}
@@ -252,7 +258,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
       <section className="card" aria-labelledby="results-title">
         <h2 id="results-title">How it worked at each hospital</h2>
         <p className="small muted">Measured on images the model never learned from. Each hospital shares only these totals.</p>
-        <SiteResultsTable rows={m.evaluations} />
+        <SiteResultsTable rows={m.evaluations} labels={m.label_names} />
       </section>
 
       {usable && site && <EvaluateAtMySite key={site.site.slug} model={m} site={site} onShared={model.reload} />}
@@ -299,8 +305,43 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
   );
 }
 
-export function SiteResultsTable({ rows }: { rows: SiteResult[] }) {
+/**
+ * Results grouped by the finding their sensitivity is about: a model that looks for another
+ * finding gets a table of its own, never a row in the same columns.
+ */
+export function SiteResultsTable({ rows, labels = [] }: { rows: SiteResult[]; labels?: string[] }) {
   if (!rows.length) return <p className="muted">No results yet.</p>;
+  const groups: [string, SiteResult[]][] = [];
+  for (const row of rows) {
+    const finding = row.positive_class ?? '';
+    const group = groups.find(([f]) => f === finding);
+    if (group) group[1].push(row);
+    else groups.push([finding, [row]]);
+  }
+  if (groups.length === 1) return <FindingTable finding={groups[0][0]} rows={rows} labels={labels} />;
+  return (
+    <>
+      {groups.map(([finding, group], i) => (
+        <div key={finding || 'none'} data-testid="site-results-group">
+          <h3 className="h4">
+            {i === 0 ? 'Versions' : 'Other versions'} that look for {finding ? `“${finding}”` : 'several labels'}
+          </h3>
+          {i > 0 && (
+            <p className="small warning-text">
+              These versions look for a different finding, so their “found” and “cleared” numbers measure something
+              else: do not compare them with the table above.
+            </p>
+          )}
+          <FindingTable finding={finding} rows={group} labels={labels} />
+        </div>
+      ))}
+    </>
+  );
+}
+
+function FindingTable({ finding, rows, labels }: { finding: string; rows: SiteResult[]; labels: string[] }) {
+  const other = labels.length === 2 ? labels.find((l) => l !== finding) : undefined;
+  const terms = findingTerms(finding, other);
   return (
     <div className="table-wrap">
       <table className="table" data-testid="site-results">
@@ -311,8 +352,8 @@ export function SiteResultsTable({ rows }: { rows: SiteResult[] }) {
             <th scope="col">Checked on</th>
             <th scope="col">Images</th>
             <th scope="col">Separates cases (AUC)</th>
-            <th scope="col">Cases found (sensitivity)</th>
-            <th scope="col">Healthy cleared (specificity)</th>
+            <th scope="col">{terms.sensitivity}</th>
+            <th scope="col">{terms.specificity}</th>
             <th scope="col">Right answers</th>
           </tr>
         </thead>

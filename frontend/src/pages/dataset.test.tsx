@@ -54,7 +54,7 @@ describe('drawing the split again', () => {
 });
 
 const DATASET: Dataset = {
-  id: 4, site: 'st-anne', name: 'Demo chest', description: '', modality: 'xray', label_names: ['normal', 'pneumonia'],
+  id: 4, site: 'st-anne', name: 'Demo chest', description: '', modality: 'xray', label_names: ['normal', 'pneumonia'], positive_class: 'pneumonia',
   image_count: 6, accepted_count: 4, rejected_count: 0, pending_count: 0, unfinished_count: 2, created_at: '2026-01-01T00:00:00Z',
 };
 const member = (role: 'admin' | 'clinician'): Membership =>

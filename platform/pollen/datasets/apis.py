@@ -36,6 +36,11 @@ class DatasetOut(serializers.ModelSerializer):
     unfinished_count = serializers.IntegerField(
         read_only=True, help_text="Uploads not finished in time: resume or discard them"
     )
+    positive_class = serializers.CharField(
+        read_only=True,
+        help_text="The label of the finding a model trained here looks for; blank with three "
+        "or more labels (each is read against the rest) or fewer than two",
+    )
 
     class Meta:
         model = Dataset
@@ -46,6 +51,7 @@ class DatasetOut(serializers.ModelSerializer):
             "description",
             "modality",
             "label_names",
+            "positive_class",
             "status",
             "image_count",
             "accepted_count",
@@ -57,6 +63,14 @@ class DatasetOut(serializers.ModelSerializer):
         ]
 
 
+POSITIVE_CLASS_HELP = (
+    "Two labels only: the label of the finding the model looks for (sensitivity counts how many "
+    "of these it finds). One of label_names, else 400 `invalid_positive_class`. Left out or "
+    "blank: a default by name (normal, benign, healthy, negative or no finding is never the "
+    "finding)."
+)
+
+
 class DatasetIn(StrictSerializer):
     site = serializers.CharField(max_length=50)
     name = serializers.CharField(max_length=200)
@@ -64,6 +78,9 @@ class DatasetIn(StrictSerializer):
     modality = serializers.ChoiceField(choices=Modality.choices, required=False)
     label_names = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=50
+    )
+    positive_class = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text=POSITIVE_CLASS_HELP
     )
 
 
@@ -73,6 +90,9 @@ class DatasetPatchIn(StrictSerializer):
     modality = serializers.ChoiceField(choices=Modality.choices, required=False)
     label_names = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=50
+    )
+    positive_class = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text=POSITIVE_CLASS_HELP
     )
 
 

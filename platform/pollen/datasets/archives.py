@@ -13,6 +13,7 @@ from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError, Conflict
 from pollen.datasets.models import ArchiveImport, ArchiveStatus, Dataset, Image, ImageStatus
+from pollen.datasets.positive_class import positive_class_refresh
 from pollen.datasets.services import _check_labels, _ensure_active, _safe_filename
 from pollen.datasets.splits import split_for
 from pollen_contracts import payloads, queues, tasks
@@ -114,7 +115,8 @@ def archive_result_record(
         unknown = labels - set(dataset.label_names)
         if unknown and locked.add_labels:
             dataset.label_names = _check_labels(dataset.label_names + sorted(unknown))
-            dataset.save(update_fields=["label_names"])
+            positive_class_refresh(dataset)
+            dataset.save(update_fields=["label_names", "positive_class"])
             unknown = set()
         rows = []
         for entry in entries:

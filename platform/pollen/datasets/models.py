@@ -37,6 +37,9 @@ class Dataset(models.Model):
     description = models.TextField(blank=True)
     modality = models.CharField(max_length=20, choices=Modality.choices, default=Modality.OTHER)
     label_names = models.JSONField(default=list, blank=True)
+    # The label of the finding a model trained here looks for (sensitivity is about it); blank
+    # for three or more labels, or while the dataset has fewer than two (datasets.positive_class).
+    positive_class = models.CharField(max_length=100, blank=True)
     status = models.CharField(
         max_length=10, choices=DatasetStatus.choices, default=DatasetStatus.ACTIVE
     )

@@ -21,6 +21,11 @@ from pollen.core.csv_safe import csv_cell_value
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError, Conflict
 from pollen.datasets.models import Dataset, DatasetStatus, Image, ImageStatus
+from pollen.datasets.positive_class import (
+    positive_class_check,
+    positive_class_for,
+    positive_class_refresh,
+)
 from pollen.datasets.splits import split_for
 from pollen_contracts import payloads, queues, tasks
 
@@ -60,9 +65,12 @@ def dataset_create(
     description: str = "",
     modality: str = "other",
     label_names: list[str] | None = None,
+    positive_class: str = "",
 ) -> Dataset:
+    """Create a dataset; with two labels, ``positive_class`` names the finding (default by name)."""
     caller.require_clinical()
     labels = _check_labels(label_names or [])
+    finding = positive_class_for(labels, positive_class_check(positive_class, labels))
     try:
         with transaction.atomic():
             dataset = Dataset.objects.create(
@@ -71,6 +79,7 @@ def dataset_create(
                 description=description,
                 modality=modality,
                 label_names=labels,
+                positive_class=finding,
                 split_seed=secrets.randbelow(2**31),
                 created_by_id=caller.user_id if caller.token is None else None,
             )
@@ -80,7 +89,7 @@ def dataset_create(
                 site_id=site.pk,
                 target_type="dataset",
                 target_id=dataset.pk,
-                detail={"name": dataset.name},
+                detail={"name": dataset.name, "positive_class": finding},
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -102,6 +111,8 @@ def dataset_update(*, caller: Caller, dataset: Dataset, **changes: Any) -> Datas
                 code="label_in_use",
             )
         changes["label_names"] = labels
+    before = dataset.positive_class
+    changes.update(_positive_class_change(dataset, changes))
     for field, value in changes.items():
         setattr(dataset, field, value)
     try:
@@ -113,13 +124,29 @@ def dataset_update(*, caller: Caller, dataset: Dataset, **changes: Any) -> Datas
                 site_id=dataset.site_id,
                 target_type="dataset",
                 target_id=dataset.pk,
-                detail={"fields": sorted(changes)},
+                detail={"fields": sorted(changes)}
+                | (
+                    {"positive_class": {"from": before, "to": dataset.positive_class}}
+                    if dataset.positive_class != before
+                    else {}
+                ),
             )
     except IntegrityError as exc:
         raise Conflict(
             "Your site already has a dataset with that name.", code="dataset_exists"
         ) from exc
     return dataset
+
+
+def _positive_class_change(dataset: Dataset, changes: dict[str, Any]) -> dict[str, str]:
+    """The finding after an update: as chosen (checked against the new labels), else kept."""
+    labels = changes.get("label_names", dataset.label_names)
+    if "positive_class" in changes:
+        chosen = positive_class_check(changes["positive_class"], labels)
+        return {"positive_class": positive_class_for(labels, chosen)}
+    if "label_names" in changes:
+        return {"positive_class": positive_class_for(labels, dataset.positive_class)}
+    return {}
 
 
 def _ensure_active(dataset: Dataset) -> None:
@@ -239,7 +266,8 @@ def upload_slots_create(
         ]
         if new_labels:
             dataset.label_names = _check_labels(dataset.label_names + sorted(set(new_labels)))
-            dataset.save(update_fields=["label_names"])
+            positive_class_refresh(dataset)
+            dataset.save(update_fields=["label_names", "positive_class"])
         images = Image.objects.bulk_create(
             [
                 Image(
@@ -534,7 +562,8 @@ def manifest_apply(
     with transaction.atomic():
         if unknown:
             dataset.label_names = _check_labels(dataset.label_names + sorted(unknown))
-            dataset.save(update_fields=["label_names"])
+            positive_class_refresh(dataset)
+            dataset.save(update_fields=["label_names", "positive_class"])
         images = list(dataset.images.filter(filename__in=list(rows)))
         for image in images:
             row = rows[image.filename]

@@ -26,6 +26,7 @@ from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, Forbidden, NotFound
 from pollen.core.model_store import model_store, sha256_bytes
 from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
+from pollen.datasets.positive_class import positive_class_for
 from pollen.federation import aggregation
 from pollen.federation.models import (
     FederatedJob,
@@ -150,6 +151,9 @@ def federated_job_create(
         )
     config = advanced_check(advanced or {}, limits=ADVANCED_LIMITS)
     labels = _ready_labels(dataset)
+    # The finding is the initiator's dataset's; kept with the job so every site's numbers are
+    # about the same label.
+    config["positive_class"] = positive_class_for(labels, dataset.positive_class)
     source = starting_point or start_version
     assert source is not None
     with transaction.atomic():
@@ -521,6 +525,7 @@ def round_claim(
         "site": slug,
         "dataset_id": participant.dataset_id,
         "label_names": job.label_names,
+        "positive_class": federated_positive_class(job),
         "architecture": job.architecture,
         "input_size": job.input_size,
         "local_epochs": job.local_epochs,
@@ -959,11 +964,17 @@ def _round_metrics(accepted: list[Update]) -> dict[str, Any]:
     return out
 
 
+def federated_positive_class(job: FederatedJob) -> str:
+    """The finding a cross-site model looks for (jobs from before it was kept: by name)."""
+    return positive_class_for(job.label_names, str(job.config.get("positive_class") or ""))
+
+
 def _manifest(job: FederatedJob, round_: Round, sha: str, metrics: dict[str, Any]) -> bytes:
     """A model folder manifest in the agent's format (``pollen_agent.ml.manifest``, version 1)."""
     manifest = {
         "architecture": job.architecture,
         "label_names": job.label_names,
+        "positive_class": federated_positive_class(job) or None,
         "input_size": job.input_size,
         "mean": job.mean,
         "std": job.std,
@@ -1032,6 +1043,7 @@ def _record_round(
                 name=f"{job.name} - round {round_.number}",
                 architecture=job.architecture,
                 label_names=job.label_names,
+                positive_class=federated_positive_class(job),
                 input_size=job.input_size,
                 mean=job.mean,
                 std=job.std,

@@ -21,8 +21,10 @@ from pollen.core.errors import ApiError, NotFound, ServiceUnavailable
 from pollen.core.filters import FractionFilter, IdFilter
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.models import Modality
+from pollen.datasets.positive_class import measured_positive_class
 from pollen.datasets.selectors import dataset_get
 from pollen.marketplace import selectors, services
+from pollen.marketplace.findings import card_positive_class, group_by_finding
 from pollen.marketplace.models import (
     LISTED_VERSION_STATUSES,
     WORK_FINAL_STATUSES,
@@ -52,9 +54,24 @@ def _caller(request: Request) -> Caller:
 
 
 class VersionSummaryOut(serializers.ModelSerializer):
+    positive_class = serializers.SerializerMethodField(
+        help_text="The finding the model looks for (blank for three or more labels)"
+    )
+
     class Meta:
         model = PublishedVersion
-        fields = ["id", "number", "status", "auc", "weights_sha256", "published_at"]
+        fields = [
+            "id",
+            "number",
+            "status",
+            "auc",
+            "positive_class",
+            "weights_sha256",
+            "published_at",
+        ]
+
+    def get_positive_class(self, version: PublishedVersion) -> str:
+        return card_positive_class(version.card)
 
 
 class PublishedModelOut(serializers.ModelSerializer):
@@ -149,6 +166,7 @@ class PublishedVersionOut(serializers.ModelSerializer):
         listing = version.published_model
         return {
             **version.card,
+            "positive_class": card_positive_class(version.card),
             "name": listing.name,
             "version": version.number,
             "intended_use": listing.intended_use,
@@ -424,7 +442,9 @@ def _model_detail(caller: Caller, model: PublishedModel) -> dict[str, Any]:
         if latest
         else {"parents": [], "descendants": []}
     )
-    body["evaluations"] = _site_table(model, versions)
+    finding = card_positive_class(latest.card) if latest else ""
+    body["positive_class"] = finding
+    body["evaluations"] = group_by_finding(_site_table(model, versions), finding)
     return body
 
 
@@ -442,6 +462,7 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
             "version": v.number,
             "source": "publisher_test_split",
             **{k: (v.card.get("metrics") or {}).get(k) for k in keys},
+            "positive_class": card_positive_class(v.card),
             "ece": (v.card.get("metrics") or {}).get("calibration_error"),
             "at": v.published_at,
         }
@@ -457,6 +478,7 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
                 "version": numbers[evaluation.published_version_id],
                 "source": "site_evaluation",
                 **{k: evaluation.metrics.get(k) for k in keys},
+                "positive_class": measured_positive_class(evaluation.metrics),
                 "ece": evaluation.metrics.get("ece"),
                 "at": evaluation.finished_at,
             }
@@ -477,8 +499,20 @@ class SiteResultOut(serializers.Serializer):
     auc = serializers.FloatField(allow_null=True)
     accuracy = serializers.FloatField(allow_null=True)
     balanced_accuracy = serializers.FloatField(allow_null=True)
-    sensitivity = serializers.FloatField(allow_null=True)
-    specificity = serializers.FloatField(allow_null=True)
+    sensitivity = serializers.FloatField(
+        allow_null=True, help_text="Of the images with positive_class, the share it found"
+    )
+    specificity = serializers.FloatField(
+        allow_null=True, help_text="Of the images without positive_class, the share it cleared"
+    )
+    positive_class = serializers.CharField(
+        allow_blank=True,
+        help_text="The finding this row's sensitivity is about (blank for three or more labels)",
+    )
+    same_finding = serializers.BooleanField(
+        help_text="Whether positive_class is the latest version's: rows that differ measure "
+        "another finding and are listed after the others, never compared with them"
+    )
     ece = serializers.FloatField(allow_null=True)
     at = serializers.DateTimeField(allow_null=True)
 
@@ -489,12 +523,24 @@ class PublishedModelDetailOut(PublishedModelOut):
     versions = PublishedVersionOut(many=True)
     card = serializers.DictField(allow_null=True)
     lineage = serializers.DictField()
+    positive_class = serializers.CharField(
+        allow_blank=True, help_text="The finding the latest version looks for"
+    )
     evaluations = SiteResultOut(
-        many=True, help_text="Per site: the publisher's test split, then results sites shared"
+        many=True,
+        help_text="Per site: the publisher's test split, then results sites shared; rows about "
+        "another finding than the latest version's come last (same_finding false)",
     )
 
     class Meta(PublishedModelOut.Meta):
-        fields = [*PublishedModelOut.Meta.fields, "versions", "card", "lineage", "evaluations"]
+        fields = [
+            *PublishedModelOut.Meta.fields,
+            "versions",
+            "card",
+            "lineage",
+            "positive_class",
+            "evaluations",
+        ]
 
 
 class PublishedModelDetailApi(APIView):

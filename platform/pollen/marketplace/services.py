@@ -49,6 +49,7 @@ CARD_METRICS = (
     "balanced_accuracy",
     "sensitivity",
     "specificity",
+    "positive_class",
     "calibration_error",
     "class_counts",
     "evaluated_on",
@@ -68,6 +69,7 @@ SHAREABLE_METRICS = frozenset(
         "per_class",
         "sensitivity",
         "specificity",
+        "positive_class",
         "ece",
         "skipped_images",
         "evaluated_on",
@@ -148,6 +150,8 @@ def _card(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
         "architecture": version.architecture,
         "task": "classification",
         "labels": list(version.label_names),
+        # The finding the model looks for: its sensitivity ("cases found") is about this label.
+        "positive_class": version.positive_class or None,
         "input": {
             "size": version.input_size,
             "channels": len(version.mean),
@@ -803,6 +807,8 @@ def evaluation_spec(evaluation: SiteEvaluation) -> dict[str, Any]:
         "dataset_id": evaluation.dataset_id,
         "tta": bool(evaluation.metrics.get("tta", True)),
         "model": _model_spec(version.model_version, version, evaluation.site_id),
+        # Sensitivity at this site is about the same finding as on the model's card.
+        "positive_class": version.model_version.positive_class,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -169,6 +170,20 @@ class ModelIn(StrictSerializer):
     storage_key = serializers.CharField(max_length=512)
     licence = serializers.CharField(required=False, allow_blank=True)
     training_summary = serializers.DictField()
+    positive_class = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="The label the model's sensitivity is about (its manifest's); blank for 3+ labels",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        finding = attrs.get("positive_class") or ""
+        if finding and finding not in attrs["label_names"]:
+            raise serializers.ValidationError(
+                {"positive_class": "Must be one of the model's label_names."}
+            )
+        return attrs
 
 
 class CompleteIn(StrictSerializer):

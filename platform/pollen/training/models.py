@@ -41,6 +41,8 @@ class Job(SiteStorageNamed):
     )
     config = models.JSONField(default=dict, blank=True)
     label_names = models.JSONField(default=list)
+    # The finding the model looks for, fixed when the job is created (two labels only).
+    positive_class = models.CharField(max_length=100, blank=True)
     status = models.CharField(
         max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
     )
@@ -88,6 +90,8 @@ class ModelVersion(models.Model):
     name = models.CharField(max_length=200)
     architecture = models.CharField(max_length=50)
     label_names = models.JSONField(default=list)
+    # The label its sensitivity and specificity are about (its manifest's positive_class).
+    positive_class = models.CharField(max_length=100, blank=True)
     input_size = models.PositiveIntegerField()
     mean = models.JSONField(default=list)
     std = models.JSONField(default=list)

@@ -19,6 +19,7 @@ from pollen.core.advanced import advanced_check
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict
 from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
+from pollen.datasets.positive_class import positive_class_for
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
 from pollen.zoo.models import WeightSource, ZooEntry
 from pollen_contracts import queues, tasks
@@ -130,6 +131,7 @@ def job_create(
             parent_version=parent_version,
             config=config,
             label_names=labels,
+            positive_class=positive_class_for(labels, dataset.positive_class),
             name=name or f"{dataset.name} - {timezone.now():%d %b %H:%M}",
             created_by_id=caller.user_id if caller.token is None else None,
         )
@@ -224,6 +226,7 @@ def _spec(job: Job) -> dict[str, Any]:
         "recipe": job.recipe,
         "dataset_id": job.dataset_id,
         "label_names": job.label_names,
+        "positive_class": job.positive_class,
         "architecture": architecture,
         "input_size": int(job.config.get("input_size", input_size)),
         "weights": weights,
@@ -406,6 +409,7 @@ def job_complete(*, job: Job, result: dict[str, Any]) -> ModelVersion:
             name=job.name,
             architecture=model["architecture"],
             label_names=model["label_names"],
+            positive_class=model.get("positive_class", job.positive_class) or "",
             input_size=model["input_size"],
             mean=model["mean"],
             std=model["std"],

@@ -96,6 +96,11 @@ def test_clinician_trains_a_model_that_learns_and_is_saved_at_the_site(
     dataset_id = upload_dataset(
         client, site="site-a", name="squares", files=_squares(80), label_names=["left", "right"]
     )
+    # The finding is the first label here: sensitivity must follow it, not the label's place.
+    chosen = client.patch(
+        f"/api/v1/datasets/{dataset_id}/", {"positive_class": "left"}, format="json"
+    )
+    assert chosen.status_code == 200, chosen.content
     zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
     created = client.post(
         "/api/v1/jobs/",
@@ -113,6 +118,8 @@ def test_clinician_trains_a_model_that_learns_and_is_saved_at_the_site(
     assert min(h["train_loss"] for h in job["history"]) < job["history"][0]["train_loss"]
     evaluation = job["evaluation"]
     assert evaluation["auc"] > 0.8, evaluation
+    assert evaluation["positive_class"] == "left"
+    assert evaluation["sensitivity"] == evaluation["per_class"]["left"]["sensitivity"]
     assert set(evaluation) >= {
         "accuracy",
         "balanced_accuracy",
@@ -133,6 +140,7 @@ def test_clinician_trains_a_model_that_learns_and_is_saved_at_the_site(
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["weights_sha256"] == version.weights_sha256
     assert manifest["label_names"] == ["left", "right"]
+    assert manifest["positive_class"] == version.positive_class == "left"
     summary = json.dumps(version.training_summary)
     assert "sq1.png" not in summary and "P1" not in summary, "counts only, no filenames or patients"
     assert (folder / "weights.safetensors").is_file()

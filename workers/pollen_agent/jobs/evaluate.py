@@ -63,7 +63,11 @@ def run_evaluation(
         std=manifest.std,
         tta=bool(spec.get("tta", True)),
     )
-    metrics = evaluate(probs, np.asarray(labels), list(manifest.label_names))
+    # The finding the model was trained to look for: the hub's record, else its manifest's.
+    finding = spec.get("positive_class") or manifest.positive_class or None
+    metrics = evaluate(
+        probs, np.asarray(labels), list(manifest.label_names), positive_class=finding
+    )
     metrics["skipped_images"] = {
         "unknown_label": len(rows) - len(usable),
         "unreadable": unreadable,

@@ -193,7 +193,12 @@ def _evaluate(
         test.images, test.labels, input_size=spec["input_size"], mean=mean, std=std, augment=False
     )
     probs = predict_probs(model, dataset, tta=True)
-    report = evaluate(probs, np.asarray(test.labels), list(spec["label_names"]))
+    report = evaluate(
+        probs,
+        np.asarray(test.labels),
+        list(spec["label_names"]),
+        positive_class=spec.get("positive_class") or None,
+    )
     report["calibration_error"] = report.get("ece")
     report["evaluated_on"] = (
         "test" if splits["test"].images else "validation (the test set was empty)"
@@ -393,6 +398,7 @@ def _save_model(
         {
             "architecture": spec["architecture"],
             "label_names": spec["label_names"],
+            "positive_class": report.get("positive_class"),
             "input_size": spec["input_size"],
             "licence": licence,
             "parent": spec.get("parent"),
@@ -400,7 +406,8 @@ def _save_model(
             "metrics": {
                 k: report.get(k)
                 for k in ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
-            },
+            }
+            | {"positive_class": report.get("positive_class")},
         },
     )
     prefix = spec["model_key"].rstrip("/")
@@ -409,6 +416,7 @@ def _save_model(
     return {
         "architecture": manifest.architecture,
         "label_names": manifest.label_names,
+        "positive_class": manifest.positive_class or "",
         "input_size": manifest.input_size,
         "mean": manifest.mean,
         "std": manifest.std,

@@ -28,8 +28,11 @@ def save_model_folder(
 
     ``manifest_fields`` must give ``architecture`` and ``label_names``, and may give
     ``input_size``, ``mean``, ``std`` (default: the architecture's), ``licence``, ``parent``,
-    ``training_summary`` and ``metrics``. The checksum and creation time are filled in here.
+    ``training_summary``, ``metrics`` and ``positive_class`` (the finding, one of the labels). The checksum and creation time are filled in here.
     """
+    finding = manifest_fields.get("positive_class") or None
+    if finding is not None and finding not in manifest_fields["label_names"]:
+        raise ValueError(f"positive class {finding!r} is not one of the model's labels")
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     spec = get_spec(manifest_fields["architecture"])
@@ -49,6 +52,7 @@ def save_model_folder(
         parent=manifest_fields.get("parent"),
         training_summary=dict(manifest_fields.get("training_summary") or {}),
         metrics=dict(manifest_fields.get("metrics") or {}),
+        positive_class=str(finding) if finding is not None else None,
     )
     write_manifest(folder, manifest)
     return manifest

@@ -29,6 +29,10 @@ class Manifest:
     parent: dict[str, Any] | None = None
     training_summary: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The label of the finding a two-label model looks for: its sensitivity is about this label.
+    # None for three or more labels; manifests written before it was recorded lack it (their
+    # metrics measured the second label).
+    positive_class: str | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -73,4 +77,4 @@ def read_manifest(folder: str | Path) -> Manifest:
 
 
 def _required(name: str) -> bool:
-    return name not in {"parent", "training_summary", "metrics", "format_version"}
+    return name not in {"parent", "training_summary", "metrics", "format_version", "positive_class"}

@@ -11,21 +11,44 @@ MAX_ROC_POINTS = 101
 ECE_BINS = 10
 
 
+def positive_index(label_names: list[str], positive_class: str | None = None) -> int | None:
+    """The class index of the finding a binary model looks for; None with three or more labels.
+
+    ``positive_class`` names it (a label); left out, the second label, as models trained before
+    the finding was recorded measured it.
+    """
+    if len(label_names) != 2:
+        return None
+    if not positive_class:
+        return 1
+    if positive_class not in label_names:
+        raise ValueError(f"positive class {positive_class!r} is not one of {label_names}")
+    return list(label_names).index(positive_class)
+
+
 def evaluate(
-    probs: np.ndarray, labels: np.ndarray, label_names: list[str], threshold: float = 0.5
+    probs: np.ndarray,
+    labels: np.ndarray,
+    label_names: list[str],
+    threshold: float = 0.5,
+    *,
+    positive_class: str | None = None,
 ) -> dict[str, Any]:
     """Summarise predictions ``probs`` (N, C) against true ``labels`` (N,).
 
-    Binary tasks treat class index 1 as positive and predict it when its probability reaches
-    ``threshold``; multi-class tasks predict the most probable class and report one-vs-rest
-    sensitivity, specificity and ROC per class. Degenerate inputs (one class present, no
-    images) produce ``None`` where a number is undefined and an entry in ``warnings``.
+    Binary tasks: ``positive_class`` names the finding (default: the second label), wherever it
+    stands in ``label_names``; it is predicted when its probability reaches ``threshold``, and
+    ``sensitivity``/``specificity`` and the ROC curve are about it. Multi-class tasks predict the
+    most probable class and report one-vs-rest sensitivity, specificity and ROC per class.
+    Degenerate inputs (one class present, no images) produce ``None`` where a number is
+    undefined and an entry in ``warnings``.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     n_classes = len(label_names)
     if probs.ndim != 2 or probs.shape != (len(labels), n_classes):
         raise ValueError(f"probs shape {probs.shape} does not fit {len(labels)} x {n_classes}")
+    positive = positive_index(list(label_names), positive_class)
     warnings: list[str] = []
     counts = np.bincount(labels, minlength=n_classes)
     result: dict[str, Any] = {
@@ -33,31 +56,32 @@ def evaluate(
         "label_names": list(label_names),
         "class_counts": {name: int(c) for name, c in zip(label_names, counts, strict=True)},
         "threshold": float(threshold),
+        "positive_class": label_names[positive] if positive is not None else None,
         "warnings": warnings,
     }
     if len(labels) == 0:
         warnings.append("No images to evaluate.")
         return result
-    predicted = _predict(probs, threshold)
+    predicted = _predict(probs, threshold, positive)
     result["accuracy"] = float(np.mean(predicted == labels))
     result["balanced_accuracy"] = _balanced_accuracy(labels, predicted, counts)
     result["confusion_matrix"] = confusion_matrix(
         labels, predicted, labels=range(n_classes)
     ).tolist()
     result["auc"] = _auc(probs, labels, counts, label_names, warnings)
-    result["roc"] = _roc_curves(probs, labels, counts, label_names)
+    result["roc"] = _roc_curves(probs, labels, counts, label_names, positive)
     result["per_class"] = _per_class(labels, predicted, counts, label_names)
-    if n_classes == 2:
-        positive = result["per_class"][label_names[1]]
-        result["sensitivity"] = positive["sensitivity"]
-        result["specificity"] = positive["specificity"]
+    if positive is not None:
+        finding = result["per_class"][label_names[positive]]
+        result["sensitivity"] = finding["sensitivity"]
+        result["specificity"] = finding["specificity"]
     result["ece"] = expected_calibration_error(probs, labels)
     return result
 
 
-def _predict(probs: np.ndarray, threshold: float) -> np.ndarray:
-    if probs.shape[1] == 2:
-        return (probs[:, 1] >= threshold).astype(np.int64)
+def _predict(probs: np.ndarray, threshold: float, positive: int | None) -> np.ndarray:
+    if positive is not None:
+        return np.where(probs[:, positive] >= threshold, positive, 1 - positive).astype(np.int64)
     return probs.argmax(axis=1)
 
 
@@ -92,9 +116,13 @@ def _auc(
 
 
 def _roc_curves(
-    probs: np.ndarray, labels: np.ndarray, counts: np.ndarray, label_names: list[str]
+    probs: np.ndarray,
+    labels: np.ndarray,
+    counts: np.ndarray,
+    label_names: list[str],
+    positive: int | None,
 ) -> dict[str, dict[str, list[float]]]:
-    classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
+    classes = [positive] if positive is not None else range(probs.shape[1])
     curves = {}
     for c in classes:
         positives = counts[c]

@@ -18,6 +18,7 @@ from pollen.accounts.services import membership_add, site_create, token_create
 from pollen.core.dispatch import send_on_commit
 from pollen.datasets.demo import demo_source
 from pollen.datasets.models import Dataset, Image
+from pollen.datasets.positive_class import default_positive_class
 from pollen.datasets.splits import split_for
 from pollen.zoo.builtin import ensure_builtin_entries
 from pollen_contracts import queues, tasks
@@ -100,6 +101,7 @@ class Command(BaseCommand):
                 site=site,
                 name="Breast ultrasound (demo)",
                 label_names=labels,
+                positive_class=default_positive_class(labels),
                 modality="ultrasound",
                 description=f"Demo data: {source}.",
                 split_seed=1234,
