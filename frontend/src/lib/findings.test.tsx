@@ -6,11 +6,13 @@ import { EvaluationView } from '../pages/Job';
 import { SiteResultsTable } from '../pages/Marketplace';
 import { CreateDataset } from '../pages/Datasets';
 import { FindingPanel } from '../components/FindingChoice';
+import { TrainPage } from '../pages/Train';
 import { fakeHub } from '../testing/fakeHub';
 
 afterEach(() => {
   cleanup();
   vi.unstubAllGlobals();
+  window.history.replaceState(null, '', '/');
 });
 
 // The demo: the finding ("malignant") is the first label.
@@ -102,5 +104,19 @@ describe('choosing the finding', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Save the finding' }));
     await waitFor(() => expect(hub.sent('PATCH', '/datasets/4/')).toHaveLength(1));
     expect(hub.sent('PATCH', '/datasets/4/')[0].body).toEqual({ positive_class: 'malignant' });
+  });
+});
+
+describe('training', () => {
+  it('says which finding the model will look for before it starts', async () => {
+    window.history.replaceState(null, '', '/sites/st-anne/train?dataset=4');
+    const dataset = { id: 4, name: 'Breast', label_names: DEMO, positive_class: 'malignant', accepted_count: 40 };
+    fakeHub({
+      'GET /datasets/': { count: 1, next: null, previous: null, results: [dataset] },
+      'GET /zoo/': { count: 0, next: null, previous: null, results: [] },
+    }, { schemaPaths: ['/jobs/'] });
+    render(<TrainPage site={SITE} />);
+    const note = await screen.findByTestId('train-finding');
+    expect(note.textContent).toContain('The model will look for “malignant”');
   });
 });

@@ -121,6 +121,12 @@ function TrainForm({ site }: { site: Membership }) {
           {chosen && (chosen.label_names?.length ?? 0) < 2 && (
             <p className="warning-text small">This dataset needs images with at least two different labels before a model can learn to tell them apart.</p>
           )}
+          {chosen?.positive_class && (
+            <p className="small muted long-name" data-testid="train-finding">
+              The model will look for “{chosen.positive_class}”: its results count how many of these it finds.{' '}
+              <Link to={`/sites/${site.site.slug}/datasets/${chosen.id}`}>Change this on the dataset page</Link>.
+            </p>
+          )}
         </div>
 
         <fieldset className="card">
