@@ -255,6 +255,42 @@ export interface EvaluationSample {
   filename?: string;
 }
 
+/** What a fine-tune's check against its parent concluded (workers/pollen_contracts/comparison.py). */
+export type ParentVerdict = 'better' | 'worse' | 'no_clear_difference' | 'too_few' | 'not_compared';
+
+/** One model's results on the check images, each with its 95 % range [low, high]. */
+export interface ComparedModel {
+  auc?: number | null;
+  auc_ci?: number[] | null;
+  accuracy?: number | null;
+  accuracy_ci?: number[] | null;
+  balanced_accuracy?: number | null;
+  sensitivity?: number | null;
+  sensitivity_ci?: number[] | null;
+  specificity?: number | null;
+  specificity_ci?: number[] | null;
+}
+
+/** A fine-tuned model ("child") beside the model it started from ("parent"), on the same check images. */
+export interface ParentComparison {
+  verdict: ParentVerdict;
+  /** The verdict in plain words. */
+  verdict_text: string;
+  /** Why the two were not compared (verdict 'not_compared'). */
+  reason?: string;
+  check_images?: number;
+  images_per_label?: Record<string, number>;
+  confidence_level?: number;
+  child?: ComparedModel;
+  parent?: ComparedModel;
+  /** The child's AUC minus the parent's, and its paired-bootstrap 95 % range. */
+  auc_difference?: number | null;
+  auc_difference_ci?: number[] | null;
+  resamples?: number;
+  seed?: number;
+  parent_model_version?: number | null;
+}
+
 export interface Job {
   id: number | string;
   dataset: number | string;
@@ -274,6 +310,8 @@ export interface Job {
   history: HistoryPoint[];
   evaluation: Evaluation | null;
   model_version: unknown;
+  /** A fine-tune's model beside the model it started from; null for other runs and until it finishes. */
+  parent_comparison?: ParentComparison | null;
   created_at?: string;
 }
 
@@ -518,6 +556,8 @@ export interface ModelVersion {
   parent: number | null;
   starting_point: string | null;
   metrics: Record<string, unknown>;
+  /** A fine-tune beside the model it started from; null for other models. */
+  parent_comparison: ParentComparison | null;
   created_at: string;
 }
 

@@ -3,6 +3,7 @@ import { api, ApiError, type Page } from '../api/client';
 import type { ConsortiumSite, Job, Membership, PublishedVersion, Visibility } from '../api/types';
 import { Link } from '../router';
 import { ErrorNotice, FeatureGate, Loading, useApi, useInterval, useModal } from './ui';
+import { needsConfirmation, PublishComparisonWarning } from './ParentComparison';
 
 const VISIBILITY: [Visibility, string, string][] = [
   ['site', 'Only my hospital', 'Colleagues at your site can apply and fine-tune it. Nobody else sees it.'],
@@ -110,6 +111,11 @@ function PublishDialog({ site, source, onClose, onPublished }: {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const fields = error instanceof ApiError ? error.fields : {};
+  // A fine-tune that did worse than its parent, or could not be shown not to, needs a yes first.
+  const comparison = 'job' in source ? source.job.parent_comparison : null;
+  const [hubWarning, setHubWarning] = useState<string | null>(null);
+  const [confirmed, setConfirmed] = useState(false);
+  const mustConfirm = needsConfirmation(comparison) || hubWarning != null;
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -123,10 +129,16 @@ function PublishDialog({ site, source, onClose, onPublished }: {
         ...(visibility === 'named' ? { named_sites: named } : {}),
         intended_use: intendedUse.trim(),
         limitations: limitations.trim(),
+        ...(mustConfirm && confirmed ? { acknowledge_comparison: true } : {}),
       });
       onPublished(version);
     } catch (err) {
-      setError(err);
+      if (err instanceof ApiError && err.code === 'comparison_warning') {
+        setHubWarning(err.message);
+        setConfirmed(false);
+      } else {
+        setError(err);
+      }
       setBusy(false);
     }
   };
@@ -188,8 +200,12 @@ function PublishDialog({ site, source, onClose, onPublished }: {
           The model card lists counts per label and the results measured here. It never includes images, file names or patient
           identifiers.
         </p>
+        {mustConfirm && (
+          <PublishComparisonWarning comparison={comparison} message={hubWarning} confirmed={confirmed} onConfirm={setConfirmed} />
+        )}
         <div className="actions">
-          <button type="submit" className="btn btn-primary" disabled={busy || !name.trim() || (visibility === 'named' && named.length === 0)}>
+          <button type="submit" className="btn btn-primary"
+            disabled={busy || !name.trim() || (visibility === 'named' && named.length === 0) || (mustConfirm && !confirmed)}>
             {busy ? 'Publishing…' : 'Publish'}
           </button>
           <button type="button" className="btn" onClick={onClose}>

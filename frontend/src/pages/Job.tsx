@@ -6,6 +6,7 @@ import { ErrorNotice, Loading, ProgressBar, useApi, useInterval } from '../compo
 import { ConfusionMatrix, LineChart, RocCurve } from '../components/charts';
 import { HeatmapLegend, SampleGallery } from '../components/Heatmaps';
 import { PublishPanel } from '../components/PublishPanel';
+import { ParentComparisonView } from '../components/ParentComparison';
 import type { EvaluationSample } from '../api/types';
 import { percent, progressFraction, timeLeftInWords } from '../lib/format';
 import { aucGrade, calibrationError, evaluationFinding, evaluationSummary, findingTerms, rocCurves } from '../lib/metrics';
@@ -130,6 +131,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
       )}
 
       {hasEvaluation(j.evaluation) && <EvaluationView evaluation={j.evaluation} />}
+      {j.parent_comparison && <ParentComparisonView comparison={j.parent_comparison} />}
       {j.status === 'succeeded' && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} />}
       {j.status === 'succeeded' && <PublishPanel site={site} source={{ job: j }} />}
     </section>

@@ -348,6 +348,13 @@ class PublishIn(StrictSerializer):
     )
     intended_use = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     limitations = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    acknowledge_comparison = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Publish a fine-tuned model although it did worse than the model it started "
+        "from, or could not be shown not to (too few check images, or not compared). Without "
+        "it such a model answers 409 comparison_warning; the acknowledgement is audited.",
+    )
 
 
 class PublishedModelListApi(generics.ListAPIView):

@@ -34,6 +34,7 @@ from pollen.marketplace.models import (
     Visibility,
     WorkStatus,
 )
+from pollen.training.comparison import publish_warning, publish_warning_message
 from pollen.training.models import Job, JobStatus, ModelVersion
 from pollen.training.weights import hub_folder, in_hub_store, model_version_weights
 from pollen_contracts import queues, tasks
@@ -209,11 +210,14 @@ def model_version_publish(
     named_sites: list[str] | None = None,
     intended_use: str | None = None,
     limitations: str | None = None,
+    acknowledge_comparison: bool = False,
 ) -> PublishedVersion:
     """Publish a trained model as a new version of its listing; the site agent copies the weights.
 
     The listing (one per name at a site) is created on first publication; later publications
     add versions. The version stays 'pending' until the hub has checked the copied weights.
+    A fine-tune that did worse than its parent, or could not be shown not to, is published
+    only with ``acknowledge_comparison`` (409 ``comparison_warning`` without it).
     """
     _require_member(caller, model_version.site_id)
     job = model_version.job
@@ -221,6 +225,9 @@ def model_version_publish(
         raise Conflict(
             "Only a model from a finished job can be published.", code="job_not_succeeded"
         )
+    warning = publish_warning(model_version)
+    if warning is not None and not acknowledge_comparison:
+        raise Conflict(publish_warning_message(warning), code="comparison_warning")
     name = (name or model_version.name).strip()[:200]
     with transaction.atomic():
         listing = (
@@ -295,6 +302,7 @@ def model_version_publish(
                 "number": version.number,
                 "visibility": listing.visibility,
                 "weights_sha256": version.weights_sha256,
+                **({"acknowledged_comparison": warning["verdict"]} if warning is not None else {}),
             },
         )
         if in_hub_store(model_version):

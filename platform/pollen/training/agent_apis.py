@@ -16,6 +16,7 @@ from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import Conflict
 from pollen.core.serializers import StrictSerializer
 from pollen.training import selectors, services
+from pollen.training.comparison import ParentComparisonSerializer
 
 
 def _job(request: Request, pk: int):  # type: ignore[no-untyped-def]
@@ -190,6 +191,9 @@ class CompleteIn(StrictSerializer):
     evaluation = serializers.DictField()
     model = ModelIn()
     timings = serializers.DictField(required=False)
+    parent_comparison = ParentComparisonSerializer(
+        required=False, help_text="A fine-tune only: the model it started from, measured alike"
+    )
 
 
 class CompleteApi(APIView):

@@ -17,6 +17,7 @@ from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.marketplace.selectors import published_version_get
 from pollen.training import selectors, services
+from pollen.training.comparison import ParentComparisonSerializer, version_comparison
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
 from pollen.training.queue_place import queue_places
 from pollen.training.split_redraw import split_redraw
@@ -31,6 +32,7 @@ class ModelVersionOut(serializers.ModelSerializer):
     starting_point = serializers.CharField(
         source="starting_point.slug", allow_null=True, default=None
     )
+    parent_comparison = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
@@ -51,8 +53,14 @@ class ModelVersionOut(serializers.ModelSerializer):
             "licence",
             "training_summary",
             "metrics",
+            "parent_comparison",
             "created_at",
         ]
+
+    @extend_schema_field(ParentComparisonSerializer(allow_null=True))
+    def get_parent_comparison(self, version: ModelVersion) -> dict[str, Any] | None:
+        """A fine-tune beside the model it started from (null for other models)."""
+        return version_comparison(version)
 
 
 class QueuePlaceOut(serializers.Serializer):
@@ -76,6 +84,7 @@ class JobOut(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     status_text = serializers.CharField(source="get_status_display")
     queue = serializers.SerializerMethodField()
+    parent_comparison = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -106,6 +115,7 @@ class JobOut(serializers.ModelSerializer):
             "error_code",
             "message",
             "model_version",
+            "parent_comparison",
             "created_at",
             "started_at",
             "finished_at",
@@ -114,6 +124,12 @@ class JobOut(serializers.ModelSerializer):
     def get_model_version(self, job: Job) -> int | None:
         version = getattr(job, "model_version", None)
         return version.pk if version else None
+
+    @extend_schema_field(ParentComparisonSerializer(allow_null=True))
+    def get_parent_comparison(self, job: Job) -> dict[str, Any] | None:
+        """A fine-tune's model beside the model it started from (null otherwise, or until it ends)."""
+        version = getattr(job, "model_version", None)
+        return version_comparison(version) if version else None
 
     @extend_schema_field(QueuePlaceOut(allow_null=True))
     def get_queue(self, job: Job) -> dict[str, Any] | None:

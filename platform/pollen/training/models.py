@@ -106,6 +106,11 @@ class ModelVersion(models.Model):
     licence = models.TextField(blank=True)
     training_summary = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    parent_comparison = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="A fine-tune beside the model it started from, on the same check images",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -20,6 +20,7 @@ from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict
 from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
 from pollen.datasets.positive_class import positive_class_for
+from pollen.training.comparison import comparison_record
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
 from pollen.zoo.models import WeightSource, ZooEntry
 from pollen_contracts import queues, tasks
@@ -420,6 +421,11 @@ def job_complete(*, job: Job, result: dict[str, Any]) -> ModelVersion:
             licence=model.get("licence", ""),
             training_summary=model.get("training_summary", {}),
             metrics=result["evaluation"],
+            parent_comparison=(
+                comparison_record(result["parent_comparison"])
+                if result.get("parent_comparison")
+                else None
+            ),
         )
         ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=timezone.now())
         audit_record(

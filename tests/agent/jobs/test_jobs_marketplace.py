@@ -25,7 +25,6 @@ from pollen_agent.jobs.publish import run_publication
 from pollen_agent.ml.artifact import save_model_folder
 from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
 from pollen_agent.ml.zoo import build_model
-from pollen_agent.storage.factory import storage_from_config
 
 
 class _Store(BaseHTTPRequestHandler):
@@ -71,19 +70,6 @@ def hub_store(tmp_path):
     thread.start()
     yield root, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-@pytest.fixture
-def storage(tmp_path):
-    return storage_from_config(
-        {
-            "kind": "fs",
-            "root": str(tmp_path / "site"),
-            "base_url": "http://127.0.0.1:1",
-            "secret": "s",
-            "site": "site-b",
-        }
-    )
 
 
 @pytest.fixture

@@ -250,6 +250,15 @@ def test_a_model_travels_from_site_a_to_site_b_and_back_in_the_lineage(
     assert tuned["status"] == "succeeded", (tuned["error_code"], tuned["message"])
     child = ModelVersion.objects.get(pk=tuned["model_version"])
     assert child.parent_id == row.model_version_id
+    # The agent measured the parent on the same check images; so few of them cannot tell.
+    comparison = tuned["parent_comparison"]
+    assert comparison["check_images"] == sum(comparison["images_per_label"].values()) > 0
+    assert comparison["parent_model_version"] == row.model_version_id
+    for side in ("parent", "child"):
+        assert {"auc", "accuracy", "accuracy_ci"} <= set(comparison[side])
+    assert comparison["verdict"] == "too_few", comparison
+    refused = b.post("/api/v1/marketplace/versions/", {"job": tuned["id"]}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "comparison_warning"
     seen_by_a = a.get(f"/api/v1/marketplace/models/{model_id}/").json()["lineage"]
     assert seen_by_a["descendants"] == [
         {"visible": False, "description": "A model at another site", "generation": 1}

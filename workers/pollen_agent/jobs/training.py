@@ -19,6 +19,7 @@ import numpy as np
 from pollen_agent.errors import AgentError, RetryableError, UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.images import SplitImages, load_splits
+from pollen_agent.jobs.parent_check import parent_comparison
 from pollen_agent.jobs.reporting import LOST_CODES, JobLost, JobReporter, eta
 from pollen_agent.jobs.weights import build_start_model
 from pollen_agent.storage.base import ObjectNotFound, Storage
@@ -319,6 +320,14 @@ def run_training_job(
             )
             report["epochs_run"] = epochs_run
             report.update(selection)
+            comparison = parent_comparison(
+                spec,
+                storage,
+                work,
+                child_probs=probs,
+                labels=test.labels,
+                predict=lambda m: _evaluate(m, spec, splits, arch.mean, arch.std)["_probs"],
+            )
             reporter.report(phase="saving", fraction=0.97, force=True)
             model_fields = _save_model(
                 model,
@@ -330,8 +339,9 @@ def run_training_job(
                 licence=spec.get("licence") or licence_for(spec["architecture"], "random"),
             )
             timings["total"] = time.perf_counter() - started
+            result_body = {"evaluation": report, "model": model_fields, "timings": timings}
             _post_result(
-                hub, spec, {"evaluation": report, "model": model_fields, "timings": timings}
+                hub, spec, result_body | ({"parent_comparison": comparison} if comparison else {})
             )
             _discard_checkpoint(storage, spec["checkpoint_key"])
     except Cancelled:

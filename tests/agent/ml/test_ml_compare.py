@@ -1,0 +1,138 @@
+"""A fine-tune beside its parent on the same check images: intervals, paired difference, verdict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pollen_agent.ml.compare import (
+    compare_with_parent,
+    resampled_auc,
+    stratified_resamples,
+    wilson_interval,
+)
+
+LABELS = ["normal", "pneumonia"]
+
+
+def _probs(p1: np.ndarray) -> np.ndarray:
+    return np.column_stack([1 - p1, p1])
+
+
+def _scores(labels: np.ndarray, separation: float, seed: int) -> np.ndarray:
+    """Probabilities of 'pneumonia' that separate the labels more as ``separation`` grows."""
+    rng = np.random.default_rng(seed)
+    return np.clip(0.5 + separation * (labels - 0.5) + rng.normal(0, 0.2, len(labels)), 0, 1)
+
+
+def _check_set(per_label: int) -> np.ndarray:
+    return np.repeat([0, 1], per_label)
+
+
+def test_a_child_worse_than_its_parent_is_called_worse():
+    labels = _check_set(100)
+    child, parent = _scores(labels, 0.05, seed=1), _scores(labels, 0.6, seed=2)
+    result = compare_with_parent(_probs(child), _probs(parent), labels, LABELS, seed=0)
+    assert result["verdict"] == "worse"
+    assert result["verdict_text"].startswith("Worse than the model it started from")
+    assert result["child"]["auc"] < result["parent"]["auc"]
+    low, high = result["auc_difference_ci"]
+    assert low <= result["auc_difference"] <= high < 0
+    assert result["check_images"] == 200
+    assert result["images_per_label"] == {"normal": 100, "pneumonia": 100}
+    json.dumps(result, allow_nan=False)  # travels to the hub as plain JSON
+
+
+def test_a_child_better_than_its_parent_is_called_better():
+    labels = _check_set(100)
+    child, parent = _scores(labels, 0.6, seed=1), _scores(labels, 0.05, seed=2)
+    result = compare_with_parent(_probs(child), _probs(parent), labels, LABELS)
+    assert result["verdict"] == "better"
+
+
+def test_the_same_model_shows_no_clear_difference():
+    labels = _check_set(60)
+    scores = _probs(_scores(labels, 0.3, seed=1))
+    result = compare_with_parent(scores, scores.copy(), labels, LABELS)
+    assert result["auc_difference"] == 0 and result["auc_difference_ci"] == [0.0, 0.0]
+    assert result["verdict"] == "no_clear_difference"
+
+
+def test_five_check_images_are_too_few_to_tell_even_when_the_child_looks_worse():
+    # The case from the field: AUC 0.50 on 5 check images.
+    labels = np.array([0, 0, 0, 1, 1])
+    child = _probs(np.array([0.5, 0.5, 0.5, 0.5, 0.5]))
+    parent = _probs(np.array([0.1, 0.2, 0.3, 0.8, 0.9]))
+    result = compare_with_parent(child, parent, labels, LABELS)
+    assert result["child"]["auc"] == 0.5 and result["parent"]["auc"] == 1.0
+    assert result["verdict"] == "too_few"
+    assert "Too few check images" in result["verdict_text"]
+
+
+def test_an_interval_too_wide_to_mean_anything_is_too_few():
+    # Enough images of each label by count, but so noisy the difference could be anything.
+    labels = _check_set(12)
+    child, parent = _scores(labels, 0.1, seed=3), _scores(labels, 0.15, seed=4)
+    result = compare_with_parent(_probs(child), _probs(parent), labels, LABELS)
+    low, high = result["auc_difference_ci"]
+    assert low < 0 < high and high - low > 0.2
+    assert result["verdict"] == "too_few"
+
+
+def test_a_check_set_with_one_label_gives_no_auc_and_too_few():
+    labels = np.zeros(30, dtype=int)
+    scores = _probs(np.linspace(0, 1, 30))
+    result = compare_with_parent(scores, scores, labels, LABELS)
+    assert result["child"]["auc"] is None and result["auc_difference_ci"] is None
+    assert result["resamples"] == 0
+    assert result["verdict"] == "too_few"
+
+
+def test_intervals_bracket_each_metric_and_are_reproducible():
+    labels = _check_set(50)
+    child, parent = _probs(_scores(labels, 0.4, seed=5)), _probs(_scores(labels, 0.3, seed=6))
+    first = compare_with_parent(child, parent, labels, LABELS, seed=7)
+    assert first == compare_with_parent(child, parent, labels, LABELS, seed=7)
+    for side in ("child", "parent"):
+        metrics = first[side]
+        for name in ("auc", "accuracy", "sensitivity", "specificity"):
+            low, high = metrics[f"{name}_ci"]
+            assert 0 <= low <= metrics[name] <= high <= 1, (side, name)
+
+
+def test_wilson_interval_stays_inside_zero_and_one():
+    assert wilson_interval(0, 0) is None
+    low, high = wilson_interval(5, 5)
+    assert high == 1.0 and 0.4 < low < 0.6
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+
+
+def test_resampled_auc_of_the_original_images_matches_sklearn():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 20)
+    probs = rng.dirichlet([1, 1, 1], size=60)
+    identity = np.arange(60)[None, :]
+    expected = np.mean([roc_auc_score(labels == c, probs[:, c]) for c in range(3)])
+    assert resampled_auc(probs, labels, identity)[0] == pytest.approx(expected)
+    binary = _probs(rng.uniform(size=40))
+    two = np.repeat([0, 1], 20)
+    assert resampled_auc(binary, two, np.arange(40)[None, :])[0] == pytest.approx(
+        roc_auc_score(two, binary[:, 1])
+    )
+    rows = stratified_resamples(labels, 5, seed=0)
+    assert rows.shape == (5, 60)
+    assert all(np.bincount(labels[row], minlength=3).tolist() == [20, 20, 20] for row in rows)
+
+
+def test_sensitivity_and_its_interval_follow_the_named_finding():
+    labels = _check_set(40)
+    child, parent = _probs(_scores(labels, 0.4, seed=8)), _probs(_scores(labels, 0.2, seed=9))
+    default = compare_with_parent(child, parent, labels, LABELS)["child"]
+    flipped = compare_with_parent(child, parent, labels, LABELS, positive_class="normal")["child"]
+    assert flipped["sensitivity"] == default["specificity"]
+    assert flipped["sensitivity_ci"] == default["specificity_ci"]
+    assert flipped["auc_ci"] == default["auc_ci"], "the AUC is the same whichever label is found"
