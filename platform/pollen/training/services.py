@@ -389,17 +389,41 @@ def job_training_start(*, job: Job, from_epoch: int, records: list[dict[str, Any
     return locked
 
 
+def _finished(job: Job, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """How a job with a model ends: succeeded, or cancelled with the best model so far."""
+    if evaluation.get("stop_reason") != "cancelled":
+        return {
+            "status": JobStatus.SUCCEEDED,
+            "message": "",
+            "progress": {**job.progress, "fraction": 1.0, "eta_seconds": 0},
+        }
+    ran, planned = evaluation.get("epochs_run"), evaluation.get("planned_epochs")
+    return {
+        "status": JobStatus.CANCELLED,
+        "message": (
+            f"Stopped by a user after {ran} of {planned} rounds of learning. The best model "
+            f"of those rounds (round {evaluation.get('kept_epoch')}) was checked on the "
+            "final-check images and kept: it was stopped early, so it may be less accurate "
+            "than a finished run."
+        ),
+        "progress": {**job.progress, "eta_seconds": 0},
+    }
+
+
 def job_complete(*, job: Job, result: dict[str, Any]) -> ModelVersion:
-    """Finish the job: store the evaluation and register the model version (weights stay at the site)."""
+    """Finish the job: store the evaluation and register the model version (weights stay at the site).
+
+    A run that a user stopped after some epochs ended gives its best model so far: the job
+    ends cancelled, and its model says it was stopped early.
+    """
     model = result["model"]
+    finished = _finished(job, result["evaluation"])
     with transaction.atomic():
         if not Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.SUCCEEDED,
             finished_at=timezone.now(),
             evaluation=result["evaluation"],
             timings=result.get("timings", {}),
-            progress={**job.progress, "fraction": 1.0, "eta_seconds": 0},
-            message="",
+            **finished,
         ):
             raise Conflict(
                 "This job is not running; its result was not recorded.", code="job_not_running"
@@ -430,7 +454,7 @@ def job_complete(*, job: Job, result: dict[str, Any]) -> ModelVersion:
         ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=timezone.now())
         audit_record(
             caller=None,
-            action="job.succeeded",
+            action=f"job.{finished['status']}",
             site_id=job.site_id,
             target_type="job",
             target_id=job.pk,

@@ -150,6 +150,37 @@ def test_cancel_stops_within_one_batch():
     assert callbacks.steps == [(1, 1)]
 
 
+def _same_weights(model: torch.nn.Module, state: dict) -> bool:
+    return all(torch.equal(v.cpu(), state[k]) for k, v in model.state_dict().items())
+
+
+def test_a_cancel_after_an_epoch_keeps_the_best_model_so_far():
+    # 32 images in batches of 8: 4 steps an epoch, so the 11th step is in epoch 3.
+    callbacks = Recorder(cancel_after_steps=10)
+    result = train(_fresh_model(), *_datasets(FAST), FAST, callbacks)
+    assert (result.stop_reason, result.stopped_early, result.epochs_run) == ("cancelled", True, 2)
+    # Epoch 2 starts the second half of a 4-epoch schedule: the best one that may be kept.
+    assert result.best_epoch == 2
+    assert _same_weights(result.model, callbacks.checkpoints[2]["weight_average"])
+
+
+def test_a_cancel_before_the_second_half_keeps_the_last_ended_epoch_not_half_of_the_next():
+    config = TrainConfig(epochs=8, batch_size=8, lr=3e-3, input_size=24)
+    callbacks = Recorder(cancel_after_steps=6)  # mid-epoch 2
+    result = train(_fresh_model(), *_datasets(config), config, callbacks)
+    assert (result.stop_reason, result.epochs_run, result.best_epoch) == ("cancelled", 1, 1)
+    assert _same_weights(result.model, callbacks.checkpoints[1]["weight_average"])
+
+
+def test_a_cancel_right_after_a_resume_keeps_the_resumed_checkpoints_model():
+    first = Recorder(cancel_after_steps=6)
+    train(_fresh_model(), *_datasets(FAST), FAST, first)
+    resumed = Recorder(cancel_after_steps=0)
+    result = train(_fresh_model(1), *_datasets(FAST), FAST, resumed, resume=first.checkpoints[1])
+    assert (result.stop_reason, result.epochs_run) == ("cancelled", 1)
+    assert _same_weights(result.model, first.checkpoints[1]["weight_average"])
+
+
 def test_one_label_only_is_a_user_error():
     train_ds, val_ds = build_datasets(
         "small_cnn", FAST, square_images(10, 1, labels=[0] * 10), square_images(4, 2)

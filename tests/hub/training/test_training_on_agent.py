@@ -67,7 +67,7 @@ def _squares(n: int) -> list[tuple[str, str, bytes, str]]:
     ]
 
 
-def _start_long_job(client, dataset_id: int) -> int:
+def _start_long_job(client, dataset_id: int, *, input_size: int = 48) -> int:
     """A 50-epoch job, once it is training (tests stop it long before its end)."""
     zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
     job_id = client.post(
@@ -75,7 +75,7 @@ def _start_long_job(client, dataset_id: int) -> int:
         {
             "dataset": dataset_id,
             "starting_point": zoo["resnet18-random"],
-            "advanced": {"epochs": 50, "input_size": 48},
+            "advanced": {"epochs": 50, "input_size": input_size},
         },
         format="json",
     ).json()["id"]
@@ -200,17 +200,43 @@ def test_worker_killed_mid_job_resumes_from_its_last_checkpoint(
     )
 
 
-def test_cancel_stops_a_running_job(client_for, clinician_a, agent_factory):
+def test_cancel_keeps_the_best_model_so_far_or_says_plainly_that_nothing_is_kept(
+    client_for, clinician_a, agent_factory
+):
     agent_factory()
     client = client_for(clinician_a)
     dataset_id = upload_dataset(
         client, site="site-a", name="squares", files=_squares(160), label_names=["left", "right"]
     )
-    job_id = _start_long_job(client, dataset_id)
+    # Stopped within its first round: larger images make it last well over the second or so
+    # a cancel takes to be heard.
+    job_id = _start_long_job(client, dataset_id, input_size=128)
     assert client.post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 200
     job = wait_job(client, job_id, statuses={"cancelled", "failed", "succeeded"}, timeout=60)
-    assert job["status"] == "cancelled", job["message"]
+    assert (job["status"], job["history"]) == ("cancelled", []), job["message"]
+    assert job["message"] == (
+        "Stopped by a user before the first round of learning ended, so no model was kept."
+    )
     assert not ModelVersion.objects.filter(job_id=job_id).exists()
+
+    # Stopped once a round has ended: the best model so far is checked and kept.
+    job_id = _start_long_job(client, dataset_id)
+    wait_until(
+        lambda: Job.objects.get(pk=job_id).history,
+        timeout=120,
+        what="the first round of learning to end",
+        interval=0.2,
+    )
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 200
+    job = wait_job(client, job_id, statuses={"cancelled", "failed", "succeeded"}, timeout=90)
+    assert job["status"] == "cancelled", job["message"]
+    assert job["model_version"] is not None, "the best model so far is kept"
+    ran = job["evaluation"]["epochs_run"]
+    assert job["evaluation"]["stop_reason"] == "cancelled" and 1 <= ran < 50
+    assert job["message"].startswith(f"Stopped by a user after {ran} of 50 rounds of learning.")
+    assert job["evaluation"]["evaluated_on"] == "test" and job["evaluation"]["auc"] is not None
+    model = client.get(f"/api/v1/models/{job['model_version']}/").json()
+    assert model["training_summary"]["stopped_early"]["epochs_run"] == ran
 
 
 def test_imported_weights_that_do_not_fit_the_architecture_fail_the_job_clearly(

@@ -18,9 +18,10 @@ import numpy as np
 
 from pollen_agent.errors import AgentError, RetryableError, UserError
 from pollen_agent.hub_client import HubClient
+from pollen_agent.jobs.eta import EpochClock
 from pollen_agent.jobs.images import SplitImages, load_splits
 from pollen_agent.jobs.parent_check import parent_comparison
-from pollen_agent.jobs.reporting import LOST_CODES, JobLost, JobReporter, eta
+from pollen_agent.jobs.reporting import LOST_CODES, JobLost, JobReporter
 from pollen_agent.jobs.weights import build_start_model
 from pollen_agent.storage.base import ObjectNotFound, Storage
 
@@ -120,20 +121,21 @@ class _Callbacks:
         hub: HubClient,
         storage: Storage,
         spec: dict[str, Any],
-        epochs: int,
         records: list[dict[str, Any]],
+        clock: EpochClock,
     ) -> None:
-        self.reporter, self.hub, self.storage, self.spec, self.epochs = (
-            reporter,
-            hub,
-            storage,
-            spec,
-            epochs,
-        )
+        self.reporter, self.hub, self.storage, self.spec = reporter, hub, storage, spec
         self.records = records  # every epoch of this run so far, also those of earlier workers
+        self.clock = clock
+
+    @property
+    def epochs(self) -> int:
+        return self.clock.epochs
 
     def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
-        fraction = 0.05 + 0.85 * ((epoch - 1) + step / max(steps_per_epoch, 1)) / self.epochs
+        self.clock.step()
+        within = step / max(steps_per_epoch, 1)
+        fraction = 0.05 + 0.85 * ((epoch - 1) + within) / self.epochs
         self.reporter.report(
             phase="training",
             epoch=epoch,
@@ -142,7 +144,7 @@ class _Callbacks:
             steps=steps_per_epoch,
             loss=float(loss),
             fraction=min(fraction, 0.9),
-            eta_seconds=eta(fraction, self.reporter.started),
+            eta_seconds=self.clock.seconds_left(within),
         )
 
     def on_epoch_end(
@@ -158,6 +160,7 @@ class _Callbacks:
             "val_accuracy": val_metrics.get("accuracy"),
             "val_balanced_accuracy": val_metrics.get("balanced_accuracy"),
             "val_loss": val_metrics.get("loss"),
+            "seconds": self.clock.epoch_end(epoch),
             "attempt": self.spec["attempt"],
         }
         self.records = [r for r in self.records if r["epoch"] < epoch] + [record]
@@ -171,7 +174,25 @@ class _Callbacks:
         return self.reporter.should_cancel()
 
     def on_plan(self, epochs: int) -> None:
-        self.epochs = epochs  # progress and time left follow the planned run
+        self.clock.plan(epochs)  # progress and time left follow the planned run
+
+
+def _epoch_clock(
+    config: Any, resume: dict[str, Any] | None, records: list, splits: dict[str, SplitImages]
+) -> EpochClock:
+    """The clock of the run that goes on: as many epochs as it will really train (a resumed
+    run keeps the plan its time budget made), and the epoch times measured before."""
+    done = int(resume["epochs_done"]) if resume else 0
+    n_val = max(1, len(splits["val"].images))
+    n_test = len(splits["test"].images) or n_val
+    return EpochClock(
+        epochs=int((resume or {}).get("planned_epochs") or config.epochs),
+        epochs_done=done,
+        durations=[r.get("seconds") or 0.0 for r in records if r["epoch"] <= done],
+        # The final check runs the test set and its mirror image: two validation passes.
+        tail_factor=2.0 * n_test / n_val,
+        budget_seconds=config.max_minutes * 60 if config.max_minutes else None,
+    )
 
 
 def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str, Any]:
@@ -280,6 +301,7 @@ def run_training_job(
             device = pick_device()
             torch.manual_seed(int(spec.get("config", {}).get("seed", 0)))
             t0 = time.perf_counter()
+            clock: EpochClock | None = None
             if spec["recipe"] == "quick":
                 model, epochs_run = _run_quick(spec, splits, reporter), 0
                 selection: dict[str, Any] = {}
@@ -294,7 +316,8 @@ def run_training_job(
                 )
                 resume = _load_checkpoint(storage, spec["checkpoint_key"])
                 records = _announce_start(hub, spec, resume)
-                callbacks = _Callbacks(reporter, hub, storage, spec, config.epochs, records)
+                clock = _epoch_clock(config, resume, records, splits)
+                callbacks = _Callbacks(reporter, hub, storage, spec, records, clock)
                 result = train(model, train_ds, val_ds, config, callbacks, resume=resume)
                 # The history must be complete before the result: wait for the hub to have
                 # every epoch (raises JobLost if the job was taken over meanwhile).
@@ -310,7 +333,12 @@ def run_training_job(
             timings["train"] = time.perf_counter() - t0
             if reporter.lost.is_set():
                 raise JobLost()
-            reporter.report(phase="evaluating", fraction=0.92, force=True)
+            reporter.report(
+                phase="evaluating",
+                fraction=0.92,
+                eta_seconds=clock.final_check_seconds() if clock else None,
+                force=True,
+            )
             model.eval()
             report = _evaluate(model, spec, splits, arch.mean, arch.std)
             probs = report.pop("_probs")
@@ -349,10 +377,18 @@ def run_training_job(
             raise JobLost() from None
         hub.post(
             f"agent/jobs/{spec['job_id']}/fail/",
-            {"code": "cancelled", "message": "Cancelled by a user."},
+            {"code": "cancelled", "message": _CANCELLED_EMPTY[spec["recipe"] == "quick"]},
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# A cancel after an epoch has ended keeps the best model so far (the recipe returns it with
+# stop_reason "cancelled" and the job finishes as usual); before that, nothing is kept.
+_CANCELLED_EMPTY = {
+    False: "Stopped by a user before the first round of learning ended, so no model was kept.",
+    True: "Stopped by a user before the quick model was finished, so no model was kept.",
+}
 
 
 def _post_result(hub: HubClient, spec: dict[str, Any], result: dict[str, Any]) -> None:
@@ -402,6 +438,12 @@ def _save_model(
         "recipe": spec["recipe"],
         "starting_point": spec.get("starting_point"),
     }
+    if report.get("stop_reason") == "cancelled":
+        # Stopped by a user: the model is the best of the epochs that ended, and says so.
+        summary["stopped_early"] = {
+            "epochs_run": report.get("epochs_run"),
+            "planned_epochs": report.get("planned_epochs"),
+        }
     manifest = save_model_folder(
         folder,
         model.cpu(),

@@ -148,7 +148,7 @@ class TrainResult:
     best_epoch: int
     best_val_metrics: dict[str, Any]
     stopped_early: bool
-    stop_reason: str  # "completed", "early_stopping" or "time_budget"
+    stop_reason: str  # "completed", "early_stopping", "time_budget" or "cancelled"
     images_per_second: float
     planned_epochs: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -204,7 +204,9 @@ def train(
     Epochs are numbered from 1 in callbacks. After each epoch ``callbacks.on_epoch_end``
     receives a checkpoint (tensors and plain values, safe for ``torch.load(weights_only=True)``);
     passing it back as ``resume`` continues the run exactly where it stopped.
-    ``callbacks.should_cancel`` is polled before every batch and raises ``Cancelled``.
+    ``callbacks.should_cancel`` is polled before every batch. A cancel before any epoch has
+    ended raises ``Cancelled``; after one, the run stops there (``stop_reason`` "cancelled")
+    and returns the best weights of the epochs that ended, as any shortened run does.
     Inputs that cannot train a useful model raise ``UserError`` with a readable reason.
     """
     callbacks = callbacks or NoCallbacks()
@@ -233,24 +235,32 @@ def train(
     stop_reason = "completed"
     epoch = state.epochs_done
     val_metrics: dict[str, Any] = {}
+    # The averaged weights as the last ended epoch left them: a cancel mid-epoch keeps these.
+    ended_average = resume["weight_average"] if resume is not None else None
     while epoch < (state.planned_epochs or config.epochs):
         epoch += 1
         epoch_started = time.perf_counter()
         loader = _loader(train_ds, batch_size, drop_last, config.seed, epoch)
-        train_loss = _train_epoch(
-            model,
-            loader,
-            loss_fn,
-            optimizer,
-            scheduler,
-            scaler,
-            average,
-            device,
-            callbacks,
-            epoch,
-            steps_per_epoch,
-            state,
-        )
+        try:
+            train_loss = _train_epoch(
+                model,
+                loader,
+                loss_fn,
+                optimizer,
+                scheduler,
+                scaler,
+                average,
+                device,
+                callbacks,
+                epoch,
+                steps_per_epoch,
+                state,
+            )
+        except Cancelled:
+            if state.epochs_done == 0:
+                raise  # nothing ended, nothing to keep
+            stop_reason = "cancelled"
+            break
         val_started = time.perf_counter()
         averaged = average.averaged_model()
         probs = predict_probs(averaged, val_ds, batch_size=config.eval_batch_size)
@@ -262,12 +272,9 @@ def train(
         _record_epoch(
             state, averaged, epoch, train_loss, val_metrics, val_labels, first_candidate(planned)
         )
-        callbacks.on_epoch_end(
-            epoch,
-            train_loss,
-            val_metrics,
-            _checkpoint(state, model, optimizer, scheduler, scaler, average, config),
-        )
+        checkpoint = _checkpoint(state, model, optimizer, scheduler, scaler, average, config)
+        ended_average = checkpoint["weight_average"]
+        callbacks.on_epoch_end(epoch, train_loss, val_metrics, checkpoint)
         if state.stale_epochs >= config.early_stopping_patience:
             stop_reason = "early_stopping"
             break
@@ -278,8 +285,10 @@ def train(
         stop_reason = "time_budget"  # the budget shortened the schedule
 
     if state.best_state is None:
-        # Stopped before the second half of the schedule: keep the averaged weights as they are.
-        state.best_state, state.best_epoch = _cpu_copy(average.state), state.epochs_done
+        # Stopped before the second half of the schedule: keep the averaged weights as the
+        # last ended epoch left them.
+        kept = ended_average if ended_average is not None else average.state
+        state.best_state, state.best_epoch = _cpu_copy(kept), state.epochs_done
         state.best_val_metrics = val_metrics if state.epochs_done else {}
     model.load_state_dict(state.best_state)
     step_seconds = state.seconds["data"] + state.seconds["step"]
