@@ -114,18 +114,28 @@ def test_wilson_interval_stays_inside_zero_and_one():
 def test_resampled_auc_of_the_original_images_matches_sklearn():
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 20)
-    probs = rng.dirichlet([1, 1, 1], size=60)
-    identity = np.arange(60)[None, :]
+    probs = rng.dirichlet([1, 1, 1], size=60).round(2)  # rounded: ties too
     expected = np.mean([roc_auc_score(labels == c, probs[:, c]) for c in range(3)])
-    assert resampled_auc(probs, labels, identity)[0] == pytest.approx(expected)
-    binary = _probs(rng.uniform(size=40))
+    assert resampled_auc(probs, labels, np.ones((1, 60)))[0] == pytest.approx(expected)
+    binary = _probs(rng.uniform(size=40).round(1))
     two = np.repeat([0, 1], 20)
-    assert resampled_auc(binary, two, np.arange(40)[None, :])[0] == pytest.approx(
+    assert resampled_auc(binary, two, np.ones((1, 40)))[0] == pytest.approx(
         roc_auc_score(two, binary[:, 1])
     )
-    rows = stratified_resamples(labels, 5, seed=0)
-    assert rows.shape == (5, 60)
-    assert all(np.bincount(labels[row], minlength=3).tolist() == [20, 20, 20] for row in rows)
+
+
+def test_each_resample_draws_every_label_as_often_and_scores_like_sklearn():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], [15, 25])
+    scores = _probs(rng.uniform(size=40).round(1))
+    weights = stratified_resamples(labels, 50, seed=0)
+    assert weights.shape == (50, 40)
+    assert (weights[:, labels == 0].sum(axis=1) == 15).all()
+    assert (weights[:, labels == 1].sum(axis=1) == 25).all()
+    aucs = resampled_auc(scores, labels, weights)
+    for row, auc in zip(weights.astype(int), aucs, strict=True):
+        drawn = np.repeat(np.arange(40), row)  # the resample as a list of images
+        assert auc == pytest.approx(roc_auc_score(labels[drawn], scores[drawn, 1]))
 
 
 def test_sensitivity_and_its_interval_follow_the_named_finding():
@@ -136,3 +146,14 @@ def test_sensitivity_and_its_interval_follow_the_named_finding():
     assert flipped["sensitivity"] == default["specificity"]
     assert flipped["sensitivity_ci"] == default["specificity_ci"]
     assert flipped["auc_ci"] == default["auc_ci"], "the AUC is the same whichever label is found"
+
+
+def test_a_very_large_check_set_is_resampled_fewer_times(monkeypatch):
+    from pollen_agent.ml import compare
+
+    monkeypatch.setattr(compare, "MAX_DRAWS", 100 * 300)
+    labels = _check_set(150)  # 300 images: 100 resamples fit, but never fewer than 200
+    scores = _probs(_scores(labels, 0.3, seed=1))
+    assert compare_with_parent(scores, scores, labels, LABELS)["resamples"] == 200
+    monkeypatch.setattr(compare, "MAX_DRAWS", 10**9)
+    assert compare_with_parent(scores, scores, labels, LABELS)["resamples"] == 1000

@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from pollen_agent.ml.metrics import evaluate, positive_index
 from pollen_contracts.comparison import VERDICT_TEXT, comparison_verdict
 
 RESAMPLES = 1000
+# Resampled images held in memory at once (1000 resamples of 5,000 images); beyond that, fewer
+# resamples, never under MIN_RESAMPLES, keep a very large check set within memory and seconds.
+MAX_DRAWS = 5_000_000
+MIN_RESAMPLES = 200
 LEVEL = 0.95
 _Z = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -32,34 +35,44 @@ def wilson_interval(successes: int, total: int) -> list[float] | None:
 
 
 def stratified_resamples(labels: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """``resamples`` x N image indices, each row drawn with replacement within each label.
+    """``resamples`` x N counts: how often each image is drawn into each resample.
 
-    Drawing within each label keeps every label present in every resample, so the AUC is
-    always defined; columns stay grouped by label, in label order.
+    Each resample draws, with replacement, as many images of each label as the check set has,
+    so every label is present in every resample and the AUC is always defined.
     """
     rng = np.random.default_rng(seed)
-    blocks = []
+    weights = np.zeros((resamples, len(labels)))
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        blocks.append(members[rng.integers(0, len(members), size=(resamples, len(members)))])
-    return np.concatenate(blocks, axis=1)
+        m = len(members)
+        draws = rng.integers(0, m, size=(resamples, m)) + m * np.arange(resamples)[:, None]
+        weights[:, members] = np.bincount(draws.ravel(), minlength=resamples * m).reshape(-1, m)
+    return weights
 
 
-def _auc_rows(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """AUC of each row of ``scores`` (Mann-Whitney, ties counted half) for the ``positive`` columns."""
-    n_pos = int(positive.sum())
-    n_neg = scores.shape[1] - n_pos
-    ranks = rankdata(scores, axis=1)
-    return (ranks[:, positive].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+def _weighted_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC (ties count half) of ``scores`` for each row of image ``weights``.
+
+    One sort serves every resample: per distinct score, the weight of negatives below it and
+    level with it, so a resample costs O(N) rather than a sort of its own.
+    """
+    order = np.argsort(scores, kind="stable")
+    sorted_scores, w = scores[order], weights[:, order]
+    pos = positive[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    neg_level = np.add.reduceat(w * ~pos, starts, axis=1)
+    pos_level = np.add.reduceat(w * pos, starts, axis=1)
+    neg_below = np.cumsum(neg_level, axis=1) - neg_level
+    wins = (pos_level * (neg_below + neg_level / 2)).sum(axis=1)
+    return wins / (pos_level.sum(axis=1) * neg_level.sum(axis=1))
 
 
-def resampled_auc(probs: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """The AUC on each resample of ``indices``, computed as ``evaluate`` does for the full set:
-    one label's probability for two labels (either gives the same AUC), the mean one-vs-rest
-    AUC otherwise."""
-    drawn = labels[indices[0]]
+def resampled_auc(probs: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The AUC on each resample (a row of image ``weights``), computed as ``evaluate`` does for
+    the full set: one label's probability for two labels (either gives the same AUC), the mean
+    one-vs-rest AUC otherwise."""
     classes = [1] if probs.shape[1] == 2 else list(np.unique(labels))
-    per_class = [_auc_rows(probs[indices, c], drawn == c) for c in classes]
+    per_class = [_weighted_auc(probs[:, c], labels == c, weights) for c in classes]
     return np.mean(per_class, axis=0)
 
 
@@ -83,10 +96,11 @@ def model_summary(
     probs: np.ndarray,
     labels: np.ndarray,
     label_names: list[str],
-    indices: np.ndarray | None,
+    resampled: np.ndarray | None,
     positive_class: str | None = None,
 ) -> dict[str, Any]:
-    """One model's AUC, accuracy, sensitivity and specificity, each with its 95 % interval."""
+    """One model's AUC, accuracy, sensitivity and specificity, each with its 95 % interval
+    (``resampled``: its AUC on each bootstrap resample, or None where there are none)."""
     report = evaluate(probs, labels, label_names, positive_class=positive_class)
     summary: dict[str, Any] = {
         k: report.get(k)
@@ -98,8 +112,8 @@ def model_summary(
         for name, (successes, total) in _proportions(matrix, positive).items():
             summary[f"{name}_ci"] = wilson_interval(successes, total)
     summary["auc_ci"] = (
-        _percentile_interval(resampled_auc(probs, labels, indices))
-        if indices is not None and summary["auc"] is not None
+        _percentile_interval(resampled)
+        if resampled is not None and summary["auc"] is not None
         else None
     )
     return summary
@@ -119,21 +133,26 @@ def compare_with_parent(
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     counts = np.bincount(labels, minlength=len(label_names))
     per_label = {name: int(n) for name, n in zip(label_names, counts, strict=True)}
+    resamples = min(resamples, max(MIN_RESAMPLES, MAX_DRAWS // max(len(labels), 1)))
     # A resample needs two images of every label to say anything about ranking.
-    indices = (
+    weights = (
         stratified_resamples(labels, resamples, seed)
         if np.count_nonzero(counts) == len(label_names) and counts.min() >= 2
         else None
     )
-    child = model_summary(child_probs, labels, label_names, indices, positive_class)
-    parent = model_summary(parent_probs, labels, label_names, indices, positive_class)
+    # The same resamples for both models: the difference is paired image by image.
+    child_aucs, parent_aucs = (
+        (resampled_auc(child_probs, labels, weights), resampled_auc(parent_probs, labels, weights))
+        if weights is not None
+        else (None, None)
+    )
+    child = model_summary(child_probs, labels, label_names, child_aucs, positive_class)
+    parent = model_summary(parent_probs, labels, label_names, parent_aucs, positive_class)
     difference = difference_ci = None
-    if indices is not None and child["auc"] is not None and parent["auc"] is not None:
+    if child_aucs is not None and parent_aucs is not None:
+        # Resamples exist only when every label is present, so both AUCs are defined.
         difference = float(child["auc"] - parent["auc"])
-        paired = resampled_auc(child_probs, labels, indices) - resampled_auc(
-            parent_probs, labels, indices
-        )
-        difference_ci = _percentile_interval(paired)
+        difference_ci = _percentile_interval(child_aucs - parent_aucs)
     verdict = comparison_verdict(images_per_label=per_label, difference_ci=difference_ci)
     return {
         "check_images": len(labels),
@@ -143,7 +162,7 @@ def compare_with_parent(
         "parent": parent,
         "auc_difference": difference,
         "auc_difference_ci": difference_ci,
-        "resamples": resamples if indices is not None else 0,
+        "resamples": resamples if weights is not None else 0,
         "seed": seed,
         "verdict": verdict,
         "verdict_text": VERDICT_TEXT[verdict],
