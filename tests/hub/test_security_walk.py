@@ -28,7 +28,12 @@ from rest_framework.test import APIClient
 from pollen.accounts.models import Invitation, Membership
 from pollen.accounts.services import token_create
 from pollen.datasets.models import ArchiveImport, Dataset, Image, ImageStatus
-from pollen.federation.models import FederatedJob, Participant, ParticipantStatus
+from pollen.federation.models import (
+    FederatedJob,
+    HeldOutEvaluation,
+    Participant,
+    ParticipantStatus,
+)
 from pollen.marketplace.models import (
     ModelExport,
     Prediction,
@@ -87,6 +92,7 @@ class SiteA:
     evaluation: SiteEvaluation
     export: ModelExport
     federated_job: FederatedJob
+    held_out: HeldOutEvaluation
     membership: Membership
     token_id: int
     invitation: Invitation
@@ -195,6 +201,7 @@ def site_a_world(site_a, admin_a, clinician_a) -> SiteA:
         ),
         export=ModelExport.objects.create(site=site_a, published_version=published_version),
         federated_job=federated_job,
+        held_out=HeldOutEvaluation.objects.create(job=federated_job, site=site_a, dataset=dataset),
         membership=Membership.objects.get(user=clinician_a.user, site=site_a),
         token_id=token.pk,
         invitation=Invitation.objects.create(
@@ -228,6 +235,7 @@ def _object_for(path: str, name: str, world: SiteA) -> Any:
         "evaluations": world.evaluation.pk,
         "exports": world.export.pk,
         "federated-jobs": world.federated_job.pk,
+        "held-out-evaluations": world.held_out.pk,
         "members": world.membership.pk,
         "tokens": world.token_id,
         "invitations": world.invitation.pk,

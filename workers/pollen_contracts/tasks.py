@@ -17,9 +17,11 @@ EVALUATE = "pollen.gpu.evaluate"
 PUBLISH = "pollen.gpu.publish"
 EXPORT = "pollen.gpu.export"
 FEDERATED_ROUND = "pollen.gpu.federated_round"
+# infer queue: a finished cross-site model (and the site's local one) on the site's held-out images
+FEDERATED_HELD_OUT = "pollen.infer.federated_held_out"
 
 IO_TASKS = frozenset(
     {PRESIGN_UPLOAD, PRESIGN_DOWNLOAD, INGEST_IMAGES, DELETE_OBJECTS, EXTRACT_ARCHIVE, PING}
 )
 GPU_TASKS = frozenset({TRAIN, FEDERATED_ROUND})
-INFER_TASKS = frozenset({PREDICT, EVALUATE, PUBLISH, EXPORT})
+INFER_TASKS = frozenset({PREDICT, EVALUATE, PUBLISH, EXPORT, FEDERATED_HELD_OUT})

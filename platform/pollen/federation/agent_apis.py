@@ -19,8 +19,10 @@ from pollen.accounts.caller import caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import Conflict
 from pollen.core.serializers import StrictSerializer
-from pollen.federation import selectors, services
+from pollen.federation import evaluation, selectors, services
 from pollen.federation.models import FederatedJob
+from pollen.marketplace.work import agent_work_get
+from pollen_contracts.comparison import VERDICTS
 
 
 def _job(request: Request, pk: int) -> FederatedJob:
@@ -168,4 +170,87 @@ class RoundFailApi(APIView):
                 number=number,
                 **data.validated_data,
             )
+        return Response(status=204)
+
+
+def _interval() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.FloatField(min_value=0, max_value=1),
+        min_length=2,
+        max_length=2,
+        required=False,
+        allow_null=True,
+        help_text="95 % confidence interval: [low, high]",
+    )
+
+
+def _rate() -> serializers.FloatField:
+    return serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
+
+
+class HeldOutMetricsIn(StrictSerializer):
+    """One model on the site's held-out images: counts and aggregate numbers, never per image."""
+
+    n = serializers.IntegerField(min_value=0, help_text="Held-out images evaluated")
+    class_counts = serializers.DictField(
+        child=serializers.IntegerField(min_value=0), required=False
+    )
+    positive_class = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    auc = _rate()
+    auc_ci = _interval()
+    accuracy = _rate()
+    accuracy_ci = _interval()
+    sensitivity = _rate()
+    sensitivity_ci = _interval()
+    specificity = _rate()
+    specificity_ci = _interval()
+    warnings = serializers.ListField(
+        child=serializers.CharField(max_length=500), max_length=10, required=False
+    )
+
+
+class HeldOutComparisonIn(StrictSerializer):
+    """Federated minus local AUC on the same images, paired, with its 95 % interval."""
+
+    auc_difference = serializers.FloatField(min_value=-1, max_value=1, allow_null=True)
+    auc_difference_ci = serializers.ListField(
+        child=serializers.FloatField(min_value=-1, max_value=1),
+        min_length=2,
+        max_length=2,
+        allow_null=True,
+    )
+    verdict = serializers.ChoiceField(choices=list(VERDICTS))
+
+
+class HeldOutCompleteIn(StrictSerializer):
+    claim_id = serializers.CharField(max_length=64)
+    federated = HeldOutMetricsIn()
+    local = HeldOutMetricsIn(
+        required=False, allow_null=True, help_text="The site's local model, when it has one"
+    )
+    comparison = HeldOutComparisonIn(required=False, allow_null=True)
+
+
+class HeldOutCompleteApi(APIView):
+    permission_classes = [IsSiteAgent]
+
+    @extend_schema(
+        tags=["agent"],
+        summary="The final cross-site model and the site's local model on its held-out images",
+        request=HeldOutCompleteIn,
+        responses={204: None},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        check = agent_work_get(
+            caller=caller_from_request(request), kind="held-out-evaluations", pk=pk
+        )
+        data = HeldOutCompleteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        evaluation.held_out_complete(
+            check=check,
+            claim_id=data.validated_data["claim_id"],
+            federated=dict(data.validated_data["federated"]),
+            local=dict(data.validated_data.get("local") or {}),
+            comparison=dict(data.validated_data.get("comparison") or {}),
+        )
         return Response(status=204)

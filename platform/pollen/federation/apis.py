@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +17,14 @@ from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.federation import selectors, services
 from pollen.federation.filters import FederatedJobFilter
-from pollen.federation.models import FederatedJob, Participant, Round, Strategy, Update
+from pollen.federation.models import (
+    FederatedJob,
+    HeldOutEvaluation,
+    Participant,
+    Round,
+    Strategy,
+    Update,
+)
 from pollen.training.selectors import model_version_get
 from pollen.zoo.selectors import zoo_entry_get
 
@@ -103,6 +110,91 @@ class ParticipantOut(serializers.ModelSerializer):
         return data
 
 
+class HeldOutMetricsOut(serializers.Serializer):
+    """One model on a site's held-out images: aggregate numbers only (shareable between the sites)."""
+
+    n = serializers.IntegerField(help_text="Held-out images evaluated")
+    class_counts = serializers.DictField(child=serializers.IntegerField(), required=False)
+    positive_class = serializers.CharField(required=False)
+    auc = serializers.FloatField(allow_null=True, required=False)
+    auc_ci = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        required=False,
+        help_text="95 %: [low, high]",
+    )
+    accuracy = serializers.FloatField(allow_null=True, required=False)
+    accuracy_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, required=False
+    )
+    sensitivity = serializers.FloatField(allow_null=True, required=False)
+    sensitivity_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, required=False
+    )
+    specificity = serializers.FloatField(allow_null=True, required=False)
+    specificity_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, required=False
+    )
+    warnings = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class HeldOutComparisonOut(serializers.Serializer):
+    """The federated model's AUC minus the local model's, on the same images (paired bootstrap).
+
+    ``verdict``: better, worse, no_clear_difference or too_few (too few images of some label,
+    or an interval too wide to tell).
+    """
+
+    auc_difference = serializers.FloatField(allow_null=True)
+    auc_difference_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    verdict = serializers.CharField()
+
+
+class HeldOutOut(serializers.ModelSerializer):
+    """A site's check of the final model on its held-out (test) images, beside its local model.
+
+    ``local_source`` says what the local model is (``first_round``: the site's own round-1
+    model, trained on its images alone from the same starting model); when empty,
+    ``local_note`` says why the site has none. ``federated`` and ``local`` are empty until
+    ``status`` is ``succeeded``; a ``failed`` check carries ``error_code`` and ``message``.
+    """
+
+    site = serializers.CharField(source="site.slug")
+    site_name = serializers.CharField(source="site.name")
+    federated = serializers.SerializerMethodField()
+    local = serializers.SerializerMethodField()
+    comparison = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HeldOutEvaluation
+        fields = [
+            "site",
+            "site_name",
+            "status",
+            "federated",
+            "local",
+            "comparison",
+            "local_source",
+            "local_note",
+            "error_code",
+            "message",
+            "finished_at",
+        ]
+
+    # Empty until the check succeeds: null then, never a half-filled object.
+    @extend_schema_field(HeldOutMetricsOut(allow_null=True))
+    def get_federated(self, check: HeldOutEvaluation) -> dict[str, Any] | None:
+        return check.federated or None
+
+    @extend_schema_field(HeldOutMetricsOut(allow_null=True))
+    def get_local(self, check: HeldOutEvaluation) -> dict[str, Any] | None:
+        return check.local or None
+
+    @extend_schema_field(HeldOutComparisonOut(allow_null=True))
+    def get_comparison(self, check: HeldOutEvaluation) -> dict[str, Any] | None:
+        return check.comparison or None
+
+
 class FederatedJobOut(serializers.ModelSerializer):
     initiator_site = serializers.CharField(source="initiator_site.slug")
     starting_point = serializers.IntegerField(source="starting_point_id", allow_null=True)
@@ -111,6 +203,11 @@ class FederatedJobOut(serializers.ModelSerializer):
     status_text = serializers.CharField(source="get_status_display")
     participants = ParticipantOut(many=True)
     round_details = RoundOut(many=True, source="round_set")
+    held_out = HeldOutOut(
+        many=True,
+        help_text="Once the job has finished: each site's check of the final model and of its "
+        "local model on its held-out images",
+    )
 
     class Meta:
         model = FederatedJob
@@ -138,6 +235,7 @@ class FederatedJobOut(serializers.ModelSerializer):
             "events",
             "participants",
             "round_details",
+            "held_out",
             "created_at",
             "started_at",
             "finished_at",

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 
 from pollen.core.site_files import SiteStorageNamed
+from pollen.marketplace.models import WorkStatus
 
 
 class Strategy(models.TextChoices):
@@ -211,3 +212,54 @@ class Update(models.Model):
 
     def __str__(self) -> str:
         return f"update {self.site_id} r{self.round_id} ({self.status})"
+
+
+class LocalModelSource(models.TextChoices):
+    # The site's own update from round 1: trained on this site's images only, from the same
+    # common starting model, for the job's local epochs. Every FedAvg site has one; in a relay
+    # only the first site's first turn started from the common model.
+    FIRST_ROUND = "first_round", "Its own first-round model (its images only)"
+    NONE = "", "None"
+
+
+class HeldOutEvaluation(models.Model):
+    """The final cross-site model, and the site's local model, checked on the site's held-out images.
+
+    Runs at the site once the job has finished (marketplace work kind
+    ``held-out-evaluations``: claim, lease, take-over). Only aggregate numbers come back:
+    image counts, AUC, accuracy, sensitivity and specificity with their 95 % intervals.
+    """
+
+    job = models.ForeignKey(FederatedJob, on_delete=models.CASCADE, related_name="held_out")
+    site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
+    dataset = models.ForeignKey(
+        "datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The claim fields follow pollen.marketplace.work (a WORK_KINDS entry).
+    status = models.CharField(
+        max_length=10, choices=WorkStatus.choices, default=WorkStatus.QUEUED, db_index=True
+    )
+    claim_id = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    federated = models.JSONField(default=dict, blank=True)  # aggregate metrics only
+    local = models.JSONField(default=dict, blank=True)  # aggregate metrics only
+    # Federated minus local AUC on the same images (paired), its interval and the verdict.
+    comparison = models.JSONField(default=dict, blank=True)
+    local_source = models.CharField(
+        max_length=20, choices=LocalModelSource.choices, blank=True, default=""
+    )
+    local_note = models.TextField(blank=True)  # why there is no local model, in plain words
+    error_code = models.CharField(max_length=50, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "site"], name="one_held_out_check_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"held-out check {self.site_id} in {self.job_id} ({self.status})"

@@ -6,7 +6,7 @@ from django.db.models import Prefetch, QuerySet
 
 from pollen.accounts.caller import Caller
 from pollen.core.errors import NotFound
-from pollen.federation.models import FederatedJob, Participant, Round, Update
+from pollen.federation.models import FederatedJob, HeldOutEvaluation, Participant, Round, Update
 
 
 def federated_job_list(*, caller: Caller) -> QuerySet[FederatedJob]:
@@ -25,6 +25,7 @@ def federated_job_list(*, caller: Caller) -> QuerySet[FederatedJob]:
                     Prefetch("updates", queryset=Update.objects.select_related("site"))
                 ),
             ),
+            Prefetch("held_out", queryset=HeldOutEvaluation.objects.select_related("site")),
         )
     )
 

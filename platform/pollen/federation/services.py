@@ -56,6 +56,11 @@ ADVANCED_LIMITS = {
 }
 URL_MARGIN_SECONDS = 900
 STALE_AGGREGATION = timedelta(minutes=2)
+# How a clinician reads each strategy in the job's history.
+STRATEGY_WORDS: dict[str, str] = {
+    Strategy.FEDAVG: "at all hospitals at once",
+    Strategy.RELAY: "at one hospital after another",
+}
 METRIC_NAMES = ("val_auc", "val_accuracy", "val_balanced_accuracy", "val_loss", "train_loss")
 
 
@@ -67,8 +72,12 @@ def _now_text() -> str:
     return timezone.now().isoformat(timespec="seconds")
 
 
-def _log(job_id: int, text: str, **detail: Any) -> None:
-    """Append to the job's history (rows locked, so concurrent sites never lose an entry)."""
+def history_add(job_id: int, text: str, **detail: Any) -> None:
+    """Append to the job's history (rows locked, so concurrent sites never lose an entry).
+
+    ``text`` is what a clinician reads: hospital names, never slugs or training jargon.
+    ``detail`` keeps machine-readable keys (``site`` is the slug, ``code`` a stable code).
+    """
     with transaction.atomic():
         job = FederatedJob.objects.select_for_update().get(pk=job_id)
         job.events = [*job.events, {"at": _now_text(), "text": text, **detail}]
@@ -176,8 +185,8 @@ def federated_job_create(
             events=[
                 {
                     "at": _now_text(),
-                    "text": f"{caller.username} proposed {Strategy(strategy).label.lower()} across "
-                    f"{', '.join([caller.slugs[dataset.site_id]] + [s.slug for s in others])}.",
+                    "text": f"{caller.username} proposed training {STRATEGY_WORDS[strategy]} across "
+                    f"{', '.join([dataset.site.name] + [s.name for s in others])}.",
                 }
             ],
         )
@@ -222,23 +231,25 @@ def participant_respond(
             "Your site has already answered, or the job has already started or ended.",
             code="already_answered",
         )
-    slug = caller.slugs[site_id]
+    slug, name = caller.slugs[site_id], participant.site.name
     if accept:
         dataset = dataset or participant.dataset
         if dataset is None or dataset.site_id != site_id:
             raise ApiError(
-                f"Choose one of {slug}'s datasets to train on.",
+                f"Choose one of {name}'s datasets to train on.",
                 code="dataset_required",
                 fields={"dataset": "A dataset of your site."},
             )
         labels = _ready_labels(dataset)
         if sorted(labels) != sorted(job.label_names):
             message = (
-                f"The labels of {slug}'s dataset '{dataset.name}' ({', '.join(labels)}) differ from the "
+                f"The labels of {name}'s dataset '{dataset.name}' ({', '.join(labels)}) differ from the "
                 f"job's ({', '.join(job.label_names)}). Every site must train on the same labels; choose a "
                 "dataset with exactly these labels."
             )
-            _log(job.pk, f"{slug} could not accept: {message}", code="label_mismatch", site=slug)
+            history_add(
+                job.pk, f"{name} could not accept: {message}", code="label_mismatch", site=slug
+            )
             raise ApiError(message, code="label_mismatch", fields={"dataset": message})
     with transaction.atomic():
         changed = Participant.objects.filter(
@@ -253,7 +264,7 @@ def participant_respond(
         if not changed:
             raise Conflict("Your site has already answered.", code="already_answered")
         verb = "accepted" if accept else "declined"
-        _log(job.pk, f"{slug} {verb}." + ("" if accept else " It takes no part."), site=slug)
+        history_add(job.pk, f"{name} {verb}." + ("" if accept else " It takes no part."), site=slug)
         audit_record(
             caller=caller,
             action=f"federated_job.{verb}",
@@ -278,7 +289,8 @@ def _maybe_start(job_id: int) -> None:
             job,
             FederatedStatus.FAILED,
             "not_enough_sites",
-            f"Only {len(accepted)} site(s) accepted; this job needs at least {job.min_participants}.",
+            f"Only {len(accepted)} hospital(s) accepted; this training needs at least "
+            f"{job.min_participants}.",
         )
         return
     if not FederatedJob.objects.filter(pk=job_id, status=FederatedStatus.PENDING).update(
@@ -286,7 +298,9 @@ def _maybe_start(job_id: int) -> None:
     ):
         return
     first = accepted[0]
-    _log(job_id, f"Every site answered; {first.site.slug} prepares the starting weights (round 0).")
+    history_add(
+        job_id, f"Every hospital answered; {first.site.name} prepares the common starting model."
+    )
     _open_round(job, 0, [first])
 
 
@@ -357,7 +371,11 @@ def participant_withdraw(*, caller: Caller, job: FederatedJob, site_id: int) -> 
                 "the invitation instead), has already withdrawn, or the training has ended.",
                 code="not_accepted",
             )
-        _log(job.pk, f"{slug} withdrew; the other hospitals go on without it.", site=slug)
+        history_add(
+            job.pk,
+            f"{participant.site.name} withdrew; the other hospitals go on without it.",
+            site=slug,
+        )
         audit_record(
             caller=caller,
             action="federated_job.withdraw",
@@ -402,7 +420,7 @@ def _finish(job: FederatedJob, status: str, code: str, message: str) -> bool:
         Participant.objects.filter(
             job_id=job.pk, work_state__in=[WorkState.QUEUED, WorkState.TRAINING]
         ).update(work_state=WorkState.IDLE, lease_expires_at=None)
-        _log(job.pk, message, code=code)
+        history_add(job.pk, message, code=code)
     return True
 
 
@@ -511,9 +529,13 @@ def round_claim(
     Participant.objects.filter(pk=participant.pk).update(attempt=participant.attempt + 1)
     slug = participant.site.slug
     input_key = participant.progress.get("input_key", "")
-    _log(
+    history_add(  # the worker's host name is for site IT (the round's progress), not for this
         job.pk,
-        f"{slug} started round {number} on {worker}"
+        (
+            f"{participant.site.name} started round {number}"
+            if number
+            else f"{participant.site.name} started preparing the common starting model"
+        )
         + (f" (attempt {participant.attempt + 1})" if participant.attempt else "")
         + ".",
         site=slug,
@@ -605,9 +627,10 @@ def _refuse(
         Participant.objects.filter(pk=participant.pk, work_round=round_.number).update(
             work_state=WorkState.FAILED, lease_expires_at=None
         )
-        _log(
+        history_add(
             job.pk,
-            f"The update from {slug} for round {round_.number} was refused: {exc.message}",
+            f"The trained model from {participant.site.name} for round {round_.number} was "
+            f"refused: {exc.message}",
             code=exc.code,
             site=slug,
         )
@@ -631,9 +654,9 @@ def round_update_submit(
         message = (
             f"{slug} already sent its update for round {number}; a site sends each round once."
         )
-        _log(
+        history_add(
             job.pk,
-            f"A second update from {slug} for round {number} was refused.",
+            f"A second trained model from {participant.site.name} for round {number} was refused.",
             code="update_duplicate",
             site=slug,
         )
@@ -644,9 +667,10 @@ def round_update_submit(
         or participant.work_round != number
         or participant.work_state not in {WorkState.QUEUED, WorkState.TRAINING}
     ):
-        _log(
+        history_add(
             job.pk,
-            f"A late update from {slug} for round {number} was refused: the round had closed.",
+            f"A late trained model from {participant.site.name} for round {number} was refused: "
+            "the round had closed.",
             code="round_closed",
             site=slug,
         )
@@ -683,11 +707,15 @@ def round_update_submit(
                     std=model.get("std", []),
                 )
             auc = (body.get("metrics") or {}).get("val_auc")
-            _log(
+            history_add(
                 job.pk,
-                f"{slug} sent round {number}"
-                + (f": {body['sample_count']} training images" if number else ": starting weights")
-                + (f", validation AUC {auc:.3f}" if isinstance(auc, float) else "")
+                (
+                    f"{participant.site.name} sent round {number}: "
+                    f"{body['sample_count']} training images"
+                    if number
+                    else f"{participant.site.name} prepared the common starting model"
+                )
+                + (f", AUC {auc:.3f} on tuning images" if isinstance(auc, float) else "")
                 + ".",
                 site=slug,
             )
@@ -749,7 +777,12 @@ def round_fail_report(
             Participant.objects.filter(pk=participant.pk, work_round=number).update(
                 work_state=WorkState.FAILED, lease_expires_at=None
             )
-            _log(job.pk, f"{slug} could not finish round {number}: {message}", code=code, site=slug)
+            history_add(
+                job.pk,
+                f"{participant.site.name} could not finish round {number}: {message}",
+                code=code,
+                site=slug,
+            )
     except IntegrityError:
         raise Conflict(
             f"{slug} already reported round {number}.", code="update_duplicate"
@@ -801,9 +834,9 @@ def _requeue_lapsed(job_id: int) -> None:
                 lease_expires_at=participant.lease_expires_at,
                 dispatched_at=participant.dispatched_at,
             ).update(work_state=WorkState.QUEUED, dispatched_at=now):
-                _log(
+                history_add(
                     job_id,
-                    f"The worker at {participant.site.slug} stopped answering; its turn in round "
+                    f"The computer at {participant.site.name} stopped answering; its turn in round "
                     f"{round_.number} was queued again.",
                     site=participant.site.slug,
                 )
@@ -864,9 +897,9 @@ def _mark_missed(job: FederatedJob, round_: Round, site_ids: list[int]) -> None:
             work_round=round_.number,
             work_state__in=[WorkState.QUEUED, WorkState.TRAINING],
         ).update(work_state=WorkState.MISSED, lease_expires_at=None):
-            _log(
+            history_add(
                 job.pk,
-                f"{participant.site.slug} missed the deadline of round {round_.number}; "
+                f"{participant.site.name} missed the deadline of round {round_.number}; "
                 "it is left out of this round.",
                 code="deadline_missed",
                 site=participant.site.slug,
@@ -910,16 +943,18 @@ def _aggregate(job: FederatedJob, round_: Round) -> None:
     accepted.sort(key=lambda u: order.get(u.site_id, len(order)))
     needed = 1 if round_.number == 0 else job.min_participants
     if len(accepted) < needed:
-        names = ", ".join(u.site.slug for u in accepted) or "none"
+        names = ", ".join(u.site.name for u in accepted) or "none"
         _finish(
             job,
             FederatedStatus.FAILED,
             "not_enough_updates" if round_.number else "prepare_failed",
             (
-                f"Round {round_.number} ended with updates from {len(accepted)} site(s) ({names}); "
-                f"this job needs at least {job.min_participants}. Check the sites' agents and try again."
+                f"Round {round_.number} ended with trained models from {len(accepted)} hospital(s) "
+                f"({names}); this training needs at least {job.min_participants}. Ask the "
+                "hospitals' IT to check their Pollen computers, then try again."
                 if round_.number
-                else "The starting weights could not be prepared at the initiating site; see the history."
+                else "The common starting model could not be prepared at the hospital that "
+                "started this training; see the history."
             ),
         )
         return
@@ -1057,10 +1092,11 @@ def _record_round(
             )
             Round.objects.filter(pk=round_.pk).update(model_version=version)
         auc = metrics.get("val_auc")
-        _log(
+        history_add(
             job.pk,
-            f"Round {round_.number} combined from {metrics['sites']} site(s)"
-            + (f"; validation AUC {auc:.3f}" if isinstance(auc, float) else "")
+            f"Round {round_.number}: the models of {metrics['sites']} hospital(s) were combined "
+            "into one"
+            + (f"; AUC {auc:.3f} on tuning images" if isinstance(auc, float) else "")
             + ".",
         )
         job.refresh_from_db()
@@ -1073,6 +1109,9 @@ def _record_round(
             _finish(
                 job, FederatedStatus.SUCCEEDED, "", "Finished: the final model is ready to publish."
             )
+            from pollen.federation.evaluation import held_out_dispatch  # it imports this module
+
+            held_out_dispatch(job)
             audit_record(
                 caller=None,
                 action="federated_job.succeeded",

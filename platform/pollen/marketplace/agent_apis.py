@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from pollen.accounts.caller import caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.serializers import StrictSerializer
+from pollen.federation.agent_apis import HeldOutCompleteApi
 from pollen.marketplace import services, work
 
 
@@ -241,4 +242,5 @@ COMPLETE_VIEWS: dict[str, type[APIView]] = {
     "predictions": PredictionCompleteApi,
     "evaluations": EvaluationCompleteApi,
     "exports": ExportCompleteApi,
+    "held-out-evaluations": HeldOutCompleteApi,
 }

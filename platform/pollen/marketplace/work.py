@@ -24,6 +24,8 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, NotFound
+from pollen.federation.evaluation import held_out_spec
+from pollen.federation.models import HeldOutEvaluation
 from pollen.marketplace.models import (
     ModelExport,
     Prediction,
@@ -94,6 +96,19 @@ WORK_KINDS: dict[str, dict[str, Any]] = {
         "running": WorkStatus.RUNNING,
         "failed": WorkStatus.FAILED,
         "spec": export_spec,
+    },
+    # A finished cross-site model checked on a site's held-out images (pollen.federation.evaluation).
+    "held-out-evaluations": {
+        "model": HeldOutEvaluation,
+        "site_field": "site_id",
+        "task": tasks.FEDERATED_HELD_OUT,
+        "payload_kind": "held_out",
+        "noun": "check of the cross-site model on held-out images",
+        "active": {WorkStatus.QUEUED, WorkStatus.RUNNING},
+        "queued": WorkStatus.QUEUED,
+        "running": WorkStatus.RUNNING,
+        "failed": WorkStatus.FAILED,
+        "spec": held_out_spec,
     },
 }
 

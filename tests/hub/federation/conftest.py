@@ -8,7 +8,10 @@ import pytest
 
 from pollen.datasets.models import Dataset, Image, ImageStatus
 from pollen.federation import aggregation
+from pollen.federation.models import FederatedJob
 from pollen.federation.services import update_key
+from pollen.zoo.builtin import ensure_builtin_entries
+from pollen.zoo.models import ZooEntry
 from tests.conftest import _person
 
 
@@ -145,3 +148,49 @@ def agent_for(token_client, django_capture_on_commit_callbacks):
         )
 
     return make
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Held-out checks the hub queued for site agents."""
+    tasks: list[dict[str, Any]] = []
+
+    def fake(task_name: str, payload: dict[str, Any], *, queue: str) -> None:
+        tasks.append({"task": task_name, "queue": queue, **payload})
+
+    monkeypatch.setattr("pollen.federation.evaluation.send_on_commit", fake)
+    return tasks
+
+
+@pytest.fixture
+def finished(client_for, admin_a, admin_c, sent, model_store_dir, agent_for, queued):
+    """A one-round job between sites A and C that has just finished."""
+    ensure_builtin_entries()
+    zoo_id = ZooEntry.objects.get(slug="small-cnn-random").pk
+    dataset_a, dataset_c = make_dataset(admin_a.site), make_dataset(admin_c.site)
+
+    def run(strategy: str = "fedavg") -> int:
+        created = client_for(admin_a).post(
+            "/api/v1/federated-jobs/",
+            {
+                "dataset": dataset_a.pk,
+                "sites": ["site-c"],
+                "starting_point": zoo_id,
+                "strategy": strategy,
+                "rounds": 1,
+                "min_participants": 2,
+            },
+            format="json",
+        )
+        job_id = created.json()["id"]
+        client_for(admin_c).post(
+            f"/api/v1/federated-jobs/{job_id}/accept/", {"dataset": dataset_c.pk}, format="json"
+        )
+        site_a, site_c = agent_for(admin_a.site), agent_for(admin_c.site)
+        assert site_a.send(job_id, 0, tensors(0.0), samples=0).status_code == 201
+        assert site_a.send(job_id, 1, tensors(1.0)).status_code == 201
+        assert site_c.send(job_id, 1, tensors(3.0)).status_code == 201
+        assert FederatedJob.objects.get(pk=job_id).status == "succeeded"
+        return int(job_id)
+
+    return run

@@ -131,7 +131,7 @@ def test_a_site_that_withdraws_mid_round_is_a_dropout_and_the_round_finishes_wit
     round_1 = Round.objects.get(job_id=job_id, number=1)
     assert round_1.status == "done", "no wait for the deadline of a site that withdrew"
     assert round_1.metrics["sites"] == 1
-    assert any("site-c withdrew" in e["text"] for e in body["events"])
+    assert any("Cottage Hospital withdrew" in e["text"] for e in body["events"])
     audit = AuditEvent.objects.get(action="federated_job.withdraw")
     assert audit.site_id == admin_c.site.pk
 

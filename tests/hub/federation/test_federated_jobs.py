@@ -122,7 +122,7 @@ def test_a_decline_that_leaves_too_few_sites_fails_the_job_with_the_reason(
     body = client_for(admin_c).post(f"/api/v1/federated-jobs/{job_id}/decline/").json()
     assert body["status"] == "failed" and body["error_code"] == "not_enough_sites"
     assert "at least 2" in body["message"]
-    assert any("site-c declined" in e["text"] for e in body["events"])
+    assert any("Cottage Hospital declined" in e["text"] for e in body["events"])
     assert sent.tasks == []
 
 
@@ -389,7 +389,7 @@ def test_the_job_fails_clearly_when_too_few_sites_answer(running):
     job = FederatedJob.objects.get(pk=job_id)
     assert job.status == "failed" and job.error_code == "not_enough_updates"
     assert "needs at least 2" in job.message
-    assert any("site-c could not finish round 1" in e["text"] for e in job.events)
+    assert any("Cottage Hospital could not finish round 1" in e["text"] for e in job.events)
 
 
 def test_a_round_is_aggregated_exactly_once_even_after_a_crash(running):

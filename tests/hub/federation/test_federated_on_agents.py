@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from safetensors.numpy import load
 
+from pollen.datasets.models import Image
 from pollen.federation.models import FederatedJob
 from pollen.training.models import ModelVersion
 from tests.conftest import _person
@@ -137,6 +138,26 @@ def test_fedavg_on_two_sites_sends_only_weights_and_numbers_to_the_hub(
     final = ModelVersion.objects.get(pk=job["final_version"])
     assert final.site.slug == "site-a" and final.storage_key.startswith("hub:")
     assert final.parent is not None and final.parent.parent is None
+
+    # Each site checks the final model, and its own first-round model, on its held-out images.
+    def checked():
+        body = client_b.get(f"/api/v1/federated-jobs/{job_id}/").json()
+        rows = body["held_out"]
+        return (
+            rows
+            if len(rows) == 2 and all(r["status"] in {"succeeded", "failed"} for r in rows)
+            else None
+        )
+
+    held_out = wait_until(checked, timeout=120, what="the held-out checks", interval=0.5)
+    datasets = {"site-a": ds_a, "site-b": ds_b}
+    for row in held_out:
+        assert row["status"] == "succeeded", (row, two_sites[0].log())
+        test_split = Image.objects.filter(dataset_id=datasets[row["site"]], split="test").count()
+        assert row["federated"]["n"] == row["local"]["n"] == test_split > 0, "held-out images only"
+        assert 0 <= row["federated"]["auc"] <= 1 and len(row["federated"]["auc_ci"]) == 2
+        assert row["local_source"] == "first_round" and row["local"]["auc"] is not None
+        assert row["comparison"]["verdict"] in {"better", "worse", "no_clear_difference", "too_few"}
 
     # Data locality: every body an agent sent the hub is a small JSON of numbers, or weights.
     layout = FederatedJob.objects.get(pk=job_id).tensor_layout

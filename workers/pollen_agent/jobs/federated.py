@@ -120,28 +120,29 @@ def load_global(model: Any, data: bytes) -> None:
         state = load(data)
     except Exception as exc:
         raise UserError(
-            "The global weights from the hub could not be read.", code="weights_format"
+            "The combined model from Pollen could not be read.", code="weights_format"
         ) from exc
     own = model.state_dict()
     if set(own) != set(state) or any(own[k].shape != state[k].shape for k in own):
         raise UserError(
-            "The global weights do not fit this job's model architecture.", code="weights_mismatch"
+            "The combined model does not fit the kind of model this training uses.",
+            code="weights_mismatch",
         )
     model.load_state_dict(state, strict=True)
 
 
-def _download(url: str, expected_sha256: str) -> bytes:
+def download_weights(url: str, expected_sha256: str) -> bytes:
     try:
         response = requests.get(url, timeout=120)
     except requests.RequestException as exc:
-        raise RetryableError(f"The global weights could not be downloaded: {exc}") from exc
+        raise RetryableError(f"The combined model could not be downloaded: {exc}") from exc
     if response.status_code != 200:
         raise RetryableError(
-            f"The global weights could not be downloaded ({response.status_code})."
+            f"The combined model could not be downloaded ({response.status_code})."
         )
     if hashlib.sha256(response.content).hexdigest() != expected_sha256:
         raise UserError(
-            "The global weights do not match their recorded checksum; they were not loaded.",
+            "The combined model is not the one Pollen recorded (its checksum differs); it was not used.",
             code="checksum_mismatch",
         )
     return response.content
@@ -157,9 +158,11 @@ def _upload(slot: dict[str, Any], data: bytes) -> None:
             timeout=300,
         )
     except requests.RequestException as exc:
-        raise RetryableError(f"The update could not be uploaded: {exc}") from exc
+        raise RetryableError(f"The trained model could not be sent to Pollen: {exc}") from exc
     if response.status_code not in (200, 201, 204):
-        raise RetryableError(f"The update could not be uploaded ({response.status_code}).")
+        raise RetryableError(
+            f"The trained model could not be sent to Pollen ({response.status_code})."
+        )
 
 
 class RoundReporter(JobReporter):
@@ -294,7 +297,7 @@ def _train_round(
         ),
     )
     model = build_model(spec["architecture"], len(spec["label_names"]), source="random")
-    load_global(model, _download(spec["weights_url"], spec["weights_sha256"]))
+    load_global(model, download_weights(spec["weights_url"], spec["weights_sha256"]))
     result = train_local(
         model,
         (splits["train"].images, splits["train"].labels),

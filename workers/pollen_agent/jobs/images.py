@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,10 +45,14 @@ def load_splits(
     *,
     input_size: int,
     on_progress: Callable[[int, int], None] | None = None,
+    only: Collection[str] = ("train", "val", "test"),
 ) -> dict[str, SplitImages]:
-    """rows: {id, storage_key, label, split} from the hub. Unknown labels are skipped."""
+    """rows: {id, storage_key, label, split} from the hub. Unknown labels are skipped.
+
+    ``only`` reads just those splits (the others stay empty), e.g. the held-out test images.
+    """
     index = {name: i for i, name in enumerate(label_names)}
-    usable = [r for r in rows if r["label"] in index]
+    usable = [r for r in rows if r["label"] in index and r["split"] in only]
     keep_side = int(input_size * 1.25)
     splits = {name: SplitImages() for name in ("train", "val", "test")}
 
@@ -65,6 +69,6 @@ def load_splits(
             done += 1
             if on_progress and (done % 50 == 0 or done == len(usable)):
                 on_progress(done, len(usable))
-    if not splits["train"].images:
+    if "train" in only and not splits["train"].images:
         raise UserError("The dataset has no usable training images.", code="dataset_not_ready")
     return splits

@@ -1,4 +1,4 @@
-"""Marketplace work on ``site.<slug>.infer``: publish, predict, evaluate, export. Tasks stay thin.
+"""Work on ``site.<slug>.infer``: publish, predict, evaluate, export, held-out checks. Thin tasks.
 
 Each task claims its work item on the hub (a compare-and-set only one worker wins), keeps
 the claim alive while it runs a function from ``pollen_agent.jobs`` (``ClaimLease``) and
@@ -56,12 +56,19 @@ def _evaluate(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path
     return run_evaluation(spec=spec, hub=hub, storage=storage, work=work)
 
 
+def _held_out(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+    from pollen_agent.jobs.held_out import run_held_out
+
+    return run_held_out(spec=spec, hub=hub, storage=storage, work=work)
+
+
 # payload "kind" -> (the hub's path segment, the runner)
 KINDS: dict[str, tuple[str, Runner]] = {
     "publication": ("publications", _publish),
     "export": ("exports", _export),
     "prediction": ("predictions", _predict),
     "evaluation": ("evaluations", _evaluate),
+    "held_out": ("held-out-evaluations", _held_out),
 }
 
 
@@ -139,3 +146,9 @@ def predict(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
 def evaluate(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """Evaluate a published model on a labelled dataset at this site; aggregate metrics go back."""
     return run_work(self, payload, allowed={"evaluation"})
+
+
+@app.task(name=names.FEDERATED_HELD_OUT, bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def federated_held_out(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Check a finished cross-site model, and this site's local one, on its held-out images."""
+    return run_work(self, payload, allowed={"held_out"})

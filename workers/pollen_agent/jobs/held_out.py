@@ -1,0 +1,109 @@
+"""A finished cross-site model, and this site's local model, on the site's held-out images.
+
+The held-out images are the test split of the dataset the site trained on: separated by
+patient, never trained on and never used to pick an epoch. The local model is the site's own
+round-1 update (its images only, from the same common starting model); the hub sends it when
+the site has one. Both models are measured image by image on the very same images with the
+fine-tune check's code (``pollen_agent.ml.compare``): point metrics from ``ml.metrics``, 95 %
+intervals, and a paired bootstrap of the AUC difference. Only those numbers leave the site.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pollen_agent.errors import UserError
+from pollen_agent.hub_client import HubClient
+from pollen_agent.jobs.federated import download_weights, load_global
+from pollen_agent.jobs.images import SplitImages, load_splits
+from pollen_agent.storage.base import Storage
+
+# The numbers the hub stores for each model (pollen.federation.agent_apis.HeldOutMetricsIn).
+SUMMARY_KEYS = (
+    "auc",
+    "auc_ci",
+    "accuracy",
+    "accuracy_ci",
+    "sensitivity",
+    "sensitivity_ci",
+    "specificity",
+    "specificity_ci",
+)
+COMPARISON_KEYS = ("auc_difference", "auc_difference_ci", "verdict")
+
+
+def _held_out_images(spec: dict[str, Any], hub: HubClient, storage: Storage) -> SplitImages:
+    rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
+    test = load_splits(
+        storage, rows, spec["label_names"], input_size=spec["input_size"], only=("test",)
+    )["test"]
+    if not test.images:
+        raise UserError(
+            "This hospital's dataset has no held-out (test) images, so the final model could "
+            "not be checked on images it never saw. Add images, then train again.",
+            code="no_held_out_images",
+        )
+    return test
+
+
+def _probabilities(spec: dict[str, Any], weights: dict[str, str], test: SplitImages) -> np.ndarray:
+    """The model's class probabilities on ``test``, exactly as a training job's test evaluation."""
+    from pollen_agent.ml.data import ArrayImageDataset
+    from pollen_agent.ml.device import pick_device
+    from pollen_agent.ml.recipe import predict_probs
+    from pollen_agent.ml.zoo import build_model, get_spec
+
+    model = build_model(spec["architecture"], len(spec["label_names"]), source="random")
+    load_global(model, download_weights(weights["url"], weights["sha256"]))
+    arch = get_spec(spec["architecture"])
+    dataset = ArrayImageDataset(
+        test.images,
+        test.labels,
+        input_size=spec["input_size"],
+        mean=arch.mean,
+        std=arch.std,
+        augment=False,
+    )
+    return predict_probs(model.to(pick_device()).eval(), dataset, tta=True)
+
+
+def _summary(
+    model: dict[str, Any], labels: np.ndarray, names: list[str], positive: int | None
+) -> dict[str, Any]:
+    counts = np.bincount(labels, minlength=len(names))
+    return {
+        "n": len(labels),
+        "class_counts": {name: int(c) for name, c in zip(names, counts, strict=True)},
+        "positive_class": names[positive] if positive is not None else "",
+        **{k: model.get(k) for k in SUMMARY_KEYS},
+    }
+
+
+def run_held_out(
+    *, spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path
+) -> dict[str, Any]:
+    """Both models on the held-out images: ``{"federated", "local", "comparison"}`` (numbers only)."""
+    from pollen_agent.ml.compare import compare_with_parent
+    from pollen_agent.ml.metrics import positive_index
+
+    names = list(spec["label_names"])
+    positive_class = spec.get("positive_class") or None
+    test = _held_out_images(spec, hub, storage)
+    labels = np.asarray(test.labels, dtype=np.int64)
+    federated = _probabilities(spec, spec["federated"], test)
+    # Without a local model the federated model is compared with itself: the same code path,
+    # so its numbers are the same whether or not the site has a local model.
+    local = _probabilities(spec, spec["local"], test) if spec.get("local") else federated
+    compared = compare_with_parent(federated, local, labels, names, positive_class=positive_class)
+    positive = positive_index(names, positive_class)
+    result: dict[str, Any] = {
+        "federated": _summary(compared["child"], labels, names, positive),
+        "local": None,
+    }
+    if spec.get("local"):
+        result["local"] = _summary(compared["parent"], labels, names, positive)
+        result["comparison"] = {k: compared.get(k) for k in COMPARISON_KEYS}
+    return result
