@@ -176,6 +176,19 @@ describe('clinician at St Anne’s: follows the rounds until the model is ready'
     }
     await page.getByRole('img', { name: 'How the combined model did after each round' }).waitFor();
     await page.getByRole('heading', { name: 'Share this model' }).waitFor(); // the final model can be published
+    // Each hospital checks the final model on its held-out images, beside the model it trained alone.
+    const heldOut = page.getByTestId('federated-held-out');
+    await heldOut.waitFor();
+    await page.waitForFunction(
+      () => !document.querySelector('[data-testid=federated-held-out]')?.textContent?.includes('Being checked'),
+      null,
+      { timeout: 120_000 },
+    );
+    const checks = await heldOut.locator('tbody tr').allInnerTexts();
+    assert.equal(checks.length, 2, checks.join('\n'));
+    for (const row of checks) {
+      assert.match(row, /did better than|did worse than|no clear difference|Too few images kept aside|Could not be checked/, row);
+    }
     await expectClean(page);
     await shot(page, '25-federated-finished');
     await checkTablet(page, '25-federated-finished');

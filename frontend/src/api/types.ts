@@ -241,7 +241,8 @@ export interface Evaluation {
   epochs_run?: number;
   kept_epoch?: number;
   planned_epochs?: number;
-  stop_reason?: 'completed' | 'early_stopping' | 'time_budget';
+  /** 'cancelled': a user stopped the run after some rounds; the model is the best of those. */
+  stop_reason?: 'completed' | 'early_stopping' | 'time_budget' | 'cancelled';
 }
 
 /** One final-check image: its label, the model's answer and, once presigned, a link to its heatmap overlay. */
@@ -291,6 +292,16 @@ export interface ParentComparison {
   parent_model_version?: number | null;
 }
 
+/** A queued job's place in its site's line (quick models have a line of their own). */
+export interface QueuePlace {
+  position: number;
+  jobs_ahead: number;
+  /** What the site's computer is busy with now. */
+  running: string[];
+  /** Its place and what it waits for, in plain words. */
+  text: string;
+}
+
 export interface Job {
   id: number | string;
   dataset: number | string;
@@ -304,6 +315,8 @@ export interface Job {
   status: JobStatus;
   status_text?: string;
   cancel_requested?: boolean;
+  /** Null unless queued. */
+  queue?: QueuePlace | null;
   error_code?: string;
   progress: Partial<JobProgress> | null;
   message: string;
@@ -620,6 +633,34 @@ export interface FederatedRound {
   finished_at: string | null;
 }
 
+/** One model on a site's held-out images: aggregate numbers with 95 % ranges (federation/apis.py HeldOutMetricsOut). */
+export interface HeldOutModel extends ComparedModel {
+  n: number;
+  class_counts?: Record<string, number>;
+  positive_class?: string;
+  warnings?: string[];
+}
+
+export type HeldOutVerdict = 'better' | 'worse' | 'no_clear_difference' | 'too_few';
+
+/** A site's check of the final cross-site model, beside its local model, on its held-out images. */
+export interface HeldOutCheck {
+  site: string;
+  site_name: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  federated: HeldOutModel | null;
+  /** The site's local model: its own round-1 model (its images only, same starting model). */
+  local: HeldOutModel | null;
+  /** Cross-site AUC minus local AUC on the same images, with its paired 95 % range. */
+  comparison: { auc_difference: number | null; auc_difference_ci: number[] | null; verdict: HeldOutVerdict } | null;
+  local_source: 'first_round' | '';
+  /** Why there is no local model, in plain words. */
+  local_note: string;
+  error_code: string;
+  message: string;
+  finished_at: string | null;
+}
+
 export interface FederatedEvent {
   at: string;
   text: string;
@@ -651,6 +692,8 @@ export interface FederatedJob {
   events: FederatedEvent[];
   participants: Participant[];
   round_details: FederatedRound[];
+  /** Once the job has finished: each site's check of the final model on its held-out images. */
+  held_out?: HeldOutCheck[];
   created_at: string;
   started_at: string | null;
   finished_at: string | null;

@@ -11,6 +11,8 @@ import { Link, useDocumentTitle } from '../router';
 import { ConfirmDialog, ErrorNotice, FeatureGate, Loading, Pager, ProgressBar, useAction, useApi, useInterval } from '../components/ui';
 import { LineChart } from '../components/charts';
 import { PublishPanel } from '../components/PublishPanel';
+import { HeldOutTable } from '../components/HeldOutTable';
+import { heldOutPending } from '../lib/heldOut';
 import { useSession } from '../session';
 import { dateTime, percent, plural } from '../lib/format';
 import {
@@ -148,7 +150,8 @@ export function FederatedJobDetail({ site, id }: { site: Membership; id: string 
   const [cancelling, setCancelling] = useState(false);
   const [withdrawing, setWithdrawing] = useState(false);
   useDocumentTitle(job.data ? job.data.name : 'Training across hospitals');
-  const live = !!job.data && !FINAL_FEDERATED_STATUSES.includes(job.data.status);
+  // A finished job still changes while the hospitals check it on their held-out images.
+  const live = !!job.data && (!FINAL_FEDERATED_STATUSES.includes(job.data.status) || heldOutPending(job.data));
   useInterval(job.reload, 3000, live);
   const slug = site.site.slug;
 
@@ -262,6 +265,7 @@ export function FederatedJobDetail({ site, id }: { site: Membership; id: string 
       </section>
 
       <RoundsView job={j} />
+      <HeldOutTable job={j} />
 
       {j.status === 'succeeded' && j.final_version != null && j.initiator_site === slug && (
         <PublishPanel site={site} source={{ modelVersion: j.final_version, name: j.name }} />
