@@ -53,7 +53,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
   const p = j.progress ?? {};
 
   const cancel = async () => {
-    if (!window.confirm('Stop this training run? The work done so far is kept, but the model will not be finished.')) return;
+    if (!window.confirm(cancelQuestion(j))) return;
     setCancelling(true);
     setCancelError(null);
     try {
@@ -92,7 +92,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
       <div className="card" aria-live="polite">
         <div className="status-line">
           <StatusBadge status={j.status} />
-          {live && <span data-testid="time-left">{j.status === 'queued' ? 'It starts as soon as your site’s computer is free.' : timeLeftInWords(p.eta_seconds)}</span>}
+          {live && <span data-testid="time-left">{j.status === 'queued' ? (j.queue?.text ?? 'It starts as soon as your site’s computer is free.') : timeLeftInWords(p.eta_seconds)}</span>}
         </div>
         <ProgressBar value={fraction} label="Training progress" tone={j.status === 'failed' ? 'bad' : j.status === 'succeeded' ? 'ok' : 'busy'} />
         <p className="small muted">
@@ -101,7 +101,11 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
           {live && p.epochs ? ` · round ${Math.min(p.epoch ?? 0, p.epochs)} of ${p.epochs}` : ''}
           {live && p.steps ? ` · step ${p.step ?? 0} of ${p.steps}` : ''}
         </p>
-        {j.cancel_requested && live && <p className="small" role="status">Stopping: the current step finishes first.</p>}
+        {j.cancel_requested && live && (
+          <p className="small" role="status">
+            Stopping: the current step finishes first{(j.history ?? []).length > 0 ? ', then the best model so far is checked and kept' : ''}.
+          </p>
+        )}
       {j.message && (
           <p className={j.status === 'failed' ? 'notice notice-error' : 'small'} role={j.status === 'failed' ? 'alert' : undefined}>
             {j.message}
@@ -132,10 +136,32 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
 
       {hasEvaluation(j.evaluation) && <EvaluationView evaluation={j.evaluation} />}
       {j.parent_comparison && <ParentComparisonView comparison={j.parent_comparison} />}
-      {j.status === 'succeeded' && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} />}
+      {j.status === 'cancelled' && j.model_version != null && (
+        <p className="notice notice-warning" data-testid="stopped-early">
+          Stopped early: this model is the best of the rounds of learning that ended before the run was stopped.
+          You can apply it to images at your site or improve it with another run; only a run that finished can be published.
+        </p>
+      )}
+      {j.model_version != null && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} />}
       {j.status === 'succeeded' && <PublishPanel site={site} source={{ job: j }} />}
     </section>
   );
+}
+
+/**
+ * What stopping the run will do, in plain words: the agent keeps the best model of the rounds
+ * that ended (workers/pollen_agent/ml/recipe.py), and nothing before one has.
+ */
+export function cancelQuestion(j: Pick<Job, 'status' | 'recipe' | 'history' | 'progress'>): string {
+  if (j.status === 'queued') return 'Cancel this training run? It has not started yet, so nothing is lost.';
+  if (j.progress?.phase === 'evaluating' || j.progress?.phase === 'saving') {
+    return 'Stop this training run? It has already finished learning: the check under way completes and the model is kept.';
+  }
+  if (j.recipe === 'quick') return 'Stop this quick model? It is not finished yet, so nothing will be kept.';
+  const ended = (j.history ?? []).length;
+  if (ended === 0) return 'Stop this training run? No round of learning has finished yet, so nothing will be kept.';
+  const rounds = ended === 1 ? 'the round' : `the ${ended} rounds`;
+  return `Stop this training run? The best model from ${rounds} finished so far will be checked and kept, marked as stopped early. The round under way is lost.`;
 }
 
 /**
@@ -149,6 +175,8 @@ export function keptRoundText(ev: Evaluation | null | undefined): string | null 
   const why =
     ev.stop_reason === 'early_stopping'
       ? 'learning stopped early because the tuning images showed no more improvement'
+      : ev.stop_reason === 'cancelled'
+        ? `a user stopped the run before the ${ev.planned_epochs ?? 'planned'} rounds it was planned for`
       : ev.stop_reason === 'time_budget' && ev.planned_epochs != null
         ? `the time limit allowed ${ev.planned_epochs} rounds`
         : null;

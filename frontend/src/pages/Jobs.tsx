@@ -45,7 +45,10 @@ function JobsList({ site }: { site: Membership }) {
                 <tr key={job.id}>
                   <td><Link to={`/sites/${site.site.slug}/jobs/${job.id}`}>Run #{job.id}</Link></td>
                   <td>{job.dataset_name ?? `Dataset ${job.dataset}`}</td>
-                  <td><StatusBadge status={job.status} /></td>
+                  <td>
+                    <StatusBadge status={job.status} />
+                    {job.status === 'queued' && job.queue && <span className="small muted block" data-testid="queue-place">{job.queue.text}</span>}
+                  </td>
                   <td className="progress-cell">
                     <ProgressBar value={job.status === 'succeeded' ? 1 : progressFraction(job.progress)} label={`Progress of run ${job.id}`} />
                   </td>
