@@ -96,7 +96,10 @@ def _federated(dataset: Dataset) -> list[dict[str, Any]]:
 def _blocking(impact: dict[str, Any], dataset: Dataset) -> list[str]:
     """Work that still reads the images: deleting under it would fail it half-way."""
     from pollen.federation.models import FINAL_STATUSES as FEDERATED_FINAL
-    from pollen.marketplace.models import WORK_FINAL_STATUSES
+    from pollen.federation.models import HeldOutEvaluation
+    from pollen.marketplace.models import WORK_FINAL_STATUSES, WorkStatus
+
+    checking = (WorkStatus.QUEUED, WorkStatus.RUNNING)
     from pollen.training.models import FINAL_STATUSES
 
     reasons = [
@@ -119,6 +122,10 @@ def _blocking(impact: dict[str, Any], dataset: Dataset) -> list[str]:
         for f in impact["federated_jobs"]
         if f["status"] not in FEDERATED_FINAL
     ]
+    if HeldOutEvaluation.objects.filter(dataset=dataset, status__in=checking).exists():
+        reasons.append(
+            "A cross-site model is being checked on its held-out images: wait for it to finish."
+        )
     if ArchiveImport.objects.filter(dataset=dataset, status=ArchiveStatus.EXTRACTING).exists():
         reasons.append("A zip file is being unpacked into it: wait for it to finish.")
     return reasons

@@ -201,3 +201,18 @@ def test_a_job_with_held_out_results_answers_what_the_schema_says(
     held_out = {row["site"]: row for row in response.json()["held_out"]}
     assert held_out["site-c"]["comparison"]["verdict"] == "better"
     assert held_out["site-a"]["federated"] is None, "null, never a half-filled object"
+
+
+def test_a_dataset_cannot_be_deleted_while_its_held_out_images_are_being_checked(
+    finished, client_for, admin_c, token_client
+):
+    job_id = finished()
+    check = _check(job_id, "site-c")
+    refused = client_for(admin_c).delete(f"/api/v1/datasets/{check.dataset_id}/")
+    assert refused.status_code == 409, refused.content
+    assert refused.json()["error"]["code"] == "dataset_in_use"
+    assert "held-out images" in refused.json()["error"]["message"]
+    _check_done, agent_c = _claimed_at_site_c(job_id, token_client, admin_c)
+    agent_c.post(f"{CHECKS}/{check.pk}/complete/", {"claim_id": "k1", **REPORT}, format="json")
+    impact = client_for(admin_c).get(f"/api/v1/datasets/{check.dataset_id}/deletion-impact/")
+    assert not any("held-out" in reason for reason in impact.json()["blocking"])
