@@ -239,6 +239,35 @@ def test_cancel_keeps_the_best_model_so_far_or_says_plainly_that_nothing_is_kept
     assert model["training_summary"]["stopped_early"]["epochs_run"] == ran
 
 
+def test_a_quick_model_does_not_wait_behind_a_long_training_run(
+    client_for, clinician_a, agent_factory
+):
+    agent_factory()
+    client = client_for(clinician_a)
+    dataset_id = upload_dataset(
+        client, site="site-a", name="squares", files=_squares(40), label_names=["left", "right"]
+    )
+    long_id = _start_long_job(client, dataset_id)
+    zoo = {e["slug"]: e["id"] for e in client.get("/api/v1/zoo/?page_size=100").json()["results"]}
+    quick = client.post(
+        "/api/v1/jobs/",
+        {
+            "dataset": dataset_id,
+            "starting_point": zoo["efficientnet-lite0-imagenet"],
+            "recipe": "quick",
+            "advanced": {"input_size": 64},
+        },
+        format="json",
+    )
+    assert quick.status_code == 201, quick.content
+    job = wait_job(client, quick.json()["id"], statuses={"succeeded", "failed"}, timeout=150)
+    assert job["status"] == "succeeded", (job["error_code"], job["message"])
+    # Its own worker took it while the long run still held the training worker.
+    assert Job.objects.get(pk=long_id).status == "running"
+    assert Job.objects.get(pk=long_id).finished_at is None
+    client.post(f"/api/v1/jobs/{long_id}/cancel/")
+
+
 def test_imported_weights_that_do_not_fit_the_architecture_fail_the_job_clearly(
     client_for, clinician_a, agent_factory, tmp_path, settings, live_server, request
 ):
