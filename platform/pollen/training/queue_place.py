@@ -87,7 +87,7 @@ def _lines(site_ids: set[int]) -> dict[tuple[int, str], _Line]:
         if status == JobStatus.QUEUED:
             line.queued.append(job_id)
         else:
-            line.running.append(name)
+            line.running.append(name or f"Run #{job_id}")
     training_sites = {site_id for site_id, lane in lines if lane == "training"}
     for site_id, names in _running_rounds(training_sites).items():
         lines.setdefault((site_id, "training"), _Line([], [])).running.extend(names)
@@ -105,7 +105,8 @@ def queue_places(jobs: Iterable[Job]) -> dict[int, dict[str, Any]]:
     for job in queued:
         seen = job.site.agent_last_seen_at  # selected with the job
         line = lines.get((job.site_id, _lane(job.recipe)), _Line([job.pk], []))
-        position = line.queued.index(job.pk) + 1 if job.pk in line.queued else len(line.queued)
+        # A job that started meanwhile is no longer in the line read a moment ago.
+        position = (line.queued.index(job.pk) if job.pk in line.queued else len(line.queued)) + 1
         places[job.pk] = {
             "position": position,
             "jobs_ahead": position - 1,
