@@ -40,7 +40,7 @@ from pollen.federation.models import (
 )
 from pollen.federation.services import federated_positive_class, history_add
 from pollen.marketplace.models import WorkStatus
-from pollen.marketplace.services import finish_claimed
+from pollen.marketplace.versions import finish_claimed
 from pollen_contracts import queues, tasks
 
 URL_SECONDS = 3600

@@ -18,7 +18,7 @@ from pollen.accounts.caller import caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.serializers import StrictSerializer
 from pollen.federation.agent_apis import HeldOutCompleteApi
-from pollen.marketplace import services, work
+from pollen.marketplace import applying, evaluating, exports, publishing, work
 
 
 def _item(request: Request, kind: str, pk: int) -> Any:
@@ -141,7 +141,7 @@ class PublicationCompleteApi(_AgentWorkApi):
         version = _item(request, "publications", pk)
         data = PublicationCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        version = services.publication_complete(
+        version = publishing.publication_complete(
             version=version, claim_id=data.validated_data["claim_id"]
         )
         return Response({"status": version.status, "error_code": version.error_code})
@@ -182,7 +182,7 @@ class PredictionCompleteApi(_AgentWorkApi):
         data.is_valid(raise_exception=True)
         known = {item["image_id"] for item in prediction.inputs}
         results = [r for r in data.validated_data["results"] if r["image_id"] in known]
-        services.prediction_complete(
+        applying.prediction_complete(
             prediction=prediction,
             claim_id=data.validated_data["claim_id"],
             results=results,
@@ -207,7 +207,7 @@ class EvaluationCompleteApi(_AgentWorkApi):
         evaluation = _item(request, "evaluations", pk)
         data = EvaluationCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.evaluation_complete(evaluation=evaluation, **data.validated_data)
+        evaluating.evaluation_complete(evaluation=evaluation, **data.validated_data)
         return Response(status=204)
 
 
@@ -233,7 +233,7 @@ class ExportCompleteApi(_AgentWorkApi):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         claim_id = fields.pop("claim_id")
-        export = services.export_complete(export=export, claim_id=claim_id, result=fields)
+        export = exports.export_complete(export=export, claim_id=claim_id, result=fields)
         return Response({"status": export.status, "error_code": export.error_code})
 
 

@@ -26,6 +26,9 @@ from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, NotFound
 from pollen.federation.evaluation import held_out_spec
 from pollen.federation.models import HeldOutEvaluation
+from pollen.marketplace.applying import prediction_spec
+from pollen.marketplace.evaluating import evaluation_spec
+from pollen.marketplace.exports import export_spec
 from pollen.marketplace.models import (
     ModelExport,
     Prediction,
@@ -34,13 +37,8 @@ from pollen.marketplace.models import (
     VersionStatus,
     WorkStatus,
 )
-from pollen.marketplace.services import (
-    evaluation_spec,
-    export_spec,
-    finish_claimed,
-    prediction_spec,
-    publication_spec,
-)
+from pollen.marketplace.publishing import publication_spec
+from pollen.marketplace.versions import finish_claimed
 from pollen_contracts import queues, tasks
 
 logger = logging.getLogger(__name__)

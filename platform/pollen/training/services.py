@@ -99,7 +99,7 @@ def job_create(
     if published_version is not None:
         # Fine-tuning another site's model goes through the marketplace: weights come from the
         # hub's model store, and the child's parent is the published model version.
-        from pollen.marketplace.services import require_usable
+        from pollen.marketplace.versions import require_usable
 
         require_usable(published_version)
         parent_version = published_version.model_version
@@ -198,7 +198,7 @@ def _spec(job: Job) -> dict[str, Any]:
     weights: dict[str, Any]
     if parent is not None and job.config.get("published_version"):
         from pollen.marketplace.models import PublishedVersion
-        from pollen.marketplace.services import published_weights
+        from pollen.marketplace.versions import published_weights
 
         weights = published_weights(
             PublishedVersion.objects.get(pk=job.config["published_version"])

@@ -350,10 +350,10 @@ def test_prediction_wait_returns_the_result_or_the_current_state_at_the_deadline
 def test_waits_beyond_the_spare_threads_answer_soon_so_the_agent_is_never_stuck_behind_them(
     client_for, clinician_a, train, publish, site_images, settings, monkeypatch
 ):
-    from pollen.marketplace import apis
+    from pollen.marketplace import applying_apis
 
     settings.WEB_THREADS = 2  # one thread may wait long; the other stays free
-    monkeypatch.setattr(apis, "SHORT_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(applying_apis, "SHORT_WAIT_SECONDS", 0.05)
     version = publish(clinician_a, train(clinician_a.site))
     client = client_for(clinician_a)
     created = client.post(
@@ -362,7 +362,7 @@ def test_waits_beyond_the_spare_threads_answer_soon_so_the_agent_is_never_stuck_
         format="json",
     ).json()
     url = f"/api/v1/predictions/{created['id']}/?wait=3"
-    slots = apis._long_wait_slots(2)
+    slots = applying_apis._long_wait_slots(2)
     assert slots.acquire(blocking=False), "another request is waiting long"
     try:
         started = time.monotonic()

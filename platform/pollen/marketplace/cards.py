@@ -1,0 +1,119 @@
+"""Model cards: what a published version's card says, and the metrics a site may share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pollen.marketplace.models import (
+    PublishedModel,
+)
+from pollen.training.models import ModelVersion
+
+CARD_METRICS = (
+    "n",
+    "auc",
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "positive_class",
+    "calibration_error",
+    "class_counts",
+    "evaluated_on",
+)
+SHAREABLE_METRICS = frozenset(
+    {
+        "n",
+        "label_names",
+        "class_counts",
+        "threshold",
+        "warnings",
+        "accuracy",
+        "balanced_accuracy",
+        "confusion_matrix",
+        "auc",
+        "roc",
+        "per_class",
+        "sensitivity",
+        "specificity",
+        "positive_class",
+        "ece",
+        "skipped_images",
+        "evaluated_on",
+        "tta",
+    }
+)
+PREPROCESSING = (
+    "Each image is resized to {size}x{size} pixels (squashed, not cropped), scaled to 0-1 and "
+    "normalised with the mean and standard deviation below. Greyscale images are repeated to "
+    "three channels. Images longer than 2048 pixels on a side are read in sliding-window patches."
+)
+
+
+def _card(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
+    """The automatic part of the model card: counts and aggregate metrics only."""
+    summary = version.training_summary or {}
+    per_split = summary.get("images_per_split") or {}
+    totals: dict[str, int] = {}
+    for counts in per_split.values():
+        for label, n in (counts or {}).items():
+            totals[label] = totals.get(label, 0) + int(n)
+    entry = version.starting_point
+    parent = version.parent
+    return {
+        "architecture": version.architecture,
+        "task": "classification",
+        "labels": list(version.label_names),
+        # The finding the model looks for: its sensitivity ("cases found") is about this label.
+        "positive_class": version.positive_class or None,
+        "input": {
+            "size": version.input_size,
+            "channels": len(version.mean),
+            "mean": version.mean,
+            "std": version.std,
+            "preprocessing": PREPROCESSING.format(size=version.input_size),
+        },
+        "training_data": {
+            "modality": dataset_modality,
+            "images_per_split": per_split,
+            "images_per_label": totals,
+            "total_images": sum(totals.values()),
+            "recipe": summary.get("recipe"),
+        },
+        "site": {"slug": version.site.slug, "name": version.site.name},
+        "metrics": {k: version.metrics.get(k) for k in CARD_METRICS if k in version.metrics},
+        "lineage": {
+            "weights_sha256": version.weights_sha256,
+            "starting_point": (
+                {"slug": entry.slug, "name": entry.name, "source": entry.source} if entry else None
+            ),
+            "parent": (
+                {"site": parent.site.slug, "weights_sha256": parent.weights_sha256}
+                if parent
+                else None
+            ),
+        },
+        "licence": version.licence or (entry.licence if entry else ""),
+        "trained_at": version.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def _index_fields(model: PublishedModel) -> None:
+    labels = [str(label).lower() for label in model.label_names]
+    model.labels_index = "|" + "|".join(labels) + "|"
+    model.search_text = " ".join(
+        [
+            model.name,
+            model.architecture,
+            model.modality,
+            model.site.name,
+            model.site.slug,
+            *labels,
+            model.intended_use,
+        ]
+    ).lower()
+
+
+def clean_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Aggregate numbers only: anything that could carry per-image results is dropped."""
+    return {k: v for k, v in metrics.items() if k in SHAREABLE_METRICS}

@@ -1,0 +1,95 @@
+"""A published version in use: who may see it, whether it is usable, where its weights are.
+
+Shared by publishing, applying, site evaluation and exports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model
+
+from pollen.accounts.caller import Caller
+from pollen.accounts.models import Site
+from pollen.core.errors import Conflict, NotFound
+from pollen.core.model_store import model_store
+from pollen.marketplace.models import (
+    USABLE_VERSION_STATUSES,
+    PublishedVersion,
+    VersionStatus,
+)
+from pollen.training.models import ModelVersion
+from pollen.training.weights import model_version_weights
+
+UPLOAD_URL_SECONDS = 3600
+FETCH_URL_SECONDS = 3600
+DOWNLOAD_URL_SECONDS = 300
+
+
+def _site_slug(site_id: int) -> str:
+    return Site.objects.values_list("slug", flat=True).get(pk=site_id)
+
+
+def _require_member(caller: Caller, site_id: int) -> None:
+    caller.require_clinical()
+    if site_id not in caller.site_ids:
+        raise NotFound("There is no such model at your sites.", code="model_not_found")
+
+
+def _model_prefix(version: PublishedVersion) -> str:
+    return f"published/{version.published_model_id}/v{version.number}/"
+
+
+def require_usable(version: PublishedVersion) -> None:
+    """Refuse a version that was withdrawn or never finished publishing, with a clear reason."""
+    if version.status == VersionStatus.WITHDRAWN:
+        raise Conflict(
+            "This model version was withdrawn by its publisher and can no longer be used."
+            + (f" Reason: {version.status_reason}" if version.status_reason else "")
+            + " Choose another version.",
+            code="model_withdrawn",
+        )
+    if version.status not in USABLE_VERSION_STATUSES:
+        raise Conflict(
+            "This model version is not published yet. Wait until it is published.",
+            code="model_not_published",
+        )
+
+
+def published_weights(version: PublishedVersion, *, expires_in: int = FETCH_URL_SECONDS) -> dict:
+    """Presigned GETs for an agent to fetch published weights (verified by sha256 before use)."""
+    store = model_store()
+    return {
+        "kind": "published",
+        "url": store.presign_get(version.weights_key, expires_in=expires_in),
+        "sha256": version.weights_sha256,
+        "manifest_url": store.presign_get(version.manifest_key, expires_in=expires_in),
+        "manifest_sha256": version.manifest_sha256,
+    }
+
+
+def _model_spec(
+    model_version: ModelVersion, published: PublishedVersion | None, site_id: int
+) -> dict[str, Any]:
+    spec = {
+        "architecture": model_version.architecture,
+        "label_names": model_version.label_names,
+        "input_size": model_version.input_size,
+        "mean": model_version.mean,
+        "std": model_version.std,
+    }
+    if published is not None and model_version.site_id != site_id:
+        return {**spec, **published_weights(published)}
+    return {**spec, **model_version_weights(model_version)}
+
+
+# --- Work claimed by agents -----------------------------------------------------------------------
+
+
+def finish_claimed(
+    model: type[Model], pk: int, *, claim_id: str, active: set[str], **fields: Any
+) -> bool:
+    """Write ``fields`` only while ``claim_id`` still holds the item: a worker that lost it cannot."""
+    return bool(
+        model.objects.filter(pk=pk, status__in=active, claim_id=claim_id).update(**fields)  # type: ignore[attr-defined]
+    )
