@@ -14,7 +14,7 @@ from pollen.accounts.caller import JobScopeKind, caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
-from pollen.datasets import deletion, services
+from pollen.datasets import deletion, ingest
 from pollen.datasets.archives import archive_result_record
 from pollen.datasets.models import ArchiveImport, Dataset, DatasetStatus, Image, ImageStatus
 
@@ -67,7 +67,7 @@ class IngestResultsApi(APIView):
         data = IngestResultsIn(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(
-            services.ingest_results_record(dataset=dataset, results=data.validated_data["results"])
+            ingest.ingest_results_record(dataset=dataset, results=data.validated_data["results"])
         )
 
 

@@ -23,6 +23,7 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import Conflict
+from pollen.datasets.images import images_delete
 from pollen.datasets.models import (
     Dataset,
     DatasetStatus,
@@ -30,7 +31,6 @@ from pollen.datasets.models import (
     ImageStatus,
     upload_slot_deadline,
 )
-from pollen.datasets.services import images_delete
 from pollen_contracts import payloads, queues, tasks
 
 EXPIRE_BATCH = 1000

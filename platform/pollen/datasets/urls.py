@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pollen.datasets import apis
+from pollen.datasets import apis, images_apis, uploads_apis
 
 urlpatterns = [
     path("datasets/", apis.DatasetListApi.as_view(), name="dataset-list"),
@@ -14,44 +14,50 @@ urlpatterns = [
     ),
     path(
         "datasets/<int:pk>/upload-slots/",
-        apis.UploadSlotsApi.as_view(),
+        uploads_apis.UploadSlotsApi.as_view(),
         name="dataset-upload-slots",
     ),
     path(
         "datasets/<int:pk>/uploads/complete/",
-        apis.UploadsCompleteApi.as_view(),
+        uploads_apis.UploadsCompleteApi.as_view(),
         name="dataset-uploads-complete",
     ),
     path(
         "datasets/<int:pk>/uploads/resume/",
-        apis.UploadsResumeApi.as_view(),
+        uploads_apis.UploadsResumeApi.as_view(),
         name="dataset-uploads-resume",
     ),
     path(
         "datasets/<int:pk>/uploads/discard/",
-        apis.UploadsDiscardApi.as_view(),
+        uploads_apis.UploadsDiscardApi.as_view(),
         name="dataset-uploads-discard",
     ),
-    path("datasets/<int:pk>/images/", apis.ImageListApi.as_view(), name="image-list"),
+    path("datasets/<int:pk>/images/", images_apis.ImageListApi.as_view(), name="image-list"),
     path(
-        "datasets/<int:pk>/images/bulk-label/", apis.BulkLabelApi.as_view(), name="image-bulk-label"
+        "datasets/<int:pk>/images/bulk-label/",
+        images_apis.BulkLabelApi.as_view(),
+        name="image-bulk-label",
     ),
     path(
         "datasets/<int:pk>/images/<int:image_id>/",
-        apis.ImageDetailApi.as_view(),
+        images_apis.ImageDetailApi.as_view(),
         name="image-detail",
     ),
-    path("datasets/<int:pk>/manifest/", apis.ManifestApi.as_view(), name="dataset-manifest"),
-    path("datasets/<int:pk>/thumbnails/", apis.ThumbnailsApi.as_view(), name="dataset-thumbnails"),
-    path("datasets/<int:pk>/archives/", apis.ArchiveListApi.as_view(), name="archive-list"),
+    path("datasets/<int:pk>/manifest/", images_apis.ManifestApi.as_view(), name="dataset-manifest"),
+    path(
+        "datasets/<int:pk>/thumbnails/",
+        images_apis.ThumbnailsApi.as_view(),
+        name="dataset-thumbnails",
+    ),
+    path("datasets/<int:pk>/archives/", uploads_apis.ArchiveListApi.as_view(), name="archive-list"),
     path(
         "datasets/<int:pk>/archives/<int:archive_id>/",
-        apis.ArchiveDetailApi.as_view(),
+        uploads_apis.ArchiveDetailApi.as_view(),
         name="archive-detail",
     ),
     path(
         "datasets/<int:pk>/archives/<int:archive_id>/import/",
-        apis.ArchiveImportApi.as_view(),
+        uploads_apis.ArchiveImportApi.as_view(),
         name="archive-import",
     ),
 ]

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from pollen.audit.models import AuditEvent
 from pollen.datasets.models import Dataset, Image, ImageStatus
@@ -39,7 +38,7 @@ def sent(monkeypatch) -> list[dict[str, Any]]:
         }
 
     monkeypatch.setattr(app, "send_task", send_task)
-    monkeypatch.setattr("pollen.datasets.services.ask_site_agent", presign)
+    monkeypatch.setattr("pollen.datasets.ingest.ask_site_agent", presign)
     monkeypatch.setattr("pollen.datasets.uploads.ask_site_agent", presign)
     return out
 
@@ -171,18 +170,16 @@ def test_unfinished_uploads_can_be_discarded_and_finished_images_are_kept(
     assert sorted(sent[0]["payload"]["keys"]) == sorted(s["key"] for s in issued[1:])
 
 
-def test_the_agent_heartbeat_expires_lapsed_slots(slots, sent, django_capture_on_commit_callbacks):
-    from pollen.accounts.services import token_create
+def test_the_clock_expires_lapsed_slots(slots, sent, django_capture_on_commit_callbacks):
+    from pollen.ops.clock import clock_tick
 
     dataset, _ = slots
     Image.objects.filter(dataset=dataset, status=ImageStatus.PENDING).exclude(
         upload_expires_at=None
     ).update(upload_expires_at=timezone.now() - timedelta(seconds=1))
-    _, plaintext = token_create(caller=None, site=dataset.site, name="agent", kind="agent")
-    agent = APIClient()
-    agent.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     with django_capture_on_commit_callbacks(execute=True):
-        assert agent.post("/api/v1/agent/heartbeat/").status_code == 200
+        report = clock_tick()
+    assert report is not None and report.work["uploads_expired"] == {"*": 2}
     assert Image.objects.filter(dataset=dataset, status=ImageStatus.EXPIRED).count() == 2
 
 

@@ -66,8 +66,8 @@ def test_a_link_refuses_a_body_longer_than_declared(client_for, clinician_a, age
 
 @pytest.mark.django_db
 def test_ingest_rejects_a_file_whose_stored_size_differs_from_the_declared_one(site_a):
+    from pollen.datasets.ingest import ingest_results_record
     from pollen.datasets.models import Dataset, Image, ImageStatus
-    from pollen.datasets.services import ingest_results_record
 
     dataset = Dataset.objects.create(site=site_a, name="Sizes", label_names=["normal"])
     declared = {
