@@ -40,6 +40,13 @@ frontend/node_modules/.installed: frontend/package.json frontend/package-lock.js
 frontend: frontend/node_modules/.installed ## Build the dashboard (frontend/dist)
 	cd frontend && npm run build
 
+# The schema is made on PostgreSQL, as the tests and production run: an integer column's range
+# in it comes from the database (SQLite's is wider).
+.PHONY: api-types
+api-types: install services frontend/node_modules/.installed ## After changing the API: regenerate the hub's schema and the dashboard's types from it
+	$(TEST_ENV) $(PY) manage.py spectacular --fail-on-warn --format openapi-json --file frontend/src/api/openapi.json
+	cd frontend && npm run gen:api
+
 chromium: ## Install Debian's Chromium for browser tests (if missing)
 	@command -v chromium >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 

@@ -23,9 +23,9 @@ function me(site: typeof ANNE, role: Role): Me {
 function version(extra: Partial<PublishedVersion> = {}): PublishedVersion {
   return {
     id: 11, published_model: 4, model_name: 'Mass finder', site: 'st-anne', number: 1, status: 'published', status_text: 'Published',
-    status_reason: '', model_version: null, weights_sha256: 'ab'.repeat(32), auc: 0.82,
+    status_reason: '', model_version: null, weights_sha256: 'ab'.repeat(32), manifest_sha256: 'cd'.repeat(32), weights_bytes: 1024, auc: 0.82,
     card: { labels: ['mass', 'normal'], site: { slug: 'st-anne', name: ANNE.name } }, error_code: '', message: '',
-    created_at: '', published_at: '2026-01-02T10:00:00Z', ...extra,
+    created_at: '', published_at: '2026-01-02T10:00:00Z', status_changed_at: null, can_manage: false, ...extra,
   };
 }
 

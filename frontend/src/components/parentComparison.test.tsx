@@ -4,6 +4,7 @@ import type { Job, Membership, ParentComparison, PublishedVersion } from '../api
 import { ParentComparisonView, differenceInWords, withRange } from './ParentComparison';
 import { PublishPanel } from './PublishPanel';
 import { fakeHub, refusal, reply } from '../testing/fakeHub';
+import { jobFixture } from '../testing/fixtures';
 
 afterEach(() => {
   cleanup();
@@ -27,10 +28,10 @@ function comparison(extra: Partial<ParentComparison> = {}): ParentComparison {
 }
 
 function job(parent_comparison: ParentComparison | null): Job {
-  return {
+  return jobFixture({
     id: 9, dataset: 3, dataset_name: 'Chest X-rays', status: 'succeeded', progress: null, message: '', history: [],
     evaluation: null, model_version: 12, parent_version: 5, parent_comparison,
-  };
+  });
 }
 
 const PUBLISHED = { id: 41, published_model: 4, model_name: 'Chest X-rays (St Anne’s Hospital)', number: 1, status: 'published' } as PublishedVersion;

@@ -315,7 +315,7 @@ function useOverlayLinks(p: Prediction) {
 }
 
 function isSlide(r: PredictionResult): boolean {
-  return !!r.sliding_window || (typeof r.patches === 'number' && r.patches > 1) || Math.max(Number(r.width ?? 0), Number(r.height ?? 0)) > 2048;
+  return !!r.sliding_window || Math.max(r.width ?? 0, r.height ?? 0) > 2048;
 }
 
 /** The agent reports a problem as `{code, message}`; older results held a sentence. */

@@ -55,7 +55,7 @@ describe('drawing the split again', () => {
 
 const DATASET: Dataset = {
   id: 4, site: 'st-anne', name: 'Demo chest', description: '', modality: 'xray', label_names: ['normal', 'pneumonia'], positive_class: 'pneumonia',
-  image_count: 6, accepted_count: 4, rejected_count: 0, pending_count: 0, unfinished_count: 2, created_at: '2026-01-01T00:00:00Z',
+  image_count: 6, accepted_count: 4, rejected_count: 0, pending_count: 0, uploading_count: 0, unfinished_count: 2, status: 'active', created_at: '2026-01-01T00:00:00Z',
 };
 const member = (role: 'admin' | 'clinician'): Membership =>
   ({ site: { slug: 'st-anne', name: "St Anne's" }, role }) as Membership;

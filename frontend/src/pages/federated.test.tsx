@@ -44,7 +44,7 @@ function job(extra: Partial<FederatedJob> = {}): FederatedJob {
     input_size: 64, label_names: ['mass', 'normal'], config: {}, status: 'pending', status_text: 'Waiting for sites to accept',
     current_round: 0, final_version: null, error_code: '', message: '', events: [],
     participants: [participant(ANNE), participant(BOROUGH, { order: 1, status: 'invited', train_count: 0 })],
-    round_details: [], created_at: '2026-01-01T08:00:00Z', started_at: null, finished_at: null, ...extra,
+    round_details: [], held_out: [], created_at: '2026-01-01T08:00:00Z', started_at: null, finished_at: null, ...extra,
   };
 }
 

@@ -33,7 +33,7 @@ const JOB: FederatedJob = {
   id: 3, name: 'Mass finder across hospitals', initiator_site: 'st-anne', strategy: 'fedavg', rounds: 3, local_epochs: 1,
   min_participants: 2, round_deadline_seconds: 3600, starting_point: 1, start_version: null, architecture: 'small_cnn',
   input_size: 64, label_names: ['mass', 'normal'], config: {}, status: 'running', status_text: '', current_round: 2,
-  final_version: null, error_code: '', message: '',
+  final_version: null, error_code: '', message: '', held_out: [],
   participants: SITES.map(([slug, name], i) => participant(slug, name, i)),
   round_details: [
     round(0, { expected_sites: ['st-anne'], updates: [accepted('st-anne')] }),

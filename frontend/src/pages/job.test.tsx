@@ -4,6 +4,7 @@ import type { Job, Membership } from '../api/types';
 import { cancelQuestion, JobPage, keptRoundText } from './Job';
 import { JobsPage } from './Jobs';
 import { fakeHub } from '../testing/fakeHub';
+import { jobFixture } from '../testing/fixtures';
 
 afterEach(() => {
   cleanup();
@@ -14,10 +15,10 @@ const SITE: Membership = { site: { slug: 'borough', name: 'Borough General', age
 const WAITING = 'Next in line; waiting for \'Chest X-ray model\' to finish.';
 
 function job(extra: Partial<Job> = {}): Job {
-  return {
+  return jobFixture({
     id: 7, dataset: 2, dataset_name: 'Chest X-rays', recipe: 'full', status: 'running', progress: { phase: 'training', epoch: 3, epochs: 25 },
     message: '', history: [], evaluation: {} as Job['evaluation'], model_version: null, queue: null, ...extra,
-  };
+  });
 }
 
 const rounds = (n: number) => Array.from({ length: n }, (_, i) => ({ epoch: i + 1, train_loss: 0.5, val_auc: 0.8, val_accuracy: 0.7 }));

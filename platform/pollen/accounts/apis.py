@@ -29,7 +29,7 @@ class SiteOut(serializers.ModelSerializer):
 
 class MembershipBrief(serializers.Serializer):
     site = SiteOut()
-    role = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 class MeOut(serializers.Serializer):

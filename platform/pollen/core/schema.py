@@ -25,6 +25,7 @@ from typing import Any
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.permissions import AllowAny
 
 from pollen.core.serializers import ErrorSerializer, StrictSerializer
@@ -109,9 +110,23 @@ class PollenAutoSchema(AutoSchema):
         self, serializer: Any, direction: str, bypass_extensions: bool = False
     ) -> Any:
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        instance = force_instance(serializer)
+        if direction == "response" and isinstance(instance, serializers.ModelSerializer):
+            # DRF leaves a field out of an answer only when the object lacks it and the field
+            # has no default and may not be null (Field.get_attribute). A model row has every
+            # column, so a field built from one is always there, even with a model default
+            # (which drf-spectacular reads as optional). Saying so lets the dashboard's
+            # generated types (frontend/src/api/schema.d.ts) rely on these fields.
+            declared = instance._declared_fields
+            always = [
+                name
+                for name, field in instance.fields.items()
+                if name not in declared or field.default is not empty or field.allow_null
+            ]
+            required = [*schema.get("required", []), *always]
+            schema["required"] = [name for name in schema.get("properties", {}) if name in required]
         # A strict serializer refuses unknown fields (400 unknown_field): the schema says so,
         # so that a client (and a fuzzer) knows an extra field is an error, not ignored.
-        instance = force_instance(serializer)
         if direction == "request" and isinstance(instance, StrictSerializer):
             schema["additionalProperties"] = False
             groups = [

@@ -1,0 +1,160 @@
+/**
+ * The shapes of the JSON columns that the hub stores as the site agent reports them (a training
+ * run's progress, history and final check; a model's card and metrics; a cross-site round's
+ * metrics). The hub's OpenAPI schema declares these columns as open JSON (`unknown` in
+ * schema.d.ts), so their shapes are written here, by hand, from what the agent sends
+ * (workers/pollen_agent/ml/metrics.py, workers/pollen_contracts). types.ts puts them in place of
+ * the open columns of the generated types.
+ */
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
+
+export interface JobProgress {
+  phase: 'loading' | 'training' | 'evaluating' | 'saving';
+  epoch: number | null;
+  epochs: number | null;
+  step: number | null;
+  steps: number | null;
+  loss: number | null;
+  eta_seconds: number | null;
+  fraction: number | null;
+}
+
+export interface HistoryPoint {
+  epoch: number;
+  train_loss: number | null;
+  /** Mistakes on the tuning (validation) images; older runs did not report it. */
+  val_loss?: number | null;
+  val_auc: number | null;
+  val_accuracy: number | null;
+}
+
+export interface RocCurveData {
+  fpr: number[];
+  tpr: number[];
+}
+
+/** What the site agent reports after the final check (workers/pollen_agent/ml/metrics.py). */
+export interface Evaluation {
+  n?: number;
+  accuracy?: number | null;
+  balanced_accuracy?: number | null;
+  auc?: number | null;
+  /** The label of the finding (two labels only); older evaluations lack it and measured the second label. */
+  positive_class?: string | null;
+  /** Two labels only: the share of images of `positive_class` that the model found. */
+  sensitivity?: number | null;
+  /** Two labels only: the share of images of the other label that the model cleared. */
+  specificity?: number | null;
+  confusion_matrix?: number[][];
+  /** One curve per label ({label: curve}); older payloads sent a single {fpr, tpr}. */
+  roc?: Record<string, RocCurveData> | RocCurveData | null;
+  per_class?: Record<string, { count: number; sensitivity: number | null; specificity: number | null }>;
+  ece?: number | null;
+  calibration_error?: number | null;
+  class_counts?: Record<string, number>;
+  warnings?: string[];
+  label_names: string[];
+  samples?: EvaluationSample[];
+  /** Full training runs: how many rounds ran, which one was kept, and why the run ended. */
+  epochs_run?: number;
+  kept_epoch?: number;
+  planned_epochs?: number;
+  /** 'cancelled': a user stopped the run after some rounds; the model is the best of those. */
+  stop_reason?: 'completed' | 'early_stopping' | 'time_budget' | 'cancelled';
+}
+
+/** One final-check image: its label, the model's answer and, once presigned, a link to its heatmap overlay. */
+export interface EvaluationSample {
+  image_id: number | string;
+  label: string | number | null;
+  predicted: string | number | null;
+  probability: number | null;
+  overlay_key?: string | null;
+  overlay_url?: string | null;
+  filename?: string;
+}
+
+/** A site's check of a published model: aggregate numbers only (the shape of a final check). */
+export type SiteEvaluationMetrics = Partial<Evaluation> & {
+  tta?: boolean;
+  evaluated_on?: string;
+  skipped_images?: number;
+};
+
+export interface ModelCard {
+  name?: string;
+  version?: number;
+  architecture?: string;
+  task?: string;
+  labels?: string[];
+  /** The finding the model looks for: its sensitivity ("found") is about this label. */
+  positive_class?: string | null;
+  input?: { size?: number; channels?: number; mean?: number[]; std?: number[]; preprocessing?: string };
+  training_data?: {
+    modality?: string;
+    images_per_split?: Record<string, Record<string, number>>;
+    images_per_label?: Record<string, number>;
+    total_images?: number;
+    recipe?: string | null;
+  };
+  site?: { slug: string; name: string };
+  metrics?: Record<string, unknown>;
+  lineage?: {
+    weights_sha256?: string;
+    starting_point?: { slug: string; name: string; source: string } | null;
+    parent?: { site: string; weights_sha256: string } | null;
+  };
+  licence?: string;
+  trained_at?: string;
+  intended_use?: string;
+  limitations?: string;
+  visibility?: Schemas['VisibilityEnum'];
+  status?: Schemas['VersionStatusEnum'];
+}
+
+export interface LineageNode {
+  visible: boolean;
+  description?: string;
+  site?: string;
+  name?: string;
+  architecture?: string;
+  weights_sha256?: string;
+  model_version?: number | null;
+  published_model?: number | null;
+  published_version?: number | null;
+  version_number?: number | null;
+  generation?: number;
+}
+
+export interface Lineage {
+  parents: LineageNode[];
+  descendants: LineageNode[];
+}
+
+export interface LabelStat {
+  label: string;
+  count: number;
+  train: number;
+  val: number;
+  test: number;
+}
+
+export interface RoundMetrics {
+  sites?: number;
+  training_images?: number;
+  val_auc?: number;
+  val_accuracy?: number;
+  val_balanced_accuracy?: number;
+  val_loss?: number;
+  train_loss?: number;
+  per_site?: Record<string, { sample_count: number; val_auc?: number | null; val_accuracy?: number | null }>;
+}
+
+export interface FederatedEvent {
+  at: string;
+  text: string;
+  code?: string;
+  site?: string;
+}
