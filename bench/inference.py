@@ -39,7 +39,7 @@ def _variants(spec: Any, size: int) -> dict[str, Callable[[Any, np.ndarray, Any]
         return probs, gradcam(model, preprocess(image, **common).unsqueeze(0))
 
     def with_tta(model: Any, image: np.ndarray, tensor: Any) -> Any:
-        return predict(model, [image], **common, tta=True, device="cpu")
+        return predict(model, [image], **common, tta="hflip", device="cpu")
 
     return {
         "bare": bare,

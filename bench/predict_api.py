@@ -176,13 +176,15 @@ def _references(model: Any, manifest: Any, images: list[np.ndarray]) -> dict[str
     in-process ``predict``'s."""
     import torch
 
+    from pollen_agent.ml.inference import manifest_policy
     from pollen_agent.ml.predict import predict, preprocess
 
     common = {"input_size": manifest.input_size, "mean": manifest.mean, "std": manifest.std}
     tensors = torch.stack([preprocess(image, **common) for image in images])
     with torch.inference_mode():
         bare = torch.softmax(model(tensors), dim=1).numpy()
-    tta = predict(model, images, **common, tta=True, device="cpu")
+    # With TTA the API averages the views the model's manifest names.
+    tta = predict(model, images, **common, tta=manifest_policy(manifest).tta, device="cpu")
     return {"bare": bare, "tta": tta}
 
 

@@ -68,7 +68,7 @@ def _test_metrics(model: Any, name: str, size: int, test: tuple[list, list]) -> 
 
     spec = get_spec(ARCH)
     dataset = ArrayImageDataset(*test, input_size=size, mean=spec.mean, std=spec.std, augment=False)
-    probs = predict_probs(model, dataset, tta=True)
+    probs = predict_probs(model, dataset, tta="hflip")
     check_same_count(len(probs), len(test[1]), what=f"{name} test predictions")
     return evaluate(probs, np.asarray(test[1]), ["0", "1"])
 

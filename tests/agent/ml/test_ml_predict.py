@@ -64,7 +64,7 @@ def test_tta_leaves_a_flip_invariant_model_unchanged():
     torch.manual_seed(0)
     model = PointwiseNet()
     plain = predict(model, _images(3), input_size=32, mean=MEAN, std=STD)
-    augmented = predict(model, _images(3), input_size=32, mean=MEAN, std=STD, tta=True)
+    augmented = predict(model, _images(3), input_size=32, mean=MEAN, std=STD, tta="d4")
     np.testing.assert_allclose(augmented, plain, atol=1e-5)
 
 
@@ -72,7 +72,7 @@ def test_tta_changes_a_model_that_depends_on_orientation():
     torch.manual_seed(0)
     model = LeftHalfNet()
     plain = predict(model, _left_bright(2), input_size=32, mean=MEAN, std=STD)
-    augmented = predict(model, _left_bright(2), input_size=32, mean=MEAN, std=STD, tta=True)
+    augmented = predict(model, _left_bright(2), input_size=32, mean=MEAN, std=STD, tta="hflip")
     np.testing.assert_allclose(augmented.sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(augmented - plain).max() > 1e-3
 
@@ -109,7 +109,7 @@ def test_rgba_image_drops_alpha():
 
 def test_grey_picture_saved_as_rgb_feeds_a_greyscale_model():
     rgb = np.repeat(np.full((20, 20, 1), 51, dtype=np.uint8), 3, axis=2)
-    tensor = preprocess(rgb, input_size=10, mean=(0.0,), std=(1.0,), in_channels=1)
+    tensor = preprocess(rgb, input_size=10, mean=(0.0,), std=(1.0,))
     assert tensor.shape == (1, 10, 10)
     torch.testing.assert_close(tensor, torch.full((1, 10, 10), 0.2), atol=1e-6, rtol=0)
 
@@ -146,10 +146,15 @@ def test_tiny_image_is_rejected(shape):
 
 
 @pytest.mark.parametrize(
-    ("pixels", "expected"),
-    [(np.full((10, 10), 65535, dtype=np.uint16), 1.0), (np.full((10, 10), 0.5), 128 / 255)],
+    "pixels",
+    [
+        np.linspace(1000, 3000, 100, dtype=np.uint16).reshape(10, 10),
+        np.linspace(-0.5, 2.0, 100).reshape(10, 10),
+    ],
     ids=["uint16", "float"],
 )
-def test_non_byte_images_are_scaled_to_unit_range(pixels, expected):
-    tensor = preprocess(pixels, input_size=8, mean=(0, 0, 0), std=(1, 1, 1))
-    torch.testing.assert_close(tensor, torch.full((3, 8, 8), expected), atol=1e-6, rtol=0)
+def test_non_byte_images_are_stretched_to_their_own_range_as_in_training(pixels):
+    tensor = preprocess(pixels, input_size=10, mean=(0, 0, 0), std=(1, 1, 1))
+    reference = np.round((pixels - pixels.min()) / (pixels.max() - pixels.min()) * 255) / 255
+    expected = torch.from_numpy(reference.astype(np.float32)).expand(3, 10, 10)
+    torch.testing.assert_close(tensor, expected, atol=1e-6, rtol=0)

@@ -39,7 +39,7 @@ def test_quick_model_on_breastmnist(tmp_path):
         tmp_path / "quick", result.model, {"architecture": spec.name, "label_names": NAMES}
     )
     loaded, _ = load_model_folder(tmp_path / "quick")
-    metrics = evaluate(predict_probs(loaded, test_ds, tta=True), test_ds.labels, NAMES)
+    metrics = evaluate(predict_probs(loaded, test_ds, tta="hflip"), test_ds.labels, NAMES)
     print(
         f"\nquick model: trained in {trained:.0f}s {result.seconds}, "
         f"val AUC {result.val_metrics['auc']:.3f}, test AUC {metrics['auc']:.3f}, "
@@ -59,7 +59,7 @@ def test_quick_model_head_matches_its_features():
     dataset = ArrayImageDataset(
         images, labels, input_size=32, mean=spec.mean, std=spec.std, augment=False
     )
-    probs = predict_probs(result.model, dataset, tta=True)
+    probs = predict_probs(result.model, dataset, tta="hflip")
     assert result.val_metrics is not None
     again = evaluate(probs, labels, ["a", "b"])
     assert again["auc"] == pytest.approx(result.val_metrics["auc"], abs=1e-6)

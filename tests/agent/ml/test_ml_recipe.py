@@ -350,7 +350,7 @@ def test_predict_probs_with_flip_averaging():
     )
     model = _fresh_model()
     plain = predict_probs(model, dataset, batch_size=4)
-    flipped = predict_probs(model, dataset, batch_size=4, tta=True)
+    flipped = predict_probs(model, dataset, batch_size=4, tta="hflip")
     assert plain.shape == flipped.shape == (6, 2)
     assert np.allclose(flipped.sum(axis=1), 1.0)
     assert not np.allclose(plain, flipped)

@@ -9,11 +9,16 @@ import torch
 from torch import nn
 
 from pollen_agent.errors import UserError
+from pollen_agent.ml.inference import policy
 from pollen_agent.ml.sliding import is_background_patch, predict_large
 
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
 GLASS, TISSUE, LESION = 240, 180, 50
+
+
+def _policy(input_size: int):
+    return policy(input_size=input_size, mean=MEAN, std=STD)
 
 
 class DarknessNet(nn.Module):
@@ -60,9 +65,7 @@ def test_background_rule():
 def test_background_patches_are_counted_and_skipped():
     # A 4x4 grid of 64 px patches; tissue fills exactly five of them.
     image = _slide(256, (slice(0, 64), slice(0, 256)), (slice(64, 128), slice(0, 64)))
-    result = predict_large(
-        DarknessNet(), image, patch_size=64, input_size=32, mean=MEAN, std=STD, batch_size=3
-    )
+    result = predict_large(DarknessNet(), image, patch_size=64, inference=_policy(32), batch_size=3)
     assert (result.patch_count, result.skipped_background) == (5, 11)
     assert result.foreground.sum() == 5 and result.foreground[:1].all()
     assert result.grid[~result.foreground].max() == 0.0
@@ -76,9 +79,7 @@ def test_all_background_is_a_user_error():
             DarknessNet(),
             np.full((300, 300, 3), GLASS, dtype=np.uint8),
             patch_size=100,
-            input_size=16,
-            mean=MEAN,
-            std=STD,
+            inference=_policy(16),
         )
     assert caught.value.code == "no_foreground"
 
@@ -86,16 +87,14 @@ def test_all_background_is_a_user_error():
 def test_image_smaller_than_a_patch_is_padded():
     rng = np.random.default_rng(0)
     image = _textured(rng, (50, 70), LESION)
-    result = predict_large(DarknessNet(), image, patch_size=128, input_size=32, mean=MEAN, std=STD)
+    result = predict_large(DarknessNet(), image, patch_size=128, inference=_policy(32))
     assert result.patch_count == 1 and result.grid.shape == (1, 1)
     assert result.heatmap is not None and result.heatmap.shape == (50, 70)
 
 
 def test_overlapping_stride_covers_edges():
     image = _slide(300, (slice(0, 300), slice(0, 300)), (slice(0, 0), slice(0, 0)))
-    result = predict_large(
-        DarknessNet(), image, patch_size=100, stride=50, input_size=16, mean=MEAN, std=STD
-    )
+    result = predict_large(DarknessNet(), image, patch_size=100, stride=50, inference=_policy(16))
     assert result.grid.shape == (5, 5)
     assert result.patch_count == 25
 
@@ -111,10 +110,8 @@ def test_large_slide_heatmap_peaks_on_the_lesion(method):
         DarknessNet(),
         image,
         patch_size=256,
-        input_size=64,
+        inference=_policy(64),
         batch_size=32,
-        mean=MEAN,
-        std=STD,
         class_index=1,
         heatmap_method=method,
     )
@@ -144,8 +141,6 @@ def test_large_slide_heatmap_peaks_on_the_lesion(method):
 def test_without_heatmap_nothing_is_painted_and_the_model_keeps_its_mode():
     image = _slide(256, (slice(0, 256), slice(0, 128)), (slice(0, 64), slice(0, 64)))
     model = DarknessNet().train()
-    result = predict_large(
-        model, image, patch_size=128, input_size=16, mean=MEAN, std=STD, with_heatmap=False
-    )
+    result = predict_large(model, image, patch_size=128, inference=_policy(16), with_heatmap=False)
     assert result.heatmap is None and result.patch_count == 2
     assert model.training

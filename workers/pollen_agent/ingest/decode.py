@@ -25,6 +25,7 @@ from pollen_agent.ingest.limits import (
     enable_pillow_bomb_protection,
     png_header_size,
 )
+from pollen_agent.intensity import scale_to_uint8
 from pollen_contracts.payloads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES
 
 NON_DICOM_MODALITY = "OT"  # DICOM's code for "other"
@@ -231,7 +232,7 @@ def _decode_dicom(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
         "rescale_intercept": float(ds.get("RescaleIntercept", 0) or 0),
     }
     if samples == 3:
-        array = _to_uint8(pixels.astype(np.float64), *_range(pixels))
+        array = scale_to_uint8(pixels.astype(np.float64), *_range(pixels))
         return _result(array, fmt, meta, modality=_modality(ds))
     # Rescale first: window centre and width are in the rescaled units (e.g. HU).
     values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
@@ -242,9 +243,9 @@ def _decode_dicom(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
         array = _window(values, center, width)
     elif "VOILUTSequence" in ds:
         lut = np.asarray(apply_voi_lut(pixels, ds, index=0), dtype=np.float64)
-        array = _to_uint8(lut, *_range(lut))
+        array = scale_to_uint8(lut, *_range(lut))
     else:
-        array = _to_uint8(values, *_range(values))
+        array = scale_to_uint8(values, *_range(values))
     if photometric == "MONOCHROME1":
         array = 255 - array
     return _result(array, fmt, meta, modality=_modality(ds))
@@ -300,13 +301,6 @@ def _window(values: np.ndarray, center: float, width: float) -> np.ndarray:
 
 def _range(values: np.ndarray) -> tuple[float, float]:
     return float(np.min(values)), float(np.max(values))
-
-
-def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    if high <= low:
-        return np.zeros(values.shape, np.uint8)
-    scaled = (np.clip(values, low, high) - low) / (high - low) * 255.0
-    return np.round(scaled).astype(np.uint8)
 
 
 def _modality(ds: Any) -> str:

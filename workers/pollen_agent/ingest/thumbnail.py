@@ -8,21 +8,15 @@ import numpy as np
 from PIL import Image
 
 from pollen_agent.ingest.decode import DecodedImage
+from pollen_agent.intensity import DISPLAY_PERCENTILES, stretch_to_uint8
 
 THUMBNAIL_SIZE = 256
 
 
 def to_display_uint8(array: np.ndarray) -> np.ndarray:
-    """uint8 as is; 16-bit stretched between its 0.5th and 99.5th percentiles."""
-    if array.dtype == np.uint8:
-        return array
-    values = array.astype(np.float64)
-    low, high = np.percentile(values, [0.5, 99.5])
-    if high <= low:
-        low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros(array.shape, np.uint8)
-    return np.round(np.clip((values - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+    """uint8 as is; 16-bit stretched between its 0.5th and 99.5th percentiles (the same
+    stretch models use, with the extremes clipped for a preview)."""
+    return stretch_to_uint8(array, DISPLAY_PERCENTILES)
 
 
 def make_thumbnail(image: DecodedImage, size: int = THUMBNAIL_SIZE) -> bytes:

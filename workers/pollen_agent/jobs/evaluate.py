@@ -15,7 +15,7 @@ import numpy as np
 
 from pollen_agent.errors import UserError
 from pollen_agent.hub_client import HubClient
-from pollen_agent.jobs.images import READ_THREADS, _to_training_array
+from pollen_agent.jobs.images import READ_THREADS, _to_training_array, keep_side
 from pollen_agent.jobs.model_source import load_model
 from pollen_agent.storage.base import Storage
 
@@ -23,8 +23,8 @@ from pollen_agent.storage.base import Storage
 def run_evaluation(
     *, spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path
 ) -> dict[str, Any]:
+    from pollen_agent.ml.inference import manifest_policy, predict_probs
     from pollen_agent.ml.metrics import evaluate
-    from pollen_agent.ml.predict import predict
 
     started = time.perf_counter()
     model, manifest = load_model(spec["model"], storage, work)
@@ -35,16 +35,14 @@ def run_evaluation(
         raise UserError(
             "None of the dataset's images has a label this model knows.", code="no_matching_labels"
         )
-    keep_side = max(int(manifest.input_size * 1.25), 64)
+    side = keep_side(manifest.input_size)
     images: list[np.ndarray] = []
     labels: list[int] = []
     unreadable = 0
 
     def read(row: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
         try:
-            return row, _to_training_array(
-                storage.get_bytes(row["storage_key"]), keep_side=keep_side
-            )
+            return row, _to_training_array(storage.get_bytes(row["storage_key"]), keep_side=side)
         except UserError:
             return row, None
 
@@ -55,14 +53,9 @@ def run_evaluation(
                 continue
             images.append(array)
             labels.append(index[row["label"]])
-    probs = predict(
-        model,
-        images,
-        input_size=manifest.input_size,
-        mean=manifest.mean,
-        std=manifest.std,
-        tta=bool(spec.get("tta", True)),
-    )
+    # With TTA (the default) the views the model was trained to treat alike, as its manifest says.
+    inference = manifest_policy(manifest, tta=bool(spec.get("tta", True)))
+    probs = predict_probs(model, images, inference)
     # The finding the model was trained to look for: the hub's record, else its manifest's.
     finding = spec.get("positive_class") or manifest.positive_class or None
     metrics = evaluate(
@@ -73,6 +66,7 @@ def run_evaluation(
         "unreadable": unreadable,
     }
     metrics["evaluated_on"] = "all accepted images with a label the model knows"
-    metrics["tta"] = bool(spec.get("tta", True))
+    # How the numbers were computed travels with them: a site table never mixes policies.
+    metrics["tta"] = inference.tta
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     return {"metrics": metrics}

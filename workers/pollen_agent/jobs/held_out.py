@@ -51,23 +51,14 @@ def _held_out_images(spec: dict[str, Any], hub: HubClient, storage: Storage) -> 
 
 def _probabilities(spec: dict[str, Any], weights: dict[str, str], test: SplitImages) -> np.ndarray:
     """The model's class probabilities on ``test``, exactly as a training job's test evaluation."""
-    from pollen_agent.ml.data import ArrayImageDataset
-    from pollen_agent.ml.device import pick_device
-    from pollen_agent.ml.recipe import predict_probs
+    from pollen_agent.ml.inference import predict_probs, trained_policy
     from pollen_agent.ml.zoo import build_model, get_spec
 
     model = build_model(spec["architecture"], len(spec["label_names"]), source="random")
     load_global(model, download_weights(weights["url"], weights["sha256"]))
     arch = get_spec(spec["architecture"])
-    dataset = ArrayImageDataset(
-        test.images,
-        test.labels,
-        input_size=spec["input_size"],
-        mean=arch.mean,
-        std=arch.std,
-        augment=False,
-    )
-    return predict_probs(model.to(pick_device()).eval(), dataset, tta=True)
+    inference = trained_policy(input_size=spec["input_size"], mean=arch.mean, std=arch.std)
+    return predict_probs(model, test.images, inference).astype(np.float64)
 
 
 def _summary(

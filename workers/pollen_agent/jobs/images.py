@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 
 from pollen_agent.errors import UserError
 from pollen_agent.ingest.decode import decode_image
+from pollen_agent.intensity import stretch_to_uint8
 from pollen_agent.storage.base import Storage
 
 READ_THREADS = 8
@@ -24,18 +25,29 @@ class SplitImages:
     ids: list[int] = field(default_factory=list)
 
 
+def model_pixels(data: bytes) -> np.ndarray:
+    """A stored image's pixels as every model reads them: decoded, deeper than 8 bits stretched
+    to 0..255 by the one stretch (``pollen_agent.intensity``)."""
+    return stretch_to_uint8(decode_image(data).array)
+
+
+def downsized(array: np.ndarray, keep_side: int) -> np.ndarray:
+    """``array`` with its longer side at most ``keep_side`` (aspect kept), else unchanged."""
+    if max(array.shape[:2]) <= keep_side:
+        return array
+    image = PILImage.fromarray(array)
+    image.thumbnail((keep_side, keep_side), PILImage.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def keep_side(input_size: int) -> int:
+    """The longest side images are kept at in memory: a little more than the model's input, so
+    augmentation still has detail to work with; the same for training, checks and predictions."""
+    return max(int(input_size * 1.25), 64)
+
+
 def _to_training_array(data: bytes, *, keep_side: int) -> np.ndarray:
-    decoded = decode_image(data)
-    array = decoded.array
-    if array.dtype != np.uint8:
-        low, high = float(array.min()), float(array.max())
-        array = ((array.astype(np.float32) - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
-    if max(array.shape[:2]) > keep_side:
-        # Keep a little more than the training size so augmentation still has detail to work with.
-        image = PILImage.fromarray(array)
-        image.thumbnail((keep_side, keep_side), PILImage.Resampling.BILINEAR)
-        array = np.asarray(image)
-    return array
+    return downsized(model_pixels(data), keep_side)
 
 
 def load_splits(
@@ -53,11 +65,11 @@ def load_splits(
     """
     index = {name: i for i, name in enumerate(label_names)}
     usable = [r for r in rows if r["label"] in index and r["split"] in only]
-    keep_side = int(input_size * 1.25)
+    side = keep_side(input_size)
     splits = {name: SplitImages() for name in ("train", "val", "test")}
 
     def read(row: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
-        return row, _to_training_array(storage.get_bytes(row["storage_key"]), keep_side=keep_side)
+        return row, _to_training_array(storage.get_bytes(row["storage_key"]), keep_side=side)
 
     done = 0
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:

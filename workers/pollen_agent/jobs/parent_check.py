@@ -54,7 +54,6 @@ def parent_comparison(
         return None
     from pollen_agent.jobs.model_source import load_model
     from pollen_agent.ml.compare import compare_with_parent
-    from pollen_agent.ml.device import pick_device
 
     try:
         model, manifest = load_model(spec["weights"], storage, work)
@@ -67,7 +66,7 @@ def parent_comparison(
             "The model it started from tells apart other labels "
             f"({', '.join(manifest.label_names)}), so the two cannot be compared image by image."
         )
-    parent_probs = predict(model.to(pick_device()).eval())[:, order]
+    parent_probs = predict(model)[:, order]
     result = compare_with_parent(
         child_probs,
         parent_probs,

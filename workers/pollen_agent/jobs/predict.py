@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pollen_agent.errors import UserError
-from pollen_agent.ingest.decode import decode_image
+from pollen_agent.jobs.images import downsized, keep_side, model_pixels
 from pollen_agent.jobs.model_source import load_model
 from pollen_agent.storage.base import ObjectNotFound, Storage
 
@@ -35,24 +35,6 @@ _MODELS: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def _as_uint8(array: np.ndarray) -> np.ndarray:
-    """The same intensity scaling training used: 16-bit images are stretched to their range."""
-    if array.dtype == np.uint8:
-        return array
-    low, high = float(array.min()), float(array.max())
-    return ((array.astype(np.float32) - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
-
-
-def _reduce(array: np.ndarray, side: int) -> np.ndarray:
-    from PIL import Image
-
-    if max(array.shape[:2]) <= side:
-        return array
-    image = Image.fromarray(array)
-    image.thumbnail((side, side), Image.Resampling.BILINEAR)
-    return np.asarray(image)
-
-
 def _has_conv(model: Any) -> bool:
     from torch import nn
 
@@ -62,12 +44,11 @@ def _has_conv(model: Any) -> bool:
 class _Run:
     def __init__(self, spec: dict[str, Any], storage: Storage, model: Any, manifest: Any) -> None:
         self.spec, self.storage, self.model, self.manifest = spec, storage, model, manifest
+        from pollen_agent.ml.inference import manifest_policy
+
         self.labels = list(manifest.label_names)
-        self.settings = {
-            "input_size": manifest.input_size,
-            "mean": manifest.mean,
-            "std": manifest.std,
-        }
+        # The manifest's policy: with TTA, the views the model was trained to treat alike.
+        self.inference = manifest_policy(manifest, tta=bool(spec["tta"]))
 
     def probabilities(self, probs: np.ndarray) -> dict[str, float]:
         return {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
@@ -81,15 +62,13 @@ class _Run:
 
     def small(self, items: list[tuple[int, np.ndarray]]) -> list[dict[str, Any]]:
         """Whole-image inference in batches; a batch with a bad image is redone one by one."""
-        from pollen_agent.ml.predict import predict
+        from pollen_agent.ml.inference import predict_probs
 
         results: list[dict[str, Any]] = []
         for start in range(0, len(items), BATCH):
             batch = items[start : start + BATCH]
             try:
-                probs = predict(
-                    self.model, [a for _, a in batch], tta=self.spec["tta"], **self.settings
-                )
+                probs = predict_probs(self.model, [a for _, a in batch], self.inference)
                 results.extend(
                     self._answer(i, a, p) for (i, a), p in zip(batch, probs, strict=True)
                 )
@@ -101,9 +80,9 @@ class _Run:
         return results
 
     def one(self, image_id: int, array: np.ndarray) -> dict[str, Any]:
-        from pollen_agent.ml.predict import predict
+        from pollen_agent.ml.inference import predict_probs
 
-        probs = predict(self.model, [array], tta=self.spec["tta"], **self.settings)[0]
+        probs = predict_probs(self.model, [array], self.inference)[0]
         return self._answer(image_id, array, probs)
 
     def _answer(self, image_id: int, array: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
@@ -118,9 +97,9 @@ class _Run:
 
     def guarded_heatmap(self, image_id: int, array: np.ndarray, class_index: int) -> str:
         from pollen_agent.ml.gradcam import gradcam
-        from pollen_agent.ml.predict import preprocess
+        from pollen_agent.ml.inference import preprocess
 
-        tensor = preprocess(array, in_channels=len(self.manifest.mean), **self.settings)
+        tensor = preprocess(array, self.inference.preprocess)
         device = next(self.model.parameters()).device
         heat = gradcam(self.model, tensor.unsqueeze(0).to(device), class_index=class_index)
         return self.overlay(image_id, array, heat)
@@ -133,8 +112,7 @@ class _Run:
             array,
             patch_size=PATCH_SIZE,
             with_heatmap=self.spec["heatmap"],
-            tta=self.spec["tta"],
-            **self.settings,
+            inference=self.inference,
         )
         answer: dict[str, Any] = {
             "image_id": image_id,
@@ -148,7 +126,7 @@ class _Run:
             },
         }
         if result.heatmap is not None:
-            answer["overlay_key"] = self.overlay(image_id, _reduce(array, 1024), result.heatmap)
+            answer["overlay_key"] = self.overlay(image_id, downsized(array, 1024), result.heatmap)
         return answer
 
     @staticmethod
@@ -208,13 +186,13 @@ def run_prediction(*, spec: dict[str, Any], storage: Storage, work: Path) -> dic
         )
     loaded = time.perf_counter()
     run = _Run(spec, storage, model, manifest)
-    keep_side = max(int(manifest.input_size * 1.25), 64)
+    side = keep_side(manifest.input_size)
     small: list[tuple[int, np.ndarray]] = []
     results: dict[int, dict[str, Any]] = {}
     for item in spec["inputs"]:
         image_id = item["image_id"]
         try:
-            array = _as_uint8(decode_image(storage.get_bytes(item["key"])).array)
+            array = model_pixels(storage.get_bytes(item["key"]))
         except (UserError, ObjectNotFound) as exc:
             results[image_id] = {
                 "image_id": image_id,
@@ -225,7 +203,7 @@ def run_prediction(*, spec: dict[str, Any], storage: Storage, work: Path) -> dic
         if max(height, width) > LARGE_SIDE:
             answer = run.guarded(image_id, functools.partial(run.large, image_id, array))
         else:
-            small.append((image_id, _reduce(array, keep_side)))
+            small.append((image_id, downsized(array, side)))
             answer = {}
         if answer:
             results[image_id] = answer

@@ -206,15 +206,14 @@ def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str
 def _evaluate(
     model: Any, spec: dict[str, Any], splits: dict[str, SplitImages], mean: Any, std: Any
 ) -> dict:
-    from pollen_agent.ml.data import ArrayImageDataset
+    """The held-out check, through the same inference path as predictions and site evaluations,
+    with the policy the model's manifest will record (the views it trained on)."""
+    from pollen_agent.ml.inference import predict_probs, trained_policy
     from pollen_agent.ml.metrics import evaluate
-    from pollen_agent.ml.recipe import predict_probs
 
     test = splits["test"] if splits["test"].images else splits["val"]
-    dataset = ArrayImageDataset(
-        test.images, test.labels, input_size=spec["input_size"], mean=mean, std=std, augment=False
-    )
-    probs = predict_probs(model, dataset, tta=True)
+    inference = trained_policy(input_size=spec["input_size"], mean=mean, std=std)
+    probs = predict_probs(model, test.images, inference).astype(np.float64)
     report = evaluate(
         probs,
         np.asarray(test.labels),
@@ -225,6 +224,7 @@ def _evaluate(
     report["evaluated_on"] = (
         "test" if splits["test"].images else "validation (the test set was empty)"
     )
+    report["tta"] = inference.tta
     return report | {"_probs": probs}
 
 
@@ -239,9 +239,10 @@ def _sample_heatmaps(
 ) -> list[dict[str, Any]]:
     """A few test images with where the model looked, saved as overlays in site storage."""
     from pollen_agent.ml.gradcam import gradcam
+    from pollen_agent.ml.inference import Preprocess, preprocess
     from pollen_agent.ml.overlay import heatmap_overlay_png
-    from pollen_agent.ml.predict import preprocess
 
+    settings = Preprocess(int(spec["input_size"]), tuple(mean), tuple(std))
     samples = []
     prefix = spec.get("samples_prefix") or f"jobs/{spec['job_id']}/samples/"  # older hubs
     order: list[int] = (
@@ -249,7 +250,7 @@ def _sample_heatmaps(
     )
     for i in order:
         image = split.images[int(i)]
-        tensor = preprocess(image, input_size=spec["input_size"], mean=mean, std=std).unsqueeze(0)
+        tensor = preprocess(image, settings).unsqueeze(0)
         try:
             heat = gradcam(model, tensor.to(next(model.parameters()).device))
         except UserError:

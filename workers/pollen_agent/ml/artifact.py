@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from pollen_agent.errors import UserError
+from pollen_agent.ml.inference import inference_block, trained_block
 from pollen_agent.ml.manifest import WEIGHTS_NAME, Manifest, read_manifest, write_manifest
 from pollen_agent.ml.weights_io import read_model_folder_state, sha256_file
 from pollen_agent.ml.zoo import build_model, get_spec
@@ -28,7 +29,9 @@ def save_model_folder(
 
     ``manifest_fields`` must give ``architecture`` and ``label_names``, and may give
     ``input_size``, ``mean``, ``std`` (default: the architecture's), ``licence``, ``parent``,
-    ``training_summary``, ``metrics`` and ``positive_class`` (the finding, one of the labels). The checksum and creation time are filled in here.
+    ``training_summary``, ``metrics``, ``positive_class`` (the finding, one of the labels) and
+    ``inference`` (default: the policy of a model trained here, ``ml.inference.TRAINED_TTA``).
+    The checksum and creation time are filled in here.
     """
     finding = manifest_fields.get("positive_class") or None
     if finding is not None and finding not in manifest_fields["label_names"]:
@@ -53,6 +56,7 @@ def save_model_folder(
         training_summary=dict(manifest_fields.get("training_summary") or {}),
         metrics=dict(manifest_fields.get("metrics") or {}),
         positive_class=str(finding) if finding is not None else None,
+        inference=inference_block(manifest_fields.get("inference") or trained_block()),
     )
     write_manifest(folder, manifest)
     return manifest

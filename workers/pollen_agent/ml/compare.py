@@ -42,8 +42,10 @@ def stratified_resamples(labels: np.ndarray, resamples: int, seed: int) -> np.nd
     """
     rng = np.random.default_rng(seed)
     weights = np.zeros((resamples, len(labels)))
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
+    # Groups are drawn in the order of their first image, not of their label numbers, so the
+    # same images draw the same resamples whichever label is called positive.
+    groups = sorted((np.flatnonzero(labels == c) for c in np.unique(labels)), key=lambda m: m[0])
+    for members in groups:
         m = len(members)
         draws = rng.integers(0, m, size=(resamples, m)) + m * np.arange(resamples)[:, None]
         weights[:, members] = np.bincount(draws.ravel(), minlength=resamples * m).reshape(-1, m)

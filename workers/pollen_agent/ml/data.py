@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image, ImageEnhance
 from torch.utils.data import Dataset
 
 from pollen_agent.errors import UserError
+from pollen_agent.ml.inference import Preprocess, preprocess
 
 MAX_ROTATION_DEGREES = 10.0
 JITTER = 0.1  # brightness and contrast vary by up to ±10%
@@ -22,8 +24,9 @@ MEDMNIST_SPLITS = ("train", "val", "test")
 class ArrayImageDataset(Dataset[tuple[torch.Tensor, int]]):
     """Labelled uint8 images of any size, resized and normalised for a model.
 
-    Greyscale images (HxW or HxWx1) become three identical channels; an alpha channel is
-    dropped. With ``augment`` each item is flipped horizontally at random, rotated by up to
+    Each item goes through ``ml.inference.preprocess``, exactly as at inference. With
+    ``augment`` each item is flipped horizontally at random (hence the models' ``hflip``
+    test-time augmentation, ``ml.inference.TRAINED_TTA``), rotated by up to
     ±10 degrees and given a light brightness/contrast jitter. The augmentation depends only
     on ``(seed, epoch, index)``, so a resumed run sees exactly the images it would have seen.
     """
@@ -46,8 +49,7 @@ class ArrayImageDataset(Dataset[tuple[torch.Tensor, int]]):
         self.images = images
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         self.input_size = int(input_size)
-        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(list(std), dtype=torch.float32).view(3, 1, 1)
+        self.settings = Preprocess(self.input_size, tuple(map(float, mean)), tuple(map(float, std)))
         self.augment = augment
         self.seed = seed
         self.epoch = 0
@@ -60,44 +62,18 @@ class ArrayImageDataset(Dataset[tuple[torch.Tensor, int]]):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        picture = to_pil(self.images[index])
-        picture = picture.resize((self.input_size, self.input_size), Image.Resampling.BILINEAR)
+        augment = None
         if self.augment:
-            picture = _augment(picture, np.random.default_rng([self.seed, self.epoch, index]))
-        pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0)
-        # Greyscale stays one channel until here; broadcasting makes the three channels.
-        pixels = pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)
-        return (pixels - self.mean) / self.std, int(self.labels[index])
-
-
-def to_pil(array: np.ndarray) -> Image.Image:
-    """Convert an HxW or HxWxC image array to a PIL image ("L" for grey, else "RGB").
-
-    Images deeper than 8 bits (16-bit DICOM, float TIFF) are rescaled to their own range;
-    an alpha channel is dropped.
-    """
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] >= 3)):
-        raise UserError(
-            f"An image has shape {array.shape}; expected a greyscale or colour picture.",
-            code="invalid_image",
+            augment = functools.partial(
+                _augment, rng=np.random.default_rng([self.seed, self.epoch, index])
+            )
+        # The same preprocessing as every inference (ml.inference), augmented in between.
+        return preprocess(self.images[index], self.settings, augment=augment), int(
+            self.labels[index]
         )
-    if array.ndim == 3:
-        array = array[:, :, :3]
-    return Image.fromarray(np.ascontiguousarray(_as_uint8(array)))
 
 
-def _as_uint8(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array
-    low, high = float(array.min()), float(array.max())
-    scaled = (array.astype(np.float64) - low) / max(high - low, 1e-12) * 255.0
-    return np.round(scaled).astype(np.uint8)
-
-
-def _augment(picture: Image.Image, rng: np.random.Generator) -> Image.Image:
+def _augment(picture: Image.Image, *, rng: np.random.Generator) -> Image.Image:
     # PIL, single-threaded and fast, leaves both CPU cores to the model's own arithmetic.
     if rng.random() < 0.5:
         picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

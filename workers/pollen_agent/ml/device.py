@@ -20,6 +20,11 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """``device`` when one is asked for, else :func:`pick_device`'s choice."""
+    return torch.device(device) if device is not None else pick_device()
+
+
 def amp_dtype(device: torch.device) -> torch.dtype | None:
     """The mixed-precision dtype for ``device``, or None where we keep float32.
 

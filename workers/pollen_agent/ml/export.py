@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from pollen_agent.errors import UserError
-from pollen_agent.ml.predict import eval_mode, output_logits
+from pollen_agent.ml.inference import eval_mode, output_logits
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"

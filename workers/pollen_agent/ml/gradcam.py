@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from pollen_agent.errors import UserError
-from pollen_agent.ml.predict import eval_mode, output_logits
+from pollen_agent.ml.inference import eval_mode, output_logits
 
 Method = Literal["gradcam", "gradcam++"]
 

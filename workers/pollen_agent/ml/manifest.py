@@ -33,6 +33,11 @@ class Manifest:
     # None for three or more labels; manifests written before it was recorded lack it (their
     # metrics measured the second label).
     positive_class: str | None = None
+    # How the model is fed and averaged at inference: {"version", "tta", "preprocess"}, written
+    # from its training augmentation (pollen_agent.ml.inference). None in manifests written
+    # before it existed (and by the hub's cross-site aggregation): every such model was trained
+    # with horizontal flips, so they read as "hflip" (ml.inference.LEGACY_TTA).
+    inference: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -77,4 +82,11 @@ def read_manifest(folder: str | Path) -> Manifest:
 
 
 def _required(name: str) -> bool:
-    return name not in {"parent", "training_summary", "metrics", "format_version", "positive_class"}
+    return name not in {
+        "parent",
+        "training_summary",
+        "metrics",
+        "format_version",
+        "positive_class",
+        "inference",
+    }

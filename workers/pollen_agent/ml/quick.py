@@ -3,7 +3,8 @@
 It trains in a minute or two on a CPU. Features are the backbone's pooled activations
 averaged over each image and its mirror image. The fitted regression is folded into the
 network's final linear layer, so the quick model is an ordinary zoo model: it is saved,
-loaded and applied exactly like a fine-tuned one (use ``tta=True`` to match its training).
+loaded and applied exactly like a fine-tuned one, averaged over the same views
+(``ml.inference.TRAINED_TTA``), which makes its test-time augmentation exact.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader
 from pollen_agent.errors import UserError
 from pollen_agent.ml.data import ArrayImageDataset
 from pollen_agent.ml.device import autocast_context, pick_device, place_batch, place_model
+from pollen_agent.ml.inference import TRAINED_TTA, tta_views
 from pollen_agent.ml.metrics import evaluate
 from pollen_agent.ml.recipe import Cancelled, check_labels
 from pollen_agent.ml.zoo import build_model, get_spec
@@ -105,18 +107,20 @@ def extract_features(
     batch_size: int = 64,
     should_cancel: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """Pooled backbone features (N, D), averaged over each image and its mirror image."""
+    """Pooled backbone features (N, D), averaged over the views of ``TRAINED_TTA`` (each image
+    and its mirror image)."""
     device = pick_device()
     model = place_model(model, device).eval()
+    views = tta_views(TRAINED_TTA)
     chunks = []
     with torch.no_grad(), autocast_context(device):
         for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             if should_cancel is not None and should_cancel():
                 raise Cancelled("cancelled while reading image features")
             images = place_batch(images, device)
-            both = torch.cat([images, torch.flip(images, dims=[3])])
+            both = torch.cat([view(images) for view in views])
             pooled = model.forward_head(model.forward_features(both), pre_logits=True)  # type: ignore[operator]
-            halves = pooled.float().view(2, len(images), -1)
+            halves = pooled.float().view(len(views), len(images), -1)
             chunks.append(halves.mean(dim=0).cpu().numpy())
     return np.concatenate(chunks).astype(np.float64)
 

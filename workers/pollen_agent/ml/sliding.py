@@ -24,15 +24,16 @@ from PIL import Image
 from torch import nn
 
 from pollen_agent.errors import UserError
+from pollen_agent.intensity import scale_to_uint8
+from pollen_agent.ml.device import place_batch, resolve_device
 from pollen_agent.ml.gradcam import gradcam_batch
-from pollen_agent.ml.predict import (
-    TTA_TRANSFORMS,
-    average_probabilities,
+from pollen_agent.ml.inference import (
+    InferencePolicy,
     check_model_channels,
     eval_mode,
     preprocess,
-    resolve_device,
-    to_uint8,
+    probs_of_batch,
+    tta_views,
     validate_image,
 )
 
@@ -77,9 +78,7 @@ def predict_large(
     model: nn.Module,
     image: np.ndarray,
     *,
-    input_size: int,
-    mean: Sequence[float],
-    std: Sequence[float],
+    inference: InferencePolicy,
     patch_size: int = 256,
     stride: int | None = None,
     batch_size: int = 32,
@@ -89,7 +88,6 @@ def predict_large(
     heatmap_method: HeatmapMethod = "probability",
     class_index: int | None = None,
     heatmap_max_side: int = 1024,
-    tta: bool = False,
     device: torch.device | str | None = None,
 ) -> LargeResult:
     """Classify a large image patch by patch and, optionally, map where each class was seen.
@@ -102,11 +100,11 @@ def predict_large(
     ``UserError(no_foreground)`` when every patch is background.
     """
     validate_image(image)
-    check_model_channels(model, len(mean))
+    check_model_channels(model, inference.preprocess.in_channels)
     stride = stride or patch_size
     if patch_size < 1 or stride < 1 or batch_size < 1:
         raise ValueError("patch_size, stride and batch_size must be positive")
-    runner = _Runner(model, image, patch_size, batch_size, input_size, mean, std, device)
+    runner = _Runner(model, image, patch_size, batch_size, inference, device)
     patches = _plan(image.shape[0], image.shape[1], patch_size, stride)
 
     def is_tissue(pixels: np.ndarray) -> bool:
@@ -114,7 +112,7 @@ def predict_large(
             pixels, background_threshold=background_threshold, white_level=white_level
         )
 
-    foreground, patch_probs = runner.classify(patches, keep=is_tissue, tta=tta)
+    foreground, patch_probs = runner.classify(patches, keep=is_tissue)
     if not foreground:
         raise UserError(
             "Every part of this image looks like empty background, so there is nothing to "
@@ -152,25 +150,25 @@ class _Runner:
     image: np.ndarray
     patch_size: int
     batch_size: int
-    input_size: int
-    mean: Sequence[float]
-    std: Sequence[float]
+    inference: InferencePolicy
     device: torch.device | str | None
 
     def __post_init__(self) -> None:
         self.target = resolve_device(self.device)
         self.model.to(self.target)
+        # A deeper-than-8-bit image is stretched over the whole image's range, never per patch.
+        self.levels = None if self.image.dtype == np.uint8 else _range(self.image)
 
     def classify(
-        self, patches: Sequence[_Patch], *, keep: Callable[[np.ndarray], bool], tta: bool
+        self, patches: Sequence[_Patch], *, keep: Callable[[np.ndarray], bool]
     ) -> tuple[list[_Patch], np.ndarray]:
         """The kept patches and their class probabilities, (P, C) float32."""
-        transforms = TTA_TRANSFORMS if tta else TTA_TRANSFORMS[:1]
+        views = tta_views(self.inference.tta)
         kept: list[_Patch] = []
         chunks: list[np.ndarray] = []
         with eval_mode(self.model), torch.inference_mode():
             for batch in self._batches(patches, keep):
-                probs = average_probabilities(self.model, self._tensors(batch), transforms)
+                probs = probs_of_batch(self.model, self._tensors(batch), views)
                 chunks.append(probs.cpu().numpy())
                 kept.extend(patch for patch, _ in batch)
         if not chunks:
@@ -201,17 +199,8 @@ class _Runner:
                 canvas.add(patch.y, patch.x, self.patch_size, cam * by_patch[patch])
 
     def _tensors(self, batch: list[tuple[_Patch, np.ndarray]]) -> torch.Tensor:
-        tensors = [
-            preprocess(
-                pixels,
-                input_size=self.input_size,
-                mean=self.mean,
-                std=self.std,
-                in_channels=len(self.mean),
-            )
-            for _, pixels in batch
-        ]
-        return torch.stack(tensors).to(self.target, non_blocking=True)
+        tensors = [preprocess(pixels, self.inference.preprocess) for _, pixels in batch]
+        return place_batch(torch.stack(tensors), self.target)
 
     def _batches(
         self, patches: Sequence[_Patch], keep: Callable[[np.ndarray], bool] | None = None
@@ -219,7 +208,7 @@ class _Runner:
         """Lists of (patch, uint8 pixels), at most ``batch_size`` long, of the kept patches."""
         batch: list[tuple[_Patch, np.ndarray]] = []
         for patch in patches:
-            pixels = _cut(self.image, patch, self.patch_size)
+            pixels = _cut(self.image, patch, self.patch_size, self.levels)
             if keep is not None and not keep(pixels):
                 continue
             batch.append((patch, pixels))
@@ -270,10 +259,16 @@ def _starts(length: int, patch_size: int, stride: int) -> list[int]:
     return starts
 
 
-def _cut(image: np.ndarray, patch: _Patch, patch_size: int) -> np.ndarray:
-    pixels = to_uint8(
-        np.asarray(image[patch.y : patch.y + patch_size, patch.x : patch.x + patch_size])
-    )
+def _range(image: np.ndarray) -> tuple[float, float]:
+    return float(np.min(image)), float(np.max(image))
+
+
+def _cut(
+    image: np.ndarray, patch: _Patch, patch_size: int, levels: tuple[float, float] | None
+) -> np.ndarray:
+    pixels = np.asarray(image[patch.y : patch.y + patch_size, patch.x : patch.x + patch_size])
+    if levels is not None:
+        pixels = scale_to_uint8(pixels, *levels)
     missing_y, missing_x = patch_size - pixels.shape[0], patch_size - pixels.shape[1]
     if missing_y or missing_x:
         padding = [(0, missing_y), (0, missing_x)] + [(0, 0)] * (pixels.ndim - 2)
