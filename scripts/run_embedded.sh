@@ -20,9 +20,11 @@ python manage.py seed_demo ${POLLEN_DEMO_PASSWORD:+--password "$POLLEN_DEMO_PASS
 
 echo
 echo "Pollen is running at $POLLEN_PUBLIC_URL  (API docs: $POLLEN_PUBLIC_URL/api/v1/docs/)"
-echo "Logs: $VAR/hub.log and $VAR/agent.log. Press Ctrl-C to stop."
+echo "Logs: $VAR/hub.log, $VAR/clock.log and $VAR/agent.log. Press Ctrl-C to stop."
 # The supervisor restarts whichever process dies (with backoff, logged here) and leaves the others
-# running: an agent that crashes must not take the hub down with it.
+# running: an agent that crashes must not take the hub down with it. The clock does the hub's
+# periodic work (re-queuing lapsed work, cross-site rounds); see docs/architecture.md.
 exec python scripts/supervise.py --state-dir "$VAR" \
   --service "hub=gunicorn pollen.wsgi:application --bind $HOST:$PORT --workers 2 --threads 4 --timeout 120 --keep-alive 30 --access-logfile -" \
+  --service "clock=python manage.py clock" \
   --service "agent=python -m pollen_agent worker --config $(printf %q "$VAR/agent.json")"

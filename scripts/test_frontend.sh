@@ -16,6 +16,7 @@ SHOTS="$ARTIFACTS/screenshots"
 CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium || echo /usr/bin/chromium)}"
 export E2E_PASSWORD="${E2E_PASSWORD:-e2e-Pollen-pass-$RANDOM$RANDOM}"
 HUB_PID=""
+CLOCK_PID=""
 AGENT_PID=""
 E2E_DATABASE_URL=""
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pollen-frontend-tests.XXXXXX")"  # the agent config holds tokens: not in artefacts
@@ -31,6 +32,7 @@ stop_pid() {  # stop_pid PID [group]: TERM, wait up to 15 s, then KILL; "group" 
 
 cleanup() {
   [ -n "$AGENT_PID" ] && stop_pid "$AGENT_PID" group
+  [ -n "$CLOCK_PID" ] && stop_pid "$CLOCK_PID"
   [ -n "$HUB_PID" ] && stop_pid "$HUB_PID"
   [ -n "$E2E_DATABASE_URL" ] && "$PY" "$ROOT/scripts/throwaway_db.py" drop "$E2E_DATABASE_URL"
   rm -rf "$RUN_DIR"
@@ -82,6 +84,9 @@ until curl -fsS "$BASE_URL/healthz" >/dev/null 2>&1; do
   sleep 0.3
 done
 curl -fsS "$BASE_URL/" | grep -q '/assets/' || fail "the hub does not serve the built dashboard at /"
+# The hub's clock: cross-site rounds are combined there, and lapsed work is queued again.
+"$PY" manage.py clock --interval 1 >"$ARTIFACTS/clock.log" 2>&1 &
+CLOCK_PID=$!
 
 # A real site agent for both demo sites (it imports no Django): its own session, so that stopping its
 # process group stops its io and gpu workers too, and nothing else.
@@ -110,6 +115,7 @@ echo "== end-to-end tests (Chromium via playwright-core)"
       --test-reporter=tap --test-reporter-destination="$ARTIFACTS/e2e.tap" ${E2E_FILES:-e2e/} )  # E2E_FILES: a subset, for quick runs
 E2E_RC=$?
 kill -0 "$AGENT_PID" 2>/dev/null || { echo "the site agent stopped during the tests:"; tail -30 "$ARTIFACTS/agent.log"; E2E_RC=1; }
+kill -0 "$CLOCK_PID" 2>/dev/null || { echo "the hub's clock stopped during the tests:"; tail -30 "$ARTIFACTS/clock.log"; E2E_RC=1; }
 
 tap_count() { sed -nE "s/^# $1 ([0-9]+)$/\1/p" "$ARTIFACTS/e2e.tap" 2>/dev/null | tail -1; }
 pass=$(tap_count pass); failed=$(( $(tap_count fail || echo 0) + $(tap_count cancelled || echo 0) )); skipped=$(tap_count skipped)

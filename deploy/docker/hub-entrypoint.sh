@@ -13,9 +13,15 @@ case "$role" in
     # running release (docs/operations.md, "Upgrades").
     exec python /app/manage.py migrate --noinput "$@" ;;
   worker)
-    # The hub's own Celery queue (hub.default): deadlines and aggregation. No torch here.
+    # The hub's own Celery queue (hub.default). No torch here.
     exec celery --app pollen.celery worker --queues hub.default --loglevel "${POLLEN_LOG_LEVEL:-INFO}" \
       --without-gossip --without-mingle "$@" ;;
+  clock)
+    # The hub's periodic work (re-queuing lapsed leases, cross-site rounds): one replica.
+    exec python /app/manage.py clock "$@" ;;
+  clock-health)
+    # Liveness: the clock touched its heartbeat file lately.
+    exec python /app/manage.py clock --check "$@" ;;
   check)
     exec python /app/manage.py check --deploy --fail-level WARNING "$@" ;;
   manage)
@@ -25,6 +31,6 @@ case "$role" in
   restore)
     exec /app/scripts/restore.sh "$@" ;;
   *)
-    echo "hub-entrypoint: unknown role '$role' (web, migrate, worker, check, manage, backup, restore)" >&2
+    echo "hub-entrypoint: unknown role '$role' (web, migrate, worker, clock, clock-health, check, manage, backup, restore)" >&2
     exit 64 ;;
 esac

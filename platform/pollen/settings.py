@@ -252,6 +252,16 @@ JOB_LEASE_SECONDS = env_int("POLLEN_JOB_LEASE_SECONDS", 120)
 JOB_RESEND_SECONDS = env_int("POLLEN_JOB_RESEND_SECONDS", 300)
 # Marketplace work (predictions, evaluations, exports, publications) is claimed the same way.
 WORK_LEASE_SECONDS = env_int("POLLEN_WORK_LEASE_SECONDS", 120)
+# The clock (`manage.py clock`) does the hub's periodic work off the request path: it re-queues
+# lapsed leases, moves cross-site rounds on and combines their updates, every this many seconds.
+CLOCK_SECONDS = env_int("POLLEN_CLOCK_SECONDS", 10)
+# Work at a site is taken back from a dead worker only while the site's agent answers (it was
+# seen within this many seconds), so that another worker there can take it over; 0: always.
+CLOCK_AGENT_SEEN_SECONDS = env_int("POLLEN_CLOCK_AGENT_SEEN_SECONDS", 120)
+# The clock touches this file after every tick; `manage.py clock --check` (liveness) reads it.
+CLOCK_HEARTBEAT_PATH = Path(
+    env_str("POLLEN_CLOCK_HEARTBEAT_PATH", str(VAR_DIR / "clock.alive")) or ""
+)
 
 # /metrics names every API route and how often it fails: it answers only the operations token
 # (`Authorization: Bearer ...`) or a scraper whose TCP address is in the allow-list. With neither

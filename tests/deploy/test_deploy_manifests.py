@@ -24,7 +24,7 @@ DOCKER = DEPLOY / "docker"
 K8S = DEPLOY / "k8s"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
-HUB_SERVICES = ("hub-web", "hub-worker", "hub-migrate", "hub-bootstrap")
+HUB_SERVICES = ("hub-web", "hub-worker", "hub-clock", "hub-migrate", "hub-bootstrap")
 AGENT_SERVICES = ("agent-site-a", "agent-site-b")
 KUSTOMIZATIONS = (K8S / "hub", K8S / "agent" / "base", K8S / "agent" / "gpu")
 
@@ -248,7 +248,11 @@ def test_hub_entrypoint_names_modules_that_exist() -> None:
     assert "app = Celery(" in (REPO / "platform/pollen/celery.py").read_text()
     assert "/app/deploy/docker/gunicorn.conf.py" in text
     assert (DOCKER / "gunicorn.conf.py").is_file()
-    assert _entrypoint_roles(DOCKER / "hub-entrypoint.sh") >= {"web", "migrate", "worker", "check"}
+    assert _entrypoint_roles(DOCKER / "hub-entrypoint.sh") >= {
+        *("web", "migrate", "worker", "check", "clock", "clock-health")
+    }
+    assert "/app/manage.py clock" in text
+    assert (REPO / "platform/pollen/ops/management/commands/clock.py").is_file()
 
 
 def test_agent_entrypoint_names_the_agent_package() -> None:
@@ -491,6 +495,24 @@ def test_hub_web_probes_point_at_healthz_and_readyz() -> None:
     env = {e["name"]: e for e in web["env"]}
     assert "$(POD_IP)" in env["POLLEN_ALLOWED_HOSTS"]["value"]
     assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+
+
+def test_the_clock_runs_once_everywhere_the_hub_runs_and_is_restarted_when_it_dies() -> None:
+    clock = _compose()["services"]["hub-clock"]
+    assert clock["command"] == ["clock"] and clock["restart"] == "unless-stopped"
+    assert clock["healthcheck"]["test"][-1] == "clock-health"
+    deployment = _k8s_object(K8S / "hub/clock-deployment.yaml", "Deployment", "pollen-hub-clock")
+    assert deployment["spec"]["replicas"] == 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["clock"]
+    assert container["livenessProbe"]["exec"]["command"][-1] == "clock-health"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert Path(env["POLLEN_CLOCK_HEARTBEAT_PATH"]).parent.as_posix() in mounts, "writable"
+    kustomization = yaml.safe_load((K8S / "hub/kustomization.yaml").read_text())
+    assert "clock-deployment.yaml" in kustomization["resources"]
+    embedded = (REPO / "scripts/run_embedded.sh").read_text()
+    assert '--service "clock=python manage.py clock"' in embedded
 
 
 def test_hub_has_a_migrate_job_and_an_ingress() -> None:

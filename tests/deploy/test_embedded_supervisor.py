@@ -1,8 +1,9 @@
 """`make run`: one component's death never takes another down.
 
 Starts the embedded default exactly as `make run` does (scripts/run_embedded.sh) on a free port with
-a throwaway state folder, kills the agent with SIGKILL, and checks that the hub keeps answering and
-that a new agent process appears. Everything started here is stopped by process id at the end.
+a throwaway state folder, kills the agent (then the hub's clock) with SIGKILL, and checks that the
+hub keeps answering and that a new agent (and clock) process appears. Everything started here is
+stopped by process id at the end.
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _is_clock(pid: int) -> bool:
+    """The hub's clock (`python manage.py clock`)."""
+    args = _cmdline(pid)
+    return "manage.py" in args and "clock" in args
+
+
 @dataclass
 class Embedded:
     process: subprocess.Popen[bytes]
@@ -107,9 +114,14 @@ class Embedded:
         self.seen |= pids
         return {pid for pid in pids if _is_agent(pid)}
 
+    def clocks(self) -> set[int]:
+        pids = _descendants(self.process.pid)
+        self.seen |= pids
+        return {pid for pid in pids if _is_clock(pid)}
+
     def log(self) -> str:
         parts = [f"run_embedded.sh output:\n{(self.var_dir / 'run.out').read_text()}"]
-        for name in ("agent.log", "hub.log"):
+        for name in ("agent.log", "hub.log", "clock.log"):
             path = self.var_dir / name
             if path.exists():
                 parts.append(
@@ -158,24 +170,30 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
         _stop(embedded)
 
 
-def test_killing_the_agent_leaves_the_hub_serving_and_the_agent_is_restarted(
+def _kill_and_see_it_restarted(what: str, running: Callable[[], set[int]]) -> None:
+    _wait_for(f"the {what} runs", lambda: len(running()) == 1, START_DEADLINE_S)
+    (first,) = running()
+    os.kill(first, signal.SIGKILL)
+    _wait_for(
+        f"a new {what} process is started",
+        lambda: len(running() - {first}) == 1,
+        RESTART_DEADLINE_S,
+    )
+
+
+def test_killing_the_agent_or_the_clock_leaves_the_hub_serving_and_each_is_restarted(
     embedded: Embedded,
 ) -> None:
     _wait_for("the hub answers /healthz", lambda: _answers(embedded.url), START_DEADLINE_S)
-    _wait_for("the agent runs", lambda: len(embedded.agents()) == 1, START_DEADLINE_S)
-    (first_agent,) = embedded.agents()
-
-    os.kill(first_agent, signal.SIGKILL)
-
-    _wait_for(
-        "a new agent process is started",
-        lambda: len(embedded.agents() - {first_agent}) == 1,
-        RESTART_DEADLINE_S,
-    )
+    _kill_and_see_it_restarted("agent", embedded.agents)
     assert embedded.process.poll() is None, f"make run stopped:\n{embedded.log()}"
     assert _answers(embedded.url), f"the hub stopped answering:\n{embedded.log()}"
     run_output = (embedded.var_dir / "run.out").read_text()
     assert "agent" in run_output and "restart" in run_output, "the restart is logged"
+
+    _kill_and_see_it_restarted("clock", embedded.clocks)
+    run_output = (embedded.var_dir / "run.out").read_text()
+    assert re.search(r"clock \(pid \d+\) exited with signal 9", run_output), "its death is logged"
 
 
 def test_stopping_make_run_stops_every_process_it_started(embedded: Embedded) -> None:

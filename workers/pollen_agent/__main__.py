@@ -94,7 +94,7 @@ def run_worker(config_path: str | None, which: str) -> int:
 
 
 def _heartbeat_until_exit(config: Any, procs: list[subprocess.Popen[bytes]]) -> None:
-    """Tell the hub this site's agent is alive; the hub then requeues jobs whose worker died."""
+    """Tell the hub this site's agent is alive, so its clock hands a dead worker's work to another."""
     from pollen_agent import runtime
     from pollen_agent.errors import AgentError
 

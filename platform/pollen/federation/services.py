@@ -1,9 +1,10 @@
 """Federated jobs: consent, rounds, updates and aggregation. Every step is a compare-and-set.
 
 State lives in the database, so a hub or worker restart resumes a job where it stood:
-``federation_tick`` (run periodically, on every agent heartbeat and after every update)
-moves each running job forward. An ``Update`` is unique per (round, site) and a round is
-aggregated by the one caller that wins ``aggregating -> done``.
+``federation_tick`` (run by the clock, ``pollen.ops.clock``) moves each running job forward.
+A request only marks a round ready (``running -> aggregating``); the clock combines it, so
+averaging weights never holds a web request. An ``Update`` is unique per (round, site) and a
+round is recorded by the one caller that wins ``aggregating -> done``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ ADVANCED_LIMITS = {
     "seed": (0, 2**31 - 1),
 }
 URL_MARGIN_SECONDS = 900
-STALE_AGGREGATION = timedelta(minutes=2)
 # How a clinician reads each strategy in the job's history.
 STRATEGY_WORDS: dict[str, str] = {
     Strategy.FEDAVG: "at all hospitals at once",
@@ -796,8 +796,8 @@ def round_fail_report(
 def federation_tick(*, site_id: int | None = None) -> list[int]:
     """Move every running job forward (deadlines, lapsed leases, aggregation); safe to call often.
 
-    Called periodically (``manage.py federation_tick``), on each agent heartbeat (with
-    that site's id) and after each update. Returns the ids of the jobs looked at.
+    Called by the clock (``manage.py clock``) and ``manage.py federation_tick``. Rounds that
+    are ready are combined here, never in a request. Returns the ids of the jobs looked at.
     """
     jobs = FederatedJob.objects.filter(status=FederatedStatus.RUNNING)
     if site_id is not None:
@@ -807,9 +807,28 @@ def federation_tick(*, site_id: int | None = None) -> list[int]:
         try:
             _requeue_lapsed(job_id)
             federation_advance(job_id=job_id)
+            federation_aggregate_ready(job_id=job_id)
         except Exception:  # one broken job must not stop the others
             logger.exception("federation tick failed for job %s", job_id)
     return ids
+
+
+def federation_aggregate_ready(*, job_id: int) -> bool:
+    """Combine the job's current round if it is ready; True when a round was recorded.
+
+    Only the clock calls this (ticks never overlap); ``_record_round``'s compare-and-set still
+    records a round once if a clock died mid-aggregation and the next one starts over.
+    """
+    job = FederatedJob.objects.filter(pk=job_id, status=FederatedStatus.RUNNING).first()
+    if job is None:
+        return False
+    round_ = Round.objects.filter(
+        job=job, number=job.current_round, status=RoundStatus.AGGREGATING
+    ).first()
+    if round_ is None:
+        return False
+    _aggregate(job, round_)
+    return True
 
 
 def _requeue_lapsed(job_id: int) -> None:
@@ -858,11 +877,7 @@ def federation_advance(*, job_id: int) -> None:
     if round_ is None:
         return
     now = timezone.now()
-    if round_.status == RoundStatus.AGGREGATING:
-        if round_.aggregating_since and now - round_.aggregating_since > STALE_AGGREGATION:
-            _aggregate(job, round_)  # the hub stopped mid-aggregation: finish it
-        return
-    if round_.status != RoundStatus.RUNNING:
+    if round_.status != RoundStatus.RUNNING:  # aggregating: the clock combines it
         return
     answered = set(Update.objects.filter(round=round_).values_list("site_id", flat=True))
     answered |= _withdrawn_site_ids(job)  # a withdrawal is a dropout: nothing more to wait for
@@ -881,11 +896,10 @@ def federation_advance(*, job_id: int) -> None:
         if missing and not late:
             return
         _mark_missed(job, round_, missing)
-    if Round.objects.filter(pk=round_.pk, status=RoundStatus.RUNNING).update(
+    # Ready: the clock combines it (federation_aggregate_ready), off the request path.
+    Round.objects.filter(pk=round_.pk, status=RoundStatus.RUNNING).update(
         status=RoundStatus.AGGREGATING, aggregating_since=now
-    ):
-        round_.refresh_from_db()
-        _aggregate(job, round_)
+    )
 
 
 def _mark_missed(job: FederatedJob, round_: Round, site_ids: list[int]) -> None:

@@ -214,7 +214,7 @@ def test_purged_report_for_an_active_dataset_is_refused_without_harm(dataset):
     assert Image.objects.filter(dataset=dataset).count() == 6
 
 
-def test_a_purge_the_agent_never_confirmed_is_sent_again_on_a_later_heartbeat(
+def test_a_purge_the_agent_never_confirmed_is_sent_again_later(
     client_for, admin_a, dataset, sent, django_capture_on_commit_callbacks
 ):
     from pollen.datasets.deletion import datasets_purge_resend
@@ -233,14 +233,22 @@ def test_a_purge_the_agent_never_confirmed_is_sent_again_on_a_later_heartbeat(
         assert datasets_purge_resend(site_id=dataset.site_id, now=later) == []  # once per period
 
 
-def test_the_heartbeat_resends_lapsed_purges(
+def test_the_clock_resends_lapsed_purges_while_the_agent_answers(
     client_for, admin_a, dataset, sent, django_capture_on_commit_callbacks
 ):
+    from pollen.ops.clock import clock_tick
+
     _delete(client_for(admin_a), dataset, django_capture_on_commit_callbacks)
     Dataset.objects.filter(pk=dataset.pk).update(purge_sent_at=timezone.now() - timedelta(hours=2))
     with django_capture_on_commit_callbacks(execute=True):
+        clock_tick()
+    assert len(sent) == 1, "no agent has been heard from: nobody would receive it"
+    with django_capture_on_commit_callbacks(execute=True):
         beat = _agent(dataset.site).post("/api/v1/agent/heartbeat/")
-    assert beat.status_code == 200
+        assert beat.status_code == 200
+        assert beat.json()["requeued_jobs"] == [], "the heartbeat itself does no maintenance"
+        assert len(sent) == 1
+        clock_tick()
     assert [s["name"] for s in sent] == [tasks.DELETE_OBJECTS, tasks.DELETE_OBJECTS]
 
 

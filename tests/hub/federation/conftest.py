@@ -96,15 +96,28 @@ def tensors(value: float, *, shape=(2, 3)) -> dict[str, np.ndarray]:
     }
 
 
+def clock() -> None:
+    """One tick of the hub's clock, as the running clock would do moments after a request."""
+    from pollen.ops.clock import clock_tick
+
+    assert clock_tick() is not None, "no other clock ticks in these tests"
+
+
 class FakeAgent:
-    """Drives the agent API of one site the way the real agent does (weights to the store first)."""
+    """Drives the agent API of one site the way the real agent does (weights to the store first).
+
+    The hub's clock ticks after each call, as it would within seconds: a round that a call
+    made ready is combined then, never in the request itself.
+    """
 
     def __init__(self, client: Any, slug: str, capture: Any) -> None:
         self.client, self.slug, self.capture = client, slug, capture
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         with self.capture(execute=True):
-            return self.client.post(f"/api/v1/agent/{path}", body, format="json")
+            response = self.client.post(f"/api/v1/agent/{path}", body, format="json")
+            clock()
+        return response
 
     def claim(self, job_id: int, number: int, claim_id: str = "c1") -> Any:
         return self._post(

@@ -15,6 +15,7 @@ from pollen.training.models import ModelVersion
 from tests.conftest import _person
 from tests.hub.training.conftest import square_image
 from tests.support.agent import purge_site_queues, start_agent, wait_agent_ready, wait_until
+from tests.support.clock import running_clock
 from tests.support.flows import upload_dataset
 
 pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
@@ -76,7 +77,8 @@ def two_sites(transactional_db, live_server, site_a, site_b, seaweed, settings, 
     try:
         for agent, slug in zip(agents, ("site-a", "site-b"), strict=True):
             wait_agent_ready(agent, slug)
-        yield agents
+        with running_clock():  # it moves the rounds on and combines their updates
+            yield agents
     finally:
         for agent in agents:
             agent.stop()

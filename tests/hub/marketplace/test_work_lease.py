@@ -1,7 +1,7 @@
 """Marketplace work whose worker died is taken over: claims are leases, renewed while working.
 
-A worker killed mid-prediction stops renewing its claim; the site agent's next heartbeat
-queues the work again, another worker claims it, and the dead worker's claim can no longer
+A worker killed mid-prediction stops renewing its claim; while the site's agent answers, the
+hub's clock queues the work again, another worker claims it, and the dead worker's claim can no longer
 write a result. Work whose worker dies again and again ends with a reason.
 """
 
@@ -47,11 +47,16 @@ def _lapse(model, pk: int, settings) -> None:
     model.objects.filter(pk=pk).update(claimed_at=lapsed)
 
 
-def _heartbeat(agent, django_capture_on_commit_callbacks) -> dict:
+def _requeued(agent, django_capture_on_commit_callbacks) -> list[str]:
+    """The agent says it is alive, then the hub's clock ticks: the site's work it queued again."""
+    from pollen.ops.clock import clock_tick
+
     with django_capture_on_commit_callbacks(execute=True):
         response = agent.post(HEARTBEAT)
-    assert response.status_code == 200, response.content
-    return response.json()
+        assert response.status_code == 200, response.content
+        report = clock_tick()
+    assert report is not None and not report.failed, report
+    return list(report.work.get("work_requeued", {}).get(response.json()["site"], []))
 
 
 def _result(image_id: int, claim_id: str) -> dict:
@@ -75,12 +80,11 @@ def test_a_prediction_whose_worker_died_is_queued_again_and_taken_over(
     claim = agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json").json()
     assert claim["claimed"] and claim["lease_seconds"] == settings.WORK_LEASE_SECONDS
     # A fresh claim is left alone.
-    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+    assert _requeued(agent, django_capture_on_commit_callbacks) == []
     assert sent == []
 
     _lapse(Prediction, prediction.pk, settings)  # the worker was killed and stopped renewing
-    beat = _heartbeat(agent, django_capture_on_commit_callbacks)
-    assert beat["requeued_work"] == [f"prediction:{prediction.pk}"]
+    assert _requeued(agent, django_capture_on_commit_callbacks) == [f"prediction:{prediction.pk}"]
     slug = clinician_a.site.slug
     assert sent == [
         (
@@ -109,7 +113,7 @@ def test_a_prediction_whose_worker_died_is_queued_again_and_taken_over(
     prediction.refresh_from_db()
     assert (prediction.status, prediction.attempts) == ("succeeded", 2)
     # Nothing is left to take over.
-    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+    assert _requeued(agent, django_capture_on_commit_callbacks) == []
 
 
 def test_renewing_keeps_long_work_from_being_taken_over(
@@ -121,7 +125,7 @@ def test_renewing_keeps_long_work_from_being_taken_over(
     _lapse(Prediction, prediction.pk, settings)
     renew = agent.post(f"{base}/renew/", {"claim_id": "d1"}, format="json")
     assert renew.json() == {"renewed": True}
-    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+    assert _requeued(agent, django_capture_on_commit_callbacks) == []
     other = agent.post(f"{base}/claim/", {"claim_id": "d2", "worker": "w2"}, format="json")
     assert other.json() == {"claimed": False}
     prediction.refresh_from_db()
@@ -152,7 +156,7 @@ def test_work_whose_worker_keeps_dying_fails_with_a_reason_instead_of_looping(
     agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json")
     Prediction.objects.filter(pk=prediction.pk).update(attempts=MAX_WORK_ATTEMPTS)
     _lapse(Prediction, prediction.pk, settings)
-    assert _heartbeat(agent, django_capture_on_commit_callbacks)["requeued_work"] == []
+    assert _requeued(agent, django_capture_on_commit_callbacks) == []
     assert sent == []
     body = client_for(clinician_a).get(f"/api/v1/predictions/{prediction.pk}/").json()
     assert body["status"] == "failed"
@@ -179,8 +183,7 @@ def test_a_publication_copy_whose_worker_died_is_sent_again(
         "claimed"
     ]
     _lapse(PublishedVersion, version["id"], settings)
-    beat = _heartbeat(agent, django_capture_on_commit_callbacks)
-    assert beat["requeued_work"] == [f"publication:{version['id']}"]
+    assert _requeued(agent, django_capture_on_commit_callbacks) == [f"publication:{version['id']}"]
     assert [name for name, _, _ in sent] == [tasks.PUBLISH]
     steps = copy_as_agent(clinician_a.site, version["id"], trained, claim_id="d2")
     assert steps["done"]["status"] == "published"

@@ -10,6 +10,7 @@ import requests
 from pollen.training.models import Job, ModelVersion
 from tests.hub.training.conftest import square_image
 from tests.support.agent import start_agent, wait_agent_ready, wait_until
+from tests.support.clock import running_clock
 from tests.support.flows import upload_dataset, wait_job
 
 pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
@@ -56,7 +57,8 @@ def agent_factory(transactional_db, live_server, site_a, storage_root, settings,
         wait_agent_ready(agent, "site-a")
         return agent
 
-    yield start
+    with running_clock():  # it hands a dead worker's job to the next one
+        yield start
     for agent in started:
         agent.stop()
 
