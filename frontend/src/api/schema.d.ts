@@ -3429,6 +3429,10 @@ export interface components {
             positive_class: string;
             /** @description Whether positive_class is the latest version's: rows that differ measure another finding and are listed after the others, never compared with them */
             same_finding: boolean;
+            /** @description The test-time augmentation the probabilities were averaged over: none, hflip (each image and its mirror image) or d4 (the eight flips and rotations) */
+            tta: string;
+            /** @description Whether tta is that of the latest version's own check: rows computed otherwise are listed after the others, never compared with them */
+            same_tta: boolean;
             /** Format: double */
             ece: number | null;
             /** Format: date-time */

@@ -36,7 +36,7 @@ function model(extra: Partial<PublishedModelDetail> = {}): PublishedModelDetail 
     latest_version: { id: 11, number: 1, status: 'published', auc: 0.82, positive_class: 'mass', weights_sha256: 'ab'.repeat(32), published_at: '' },
     version_count: 1, created_at: '', updated_at: '', versions: [version()], card: { labels: ['mass', 'normal'] },
     lineage: { parents: [], descendants: [] }, positive_class: 'mass',
-    evaluations: [{ site: 'st-anne', site_name: ANNE.name, version: 1, source: 'publisher_test_split', n: 6, auc: 0.82, accuracy: 0.8, balanced_accuracy: 0.8, sensitivity: 0.8, specificity: 0.8, positive_class: 'mass', same_finding: true, ece: null, at: null }],
+    evaluations: [{ site: 'st-anne', site_name: ANNE.name, version: 1, source: 'publisher_test_split', n: 6, auc: 0.82, accuracy: 0.8, balanced_accuracy: 0.8, sensitivity: 0.8, specificity: 0.8, positive_class: 'mass', same_finding: true, tta: 'hflip', same_tta: true, ece: null, at: null }],
     ...extra,
   };
 }
@@ -216,7 +216,7 @@ describe('taking a copy and improving the model', () => {
       'GET /marketplace/models/4/': model({
         evaluations: [
           ...model().evaluations,
-          { site: 'cottage', site_name: 'Cottage Hospital', version: 1, source: 'site_evaluation', n: 30, auc: 0.7, accuracy: 0.7, balanced_accuracy: 0.7, sensitivity: 0.6, specificity: 0.8, positive_class: 'mass', same_finding: true, ece: null, at: null },
+          { site: 'cottage', site_name: 'Cottage Hospital', version: 1, source: 'site_evaluation', n: 30, auc: 0.7, accuracy: 0.7, balanced_accuracy: 0.7, sensitivity: 0.6, specificity: 0.8, positive_class: 'mass', same_finding: true, tta: 'hflip', same_tta: true, ece: null, at: null },
         ],
       }),
     });

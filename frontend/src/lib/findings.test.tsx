@@ -54,7 +54,7 @@ describe('the finding a model looks for', () => {
 
 const row = (version: number, finding: string, same: boolean): SiteResult => ({
   site: 'st-anne', site_name: 'St Anne’s', version, source: 'publisher_test_split', n: 10, auc: 0.8, accuracy: 0.8,
-  balanced_accuracy: 0.8, sensitivity: 0.7, specificity: 0.9, positive_class: finding, same_finding: same, ece: null, at: null,
+  balanced_accuracy: 0.8, sensitivity: 0.7, specificity: 0.9, positive_class: finding, same_finding: same, tta: 'hflip', same_tta: true, ece: null, at: null,
 });
 
 describe('per-hospital results', () => {

@@ -20,6 +20,7 @@ CARD_METRICS = (
     "calibration_error",
     "class_counts",
     "evaluated_on",
+    "tta",  # how the test images' probabilities were averaged (pollen_agent.ml.inference)
 )
 SHAREABLE_METRICS = frozenset(
     {

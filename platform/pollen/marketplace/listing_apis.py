@@ -19,7 +19,12 @@ from pollen.core.serializers import StrictSerializer
 from pollen.datasets.models import Modality
 from pollen.datasets.positive_class import measured_positive_class
 from pollen.marketplace import publishing, selectors
-from pollen.marketplace.findings import card_positive_class, group_by_finding
+from pollen.marketplace.findings import (
+    TRAINING_CHECK_TTA,
+    card_positive_class,
+    group_by_finding,
+    measured_tta,
+)
 from pollen.marketplace.models import (
     LISTED_VERSION_STATUSES,
     PublishedModel,
@@ -258,7 +263,8 @@ def _model_detail(caller: Caller, model: PublishedModel) -> dict[str, Any]:
     )
     finding = card_positive_class(latest.card) if latest else ""
     body["positive_class"] = finding
-    body["evaluations"] = group_by_finding(_site_table(model, versions), finding)
+    tta = _card_tta(latest.card) if latest else TRAINING_CHECK_TTA
+    body["evaluations"] = group_by_finding(_site_table(model, versions), finding, tta)
     return body
 
 
@@ -277,6 +283,7 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
             "source": "publisher_test_split",
             **{k: (v.card.get("metrics") or {}).get(k) for k in keys},
             "positive_class": card_positive_class(v.card),
+            "tta": _card_tta(v.card),
             "ece": (v.card.get("metrics") or {}).get("calibration_error"),
             "at": v.published_at,
         }
@@ -293,11 +300,20 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
                 "source": "site_evaluation",
                 **{k: evaluation.metrics.get(k) for k in keys},
                 "positive_class": measured_positive_class(evaluation.metrics),
+                "tta": measured_tta(evaluation.metrics, legacy=_SITE_DEFAULT_TTA),
                 "ece": evaluation.metrics.get("ece"),
                 "at": evaluation.finished_at,
             }
         )
     return rows
+
+
+# An evaluation at a site asked for TTA unless told otherwise.
+_SITE_DEFAULT_TTA = measured_tta({"tta": True}, legacy="")
+
+
+def _card_tta(card: dict[str, Any]) -> str:
+    return measured_tta(card.get("metrics") or {}, legacy=TRAINING_CHECK_TTA)
 
 
 class SiteResultOut(serializers.Serializer):
@@ -326,6 +342,14 @@ class SiteResultOut(serializers.Serializer):
     same_finding = serializers.BooleanField(
         help_text="Whether positive_class is the latest version's: rows that differ measure "
         "another finding and are listed after the others, never compared with them"
+    )
+    tta = serializers.CharField(
+        help_text="The test-time augmentation the probabilities were averaged over: none, "
+        "hflip (each image and its mirror image) or d4 (the eight flips and rotations)"
+    )
+    same_tta = serializers.BooleanField(
+        help_text="Whether tta is that of the latest version's own check: rows computed "
+        "otherwise are listed after the others, never compared with them"
     )
     ece = serializers.FloatField(allow_null=True)
     at = serializers.DateTimeField(allow_null=True)

@@ -144,3 +144,17 @@ def test_without_heatmap_nothing_is_painted_and_the_model_keeps_its_mode():
     result = predict_large(model, image, patch_size=128, inference=_policy(16), with_heatmap=False)
     assert result.heatmap is None and result.patch_count == 2
     assert model.training
+
+
+def test_a_16_bit_slide_is_stretched_over_the_whole_slide_not_per_patch():
+    from pollen_agent.intensity import stretch_to_uint8
+
+    image = _slide(256, (slice(0, 256), slice(0, 256)), (slice(0, 128), slice(0, 128)))
+    deep = image.astype(np.uint16) * 40 + 1000  # 1000..11200: stretched back to 0..255
+    deep[200, 200] = 0  # the slide's range, which one patch alone would not know
+    as_read = predict_large(DarknessNet(), deep, patch_size=128, inference=_policy(16))
+    stretched = predict_large(
+        DarknessNet(), stretch_to_uint8(deep), patch_size=128, inference=_policy(16)
+    )
+    np.testing.assert_array_equal(as_read.grid, stretched.grid)
+    np.testing.assert_array_equal(as_read.probs, stretched.probs)

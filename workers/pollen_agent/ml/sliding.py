@@ -92,7 +92,8 @@ def predict_large(
 ) -> LargeResult:
     """Classify a large image patch by patch and, optionally, map where each class was seen.
 
-    ``stride`` defaults to ``patch_size`` (no overlap). The heatmap follows ``class_index``,
+    Each patch is preprocessed and averaged as ``inference`` (the model's manifest policy) says;
+    an image deeper than 8 bits is stretched over the whole image's range. ``stride`` defaults to ``patch_size`` (no overlap). The heatmap follows ``class_index``,
     by default the slide's most probable class. With ``heatmap_method="probability"`` every patch
     paints its probability; with ``"gradcam"`` it paints its Grad-CAM scaled by that probability,
     which costs one more forward and a backward pass per foreground patch. The model is moved to
