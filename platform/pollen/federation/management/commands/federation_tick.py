@@ -1,4 +1,4 @@
-"""Move cross-site jobs forward: deadlines, lapsed site leases, aggregation. Run every minute or so."""
+"""Move cross-site jobs forward once, by hand: the clock (``manage.py clock``) does it every tick."""
 
 from __future__ import annotations
 
