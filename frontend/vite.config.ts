@@ -10,5 +10,7 @@ export default defineConfig({
     environment: 'jsdom',
     include: ['src/**/*.test.{ts,tsx}'],
     globals: false,
+    setupFiles: ['src/testing/setup.ts'],
+    testTimeout: 20000,
   },
 });
