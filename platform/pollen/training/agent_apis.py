@@ -15,7 +15,7 @@ from pollen.accounts.caller import JobScopeKind, caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import Conflict
 from pollen.core.serializers import StrictSerializer
-from pollen.training import selectors, services
+from pollen.training import claims, finishing, progress, selectors
 from pollen.training.comparison import ParentComparisonSerializer
 
 
@@ -48,7 +48,7 @@ class ClaimApi(APIView):
         job = _job(request, pk)  # another site's job is 404 before the body is read
         data = JobClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
-        claimed = services.job_claim(
+        claimed = claims.job_claim(
             caller=caller_from_request(request), job=job, **data.validated_data
         )
         return Response({"claimed": False} if claimed is None else {"claimed": True, **claimed})
@@ -83,7 +83,7 @@ class ProgressApi(APIView):
         job = _job(request, pk)
         data = ProgressIn(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(services.job_progress(job=job, progress=data.validated_data))
+        return Response(progress.job_progress(job=job, progress=data.validated_data))
 
 
 class EpochIn(StrictSerializer):
@@ -116,7 +116,7 @@ class EpochApi(APIView):
         job = _job(request, pk)
         data = EpochIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.job_epoch_record(job=job, record=data.validated_data)
+        progress.job_epoch_record(job=job, record=data.validated_data)
         return Response(status=204)
 
 
@@ -153,7 +153,7 @@ class TrainingStartApi(APIView):
         job = _job(request, pk)
         data = TrainingStartIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.job_training_start(
+        progress.job_training_start(
             job=job,
             from_epoch=data.validated_data["from_epoch"],
             records=data.validated_data.get("epochs", []),
@@ -210,7 +210,7 @@ class CompleteApi(APIView):
         job = _job(request, pk)
         data = CompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        version = services.job_complete(job=job, result=data.validated_data)
+        version = finishing.job_complete(job=job, result=data.validated_data)
         return Response({"model_version": version.pk})
 
 
@@ -234,5 +234,5 @@ class FailApi(APIView):
         data = FailIn(data=request.data)
         data.is_valid(raise_exception=True)
         with contextlib.suppress(Conflict):  # already final: reporting twice is harmless
-            services.job_fail(job=job, **data.validated_data)
+            finishing.job_fail(job=job, **data.validated_data)
         return Response(status=204)

@@ -16,7 +16,7 @@ from pollen.core.filters import IdFilter
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.marketplace.selectors import published_version_get
-from pollen.training import selectors, services
+from pollen.training import claims, selectors, services
 from pollen.training.comparison import ParentComparisonSerializer, version_comparison
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
 from pollen.training.queue_place import queue_places
@@ -297,7 +297,7 @@ class JobSamplesApi(APIView):
         caller = caller_from_request(request)
         caller.require_clinical()
         job = selectors.job_get(caller=caller, job_id=pk)
-        return Response({"samples": services.job_samples_presign(job=job)})
+        return Response({"samples": claims.job_samples_presign(job=job)})
 
 
 class ModelVersionListApi(generics.ListAPIView):

@@ -482,11 +482,11 @@ def test_fine_tuning_a_published_model_records_lineage_both_ways(
 
     from pollen.accounts.caller import caller_for_token
     from pollen.accounts.services import token_create
-    from pollen.training import services as training
+    from pollen.training import claims
     from pollen.training.models import Job
 
     token, _ = token_create(caller=None, site=outsider.site, name="agent", kind="agent")
-    claim = training.job_claim(
+    claim = claims.job_claim(
         caller=caller_for_token(token), job=Job.objects.get(pk=job_id), claim_id="d", worker="w"
     )
     weights = claim["spec"]["weights"]

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from pollen.accounts.caller import caller_for_token, caller_for_user
 from pollen.accounts.services import token_create
 from pollen.datasets.models import Dataset
-from pollen.training import services
+from pollen.training import claims, progress, services
 from pollen.training.models import Job
 from pollen.zoo.models import ZooEntry
 
@@ -39,7 +39,7 @@ def job(clinician_a, labelled_rows):
 def _claim(job: Job, delivery: str) -> APIClient:
     """Claim as the site's agent would; a client with the job token the claim hands out."""
     token, _ = token_create(caller=None, site=job.site, name="agent", kind="agent")
-    claimed = services.job_claim(
+    claimed = claims.job_claim(
         caller=caller_for_token(token), job=job, claim_id=delivery, worker="gpu@site-a"
     )
     assert claimed is not None
@@ -79,7 +79,7 @@ def test_a_late_record_from_an_earlier_attempt_does_not_replace_the_newer_one(jo
     second = _claim(job, "d2")
     second.post(f"/api/v1/agent/jobs/{job.pk}/training-start/", {"from_epoch": 0}, format="json")
     second.post(f"/api/v1/agent/jobs/{job.pk}/epochs/", _record(1, 2, loss=0.4), format="json")
-    services.job_epoch_record(job=job, record=_record(1, 1, loss=0.9))  # stale, arrives late
+    progress.job_epoch_record(job=job, record=_record(1, 1, loss=0.9))  # stale, arrives late
     assert _epochs(job) == [(1, 2)]
     assert job.history[0]["train_loss"] == 0.4
 

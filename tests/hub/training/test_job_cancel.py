@@ -14,7 +14,7 @@ from pollen.accounts.caller import caller_for_token, caller_for_user
 from pollen.accounts.services import token_create
 from pollen.audit.models import AuditEvent
 from pollen.datasets.models import Dataset
-from pollen.training import services
+from pollen.training import claims, services
 from pollen.training.models import Job, ModelVersion
 from pollen.zoo.models import ZooEntry
 
@@ -34,7 +34,7 @@ def running(clinician_a, labelled_rows) -> tuple[Job, APIClient]:
         name="Chest X-ray model",
     )
     token, _ = token_create(caller=None, site=job.site, name="agent", kind="agent")
-    claimed = services.job_claim(caller=caller_for_token(token), job=job, claim_id="d", worker="w")
+    claimed = claims.job_claim(caller=caller_for_token(token), job=job, claim_id="d", worker="w")
     assert claimed is not None
     agent = APIClient()
     agent.credentials(HTTP_AUTHORIZATION=f"Bearer {claimed['job_token']}")

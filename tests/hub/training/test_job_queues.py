@@ -11,7 +11,7 @@ from pollen.accounts.caller import caller_for_token, caller_for_user
 from pollen.accounts.models import Site
 from pollen.accounts.services import token_create
 from pollen.datasets.models import Dataset
-from pollen.training import services
+from pollen.training import claims, services
 from pollen.training.models import Job, Recipe
 from pollen.training.queue_place import ordinal
 from pollen.zoo.models import ZooEntry
@@ -52,7 +52,7 @@ def make_job(clinician_a, dataset, django_capture_on_commit_callbacks):
 
 def _claim(job: Job) -> None:
     token, _ = token_create(caller=None, site=job.site, name="agent", kind="agent")
-    assert services.job_claim(caller=caller_for_token(token), job=job, claim_id="c", worker="w")
+    assert claims.job_claim(caller=caller_for_token(token), job=job, claim_id="c", worker="w")
 
 
 def test_a_quick_model_goes_to_its_own_queue_and_full_training_to_the_gpu_queue(

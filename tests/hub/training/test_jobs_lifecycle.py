@@ -8,7 +8,7 @@ from django.utils import timezone
 from pollen.accounts.caller import caller_for_token
 from pollen.accounts.services import token_create
 from pollen.datasets.models import Dataset
-from pollen.training import services
+from pollen.training import claims, services
 from pollen.training.models import Job, JobStatus
 from pollen.zoo.models import ZooEntry
 
@@ -97,8 +97,8 @@ def test_only_one_worker_wins_the_claim(clinician_a, dataset, labelled_rows):
         starting_point=ZooEntry.objects.get(slug="small-cnn-random"),
     )
     agent = _agent(clinician_a.site)
-    first = services.job_claim(caller=agent, job=job, claim_id="delivery-1", worker="w1")
-    second = services.job_claim(caller=agent, job=job, claim_id="delivery-2", worker="w2")
+    first = claims.job_claim(caller=agent, job=job, claim_id="delivery-1", worker="w1")
+    second = claims.job_claim(caller=agent, job=job, claim_id="delivery-2", worker="w2")
     assert first is not None and second is None
     job.refresh_from_db()
     assert (job.status, job.attempt, job.worker) == (JobStatus.RUNNING, 1, "w1")
@@ -115,7 +115,7 @@ def test_a_job_id_seen_before_by_the_site_storage_gets_new_files(
     first = services.job_create(
         caller=_clinician(clinician_a), dataset=dataset, starting_point=start
     )
-    first_spec = services.job_claim(caller=agent, job=first, claim_id="d1", worker="w1")["spec"]
+    first_spec = claims.job_claim(caller=agent, job=first, claim_id="d1", worker="w1")["spec"]
     reused_id = first.pk
     Job.objects.filter(pk=reused_id).delete()  # as if the hub's database had been replaced
     second = services.job_create(
@@ -123,7 +123,7 @@ def test_a_job_id_seen_before_by_the_site_storage_gets_new_files(
     )
     Job.objects.filter(pk=second.pk).update(id=reused_id)
     second = Job.objects.get(pk=reused_id)
-    second_spec = services.job_claim(caller=agent, job=second, claim_id="d2", worker="w1")["spec"]
+    second_spec = claims.job_claim(caller=agent, job=second, claim_id="d2", worker="w1")["spec"]
     assert second_spec["job_id"] == first_spec["job_id"] == reused_id
     for key in ("checkpoint_key", "samples_prefix", "model_key"):
         assert second_spec[key] != first_spec[key], key
@@ -141,13 +141,13 @@ def test_abandoned_job_is_requeued_and_taken_over(clinician_a, dataset, labelled
         starting_point=ZooEntry.objects.get(slug="small-cnn-random"),
     )
     agent = _agent(clinician_a.site)
-    services.job_claim(caller=agent, job=job, claim_id="d1", worker="w1")
+    claims.job_claim(caller=agent, job=job, claim_id="d1", worker="w1")
     assert services.jobs_requeue_abandoned(site_id=dataset.site_id) == []
     Job.objects.filter(pk=job.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1), checkpoint_epoch=3
     )
     assert services.jobs_requeue_abandoned(site_id=dataset.site_id) == [job.pk]
-    claimed = services.job_claim(caller=agent, job=job, claim_id="d2", worker="w2")
+    claimed = claims.job_claim(caller=agent, job=job, claim_id="d2", worker="w2")
     job.refresh_from_db()
     assert claimed is not None and job.attempt == 2
     # Whether epoch 3's checkpoint is resumed, only the worker can tell (test_epoch_records).
@@ -163,7 +163,7 @@ def test_cancel_queued_job_at_once_and_running_job_by_flag(
     assert client.post(f"/api/v1/jobs/{job_id}/cancel/").json()["status"] == "cancelled"
     assert client.post(f"/api/v1/jobs/{job_id}/cancel/").json()["error"]["code"] == "job_finished"
     job_id = client.post("/api/v1/jobs/", {"dataset": dataset.pk}, format="json").json()["id"]
-    services.job_claim(
+    claims.job_claim(
         caller=_agent(clinician_a.site), job=Job.objects.get(pk=job_id), claim_id="d", worker="w"
     )
     body = client.post(f"/api/v1/jobs/{job_id}/cancel/").json()
@@ -241,8 +241,7 @@ def test_a_job_that_keeps_dying_is_failed_with_advice_instead_of_requeued_foreve
     agent = _agent(clinician_a.site)
     for attempt in range(services.MAX_ATTEMPTS):
         assert (
-            services.job_claim(caller=agent, job=job, claim_id=f"d{attempt}", worker="w")
-            is not None
+            claims.job_claim(caller=agent, job=job, claim_id=f"d{attempt}", worker="w") is not None
         )
         Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
         services.jobs_requeue_abandoned(site_id=dataset.site_id)

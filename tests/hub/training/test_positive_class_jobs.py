@@ -8,8 +8,8 @@ from rest_framework.test import APIClient
 from pollen.accounts.caller import caller_for_token
 from pollen.accounts.services import token_create
 from pollen.datasets.models import Dataset
-from pollen.training import services
-from pollen.training.models import ModelVersion
+from pollen.training import claims
+from pollen.training.models import Job, ModelVersion
 from pollen.zoo.models import ZooEntry
 
 pytestmark = pytest.mark.django_db
@@ -43,8 +43,8 @@ def claimed(client_for, clinician_a, labelled_rows):
     )
     assert created.status_code == 201, created.content
     token, _ = token_create(caller=None, site=clinician_a.site, name="agent", kind="agent")
-    job = services.Job.objects.get(pk=created.json()["id"])
-    claim = services.job_claim(caller=caller_for_token(token), job=job, claim_id="d", worker="w")
+    job = Job.objects.get(pk=created.json()["id"])
+    claim = claims.job_claim(caller=caller_for_token(token), job=job, claim_id="d", worker="w")
     assert claim is not None
     return job, claim
 
