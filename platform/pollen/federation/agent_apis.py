@@ -19,7 +19,7 @@ from pollen.accounts.caller import caller_from_request
 from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.errors import Conflict
 from pollen.core.serializers import StrictSerializer
-from pollen.federation import evaluation, selectors, services
+from pollen.federation import evaluation, rounds, selectors
 from pollen.federation.models import FederatedJob
 from pollen.marketplace.work import agent_work_get
 from pollen_contracts.comparison import VERDICTS
@@ -55,7 +55,7 @@ class RoundClaimApi(APIView):
         data = ClaimIn(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(
-            services.round_claim(
+            rounds.round_claim(
                 caller=caller_from_request(request),
                 job=job,
                 number=number,
@@ -87,7 +87,7 @@ class RoundProgressApi(APIView):
         data = RoundProgressIn(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(
-            services.round_progress(
+            rounds.round_progress(
                 caller=caller_from_request(request),
                 job=job,
                 number=number,
@@ -136,7 +136,7 @@ class RoundUpdateApi(APIView):
         job = _job(request, pk)
         data = UpdateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        update = services.round_update_submit(
+        update = rounds.round_update_submit(
             caller=caller_from_request(request),
             job=job,
             number=number,
@@ -164,7 +164,7 @@ class RoundFailApi(APIView):
         data = RoundFailIn(data=request.data)
         data.is_valid(raise_exception=True)
         with contextlib.suppress(Conflict):  # already reported: reporting twice is harmless
-            services.round_fail_report(
+            rounds.round_fail_report(
                 caller=caller_from_request(request),
                 job=job,
                 number=number,

@@ -15,7 +15,7 @@ from pollen.accounts.models import Site
 from pollen.core.errors import ApiError, NotFound
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
-from pollen.federation import selectors, services
+from pollen.federation import lifecycle, selectors
 from pollen.federation.filters import FederatedJobFilter
 from pollen.federation.models import (
     FederatedJob,
@@ -332,7 +332,7 @@ class FederatedJobListApi(generics.ListAPIView):
         dataset = dataset_get(caller=caller, dataset_id=fields.pop("dataset"))
         entry_id = fields.pop("starting_point", None)
         version_id = fields.pop("start_version", None)
-        job = services.federated_job_create(
+        job = lifecycle.federated_job_create(
             caller=caller,
             dataset=dataset,
             sites=_sites(fields.pop("sites")),
@@ -399,7 +399,7 @@ class FederatedJobAcceptApi(APIView):
         site_id = _respond_site(caller, job, data.validated_data.get("site"))
         dataset_id = data.validated_data.get("dataset")
         dataset = dataset_get(caller=caller, dataset_id=dataset_id) if dataset_id else None
-        services.participant_respond(
+        lifecycle.participant_respond(
             caller=caller, job=job, site_id=site_id, accept=True, dataset=dataset
         )
         return Response(_out(caller, selectors.federated_job_get(caller=caller, job_id=pk)))
@@ -423,7 +423,7 @@ class FederatedJobDeclineApi(APIView):
         data = DeclineIn(data=request.data)
         data.is_valid(raise_exception=True)
         site_id = _respond_site(caller, job, data.validated_data.get("site"))
-        services.participant_respond(caller=caller, job=job, site_id=site_id, accept=False)
+        lifecycle.participant_respond(caller=caller, job=job, site_id=site_id, accept=False)
         return Response(_out(caller, selectors.federated_job_get(caller=caller, job_id=pk)))
 
 
@@ -447,7 +447,7 @@ class FederatedJobWithdrawApi(APIView):
         data = DeclineIn(data=request.data)
         data.is_valid(raise_exception=True)
         site_id = _respond_site(caller, job, data.validated_data.get("site"))
-        services.participant_withdraw(caller=caller, job=job, site_id=site_id)
+        lifecycle.participant_withdraw(caller=caller, job=job, site_id=site_id)
         return Response(_out(caller, selectors.federated_job_get(caller=caller, job_id=pk)))
 
 
@@ -467,5 +467,5 @@ class FederatedJobCancelApi(APIView):
         caller = caller_from_request(request)
         caller.require_clinical()
         job = selectors.federated_job_get(caller=caller, job_id=pk)
-        services.federated_job_cancel(caller=caller, job=job)
+        lifecycle.federated_job_cancel(caller=caller, job=job)
         return Response(_out(caller, selectors.federated_job_get(caller=caller, job_id=pk)))

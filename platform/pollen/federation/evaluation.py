@@ -27,6 +27,7 @@ from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import Conflict
 from pollen.core.model_store import model_store
 from pollen.datasets.models import DatasetStatus
+from pollen.federation.history import history_add
 from pollen.federation.models import (
     FederatedJob,
     HeldOutEvaluation,
@@ -38,7 +39,7 @@ from pollen.federation.models import (
     Update,
     UpdateStatus,
 )
-from pollen.federation.services import federated_positive_class, history_add
+from pollen.federation.round_results import federated_positive_class
 from pollen.marketplace.models import WorkStatus
 from pollen.marketplace.versions import finish_claimed
 from pollen_contracts import queues, tasks

@@ -8,8 +8,8 @@ import pytest
 
 from pollen.datasets.models import Dataset, Image, ImageStatus
 from pollen.federation import aggregation
+from pollen.federation.history import update_key
 from pollen.federation.models import FederatedJob
-from pollen.federation.services import update_key
 from pollen.zoo.builtin import ensure_builtin_entries
 from pollen.zoo.models import ZooEntry
 from tests.conftest import _person
@@ -84,7 +84,7 @@ def sent(monkeypatch):
         assert queue == f"site.{payload['site']}.gpu"
         record.tasks.append({"task": task_name, **payload})
 
-    monkeypatch.setattr("pollen.federation.services.send_on_commit", fake)
+    monkeypatch.setattr("pollen.federation.round_dispatch.send_on_commit", fake)
     return record
 
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from pollen.federation import aggregation
 from pollen.federation.models import FederatedJob, Participant, Round, Update
-from pollen.federation.services import _aggregate, federation_tick
+from pollen.federation.round_results import _aggregate
+from pollen.federation.services import federation_tick
 from pollen.training.models import ModelVersion
 from pollen.zoo.builtin import ensure_builtin_entries
 from pollen.zoo.models import ZooEntry
@@ -256,7 +257,7 @@ def test_a_refused_advanced_setting_is_reported_under_advanced_like_training(
 def test_the_service_refuses_unknown_or_non_numeric_settings_clearly(admin_a, datasets, zoo_id):
     from pollen.accounts.caller import caller_for_user
     from pollen.core.errors import ApiError
-    from pollen.federation.services import federated_job_create
+    from pollen.federation.lifecycle import federated_job_create
 
     for advanced, code in [({"momentum": 0.9}, "unknown_field"), ({"seed": "1"}, "invalid")]:
         with pytest.raises(ApiError) as refused:
