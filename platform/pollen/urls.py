@@ -2,12 +2,12 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from pollen.accounts.agent_apis import HeartbeatApi
 from pollen.core import views as core_views
 from pollen.core.local_storage import local_storage
 from pollen.core.openapi import AgentSchemaGenerator
 from pollen.ops import views as ops_views
 
+# Each app owns its urls.py (clinical API) and agent_urls.py (the site agent's endpoints).
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("pollen.accounts.urls")),
     path("", include("pollen.datasets.urls")),
@@ -21,7 +21,7 @@ api_v1: list[URLPattern | URLResolver] = [
         name="agent-schema",
     ),
     path("agent/docs/", SpectacularSwaggerView.as_view(url_name="agent-schema"), name="agent-docs"),
-    path("agent/heartbeat/", HeartbeatApi.as_view(), name="agent-heartbeat"),
+    path("agent/", include("pollen.accounts.agent_urls")),
     path("agent/", include("pollen.datasets.agent_urls")),
     path("agent/", include("pollen.training.agent_urls")),
     path("agent/", include("pollen.marketplace.agent_urls")),

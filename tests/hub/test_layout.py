@@ -55,3 +55,21 @@ def test_import_platform_is_stdlib_in_the_agent():
     result = _run(code, cwd=REPO, env_path=f"{REPO}:{REPO / 'workers'}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("stdlib")
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_in_the_hub_is_over_500_lines():
+    """Modules are split by what they do (docs/architecture.md, "Where the hub's code lives")."""
+    package = REPO / "platform" / "pollen"
+    modules = [p for p in package.rglob("*.py") if "migrations" not in p.relative_to(package).parts]
+    assert len(modules) > 50, "the hub's modules were not found"
+    too_long = {
+        str(p.relative_to(REPO)): n
+        for p in modules
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not too_long, (
+        f"split these by what they do (at most {MAX_MODULE_LINES} lines): {too_long}"
+    )
