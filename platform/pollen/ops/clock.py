@@ -84,10 +84,14 @@ def _uploads_expire(now: datetime) -> Any:
 
 
 def _federation(now: datetime) -> Any:
+    from pollen.federation.models import Round
     from pollen.federation.services import federation_tick
 
-    federation_tick()
-    return None  # the ids it looked at are not work done; its history says what moved
+    federation_tick()  # deadlines, lapsed turns, and combining the rounds that are ready
+    done = Round.objects.filter(finished_at__gte=now).order_by("pk")
+    return [
+        f"job {job_id} round {number}" for job_id, number in done.values_list("job_id", "number")
+    ]
 
 
 SITE_STEPS: tuple[SiteStep, ...] = (
@@ -98,7 +102,7 @@ SITE_STEPS: tuple[SiteStep, ...] = (
 )
 GLOBAL_STEPS: tuple[GlobalStep, ...] = (
     GlobalStep("uploads_expired", _uploads_expire),
-    GlobalStep("federation", _federation),
+    GlobalStep("rounds_combined", _federation),
 )
 
 

@@ -49,6 +49,7 @@ def test_the_last_update_only_marks_the_round_ready_and_the_clock_combines_it(
 
     report = clock_tick()
     assert report is not None and not report.failed
+    assert report.work["rounds_combined"] == {"*": [f"job {job_id} round 1"]}, "and logged"
     round_1.refresh_from_db()
     assert round_1.status == "done" and round_1.model_version is not None
     assert FederatedJob.objects.get(pk=job_id).status == "succeeded"
