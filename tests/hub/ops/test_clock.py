@@ -68,6 +68,7 @@ def test_with_the_agent_check_off_lapsed_work_is_queued_again_anyway(site_a, set
     job = _lapsed_job(site_a)
     report = clock_tick()
     assert report is not None and report.work["jobs_requeued"] == {"site-a": [job.pk]}
+    assert report.failed == [], "every step ran (each finds its service where it lives now)"
 
 
 @pytest.mark.django_db
