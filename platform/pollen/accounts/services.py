@@ -217,6 +217,13 @@ def token_revoke(*, caller: Caller | None, token: ApiToken) -> ApiToken:
     return token
 
 
+def job_tokens_revoke(*, job_id: int, now: Any = None) -> None:
+    """End every live token of one job: it finished, failed, or another worker took it over."""
+    ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job_id, revoked_at__isnull=True).update(
+        revoked_at=now or timezone.now()
+    )
+
+
 def site_for_member(*, caller: Caller, slug: str) -> Site:
     site_id = caller.member_site(slug)
     try:

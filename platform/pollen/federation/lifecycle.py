@@ -41,6 +41,18 @@ ADVANCED_LIMITS = {
 # --- creating a job and consent -------------------------------------------------------------
 
 
+def _own_participant(caller: Caller, job: FederatedJob, site_id: int) -> Participant:
+    """The caller's site's place in ``job``; only that site's administrators may act on it."""
+    caller.require_clinical()
+    caller.require_admin(site_id)
+    participant = Participant.objects.filter(job=job, site_id=site_id).first()
+    if participant is None:
+        raise NotFound(
+            "Your site is not part of this federated job.", code="federated_job_not_found"
+        )
+    return participant
+
+
 def _ready_labels(dataset: Dataset) -> list[str]:
     if dataset.status != DatasetStatus.ACTIVE:
         raise Conflict("This dataset is being deleted.", code="dataset_deleting")
@@ -159,13 +171,7 @@ def participant_respond(
     *, caller: Caller, job: FederatedJob, site_id: int, accept: bool, dataset: Dataset | None = None
 ) -> FederatedJob:
     """A participating site's administrator accepts (with one of the site's datasets) or declines."""
-    caller.require_clinical()
-    caller.require_admin(site_id)
-    participant = Participant.objects.filter(job=job, site_id=site_id).first()
-    if participant is None:
-        raise NotFound(
-            "Your site is not part of this federated job.", code="federated_job_not_found"
-        )
+    participant = _own_participant(caller, job, site_id)
     if job.status != FederatedStatus.PENDING or participant.status != ParticipantStatus.INVITED:
         raise Conflict(
             "Your site has already answered, or the job has already started or ended.",
@@ -280,13 +286,7 @@ def participant_withdraw(*, caller: Caller, job: FederatedJob, site_id: int) -> 
     Its current turn ends at once (its worker is told to stop, a late update is refused) and
     the round closes with the sites that answered, without waiting for the deadline.
     """
-    caller.require_clinical()
-    caller.require_admin(site_id)
-    participant = Participant.objects.filter(job=job, site_id=site_id).first()
-    if participant is None:
-        raise NotFound(
-            "Your site is not part of this federated job.", code="federated_job_not_found"
-        )
+    participant = _own_participant(caller, job, site_id)
     if site_id == job.initiator_site_id:
         raise Conflict(
             "The hospital that started this training cannot withdraw from it; stop it instead.",

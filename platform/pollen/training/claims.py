@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from pollen.accounts.caller import Caller
-from pollen.accounts.models import ApiToken, TokenKind
-from pollen.accounts.services import token_create
+from pollen.accounts.models import TokenKind
+from pollen.accounts.services import job_tokens_revoke, token_create
 from pollen.training.models import Job, JobStatus
 from pollen.training.services import _event
 from pollen.zoo.models import WeightSource
@@ -122,9 +122,7 @@ def job_claim(*, caller: Caller, job: Job, claim_id: str, worker: str) -> dict[s
             ],
         )
         job.refresh_from_db()
-        ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk, revoked_at__isnull=True).update(
-            revoked_at=now
-        )
+        job_tokens_revoke(job_id=job.pk, now=now)
         _, plaintext = token_create(
             caller=None,
             site=job.site,

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from pollen.accounts.models import ApiToken, TokenKind
+from pollen.accounts.services import job_tokens_revoke
 from pollen.audit.services import audit_record
 from pollen.core.errors import Conflict
 from pollen.training.comparison import comparison_record
@@ -76,7 +76,7 @@ def job_complete(*, job: Job, result: dict[str, Any]) -> ModelVersion:
                 else None
             ),
         )
-        ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=timezone.now())
+        job_tokens_revoke(job_id=job.pk)
         audit_record(
             caller=None,
             action=f"job.{finished['status']}",
@@ -95,7 +95,7 @@ def job_fail(*, job: Job, code: str, message: str) -> Job:
             status=status, finished_at=timezone.now(), error_code=code[:50], message=message[:2000]
         ):
             raise Conflict("This job is not running.", code="job_not_running")
-        ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=timezone.now())
+        job_tokens_revoke(job_id=job.pk)
         audit_record(
             caller=None,
             action=f"job.{status}",

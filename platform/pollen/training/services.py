@@ -15,7 +15,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from pollen.accounts.caller import Caller
-from pollen.accounts.models import ApiToken, Site, TokenKind
+from pollen.accounts.models import Site
+from pollen.accounts.services import job_tokens_revoke
 from pollen.audit.services import audit_record
 from pollen.core.advanced import advanced_check
 from pollen.core.dispatch import send_on_commit
@@ -200,7 +201,7 @@ def _give_up(job: Job, now: Any) -> None:
                 "start the job again (checkpoints saved so far are kept)."
             ),
         ):
-            ApiToken.objects.filter(kind=TokenKind.JOB, job_id=job.pk).update(revoked_at=now)
+            job_tokens_revoke(job_id=job.pk, now=now)
             audit_record(
                 caller=None,
                 action="job.failed",
