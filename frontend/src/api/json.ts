@@ -76,9 +76,19 @@ export interface EvaluationSample {
   filename?: string;
 }
 
+/**
+ * The test-time augmentation the site agent averaged each image's probabilities over
+ * (workers/pollen_contracts/manifest.py): "none" the image alone, "hflip" the image and its mirror
+ * image (every model trained here, trained with random horizontal flips), "d4" the eight turns and
+ * flips of the square (only a model whose manifest says so). Results stored before it was recorded
+ * lack it.
+ */
+export type TtaPolicy = 'none' | 'hflip' | 'd4';
+
 /** A site's check of a published model: aggregate numbers only (the shape of a final check). */
 export type SiteEvaluationMetrics = Partial<Evaluation> & {
-  tta?: boolean;
+  /** Checks stored before the policy was recorded hold whether TTA was asked (true/false): lib/metrics.ts's ttaInWords says "not recorded". */
+  tta?: TtaPolicy;
   evaluated_on?: string;
   skipped_images?: number;
 };

@@ -15,6 +15,7 @@ import type {
   ModelCard,
   RoundMetrics,
   SiteEvaluationMetrics,
+  TtaPolicy,
 } from './json';
 
 export type {
@@ -29,6 +30,7 @@ export type {
   ModelCard,
   RocCurveData,
   RoundMetrics,
+  TtaPolicy,
 } from './json';
 
 type Schemas = components['schemas'];
@@ -114,10 +116,13 @@ export type PublishedModelDetail = Shaped<
   { label_names: string[]; versions: PublishedVersion[]; card: ModelCard | null; lineage: Lineage }
 >;
 export type WorkStatus = Schemas['WorkStatusEnum'];
-export type PredictionResult = Schemas['PredictionResultOut'];
+/** One image's answer. `tta`: what its probabilities were averaged over (absent from older results);
+ * the agent reports it (issue 17), and the schema does not list it yet. */
+export type PredictionResult = Shaped<Schemas['PredictionResultOut'], { tta?: TtaPolicy }>;
 export type Prediction = Shaped<
   Schemas['PredictionOut'],
   {
+    results: PredictionResult[];
     label_names: string[];
     timings: Record<string, unknown>;
     /** Why the heatmap links could not be made (a finished prediction's own page only). The

@@ -7,6 +7,7 @@ import type {
 import { ConfirmDialog, ErrorNotice, Loading, useAction, useApi, useInterval } from './ui';
 import { EvaluationView, hasEvaluation } from '../pages/Job';
 import { dateTime, plural } from '../lib/format';
+import { ttaInWords } from '../lib/metrics';
 
 const WORKING = ['queued', 'running'];
 
@@ -132,7 +133,7 @@ function EvaluationResult({ evaluation, datasetName, site, onChange }: {
         <EvaluationView
           evaluation={metrics}
           title={`At ${site.site.name}`}
-          caption={`Measured on ${metrics.n != null ? `${metrics.n} ` : ''}images of “${datasetName}”, checked ${dateTime(e.finished_at)}. The model never learned from them.`}
+          caption={`Measured on ${metrics.n != null ? `${metrics.n} ` : ''}images of “${datasetName}”, checked ${dateTime(e.finished_at)}. The model never learned from them. ${ttaInWords(metrics.tta).sentence}`}
         />
       )}
       <ShareChoice evaluation={e} site={site} onChange={onChange} />

@@ -111,6 +111,20 @@ describe('evaluate at my site', () => {
     expect(alert.textContent).toMatch(/Try again; if it keeps failing, tell your site administrator/);
   });
 
+  it('says in plain words how the numbers of the check were averaged', async () => {
+    const checked = (metrics: Partial<SiteEvaluation['metrics']>) => ({
+      'GET /marketplace/evaluations/': { count: 1, next: null, previous: null, results: [evaluation({ metrics: { ...evaluation().metrics, ...metrics } })] },
+    });
+    openModel(me(BOROUGH, 'clinician'), checked({ tta: 'hflip' }));
+    expect((await screen.findByTestId('evaluation-result')).textContent).toMatch(/Each image’s answers were averaged over the image and its mirror image\./);
+    cleanup();
+    openModel(me(BOROUGH, 'clinician'), checked({ tta: 'none' }));
+    expect((await screen.findByTestId('evaluation-result')).textContent).toMatch(/Each image was looked at once, as it is: its answers were not averaged\./);
+    cleanup();
+    openModel(me(BOROUGH, 'clinician'), checked({})); // a check made before the site recorded it
+    expect((await screen.findByTestId('evaluation-result')).textContent).toMatch(/How each image’s answers were averaged was not recorded\./);
+  });
+
   it('shows the hub’s refusal to share', async () => {
     fakeHub({ 'POST /marketplace/evaluations/31/share/': refusal(409, 'evaluation_not_finished', 'Only a finished evaluation can be shared.') });
     render(<ShareChoice evaluation={evaluation()} site={{ site: BOROUGH, role: 'clinician' } as Membership} onChange={() => undefined} />);

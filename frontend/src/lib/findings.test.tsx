@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import type { Dataset, Membership, SiteResult } from '../api/types';
 import { defaultFinding, evaluationSummary, findingTerms } from './metrics';
 import { EvaluationView } from '../pages/Job';
@@ -52,10 +52,17 @@ describe('the finding a model looks for', () => {
   });
 });
 
-const row = (version: number, finding: string, same: boolean): SiteResult => ({
+const row = (version: number, finding: string, same: boolean, tta = 'hflip', sameTta = true): SiteResult => ({
   site: 'st-anne', site_name: 'St Anne’s', version, source: 'publisher_test_split', n: 10, auc: 0.8, accuracy: 0.8,
-  balanced_accuracy: 0.8, sensitivity: 0.7, specificity: 0.9, positive_class: finding, same_finding: same, tta: 'hflip', same_tta: true, ece: null, at: null,
+  balanced_accuracy: 0.8, sensitivity: 0.7, specificity: 0.9, positive_class: finding, same_finding: same, tta, same_tta: sameTta, ece: null, at: null,
 });
+
+/** The "Averaged over" cell of each row of a table. */
+const averagedOver = (table: HTMLElement) => {
+  const column = within(table).getAllByRole('columnheader').findIndex((th) => th.textContent === 'Averaged over');
+  expect(column).toBeGreaterThan(-1);
+  return within(table).getAllByRole('row').slice(1).map((tr) => tr.children[column].textContent);
+};
 
 describe('per-hospital results', () => {
   it('never puts versions that look for different findings in one table', () => {
@@ -71,6 +78,56 @@ describe('per-hospital results', () => {
     render(<SiteResultsTable rows={[row(2, 'malignant', true), row(1, 'malignant', true)]} labels={DEMO} />);
     expect(screen.getAllByTestId('site-results')).toHaveLength(1);
     expect(screen.getByText('“malignant” found (sensitivity)')).toBeTruthy();
+  });
+
+  it('says in plain words what each row’s numbers were averaged over', () => {
+    render(<SiteResultsTable rows={[row(2, 'malignant', true), row(1, 'malignant', true)]} labels={DEMO} />);
+    expect(averagedOver(screen.getByTestId('site-results'))).toEqual(['the image and its mirror image', 'the image and its mirror image']);
+  });
+
+  it('never puts rows averaged another way in the table with the rest, each way in a table of its own with a warning', () => {
+    const rows = [
+      row(3, 'malignant', true), row(2, 'malignant', true),
+      row(2, 'malignant', true, 'd4', false), row(1, 'malignant', true, 'none', false), row(1, 'malignant', true, 'd4', false),
+    ];
+    render(<SiteResultsTable rows={rows} labels={DEMO} />);
+    const tables = screen.getAllByTestId('site-results');
+    expect(tables.map(averagedOver)).toEqual([
+      ['the image and its mirror image', 'the image and its mirror image'],
+      ['8 turns and flips', '8 turns and flips'],
+      ['the image alone'],
+    ]);
+    const groups = screen.getAllByTestId('site-results-group');
+    expect(groups.map((g) => g.querySelector('h3')!.textContent)).toEqual([
+      'Averaged over the image and its mirror image',
+      'Averaged over 8 turns and flips of the image',
+      'From the image alone, not averaged',
+    ]);
+    expect(groups[0].textContent).not.toMatch(/do not compare/);
+    expect(groups[1].textContent).toMatch(/These numbers were averaged another way, so do not compare them with the table above\./);
+    expect(groups[2].textContent).toMatch(/These numbers were averaged another way, so do not compare them with the tables above\./);
+  });
+
+  it('says “not recorded” for an older row and never counts it with the rows averaged like the latest version', () => {
+    const older = { ...row(1, 'malignant', true), tta: undefined as unknown as string };
+    render(<SiteResultsTable rows={[row(2, 'malignant', true), older]} labels={DEMO} />);
+    const tables = screen.getAllByTestId('site-results');
+    expect(tables.map(averagedOver)).toEqual([['the image and its mirror image'], ['not recorded']]);
+    const groups = screen.getAllByTestId('site-results-group');
+    expect(groups[1].querySelector('h3')!.textContent).toBe('Averaging not recorded');
+    expect(groups[1].textContent).toMatch(/How these numbers were averaged was not recorded, so do not compare them with the table above\./);
+  });
+
+  it('splits by finding first, then by how the numbers were averaged', () => {
+    render(<SiteResultsTable rows={[row(2, 'malignant', true), row(2, 'malignant', true, 'd4', false), row(1, 'benign or normal', false)]} labels={DEMO} />);
+    const groups = screen.getAllByTestId('site-results-group');
+    expect(groups.map((g) => g.querySelector('h3')!.textContent)).toEqual([
+      'Versions that look for “malignant”, averaged over the image and its mirror image',
+      'Versions that look for “malignant”, averaged over 8 turns and flips of the image',
+      'Other versions that look for “benign or normal”, averaged over the image and its mirror image',
+    ]);
+    expect(groups[1].textContent).toMatch(/averaged another way/);
+    expect(groups[2].textContent).toMatch(/look for a different finding/);
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Evaluation, RocCurveData } from '../api/types';
+import type { Evaluation, RocCurveData, TtaPolicy } from '../api/types';
 
 // Label names that say "nothing to find": never the default finding (the hub's rule in
 // platform/pollen/datasets/positive_class.py; the hub decides, this only preselects a choice).
@@ -95,4 +95,40 @@ export function aucGrade(auc: number | null | undefined): string {
   if (auc >= 0.7) return 'fair';
   if (auc >= 0.6) return 'poor';
   return 'no better than chance';
+}
+
+// How the site agent averaged each image's probabilities (TtaPolicy), in plain words: a short name
+// for a table cell, a heading, and a sentence. Two numbers averaged differently are never comparable.
+const TTA: Record<TtaPolicy, { words: string; heading: string; sentence: string }> = {
+  none: {
+    words: 'the image alone',
+    heading: 'From the image alone, not averaged',
+    sentence: 'Each image was looked at once, as it is: its answers were not averaged.',
+  },
+  hflip: {
+    words: 'the image and its mirror image',
+    heading: 'Averaged over the image and its mirror image',
+    sentence: 'Each image’s answers were averaged over the image and its mirror image.',
+  },
+  d4: {
+    words: '8 turns and flips',
+    heading: 'Averaged over 8 turns and flips of the image',
+    sentence: 'Each image’s answers were averaged over 8 turns and flips of it.',
+  },
+};
+const TTA_NOT_RECORDED = {
+  words: 'not recorded',
+  heading: 'Averaging not recorded',
+  sentence: 'How each image’s answers were averaged was not recorded.',
+};
+
+/** The policy behind a result, or null where none was recorded (older results) or it is not one we know. */
+export function ttaPolicy(tta: unknown): TtaPolicy | null {
+  return typeof tta === 'string' && Object.hasOwn(TTA, tta) ? (tta as TtaPolicy) : null;
+}
+
+/** Plain words for how a result was averaged: `words` ("the image and its mirror image"), a table `heading`, a `sentence`. */
+export function ttaInWords(tta: unknown): { words: string; heading: string; sentence: string } {
+  const policy = ttaPolicy(tta);
+  return policy ? TTA[policy] : TTA_NOT_RECORDED;
 }

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, type Page } from '../api/client';
 import {
   USABLE_VERSION_STATUSES, type Dataset, type DatasetImage, type Membership, type Prediction, type PredictionResult, type PublishedModel,
+  type TtaPolicy,
 } from '../api/types';
 import { Link, useDocumentTitle, useLocation } from '../router';
 import { ErrorNotice, FeatureGate, Loading, Notice, useApi } from '../components/ui';
@@ -11,6 +12,7 @@ import { HeatmapLegend } from '../components/Heatmaps';
 import { plural, rejectionInWords } from '../lib/format';
 import { INBOX_NAME, inboxEnsure } from '../lib/inbox';
 import { usePollLoop } from '../lib/poll';
+import { ttaInWords, ttaPolicy } from '../lib/metrics';
 
 export { INBOX_NAME };
 
@@ -189,7 +191,8 @@ function ApplyForm({ site }: { site: Membership }) {
           <input type="checkbox" checked={heatmap} onChange={(e) => setHeatmap(e.target.checked)} /> Show where the model looked (heatmap)
         </label>
         <label className="check">
-          <input type="checkbox" checked={tta} onChange={(e) => setTta(e.target.checked)} /> Look at each image several ways (flipped and turned) and average: steadier, slower
+          <input type="checkbox" checked={tta} onChange={(e) => setTta(e.target.checked)} /> Average each image’s answers over the views the model
+          learned from (for models trained here: the image and its mirror image): steadier, a little slower
         </label>
       </fieldset>
 
@@ -253,6 +256,7 @@ function isRunning(p: Prediction): boolean {
 export function PredictionView({ prediction, names }: { prediction: Prediction; names: Map<string, string> }) {
   const p = prediction;
   const links = useOverlayLinks(p);
+  const averaged = averagedOver(p.results);
   if (isRunning(p)) {
     return (
       <section className="card" aria-live="polite">
@@ -273,6 +277,7 @@ export function PredictionView({ prediction, names }: { prediction: Prediction; 
       <p className="small muted">
         Likelihoods from this model only. They support, never replace, your clinical judgement.
       </p>
+      {averaged && <p className="small muted" data-testid="prediction-tta">{averaged}</p>}
       {p.heatmap && <HeatmapLegend />}
       {(links.error || p.overlay_links_error) && (
         <div className="notice notice-warning" role="alert">The heatmaps could not be fetched: {links.error || p.overlay_links_error}</div>
@@ -286,6 +291,19 @@ export function PredictionView({ prediction, names }: { prediction: Prediction; 
       </ul>
     </section>
   );
+}
+
+/** How the answers of one prediction were averaged, from each result's `tta` (absent from older results); '' with no answer. */
+function averagedOver(results: PredictionResult[]): string {
+  const counts = new Map<TtaPolicy | null, number>();
+  for (const r of results.filter((x) => !x.error)) {
+    const policy = ttaPolicy(r.tta);
+    counts.set(policy, (counts.get(policy) ?? 0) + 1);
+  }
+  if (counts.size === 0) return '';
+  if (counts.size === 1) return ttaInWords([...counts.keys()][0]).sentence;
+  const parts = [...counts].map(([policy, n]) => `${ttaInWords(policy).words} (${plural(n, 'image')})`);
+  return `Averaged over: ${parts.join('; ')}.`;
 }
 
 /** Heatmap links are short-lived: when one has lapsed (an image far down the list seen late), ask once for fresh ones. */

@@ -1,12 +1,12 @@
 import { useEffect, useState } from 'react';
 import { api, ApiError, type Page } from '../api/client';
-import { USABLE_VERSION_STATUSES, type Me, type PublishedModel, type PublishedModelDetail, type SiteResult } from '../api/types';
+import { USABLE_VERSION_STATUSES, type Me, type PublishedModel, type PublishedModelDetail, type SiteResult, type TtaPolicy } from '../api/types';
 import { Link, useDocumentTitle } from '../router';
 import { ErrorNotice, FeatureGate, Loading, Pager, useApi } from '../components/ui';
 import { LineageGraph } from '../components/LineageGraph';
 import { MODALITIES, modalityName } from './Datasets';
 import { percent } from '../lib/format';
-import { aucGrade, findingTerms } from '../lib/metrics';
+import { aucGrade, findingTerms, ttaInWords, ttaPolicy } from '../lib/metrics';
 import { defaultSite, membershipFor } from '../session';
 import { DownloadPanel, EvaluateAtMySite, VersionActions } from '../components/ModelActions';
 
@@ -257,7 +257,10 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
 
       <section className="card" aria-labelledby="results-title">
         <h2 id="results-title">How it worked at each hospital</h2>
-        <p className="small muted">Measured on images the model never learned from. Each hospital shares only these totals.</p>
+        <p className="small muted">
+          Measured on images the model never learned from. Each hospital shares only these totals. “Averaged over” says which views of
+          each image the model looked at and averaged; numbers averaged another way are kept in a table of their own.
+        </p>
         <SiteResultsTable rows={m.evaluations} labels={m.label_names} />
       </section>
 
@@ -305,36 +308,75 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
   );
 }
 
+/** Rows about one finding, averaged one way (`tta` null: not recorded). */
+interface ResultGroup {
+  finding: string;
+  tta: TtaPolicy | null;
+  /** About the latest version's finding, and averaged like its own check. */
+  sameFinding: boolean;
+  sameTta: boolean;
+  rows: SiteResult[];
+}
+
 /**
- * Results grouped by the finding their sensitivity is about: a model that looks for another
- * finding gets a table of its own, never a row in the same columns.
+ * Rows grouped by the finding their sensitivity is about, then by what their probabilities were
+ * averaged over: the hub sends them with the latest version's finding and way first. A row not
+ * recorded never joins the rows averaged like the latest version.
+ */
+function groupSiteResults(rows: SiteResult[]): ResultGroup[] {
+  const groups: ResultGroup[] = [];
+  for (const row of rows) {
+    const finding = row.positive_class ?? '';
+    const tta = ttaPolicy(row.tta);
+    const group = groups.find((g) => g.finding === finding && g.tta === tta);
+    if (group) group.rows.push(row);
+    else groups.push({ finding, tta, sameFinding: row.same_finding, sameTta: row.same_tta && tta !== null, rows: [row] });
+  }
+  // The latest version's finding first, each finding's groups together, and within one the latest
+  // version's way first and "not recorded" last (a stable sort keeps the hub's order otherwise).
+  const findings = groups.map((g) => g.finding);
+  const rank = (g: ResultGroup) => [g.sameFinding ? 0 : 1, findings.indexOf(g.finding), g.sameTta ? 0 : g.tta ? 1 : 2];
+  return groups.sort((a, b) => {
+    const [x, y] = [rank(a), rank(b)];
+    return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+  });
+}
+
+/**
+ * Results that measure different things, or were computed differently, never share a table: a
+ * model that looks for another finding, or numbers averaged over other views of each image, get a
+ * table of their own under a heading that says why, never a row in the same columns.
  */
 export function SiteResultsTable({ rows, labels = [] }: { rows: SiteResult[]; labels?: string[] }) {
   if (!rows.length) return <p className="muted">No results yet.</p>;
-  const groups: [string, SiteResult[]][] = [];
-  for (const row of rows) {
-    const finding = row.positive_class ?? '';
-    const group = groups.find(([f]) => f === finding);
-    if (group) group[1].push(row);
-    else groups.push([finding, [row]]);
-  }
-  if (groups.length === 1) return <FindingTable finding={groups[0][0]} rows={rows} labels={labels} />;
+  const groups = groupSiteResults(rows);
+  if (groups.length === 1) return <FindingTable finding={groups[0].finding} rows={rows} labels={labels} />;
+  const findingsDiffer = new Set(groups.map((g) => g.finding)).size > 1;
+  const ttasDiffer = new Set(groups.map((g) => g.tta)).size > 1;
   return (
     <>
-      {groups.map(([finding, group], i) => (
-        <div key={finding || 'none'} data-testid="site-results-group">
-          <h3 className="h4">
-            {i === 0 ? 'Versions' : 'Other versions'} that look for {finding ? `“${finding}”` : 'several labels'}
-          </h3>
-          {i > 0 && (
-            <p className="small warning-text">
-              These versions look for a different finding, so their “found” and “cleared” numbers measure something
-              else: do not compare them with the table above.
-            </p>
-          )}
-          <FindingTable finding={finding} rows={group} labels={labels} />
-        </div>
-      ))}
+      {groups.map((group, i) => {
+        const otherFinding = group.finding !== groups[0].finding;
+        const aboutFinding = `${otherFinding ? 'Other versions' : 'Versions'} that look for ${group.finding ? `“${group.finding}”` : 'several labels'}`;
+        const averaged = ttaInWords(group.tta).heading;
+        const heading = !findingsDiffer ? averaged : ttasDiffer ? `${aboutFinding}, ${averaged.charAt(0).toLowerCase()}${averaged.slice(1)}` : aboutFinding;
+        const above = i === 1 ? 'the table above' : 'the tables above';
+        return (
+          <div key={`${group.finding}\u0000${group.tta ?? ''}`} data-testid="site-results-group">
+            <h3 className="h4">{heading}</h3>
+            {i > 0 && (
+              <p className="small warning-text">
+                {otherFinding
+                  ? `These versions look for a different finding, so their “found” and “cleared” numbers measure something else: do not compare them with ${above}.`
+                  : group.tta
+                    ? `These numbers were averaged another way, so do not compare them with ${above}.`
+                    : `How these numbers were averaged was not recorded, so do not compare them with ${above}.`}
+              </p>
+            )}
+            <FindingTable finding={group.finding} rows={group.rows} labels={labels} />
+          </div>
+        );
+      })}
     </>
   );
 }
@@ -350,6 +392,7 @@ function FindingTable({ finding, rows, labels }: { finding: string; rows: SiteRe
             <th scope="col">Hospital</th>
             <th scope="col">Version</th>
             <th scope="col">Checked on</th>
+            <th scope="col">Averaged over</th>
             <th scope="col">Images</th>
             <th scope="col">Separates cases (AUC)</th>
             <th scope="col">{terms.sensitivity}</th>
@@ -363,6 +406,7 @@ function FindingTable({ finding, rows, labels }: { finding: string; rows: SiteRe
               <th scope="row">{r.site_name || r.site}</th>
               <td>{r.version}</td>
               <td>{r.source === 'publisher_test_split' ? 'its own final-check images' : 'that hospital’s images'}</td>
+              <td>{ttaInWords(r.tta).words}</td>
               <td>{r.n ?? '—'}</td>
               <td>{r.auc != null ? `${r.auc.toFixed(2)} (${aucGrade(r.auc)})` : '—'}</td>
               <td>{r.sensitivity != null ? percent(r.sensitivity) : '—'}</td>

@@ -150,6 +150,37 @@ describe('Apply to a dataset', () => {
     expect(hub.sent('GET', '/predictions/21/')).toHaveLength(0); // a finished answer needs no polling
   });
 
+  it('says in plain words that the option averages the views the model was trained on, and sends it', async () => {
+    const hub = renderApply({ 'POST /predictions/': reply(202, prediction()) });
+    const option = await screen.findByRole('checkbox', { name: /average/i });
+    expect(option.parentElement!.textContent).toMatch(/over the views the model learned from \(for models trained here: the image and its mirror image\)/);
+    expect(option.parentElement!.textContent).not.toMatch(/turned/);
+    fireEvent.click(option);
+    await runOnDataset();
+    await waitFor(() => expect(hub.sent('POST', '/predictions/')).toHaveLength(1));
+    expect(hub.sent('POST', '/predictions/')[0].body).toMatchObject({ tta: true });
+  });
+
+  it('says in plain words how each result set’s likelihoods were averaged', async () => {
+    const answered = (rows: PredictionResult[]) => renderApply({ 'POST /predictions/': reply(202, prediction({ status: 'succeeded', tta: true, results: rows })) });
+    const averaged = async () => (await screen.findByTestId('prediction-tta')).textContent;
+    answered(results(3).map((r) => ({ ...r, tta: 'hflip' as const })));
+    await runOnDataset();
+    expect(await averaged()).toBe('Each image’s answers were averaged over the image and its mirror image.');
+    cleanup();
+    answered(results(2).map((r) => ({ ...r, tta: 'none' as const })));
+    await runOnDataset();
+    expect(await averaged()).toBe('Each image was looked at once, as it is: its answers were not averaged.');
+    cleanup();
+    answered([...results(2).map((r) => ({ ...r, tta: 'd4' as const })), ...results(1)]);
+    await runOnDataset();
+    expect(await averaged()).toBe('Averaged over: 8 turns and flips (2 images); not recorded (1 image).');
+    cleanup();
+    answered(results(2)); // results stored before the site recorded it
+    await runOnDataset();
+    expect(await averaged()).toBe('How each image’s answers were averaged was not recorded.');
+  });
+
   it('shows the agent’s sentence for an image the model could not read', async () => {
     renderApply({
       'POST /predictions/': reply(202, prediction({
