@@ -247,11 +247,14 @@ PRESIGN_SECONDS = env_int("POLLEN_PRESIGN_SECONDS", 900)
 UPLOAD_SLOT_EXPIRY_SECONDS = env_int("POLLEN_UPLOAD_SLOT_EXPIRY_SECONDS", 24 * 3600)
 # A running job renews its lease; one whose lease lapses is queued again and resumes from its checkpoint.
 JOB_LEASE_SECONDS = env_int("POLLEN_JOB_LEASE_SECONDS", 120)
-# A queued job nobody claimed for this long, at a site that runs no job, is sent to its queue again
-# (its message may have been lost with a broker restart).
+# Queued work nobody claimed for this long (a job or marketplace work at a site that runs none of
+# its kind, a cross-site turn) is sent to its queue again: a broker restart may have lost it.
 JOB_RESEND_SECONDS = env_int("POLLEN_JOB_RESEND_SECONDS", 300)
 # Marketplace work (predictions, evaluations, exports, publications) is claimed the same way.
 WORK_LEASE_SECONDS = env_int("POLLEN_WORK_LEASE_SECONDS", 120)
+# Every kind of work (pollen.core.lease) is claimed at most this many times; when the last
+# claim's worker dies too, it fails with worker_lost and a reason instead of looping.
+LEASE_MAX_ATTEMPTS = env_int("POLLEN_LEASE_MAX_ATTEMPTS", 3)
 # The clock (`manage.py clock`) does the hub's periodic work off the request path: it re-queues
 # lapsed leases, moves cross-site rounds on and combines their updates, every this many seconds.
 CLOCK_SECONDS = env_int("POLLEN_CLOCK_SECONDS", 10)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from pollen.core.lease import ATTEMPT_HELP, Leased
 from pollen.core.site_files import SiteStorageNamed
 from pollen.marketplace.models import WorkStatus
 
@@ -100,8 +102,12 @@ class WorkState(models.TextChoices):
     MISSED = "missed", "Missed the deadline"
 
 
-class Participant(models.Model):
-    """One site in a federated job: its consent, its dataset, and its work in the current round."""
+class Participant(Leased):
+    """One site in a federated job: its consent, its dataset, and its work in the current round.
+
+    Its turn in a round is a lease (``pollen.federation.turns``); ``attempt`` counts the claims
+    of the current turn.
+    """
 
     job = models.ForeignKey(FederatedJob, on_delete=models.CASCADE, related_name="participants")
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
@@ -120,12 +126,11 @@ class Participant(models.Model):
     # The site's work in the job's current round (a site works on one round at a time).
     work_round = models.IntegerField(null=True, blank=True)
     work_state = models.CharField(max_length=10, choices=WorkState.choices, default=WorkState.IDLE)
-    claim_id = models.CharField(max_length=64, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    attempt = models.PositiveIntegerField(default=0)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
     progress = models.JSONField(default=dict, blank=True)
+    # Its column keeps the name it had before the lease was one.
+    last_sent_at = models.DateTimeField(
+        null=True, blank=True, default=timezone.now, db_column="dispatched_at"
+    )
 
     class Meta:
         ordering = ["order", "id"]
@@ -222,7 +227,7 @@ class LocalModelSource(models.TextChoices):
     NONE = "", "None"
 
 
-class HeldOutEvaluation(models.Model):
+class HeldOutEvaluation(Leased):
     """The final cross-site model, and the site's local model, checked on the site's held-out images.
 
     Runs at the site once the job has finished (marketplace work kind
@@ -235,13 +240,13 @@ class HeldOutEvaluation(models.Model):
     dataset = models.ForeignKey(
         "datasets.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The claim fields follow pollen.marketplace.work (a WORK_KINDS entry).
+    # Claimed like marketplace work (a WORK_KINDS entry in pollen.marketplace.work).
     status = models.CharField(
         max_length=10, choices=WorkStatus.choices, default=WorkStatus.QUEUED, db_index=True
     )
-    claim_id = models.CharField(max_length=64, blank=True)
+    attempt = models.PositiveIntegerField(default=0, db_column="attempts", help_text=ATTEMPT_HELP)
+    # The last claim or renewal, read by the release before; drop it in the next release.
     claimed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     federated = models.JSONField(default=dict, blank=True)  # aggregate metrics only
     local = models.JSONField(default=dict, blank=True)  # aggregate metrics only
     # Federated minus local AUC on the same images (paired), its interval and the verdict.

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from pollen.core.lease import ATTEMPT_HELP, Leased
+
 
 class Visibility(models.TextChoices):
     SITE = "site", "This site only"
@@ -81,7 +83,21 @@ class PublishedModel(models.Model):
         return f"{self.site_id}:{self.name}"
 
 
-class PublishedVersion(models.Model):
+class MarketplaceLeased(Leased):
+    """The lease's columns (``pollen.core.lease``), as marketplace work has always stored them."""
+
+    # Its column keeps the name it had before the lease was one ("attempts").
+    attempt = models.PositiveSmallIntegerField(
+        default=0, db_column="attempts", help_text=ATTEMPT_HELP
+    )
+    # The last claim or renewal, read by the release before; drop it in the next release.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class PublishedVersion(MarketplaceLeased):
     published_model = models.ForeignKey(
         PublishedModel, on_delete=models.CASCADE, related_name="versions"
     )
@@ -99,9 +115,6 @@ class PublishedVersion(models.Model):
     weights_sha256 = models.CharField(max_length=64)
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     weights_bytes = models.BigIntegerField(null=True, blank=True)
-    claim_id = models.CharField(max_length=64, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)  # renewed while the worker works
-    attempts = models.PositiveSmallIntegerField(default=0)  # claims by different deliveries
     error_code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     published_by = models.ForeignKey(
@@ -127,16 +140,13 @@ class PublishedVersion(models.Model):
         return f"{self.published_model_id} v{self.number} ({self.status})"
 
 
-class WorkItem(models.Model):
-    """Work queued on a site's infer queue, claimed by compare-and-set (queued -> running)."""
+class WorkItem(MarketplaceLeased):
+    """Work queued on a site's infer queue, claimed as a lease (queued -> running)."""
 
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(
         max_length=10, choices=WorkStatus.choices, default=WorkStatus.QUEUED, db_index=True
     )
-    claim_id = models.CharField(max_length=64, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)  # renewed while the worker works
-    attempts = models.PositiveSmallIntegerField(default=0)  # claims by different deliveries
     error_code = models.CharField(max_length=50, blank=True)
     message = models.TextField(blank=True)
     created_by = models.ForeignKey(

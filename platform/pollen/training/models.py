@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from pollen.core.lease import Leased
 from pollen.core.site_files import SiteStorageNamed
 
 
@@ -24,7 +25,9 @@ class Recipe(models.TextChoices):
     FULL = "full", "Full training"
 
 
-class Job(SiteStorageNamed):
+class Job(SiteStorageNamed, Leased):
+    """A training run at a site; claimed, renewed and re-queued as a lease (pollen.core.lease)."""
+
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="jobs")
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200, blank=True)
@@ -46,11 +49,6 @@ class Job(SiteStorageNamed):
     status = models.CharField(
         max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
     )
-    attempt = models.PositiveIntegerField(default=0)
-    claim_id = models.CharField(max_length=64, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    last_sent_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     progress = models.JSONField(default=dict, blank=True)
     history = models.JSONField(default=list, blank=True)
