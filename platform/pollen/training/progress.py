@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from pollen.core.errors import ApiError, Conflict
-from pollen.training.claims import _lease_seconds
+from pollen.core.lease import lease_renew
 from pollen.training.models import Job, JobStatus
-from pollen.training.services import _event
+from pollen.training.services import JOB_LEASE, _event
 
 
 def job_progress(*, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
     """Record progress and renew the lease; tell the worker whether to stop."""
-    lease = timezone.now() + timedelta(seconds=_lease_seconds())
-    updated = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_id=job.claim_id).update(
-        progress=progress, lease_expires_at=lease
-    )
+    updated = lease_renew(JOB_LEASE, pk=job.pk, claim_id=job.claim_id, progress=progress)
     job.refresh_from_db(fields=["cancel_requested", "status"])
     return {"cancel_requested": job.cancel_requested or not updated, "status": job.status}
 

@@ -6,12 +6,12 @@ spec), ``progress`` (epochs as they run) and ``finishing`` (the result or the fa
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from pollen.accounts.caller import Caller
@@ -21,6 +21,12 @@ from pollen.audit.services import audit_record
 from pollen.core.advanced import advanced_check
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict
+from pollen.core.lease import (
+    WORKER_LOST,
+    LeaseKind,
+    leases_requeue_lapsed,
+    leases_resend_unclaimed,
+)
 from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
 from pollen.datasets.positive_class import positive_class_for
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
@@ -40,8 +46,6 @@ ADVANCED_LIMITS = {
     "max_minutes": (1, 24 * 60),
 }
 MIN_IMAGES_PER_LABEL = {"train": 2, "val": 1}
-# A job whose workers keep dying or keep hitting a passing fault stops after this many starts.
-MAX_ATTEMPTS = 5
 
 
 def dataset_readiness(dataset: Dataset) -> tuple[list[str], list[str]]:
@@ -189,54 +193,57 @@ def job_cancel(*, caller: Caller, job: Job) -> Job:
     return job
 
 
-def _give_up(job: Job, now: Any) -> None:
-    with transaction.atomic():
-        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, lease_expires_at__lt=now).update(
-            status=JobStatus.FAILED,
-            finished_at=now,
-            error_code="too_many_attempts",
-            message=(
-                f"The job was started {job.attempt} times and never finished: the site agent keeps "
-                "stopping or cannot reach storage. Ask your site IT to check the agent's log, then "
-                "start the job again (checkpoints saved so far are kept)."
-            ),
-        ):
-            job_tokens_revoke(job_id=job.pk, now=now)
-            audit_record(
-                caller=None,
-                action="job.failed",
-                site_id=job.site_id,
-                target_type="job",
-                target_id=job.pk,
-                detail={"code": "too_many_attempts"},
-            )
+def job_lease_seconds() -> int:
+    return int(settings.JOB_LEASE_SECONDS)
+
+
+def _job_dead(reason: str, now: datetime) -> dict[str, Any]:
+    return {
+        "status": JobStatus.FAILED,
+        "finished_at": now,
+        "error_code": WORKER_LOST,
+        "message": reason,
+    }
+
+
+def _job_lost(job: Job, reason: str) -> None:
+    job_tokens_revoke(job_id=job.pk, now=timezone.now())
+    audit_record(
+        caller=None,
+        action="job.failed",
+        site_id=job.site_id,
+        target_type="job",
+        target_id=job.pk,
+        detail={"code": WORKER_LOST, "attempts": job.attempt},
+    )
+
+
+def _job_requeued(job: Job) -> None:
+    Job.objects.filter(pk=job.pk).update(
+        events=[*job.events, _event(job, "The worker stopped answering; the job was queued again.")]
+    )
+
+
+# A job as a lease (pollen.core.lease): the worker renews it with its progress reports.
+JOB_LEASE = LeaseKind(
+    noun="training job",
+    model=Job,
+    waiting={"status": JobStatus.QUEUED},
+    held={"status": JobStatus.RUNNING},
+    lease_seconds=job_lease_seconds,
+    send=_queue,
+    dead=_job_dead,
+    on_dead=_job_lost,
+    on_requeue=_job_requeued,
+    advice="then start the training again",
+)
 
 
 def jobs_requeue_abandoned(*, site_id: int) -> list[int]:
-    """Jobs whose worker stopped renewing its lease go back to the queue (they resume from a checkpoint)."""
-    now = timezone.now()
-    requeued = []
-    for job in Job.objects.filter(
-        site_id=site_id, status=JobStatus.RUNNING, lease_expires_at__lt=now
-    ):
-        if job.attempt >= MAX_ATTEMPTS:
-            _give_up(job, now)
-            continue
-        with transaction.atomic():
-            if Job.objects.filter(
-                pk=job.pk, status=JobStatus.RUNNING, lease_expires_at__lt=now
-            ).update(
-                status=JobStatus.QUEUED,
-                claim_id="",
-                lease_expires_at=None,
-                events=[
-                    *job.events,
-                    _event(job, "The worker stopped answering; the job was queued again."),
-                ],
-            ):
-                requeued.append(job.pk)
-                _queue(job)
-    return requeued
+    """Jobs whose worker stopped renewing its lease go back to the queue (they resume from a
+    checkpoint); a job whose workers died ``POLLEN_LEASE_MAX_ATTEMPTS`` times fails instead."""
+    lapsed = leases_requeue_lapsed(JOB_LEASE, scope=Q(site_id=site_id))
+    return [job.pk for job in lapsed.requeued]
 
 
 def recommended_starting_point() -> ZooEntry:
@@ -260,15 +267,5 @@ def jobs_resend_stale_queued(*, site_id: int) -> list[int]:
             "recipe", flat=True
         )
     )
-    cutoff = timezone.now() - timedelta(seconds=settings.JOB_RESEND_SECONDS)
-    resent = []
-    for job in Job.objects.filter(
-        site_id=site_id, status=JobStatus.QUEUED, last_sent_at__lt=cutoff
-    ).exclude(recipe__in=busy):
-        with transaction.atomic():
-            if Job.objects.filter(
-                pk=job.pk, status=JobStatus.QUEUED, last_sent_at__lt=cutoff
-            ).update(last_sent_at=timezone.now()):
-                resent.append(job.pk)
-                _queue(job)
-    return resent
+    scope = Q(site_id=site_id) & ~Q(recipe__in=busy)
+    return [job.pk for job in leases_resend_unclaimed(JOB_LEASE, scope=scope)]
