@@ -90,6 +90,7 @@ class ParticipantOut(serializers.ModelSerializer):
             "responded_at",
             "work_round",
             "work_state",
+            "attempt",
             "progress",
         ]
 
@@ -171,6 +172,7 @@ class HeldOutOut(serializers.ModelSerializer):
             "site",
             "site_name",
             "status",
+            "attempt",
             "federated",
             "local",
             "comparison",

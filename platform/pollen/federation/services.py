@@ -17,10 +17,9 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from pollen.federation.history import _lease_seconds, _withdrawn_site_ids, history_add
+from pollen.federation.history import _withdrawn_site_ids, history_add
 from pollen.federation.models import (
     FederatedJob,
     FederatedStatus,
@@ -35,6 +34,7 @@ from pollen.federation.models import (
 )
 from pollen.federation.round_dispatch import _dispatch
 from pollen.federation.round_results import _aggregate
+from pollen.federation.turns import turns_requeue_lapsed
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def federation_tick(*, site_id: int | None = None) -> list[int]:
     ids = list(jobs.values_list("pk", flat=True))
     for job_id in ids:
         try:
-            _requeue_lapsed(job_id)
+            job = FederatedJob.objects.get(pk=job_id)
+            turns_requeue_lapsed(job)  # a turn out of attempts counts as answered below
             federation_advance(job_id=job_id)
             federation_aggregate_ready(job_id=job_id)
         except Exception:  # one broken job must not stop the others
@@ -78,43 +79,6 @@ def federation_aggregate_ready(*, job_id: int) -> bool:
         return False
     _aggregate(job, round_)
     return True
-
-
-def _requeue_lapsed(job_id: int) -> None:
-    now = timezone.now()
-    stale_queue = now - timedelta(seconds=max(60, 3 * _lease_seconds()))
-    lapsed = Participant.objects.filter(job_id=job_id).filter(
-        Q(work_state=WorkState.TRAINING, lease_expires_at__lt=now)
-        | Q(work_state=WorkState.QUEUED, dispatched_at__lt=stale_queue)
-    )
-    for participant in lapsed.select_related("site", "job"):
-        if participant.work_round is None:
-            continue
-        round_ = Round.objects.filter(
-            job_id=job_id, number=participant.work_round, status=RoundStatus.RUNNING
-        ).first()
-        if round_ is None:
-            continue
-        with transaction.atomic():
-            if Participant.objects.filter(
-                pk=participant.pk,
-                work_state=participant.work_state,
-                lease_expires_at=participant.lease_expires_at,
-                dispatched_at=participant.dispatched_at,
-            ).update(work_state=WorkState.QUEUED, dispatched_at=now):
-                history_add(
-                    job_id,
-                    f"The computer at {participant.site.name} stopped answering; its turn in round "
-                    f"{round_.number} was queued again.",
-                    site=participant.site.slug,
-                )
-                _dispatch(
-                    participant.job,
-                    round_,
-                    participant,
-                    participant.progress.get("input_key", ""),
-                    participant.progress.get("input_sha256", ""),
-                )
 
 
 def federation_advance(*, job_id: int) -> None:
