@@ -76,6 +76,7 @@ class PredictionOut(serializers.ModelSerializer):
             "id",
             "site",
             "status",
+            "attempt",
             "published_version",
             "model_version",
             "dataset",

@@ -34,6 +34,7 @@ class EvaluationOut(serializers.ModelSerializer):
             "id",
             "site",
             "status",
+            "attempt",
             "published_version",
             "published_model",
             "dataset",

@@ -26,6 +26,7 @@ class ExportOut(serializers.ModelSerializer):
             "id",
             "site",
             "status",
+            "attempt",
             "published_version",
             "format",
             "sha256",

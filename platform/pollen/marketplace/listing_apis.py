@@ -128,6 +128,7 @@ class PublishedVersionOut(serializers.ModelSerializer):
             "status",
             "status_text",
             "status_reason",
+            "attempt",
             "model_version",
             "weights_sha256",
             "manifest_sha256",

@@ -1,8 +1,9 @@
 """The clock: the hub's periodic work in one process, off the request path (``manage.py clock``).
 
 Like healthchecks' ``sendalerts``, one loop does what no request should: it queues again the
-work whose worker stopped renewing its lease (training jobs, marketplace work), sends again
-what a site's agent never confirmed, expires unfinished uploads, and moves cross-site jobs on
+work whose worker stopped renewing its lease (training jobs, marketplace work; the rules are
+``pollen.core.lease``), sends again work nobody claimed and what a site's agent never
+confirmed, expires unfinished uploads, and moves cross-site jobs on
 (deadlines, lapsed turns, combining a round's updates). Requests only record facts (an agent
 was seen, an update arrived, a round is ready); the clock acts on them.
 
@@ -71,6 +72,12 @@ def _work_requeue(site: Site, now: datetime) -> Any:
     return work_requeue_abandoned(site_id=site.pk, site_slug=site.slug)
 
 
+def _work_resend(site: Site, now: datetime) -> Any:
+    from pollen.marketplace.work import work_resend_unclaimed
+
+    return work_resend_unclaimed(site_id=site.pk)
+
+
 def _purge_resend(site: Site, now: datetime) -> Any:
     from pollen.datasets.deletion import datasets_purge_resend
 
@@ -98,6 +105,7 @@ SITE_STEPS: tuple[SiteStep, ...] = (
     SiteStep("jobs_requeued", _jobs_requeue),
     SiteStep("jobs_resent", _jobs_resend),
     SiteStep("work_requeued", _work_requeue),
+    SiteStep("work_resent", _work_resend),
     SiteStep("purges_resent", _purge_resend),
 )
 GLOBAL_STEPS: tuple[GlobalStep, ...] = (
