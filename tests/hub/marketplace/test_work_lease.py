@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from pollen.audit.models import AuditEvent
 from pollen.marketplace.models import Prediction, PublishedVersion
-from pollen.marketplace.work import MAX_WORK_ATTEMPTS
 from pollen_contracts import queues, tasks
 from tests.hub.marketplace.conftest import agent_client, copy_as_agent
 
@@ -43,8 +42,7 @@ def prediction(client_for, clinician_a, train, publish, site_images):
 
 def _lapse(model, pk: int, settings) -> None:
     """Make the claim look as if nobody renewed it for longer than the lease."""
-    lapsed = timezone.now() - timedelta(seconds=settings.WORK_LEASE_SECONDS + 5)
-    model.objects.filter(pk=pk).update(claimed_at=lapsed)
+    model.objects.filter(pk=pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
 
 
 def _requeued(agent, django_capture_on_commit_callbacks) -> list[str]:
@@ -111,7 +109,7 @@ def test_a_prediction_whose_worker_died_is_queued_again_and_taken_over(
     done = agent.post(f"{base}/complete/", _result(image_id, "d2"), format="json")
     assert done.status_code == 204, done.content
     prediction.refresh_from_db()
-    assert (prediction.status, prediction.attempts) == ("succeeded", 2)
+    assert (prediction.status, prediction.attempt) == ("succeeded", 2)
     # Nothing is left to take over.
     assert _requeued(agent, django_capture_on_commit_callbacks) == []
 
@@ -129,7 +127,7 @@ def test_renewing_keeps_long_work_from_being_taken_over(
     other = agent.post(f"{base}/claim/", {"claim_id": "d2", "worker": "w2"}, format="json")
     assert other.json() == {"claimed": False}
     prediction.refresh_from_db()
-    assert (prediction.status, prediction.claim_id, prediction.attempts) == ("running", "d1", 1)
+    assert (prediction.status, prediction.claim_id, prediction.attempt) == ("running", "d1", 1)
     assert sent == []
 
 
@@ -145,7 +143,7 @@ def test_a_lapsed_claim_may_be_taken_over_by_a_redelivered_message_directly(
     taken = agent.post(f"{base}/claim/", {"claim_id": "d2", "worker": "w2"}, format="json")
     assert taken.json()["claimed"]
     prediction.refresh_from_db()
-    assert (prediction.claim_id, prediction.attempts) == ("d2", 2)
+    assert (prediction.claim_id, prediction.attempt) == ("d2", 2)
 
 
 def test_work_whose_worker_keeps_dying_fails_with_a_reason_instead_of_looping(
@@ -154,14 +152,18 @@ def test_work_whose_worker_keeps_dying_fails_with_a_reason_instead_of_looping(
     agent = agent_client(clinician_a.site)
     base = f"/api/v1/agent/marketplace/predictions/{prediction.pk}"
     agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w1"}, format="json")
-    Prediction.objects.filter(pk=prediction.pk).update(attempts=MAX_WORK_ATTEMPTS)
+    Prediction.objects.filter(pk=prediction.pk).update(attempt=settings.LEASE_MAX_ATTEMPTS)
     _lapse(Prediction, prediction.pk, settings)
+    late = agent.post(f"{base}/claim/", {"claim_id": "d9", "worker": "w9"}, format="json")
+    assert late.json() == {"claimed": False}, (
+        "a redelivered message gets no attempt beyond the last"
+    )
     assert _requeued(agent, django_capture_on_commit_callbacks) == []
     assert sent == []
     body = client_for(clinician_a).get(f"/api/v1/predictions/{prediction.pk}/").json()
     assert body["status"] == "failed"
     assert body["error_code"] == "worker_lost"
-    assert f"stopped {MAX_WORK_ATTEMPTS} times" in body["message"]
+    assert f"stopped {settings.LEASE_MAX_ATTEMPTS} times" in body["message"]
     assert "site IT" in body["message"]
     assert AuditEvent.objects.filter(
         action="marketplace.prediction_failed", target_id=str(prediction.pk)
@@ -201,3 +203,73 @@ def test_renewal_is_checked_and_stays_within_the_agents_site(clinician_a, outsid
     assert stranger.json()["error"]["code"] == "not_found"
     clinician = own.post(f"{base}/renew/", {"claim_id": "d1", "extra": 1}, format="json")
     assert clinician.status_code == 400
+
+
+def _resent(agent, django_capture_on_commit_callbacks) -> list[str]:
+    from pollen.ops.clock import clock_tick
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent.post(HEARTBEAT)
+        report = clock_tick()
+    assert report is not None and not report.failed, report
+    return list(report.work.get("work_resent", {}).get(response.json()["site"], []))
+
+
+def test_queued_work_whose_message_was_lost_is_sent_again_while_the_site_is_idle(
+    clinician_a, prediction, sent, settings, django_capture_on_commit_callbacks
+):
+    agent = agent_client(clinician_a.site)
+    settings.JOB_RESEND_SECONDS = 60
+    Prediction.objects.filter(pk=prediction.pk).update(
+        last_sent_at=timezone.now() - timedelta(seconds=30)
+    )
+    assert _resent(agent, django_capture_on_commit_callbacks) == [], "not yet: it may be on its way"
+
+    # A broker restart lost the message: nobody claims the work; after a while it is sent again.
+    Prediction.objects.filter(pk=prediction.pk).update(
+        last_sent_at=timezone.now() - timedelta(seconds=61)
+    )
+    busy = Prediction.objects.create(
+        site=clinician_a.site, model_version=prediction.model_version, status="running"
+    )
+    Prediction.objects.filter(pk=busy.pk).update(
+        claim_id="d9", lease_expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    assert _resent(agent, django_capture_on_commit_callbacks) == [], "a busy worker explains a wait"
+    Prediction.objects.filter(pk=busy.pk).update(status="succeeded")
+    assert _resent(agent, django_capture_on_commit_callbacks) == [f"prediction:{prediction.pk}"]
+    slug = clinician_a.site.slug
+    assert sent == [
+        (
+            tasks.PREDICT,
+            {"site": slug, "kind": "prediction", "id": prediction.pk},
+            queues.infer_queue(slug),
+        )
+    ]
+    assert _resent(agent, django_capture_on_commit_callbacks) == [], (
+        "once per while, not every tick"
+    )
+    claim = agent.post(
+        f"/api/v1/agent/marketplace/predictions/{prediction.pk}/claim/",
+        {"claim_id": "d1", "worker": "w1"},
+        format="json",
+    )
+    assert claim.json()["claimed"], "the message that arrives is claimed as usual"
+
+
+def test_a_publication_that_ran_out_of_attempts_gets_them_all_again_when_published_again(
+    clinician_a, client_for, train, store, settings
+):
+    trained = train(clinician_a.site)
+    client = client_for(clinician_a)
+    body = {"model_version": trained.version.pk}
+    version = client.post("/api/v1/marketplace/versions/", body, format="json").json()
+    PublishedVersion.objects.filter(pk=version["id"]).update(
+        status="failed", error_code="worker_lost", attempt=settings.LEASE_MAX_ATTEMPTS
+    )
+    again = client.post("/api/v1/marketplace/versions/", body, format="json")
+    assert again.status_code == 201, again.content
+    assert (again.json()["id"], again.json()["attempt"]) == (version["id"], 0)
+    claim = copy_as_agent(clinician_a.site, version["id"], trained, claim_id="d2")["claim"]
+    assert claim["claimed"]
+    assert PublishedVersion.objects.get(pk=version["id"]).attempt == 1
