@@ -1,4 +1,4 @@
-"""Celery task names. Every task is sent by name; payloads are JSON (see payloads.py)."""
+"""Celery task names. A message carries ids only (site, kind, id); its spec comes with the claim (specs.py)."""
 
 # io queue: answered within seconds
 PRESIGN_UPLOAD = "pollen.io.presign_upload"

@@ -2053,6 +2053,8 @@ export interface components {
             readonly id: number;
             site: string;
             status: components["schemas"]["WorkStatusEnum"];
+            /** @description Claims by different deliveries so far (each one is an attempt) */
+            attempt: number;
             published_version: number;
             published_model: number;
             dataset: number | null;
@@ -2103,6 +2105,8 @@ export interface components {
             readonly id: number;
             site: string;
             status: components["schemas"]["WorkStatusEnum"];
+            /** @description Claims by different deliveries so far (each one is an attempt) */
+            attempt: number;
             published_version: number;
             format: string;
             sha256: string;
@@ -2274,6 +2278,14 @@ export interface components {
             /** @description 95 % confidence interval: [low, high] */
             specificity_ci?: number[] | null;
             warnings?: string[];
+            /**
+             * @description The test-time augmentation the numbers were averaged over
+             *
+             *     * `none` - none
+             *     * `hflip` - hflip
+             *     * `d4` - d4
+             */
+            tta?: components["schemas"]["TtaEnum"];
         };
         /** @description One model on a site's held-out images: aggregate numbers only (shareable between the sites). */
         HeldOutMetricsOut: {
@@ -2310,6 +2322,8 @@ export interface components {
             site: string;
             site_name: string;
             status: components["schemas"]["WorkStatusEnum"];
+            /** @description Claims by different deliveries so far (each one is an attempt) */
+            attempt: number;
             readonly federated: components["schemas"]["HeldOutMetricsOut"] | null;
             readonly local: components["schemas"]["HeldOutMetricsOut"] | null;
             readonly comparison: components["schemas"]["HeldOutComparisonOut"] | null;
@@ -2368,9 +2382,15 @@ export interface components {
             overlay_key?: string;
             width?: number;
             height?: number;
-            sliding_window?: {
-                [key: string]: unknown;
-            };
+            sliding_window?: components["schemas"]["SlidingWindowInRequest"];
+            /**
+             * @description The test-time augmentation the probabilities were averaged over
+             *
+             *     * `none` - none
+             *     * `hflip` - hflip
+             *     * `d4` - d4
+             */
+            tta?: components["schemas"]["TtaEnum"];
             error?: components["schemas"]["ImageErrorInRequest"];
         };
         /**
@@ -2530,6 +2550,7 @@ export interface components {
             status: components["schemas"]["JobStatusEnum"];
             status_text: string;
             readonly queue: components["schemas"]["QueuePlaceOut"] | null;
+            /** @description Claims by different deliveries so far (each one is an attempt) */
             attempt: number;
             cancel_requested: boolean;
             progress: unknown;
@@ -3048,6 +3069,8 @@ export interface components {
             responded_at: string | null;
             work_round: number | null;
             work_state: components["schemas"]["WorkStateEnum"];
+            /** @description Claims by different deliveries so far (each one is an attempt) */
+            attempt: number;
             progress: unknown;
         };
         /**
@@ -3108,7 +3131,7 @@ export interface components {
             /** @description Or every accepted image of a dataset */
             dataset?: number;
             /**
-             * @description Average over flips and rotations
+             * @description Average each image's answers over the views the model was trained on (its manifest's policy: the image and its mirror image for models trained here)
              * @default false
              */
             tta: boolean;
@@ -3122,6 +3145,8 @@ export interface components {
             readonly id: number;
             site: string;
             status: components["schemas"]["WorkStatusEnum"];
+            /** @description Claims by different deliveries so far (each one is an attempt) */
+            attempt: number;
             published_version: number | null;
             readonly model_version: number | null;
             dataset: number | null;
@@ -3152,9 +3177,18 @@ export interface components {
             overlay_url?: string | null;
             width?: number;
             height?: number;
+            /** @description How an image too large for one pass was read: patch_size, patches, skipped_background and max_probabilities (the answer of the patch most sure of each label) */
             sliding_window?: {
                 [key: string]: unknown;
             };
+            /**
+             * @description What the probabilities were averaged over: none (the image alone), hflip (the image and its mirror image) or d4 (its 8 turns and flips); absent in older results
+             *
+             *     * `none` - none
+             *     * `hflip` - hflip
+             *     * `d4` - d4
+             */
+            tta?: components["schemas"]["TtaEnum"];
             error?: components["schemas"]["PredictionErrorOut"];
         };
         ProgressAnswer: {
@@ -3282,6 +3316,8 @@ export interface components {
             status: components["schemas"]["VersionStatusEnum"];
             status_text: string;
             status_reason: string;
+            /** @description Claims by different deliveries so far (each one is an attempt) */
+            attempt: number;
             readonly model_version: number | null;
             weights_sha256: string;
             manifest_sha256: string;
@@ -3444,6 +3480,15 @@ export interface components {
          * @enum {string}
          */
         SiteResultOutSourceEnum: "publisher_test_split" | "site_evaluation";
+        /** @description How an image too large for one pass was read: in patches, background patches skipped. */
+        SlidingWindowInRequest: {
+            patch_size: number;
+            patches: number;
+            skipped_background: number;
+            max_probabilities: {
+                [key: string]: number;
+            };
+        };
         SlotOut: {
             image_id: number;
             filename: string;
@@ -3575,6 +3620,13 @@ export interface components {
             /** @description The records of epochs 1 to from_epoch that the checkpoint carries. */
             epochs?: components["schemas"]["EpochInRequest"][];
         };
+        /**
+         * @description * `none` - none
+         *     * `hflip` - hflip
+         *     * `d4` - d4
+         * @enum {string}
+         */
+        TtaEnum: "none" | "hflip" | "d4";
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         UpdateInRequest: {
             weights_sha256: string;

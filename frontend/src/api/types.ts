@@ -15,7 +15,6 @@ import type {
   ModelCard,
   RoundMetrics,
   SiteEvaluationMetrics,
-  TtaPolicy,
 } from './json';
 
 export type {
@@ -116,9 +115,8 @@ export type PublishedModelDetail = Shaped<
   { label_names: string[]; versions: PublishedVersion[]; card: ModelCard | null; lineage: Lineage }
 >;
 export type WorkStatus = Schemas['WorkStatusEnum'];
-/** One image's answer. `tta`: what its probabilities were averaged over (absent from older results);
- * the agent reports it (issue 17), and the schema does not list it yet. */
-export type PredictionResult = Shaped<Schemas['PredictionResultOut'], { tta?: TtaPolicy }>;
+/** One image's answer. `tta`: what its probabilities were averaged over (absent from older results). */
+export type PredictionResult = Schemas['PredictionResultOut'];
 export type Prediction = Shaped<
   Schemas['PredictionOut'],
   {

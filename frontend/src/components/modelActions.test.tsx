@@ -23,7 +23,7 @@ function me(site: typeof ANNE, role: Role): Me {
 function version(extra: Partial<PublishedVersion> = {}): PublishedVersion {
   return {
     id: 11, published_model: 4, model_name: 'Mass finder', site: 'st-anne', number: 1, status: 'published', status_text: 'Published',
-    status_reason: '', model_version: null, weights_sha256: 'ab'.repeat(32), manifest_sha256: 'cd'.repeat(32), weights_bytes: 1024, auc: 0.82,
+    status_reason: '', attempt: 1, model_version: null, weights_sha256: 'ab'.repeat(32), manifest_sha256: 'cd'.repeat(32), weights_bytes: 1024, auc: 0.82,
     card: { labels: ['mass', 'normal'], site: { slug: 'st-anne', name: ANNE.name } }, error_code: '', message: '',
     created_at: '', published_at: '2026-01-02T10:00:00Z', status_changed_at: null, can_manage: false, ...extra,
   };
@@ -51,7 +51,7 @@ const DATASETS = {
 
 function evaluation(extra: Partial<SiteEvaluation> = {}): SiteEvaluation {
   return {
-    id: 31, site: 'borough', status: 'succeeded', published_version: 11, published_model: 4, dataset: 21,
+    id: 31, site: 'borough', status: 'succeeded', attempt: 1, published_version: 11, published_model: 4, dataset: 21,
     metrics: { n: 20, label_names: ['mass', 'normal'], auc: 0.74, accuracy: 0.7, sensitivity: 0.6, specificity: 0.8, confusion_matrix: [[8, 2], [4, 6]] },
     shared: false, shared_at: null, error_code: '', message: '', created_at: '', finished_at: '2026-01-03T10:00:00Z', ...extra,
   };

@@ -26,7 +26,7 @@ function me(...memberships: Membership[]): Me {
 function participant(site: typeof ANNE, extra: Partial<Participant> = {}): Participant {
   return {
     site: site.slug, site_name: site.name, order: 0, status: 'accepted', dataset: null, dataset_name: null, train_count: 14,
-    responded_at: null, work_round: null, work_state: 'idle', progress: {}, ...extra,
+    responded_at: null, work_round: null, work_state: 'idle', attempt: 0, progress: {}, ...extra,
   };
 }
 

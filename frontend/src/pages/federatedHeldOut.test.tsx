@@ -15,7 +15,7 @@ afterEach(() => {
 function participant(site: string, site_name: string, status: Participant['status'] = 'accepted'): Participant {
   return {
     site, site_name, order: 0, status, dataset: null, dataset_name: null, train_count: 20, responded_at: null,
-    work_round: null, work_state: 'idle', progress: {},
+    work_round: null, work_state: 'idle', attempt: 0, progress: {},
   };
 }
 
@@ -23,7 +23,7 @@ const model = (auc: number, ci: [number, number], n = 40): HeldOutModel => ({ n,
 
 function check(site: string, site_name: string, extra: Partial<HeldOutCheck> = {}): HeldOutCheck {
   return {
-    site, site_name, status: 'succeeded', federated: model(0.86, [0.78, 0.93]), local: model(0.71, [0.6, 0.8]),
+    site, site_name, status: 'succeeded', attempt: 1, federated: model(0.86, [0.78, 0.93]), local: model(0.71, [0.6, 0.8]),
     comparison: { auc_difference: 0.15, auc_difference_ci: [0.05, 0.25], verdict: 'better' }, local_source: 'first_round',
     local_note: '', error_code: '', message: '', finished_at: null, ...extra,
   };

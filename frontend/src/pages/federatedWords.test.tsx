@@ -16,7 +16,7 @@ const SITES: [string, string][] = [['st-anne', 'St Anne’s Hospital'], ['boroug
 function participant(slug: string, name: string, order: number): Participant {
   return {
     site: slug, site_name: name, order, status: 'accepted', dataset: null, dataset_name: null, train_count: 14,
-    responded_at: null, work_round: null, work_state: 'idle', progress: {},
+    responded_at: null, work_round: null, work_state: 'idle', attempt: 0, progress: {},
   };
 }
 

@@ -16,7 +16,7 @@ from pollen.datasets.models import ArchiveImport, ArchiveStatus, Dataset, Image,
 from pollen.datasets.positive_class import positive_class_refresh
 from pollen.datasets.services import _check_labels, _ensure_active, _safe_filename
 from pollen.datasets.splits import split_for
-from pollen_contracts import payloads, queues, tasks
+from pollen_contracts import limits, queues, tasks
 
 
 def archive_slot_create(
@@ -28,9 +28,9 @@ def archive_slot_create(
     name = _safe_filename(filename)
     if not name.lower().endswith(".zip"):
         raise ApiError("Send a .zip file with one folder per label.", code="not_a_zip")
-    if size_bytes <= 0 or size_bytes > payloads.MAX_ARCHIVE_BYTES:
+    if size_bytes <= 0 or size_bytes > limits.MAX_ARCHIVE_BYTES:
         raise ApiError(
-            f"The archive must be between 1 byte and {payloads.MAX_ARCHIVE_BYTES // 1024**3} GB.",
+            f"The archive must be between 1 byte and {limits.MAX_ARCHIVE_BYTES // 1024**3} GB.",
             code="file_too_large",
         )
     key = f"datasets/{dataset.pk}/archives/{uuid.uuid4().hex}.zip"
@@ -41,7 +41,7 @@ def archive_slot_create(
             "site": dataset.site.slug,
             "keys": [key],
             "expires_in": settings.PRESIGN_SECONDS,
-            "max_bytes": payloads.MAX_ARCHIVE_BYTES,
+            "max_bytes": limits.MAX_ARCHIVE_BYTES,
             "sizes": {key: size_bytes},  # the link takes exactly the declared size
         },
     )

@@ -20,7 +20,7 @@ from pollen.datasets.positive_class import (
 )
 from pollen.datasets.services import _check_labels, _clean_label, _ensure_active, _safe_filename
 from pollen.datasets.splits import split_for
-from pollen_contracts import payloads, queues, tasks
+from pollen_contracts import limits, queues, tasks
 
 MAX_FILES_PER_REQUEST = 500
 
@@ -41,8 +41,8 @@ def _slot_problem(dataset: Dataset, item: SlotRequest, add_labels: bool) -> tupl
         )
     if item.size_bytes is not None and item.size_bytes == 0:
         return "empty_file", "The file is empty. Export it again from your imaging system."
-    if item.size_bytes is not None and item.size_bytes > payloads.MAX_UPLOAD_BYTES:
-        limit = payloads.MAX_UPLOAD_BYTES // (1024 * 1024)
+    if item.size_bytes is not None and item.size_bytes > limits.MAX_UPLOAD_BYTES:
+        limit = limits.MAX_UPLOAD_BYTES // (1024 * 1024)
         return (
             "file_too_large",
             f"The file is larger than {limit} MB. Split or compress it before uploading.",
@@ -107,7 +107,7 @@ def upload_slots_create(
             "site": dataset.site.slug,
             "keys": [key for _, key in accepted],
             "expires_in": settings.PRESIGN_SECONDS,
-            "max_bytes": payloads.MAX_UPLOAD_BYTES,
+            "max_bytes": limits.MAX_UPLOAD_BYTES,
             # The link for a file of declared size takes exactly that many bytes.
             "sizes": {key: item.size_bytes for item, key in accepted if item.size_bytes},
         },

@@ -20,7 +20,7 @@ from pollen.datasets.positive_class import (
     positive_class_check,
     positive_class_for,
 )
-from pollen_contracts import payloads
+from pollen_contracts import limits
 
 MAX_LABELS = 50
 MAX_LABEL_LENGTH = 100
@@ -146,10 +146,10 @@ def _ensure_active(dataset: Dataset) -> None:
 
 def _safe_filename(raw: str) -> str:
     name = (raw or "").replace("\\", "/").split("/")[-1].strip()
-    if len(name) > payloads.MAX_FILENAME_CHARS:
+    if len(name) > limits.MAX_FILENAME_CHARS:
         raise ApiError(
             f"The file name '{name[:60]}...' has {len(name)} characters; names may have at most "
-            f"{payloads.MAX_FILENAME_CHARS} characters. Shorten it and try again.",
+            f"{limits.MAX_FILENAME_CHARS} characters. Shorten it and try again.",
             code="invalid_filename",
         )
     if not name or name in {".", ".."} or any(ord(c) < 32 for c in name):

@@ -31,7 +31,7 @@ from pollen.datasets.models import (
     ImageStatus,
     upload_slot_deadline,
 )
-from pollen_contracts import payloads, queues, tasks
+from pollen_contracts import limits, queues, tasks
 
 EXPIRE_BATCH = 1000
 
@@ -160,7 +160,7 @@ def upload_slots_resume(
             "site": dataset.site.slug,
             "keys": list(new_keys.values()),
             "expires_in": settings.PRESIGN_SECONDS,
-            "max_bytes": payloads.MAX_UPLOAD_BYTES,
+            "max_bytes": limits.MAX_UPLOAD_BYTES,
         },
     )
     urls = {slot["key"]: slot for slot in answer["slots"]}

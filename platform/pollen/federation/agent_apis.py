@@ -23,6 +23,7 @@ from pollen.federation import evaluation, rounds, selectors
 from pollen.federation.models import FederatedJob
 from pollen.marketplace.work import agent_work_get
 from pollen_contracts.comparison import VERDICTS
+from pollen_contracts.manifest import TTA_POLICIES
 
 
 def _job(request: Request, pk: int) -> FederatedJob:
@@ -206,6 +207,11 @@ class HeldOutMetricsIn(StrictSerializer):
     specificity_ci = _interval()
     warnings = serializers.ListField(
         child=serializers.CharField(max_length=500), max_length=10, required=False
+    )
+    tta = serializers.ChoiceField(
+        choices=list(TTA_POLICIES),
+        required=False,
+        help_text="The test-time augmentation the numbers were averaged over",
     )
 
 

@@ -25,7 +25,6 @@ from django.utils import timezone
 
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import Conflict
-from pollen.core.model_store import model_store
 from pollen.datasets.models import DatasetStatus
 from pollen.federation.history import history_add
 from pollen.federation.models import (
@@ -42,7 +41,10 @@ from pollen.federation.models import (
 from pollen.federation.round_results import federated_positive_class
 from pollen.marketplace.models import WorkStatus
 from pollen.marketplace.versions import finish_claimed
+from pollen.training.weights import hub_file_weights
 from pollen_contracts import queues, tasks
+from pollen_contracts.specs import HeldOutSpec
+from pollen_contracts.weights import WeightsSpec
 
 URL_SECONDS = 3600
 PAYLOAD_KIND = "held_out"
@@ -99,11 +101,11 @@ def held_out_dispatch(job: FederatedJob) -> list[HeldOutEvaluation]:
     return checks
 
 
-def _weights(key: str, sha256: str) -> dict[str, str]:
-    return {"url": model_store().presign_get(key, expires_in=URL_SECONDS), "sha256": sha256}
+def _weights(key: str, sha256: str) -> WeightsSpec:
+    return hub_file_weights(key, sha256, expires_in=URL_SECONDS)
 
 
-def held_out_spec(check: HeldOutEvaluation) -> dict[str, Any]:
+def held_out_spec(check: HeldOutEvaluation) -> HeldOutSpec:
     """What the agent needs: the dataset, the model's shape, and links to both sets of weights."""
     job = check.job
     dataset = check.dataset
@@ -121,17 +123,17 @@ def held_out_spec(check: HeldOutEvaluation) -> dict[str, Any]:
             round__job=job, round__number=1, site_id=check.site_id, status=UpdateStatus.ACCEPTED
         )
         local = _weights(update.weights_key, update.weights_sha256)
-    return {
-        "federated_job_id": job.pk,
-        "held_out_id": check.pk,
-        "dataset_id": check.dataset_id,
-        "label_names": job.label_names,
-        "architecture": job.architecture,
-        "input_size": job.input_size,
-        "positive_class": federated_positive_class(job),
-        "federated": _weights(final.weights_key, final.weights_sha256),
-        "local": local,
-    }
+    return HeldOutSpec(
+        federated_job_id=job.pk,
+        held_out_id=check.pk,
+        dataset_id=dataset.pk,
+        label_names=list(job.label_names),
+        architecture=job.architecture,
+        input_size=job.input_size,
+        positive_class=federated_positive_class(job) or None,
+        federated=_weights(final.weights_key, final.weights_sha256),
+        local=local,
+    )
 
 
 def held_out_complete(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from pollen.core.dispatch import send_on_commit
+from pollen.core.errors import Conflict
 from pollen.core.model_store import model_store
 from pollen.federation.history import URL_MARGIN_SECONDS, update_key
 from pollen.federation.models import (
@@ -17,8 +18,10 @@ from pollen.federation.models import (
     Strategy,
     WorkState,
 )
-from pollen.zoo.models import WeightSource
+from pollen.training.weights import entry_weights, hub_file_weights, model_version_weights
 from pollen_contracts import queues, tasks
+from pollen_contracts.specs import FederatedRoundSpec
+from pollen_contracts.weights import UploadLink, WeightsSpec
 
 # --- rounds ---------------------------------------------------------------------------------
 
@@ -47,52 +50,78 @@ def _dispatch(
         work_round=round_.number,
         work_state=WorkState.QUEUED,
         claim_id="",
-        dispatched_at=timezone.now(),
+        last_sent_at=timezone.now(),
+        # A new turn starts its attempts afresh; sending the same turn again keeps them.
+        attempt=Case(When(work_round=round_.number, then=F("attempt")), default=Value(0)),
         lease_expires_at=None,
         progress={"input_key": input_key, "input_sha256": input_sha},
     )
     slug = participant.site.slug
-    urls = _urls(job, round_, slug, input_key)
+    # A pointer only: the spec, with fresh links, comes with the claim (round_spec).
     send_on_commit(
         tasks.FEDERATED_ROUND,
-        {
-            "site": slug,
-            "federated_job_id": job.pk,
-            "round": round_.number,
-            "weights_url": urls["weights_url"],
-            "weights_sha256": input_sha,
-            "update_url": urls["update_url"],
-        },
+        {"site": slug, "federated_job_id": job.pk, "round": round_.number},
         queue=queues.gpu_queue(slug),
     )
 
 
-def _urls(job: FederatedJob, round_: Round, slug: str, input_key: str) -> dict[str, Any]:
-    expires = (
-        max(60, int((round_.deadline_at - timezone.now()).total_seconds())) + URL_MARGIN_SECONDS
-    )
-    store = model_store()
-    return {
-        "weights_url": store.presign_get(input_key, expires_in=expires) if input_key else None,
-        "update_url": store.presign_put(
-            update_key(job.pk, round_.number, slug), expires_in=expires
-        ),
-    }
+def _link_seconds(round_: Round) -> int:
+    """Links live until the round's deadline, plus a margin."""
+    left = int((round_.deadline_at - timezone.now()).total_seconds())
+    return max(60, left) + URL_MARGIN_SECONDS
 
 
-def _start_weights(job: FederatedJob) -> dict[str, Any]:
+def _start_weights(job: FederatedJob) -> WeightsSpec:
     entry, version = job.starting_point, job.start_version
     if version is not None:
-        return {"kind": "site_model", "key": version.storage_key, "sha256": version.weights_sha256}
+        return model_version_weights(version)
     assert entry is not None
-    weights: dict[str, Any] = {"kind": entry.source}
-    if entry.source == WeightSource.FILE:
-        weights.update(
-            url=model_store().presign_get(entry.weights_key, expires_in=3600),
-            sha256=entry.weights_sha256,
-            suffix=entry.weights_key.rsplit(".", 1)[-1],
+    return entry_weights(entry)
+
+
+def round_spec(
+    job: FederatedJob, round_: Round, participant: Participant, *, lease_seconds: int
+) -> FederatedRoundSpec:
+    """A site's turn: round 0 prepares the start from the job's starting point, others train on
+    the previous round's combined weights; both put their weights through ``update``."""
+    from pollen.federation.round_results import federated_positive_class  # it opens rounds
+
+    slug, number = participant.site.slug, round_.number
+    if participant.dataset_id is None:  # only sites that accepted (with a dataset) get turns
+        raise Conflict(
+            "This site has not chosen the dataset it trains on.", code="dataset_not_found"
         )
-    return weights
+    expires = _link_seconds(round_)
+    weights = (
+        _start_weights(job)
+        if number == 0
+        else hub_file_weights(
+            participant.progress.get("input_key", ""),
+            participant.progress.get("input_sha256", ""),
+            expires_in=expires,
+        )
+    )
+    return FederatedRoundSpec(
+        federated_job_id=job.pk,
+        round=number,
+        rounds=job.rounds,
+        site=slug,
+        dataset_id=participant.dataset_id,
+        label_names=list(job.label_names),
+        positive_class=federated_positive_class(job) or None,
+        architecture=job.architecture,
+        input_size=job.input_size,
+        local_epochs=job.local_epochs,
+        batch_size=int(job.config.get("batch_size", 32)),
+        learning_rate=_round_lr(job, number),
+        seed=int(job.config.get("seed", 0)),
+        checkpoint_key=f"federated/{job.storage_name}/round-{number}/checkpoint.pt",
+        lease_seconds=lease_seconds,
+        weights=weights,
+        update=UploadLink.from_dict(
+            model_store().presign_put(update_key(job.pk, number, slug), expires_in=expires)
+        ),
+    )
 
 
 def _round_lr(job: FederatedJob, number: int) -> float:

@@ -4,7 +4,6 @@ new model version and its metrics, and open the next round or finish the job.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db import transaction
@@ -29,6 +28,7 @@ from pollen.federation.models import (
 from pollen.federation.round_dispatch import _open_round
 from pollen.training.models import ModelVersion
 from pollen.training.weights import HUB_PREFIX  # one definition of the hub-store key prefix
+from pollen_contracts.manifest import TRAINED_TTA, InferenceBlock, ModelManifest, manifest_bytes
 
 METRIC_NAMES = ("val_auc", "val_accuracy", "val_balanced_accuracy", "val_loss", "train_loss")
 
@@ -104,23 +104,27 @@ def federated_positive_class(job: FederatedJob) -> str:
 
 
 def _manifest(job: FederatedJob, round_: Round, sha: str, metrics: dict[str, Any]) -> bytes:
-    """A model folder manifest in the agent's format (``pollen_agent.ml.manifest``, version 1)."""
-    manifest = {
-        "architecture": job.architecture,
-        "label_names": job.label_names,
-        "positive_class": federated_positive_class(job) or None,
-        "input_size": job.input_size,
-        "mean": job.mean,
-        "std": job.std,
-        "weights_sha256": sha,
-        "licence": job.licence,
-        "created_at": _now_text(),
-        "parent": _parent_info(job, round_),
-        "training_summary": _summary(job, round_, metrics),
-        "metrics": {k: metrics.get(k) for k in ("val_auc", "val_accuracy")},
-        "format_version": 1,
-    }
-    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    """The combined model's manifest, written by the same code as the agent's.
+
+    Every site trained its share with the agent's recipe (random horizontal flips), so the
+    combined model is averaged over its mirror image too (``TRAINED_TTA``).
+    """
+    manifest = ModelManifest(
+        architecture=job.architecture,
+        label_names=list(job.label_names),
+        positive_class=federated_positive_class(job) or None,
+        input_size=job.input_size,
+        mean=[float(v) for v in job.mean],
+        std=[float(v) for v in job.std],
+        weights_sha256=sha,
+        licence=job.licence,
+        created_at=_now_text(),
+        parent=_parent_info(job, round_),
+        training_summary=_summary(job, round_, metrics),
+        metrics={k: metrics.get(k) for k in ("val_auc", "val_accuracy")},
+        inference=InferenceBlock(tta=TRAINED_TTA),
+    )
+    return manifest_bytes(manifest)
 
 
 def _previous_version(job: FederatedJob, round_: Round) -> ModelVersion | None:

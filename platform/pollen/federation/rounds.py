@@ -4,14 +4,14 @@ site's update (checked before it is accepted) and a reported failure.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db.models import Q
 
 from pollen.accounts.caller import Caller
 from pollen.core.errors import ApiError, Conflict, NotFound
+from pollen.core.lease import lease_claim, lease_renew
 from pollen.core.model_store import model_store, sha256_bytes
 from pollen.federation import aggregation
 from pollen.federation.history import _accepted_key, _lease_seconds, history_add, update_key
@@ -26,9 +26,9 @@ from pollen.federation.models import (
     UpdateStatus,
     WorkState,
 )
-from pollen.federation.round_dispatch import _round_lr, _start_weights, _urls
-from pollen.federation.round_results import federated_positive_class
+from pollen.federation.round_dispatch import round_spec
 from pollen.federation.services import federation_advance
+from pollen.federation.turns import ROUND_TURN
 
 
 def round_claim(
@@ -39,61 +39,30 @@ def round_claim(
     round_ = Round.objects.filter(job=job, number=number, status=RoundStatus.RUNNING).first()
     if job.status != FederatedStatus.RUNNING or round_ is None:
         return {"claimed": False, "reason": "This round is closed."}
-    now = timezone.now()
-    base = Participant.objects.filter(pk=participant.pk, work_round=number)
-    won = False
-    for candidate in (
-        base.filter(work_state=WorkState.QUEUED),
-        base.filter(work_state=WorkState.TRAINING, claim_id=claim_id),
-        base.filter(work_state=WorkState.TRAINING, lease_expires_at__lt=now),
-    ):
-        if candidate.update(
-            work_state=WorkState.TRAINING,
-            claim_id=claim_id,
-            worker=worker[:200],
-            lease_expires_at=now + timedelta(seconds=_lease_seconds()),
-        ):
-            won = True
-            break
-    if not won:
+    claim = lease_claim(
+        ROUND_TURN,
+        pk=participant.pk,
+        claim_id=claim_id,
+        worker=worker,
+        scope=Q(work_round=number),
+    )
+    if claim is None:
         return {"claimed": False, "reason": "Another worker has this turn, or it has ended."}
     participant.refresh_from_db()
-    Participant.objects.filter(pk=participant.pk).update(attempt=participant.attempt + 1)
-    slug = participant.site.slug
-    input_key = participant.progress.get("input_key", "")
-    history_add(  # the worker's host name is for site IT (the round's progress), not for this
-        job.pk,
-        (
-            f"{participant.site.name} started round {number}"
-            if number
-            else f"{participant.site.name} started preparing the common starting model"
+    if claim.new:  # the same delivery claiming again (a retry) is no news
+        history_add(  # the worker's host name is for site IT (the round's progress), not here
+            job.pk,
+            (
+                f"{participant.site.name} started round {number}"
+                if number
+                else f"{participant.site.name} started preparing the common starting model"
+            )
+            + (f" (attempt {claim.attempt})" if claim.attempt > 1 else "")
+            + ".",
+            site=participant.site.slug,
         )
-        + (f" (attempt {participant.attempt + 1})" if participant.attempt else "")
-        + ".",
-        site=slug,
-    )
-    spec = {
-        "federated_job_id": job.pk,
-        "round": number,
-        "rounds": job.rounds,
-        "site": slug,
-        "dataset_id": participant.dataset_id,
-        "label_names": job.label_names,
-        "positive_class": federated_positive_class(job),
-        "architecture": job.architecture,
-        "input_size": job.input_size,
-        "local_epochs": job.local_epochs,
-        "batch_size": int(job.config.get("batch_size", 32)),
-        "learning_rate": _round_lr(job, number),
-        "seed": int(job.config.get("seed", 0)),
-        "weights_sha256": participant.progress.get("input_sha256", ""),
-        "checkpoint_key": f"federated/{job.storage_name}/round-{number}/checkpoint.pt",
-        "lease_seconds": _lease_seconds(),
-        **_urls(job, round_, slug, input_key),
-    }
-    if number == 0:
-        spec["weights"] = _start_weights(job)
-    return {"claimed": True, "spec": spec}
+    spec = round_spec(job, round_, participant, lease_seconds=_lease_seconds())
+    return {"claimed": True, "spec": spec.to_dict()}
 
 
 def round_progress(
@@ -101,11 +70,15 @@ def round_progress(
 ) -> dict[str, Any]:
     """Record a site's progress and renew its lease; tell it to stop if its turn is over."""
     participant = _agent_participant(caller, job)
-    lease = timezone.now() + timedelta(seconds=_lease_seconds())
-    updated = Participant.objects.filter(
-        pk=participant.pk, work_round=number, work_state=WorkState.TRAINING
-    ).update(progress={**participant.progress, **progress}, lease_expires_at=lease)
-    return {"stop": not updated}
+    # The report does not say which delivery sends it: whoever holds the turn renews it.
+    renewed = lease_renew(
+        ROUND_TURN,
+        pk=participant.pk,
+        claim_id=None,
+        scope=Q(work_round=number),
+        progress={**participant.progress, **progress},
+    )
+    return {"stop": not renewed}
 
 
 def _agent_participant(caller: Caller, job: FederatedJob) -> Participant:

@@ -19,6 +19,7 @@ from pollen.accounts.permissions import IsSiteAgent
 from pollen.core.serializers import StrictSerializer
 from pollen.federation.agent_apis import HeldOutCompleteApi
 from pollen.marketplace import applying, evaluating, exports, publishing, work
+from pollen_contracts.manifest import TTA_POLICIES
 
 
 def _item(request: Request, kind: str, pk: int) -> Any:
@@ -71,6 +72,7 @@ def claim_view(kind: str) -> type[APIView]:
                     kind=kind,
                     item=item,
                     claim_id=data.validated_data["claim_id"],
+                    worker=data.validated_data["worker"],
                 )
             )
 
@@ -147,6 +149,15 @@ class PublicationCompleteApi(_AgentWorkApi):
         return Response({"status": version.status, "error_code": version.error_code})
 
 
+class SlidingWindowIn(StrictSerializer):
+    """How an image too large for one pass was read: in patches, background patches skipped."""
+
+    patch_size = serializers.IntegerField(min_value=1)
+    patches = serializers.IntegerField(min_value=0)
+    skipped_background = serializers.IntegerField(min_value=0)
+    max_probabilities = serializers.DictField(child=serializers.FloatField())
+
+
 class ImageErrorIn(StrictSerializer):
     code = serializers.CharField(max_length=50)
     message = serializers.CharField(max_length=2000)
@@ -159,7 +170,12 @@ class ImageResultIn(StrictSerializer):
     overlay_key = serializers.CharField(max_length=512, required=False)
     width = serializers.IntegerField(required=False, min_value=1)
     height = serializers.IntegerField(required=False, min_value=1)
-    sliding_window = serializers.DictField(required=False)
+    sliding_window = SlidingWindowIn(required=False)
+    tta = serializers.ChoiceField(
+        choices=list(TTA_POLICIES),
+        required=False,
+        help_text="The test-time augmentation the probabilities were averaged over",
+    )
     error = ImageErrorIn(required=False)
 
 

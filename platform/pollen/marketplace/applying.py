@@ -18,9 +18,11 @@ from pollen.marketplace.models import (
     PublishedVersion,
     WorkStatus,
 )
-from pollen.marketplace.versions import _model_spec, _site_slug, finish_claimed, require_usable
+from pollen.marketplace.versions import _site_slug, finish_claimed, require_usable
 from pollen.training.models import ModelVersion
+from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
+from pollen_contracts.specs import ImageRef, PredictionSpec
 
 MAX_PREDICTION_IMAGES = 1000
 
@@ -165,18 +167,18 @@ def prediction_create(
     return prediction
 
 
-def prediction_spec(prediction: Prediction) -> dict[str, Any]:
+def prediction_spec(prediction: Prediction) -> PredictionSpec:
     published = prediction.published_version
     if published is not None:
         require_usable(published)
-    return {
-        "prediction_id": prediction.pk,
-        "model": _model_spec(prediction.model_version, published, prediction.site_id),
-        "inputs": prediction.inputs,
-        "tta": prediction.tta,
-        "heatmap": prediction.heatmap,
-        "overlay_prefix": f"predictions/{prediction.pk}/",
-    }
+    return PredictionSpec(
+        prediction_id=prediction.pk,
+        model=model_ref(prediction.model_version, published=published, site_id=prediction.site_id),
+        inputs=[ImageRef(image_id=i["image_id"], key=i["key"]) for i in prediction.inputs],
+        tta=prediction.tta,
+        heatmap=prediction.heatmap,
+        overlay_prefix=f"predictions/{prediction.pk}/",
+    )
 
 
 def overlay_links(prediction: Prediction) -> dict[str, str]:

@@ -27,6 +27,7 @@ from pollen.marketplace.models import (
     WorkStatus,
 )
 from pollen.training.selectors import model_version_get
+from pollen_contracts.manifest import TTA_POLICIES
 
 MAX_WAIT_SECONDS = 60
 SHORT_WAIT_SECONDS = 1.0
@@ -57,7 +58,17 @@ class PredictionResultOut(serializers.Serializer):
     )
     width = serializers.IntegerField(required=False)
     height = serializers.IntegerField(required=False)
-    sliding_window = serializers.DictField(required=False)
+    sliding_window = serializers.DictField(
+        required=False,
+        help_text="How an image too large for one pass was read: patch_size, patches, "
+        "skipped_background and max_probabilities (the answer of the patch most sure of each label)",
+    )
+    tta = serializers.ChoiceField(
+        choices=list(TTA_POLICIES),
+        required=False,
+        help_text="What the probabilities were averaged over: none (the image alone), hflip (the "
+        "image and its mirror image) or d4 (its 8 turns and flips); absent in older results",
+    )
     error = PredictionErrorOut(required=False)
 
 
@@ -130,7 +141,11 @@ class PredictionIn(StrictSerializer):
     dataset = serializers.IntegerField(
         required=False, help_text="Or every accepted image of a dataset"
     )
-    tta = serializers.BooleanField(default=False, help_text="Average over flips and rotations")
+    tta = serializers.BooleanField(
+        default=False,
+        help_text="Average each image's answers over the views the model was trained on (its "
+        "manifest's policy: the image and its mirror image for models trained here)",
+    )
     heatmap = serializers.BooleanField(default=False, help_text="Save where the model looked")
 
 

@@ -19,13 +19,14 @@ from pollen.marketplace.models import (
     WorkStatus,
 )
 from pollen.marketplace.versions import (
-    _model_spec,
     _require_member,
     _site_slug,
     finish_claimed,
     require_usable,
 )
+from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
+from pollen_contracts.specs import EvaluationSpec
 
 # --- Evaluate at my site --------------------------------------------------------------------------
 
@@ -79,19 +80,19 @@ def evaluation_create(
     return evaluation
 
 
-def evaluation_spec(evaluation: SiteEvaluation) -> dict[str, Any]:
+def evaluation_spec(evaluation: SiteEvaluation) -> EvaluationSpec:
     version = evaluation.published_version
     require_usable(version)
     if evaluation.dataset_id is None:
         raise Conflict("The dataset of this evaluation was deleted.", code="dataset_not_found")
-    return {
-        "evaluation_id": evaluation.pk,
-        "dataset_id": evaluation.dataset_id,
-        "tta": bool(evaluation.metrics.get("tta", True)),
-        "model": _model_spec(version.model_version, version, evaluation.site_id),
+    return EvaluationSpec(
+        evaluation_id=evaluation.pk,
+        dataset_id=evaluation.dataset_id,
+        tta=bool(evaluation.metrics.get("tta", True)),
+        model=model_ref(version.model_version, published=version, site_id=evaluation.site_id),
         # Sensitivity at this site is about the same finding as on the model's card.
-        "positive_class": version.model_version.positive_class,
-    }
+        positive_class=version.model_version.positive_class or None,
+    )
 
 
 def evaluation_share(

@@ -15,6 +15,7 @@ from pollen.core.filters import IdFilter
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.marketplace import evaluating, selectors
+from pollen.marketplace.findings import TRAINING_CHECK_TTA, measured_tta
 from pollen.marketplace.listing_apis import _caller
 from pollen.marketplace.models import (
     SiteEvaluation,
@@ -46,6 +47,18 @@ class EvaluationOut(serializers.ModelSerializer):
             "created_at",
             "finished_at",
         ]
+
+    def to_representation(self, instance: SiteEvaluation) -> dict[str, Any]:
+        """``metrics.tta`` always names a policy: older results kept the request's true/false."""
+        data = super().to_representation(instance)
+        metrics = dict(data.get("metrics") or {})
+        if isinstance(metrics.get("tta"), bool):
+            if instance.status == WorkStatus.SUCCEEDED:
+                metrics["tta"] = measured_tta(metrics, legacy=TRAINING_CHECK_TTA)
+            else:  # the request's choice, not yet a measurement
+                metrics.pop("tta")
+            data["metrics"] = metrics
+        return data
 
 
 # --- Evaluate at my site --------------------------------------------------------------------------

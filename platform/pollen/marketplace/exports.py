@@ -23,12 +23,14 @@ from pollen.marketplace.versions import (
     DOWNLOAD_URL_SECONDS,
     UPLOAD_URL_SECONDS,
     _model_prefix,
-    _model_spec,
     _site_slug,
     finish_claimed,
     require_usable,
 )
+from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
+from pollen_contracts.specs import ExportSpec
+from pollen_contracts.weights import UploadLink
 
 # --- Download and export --------------------------------------------------------------------------
 
@@ -142,14 +144,16 @@ def export_create(
     return export
 
 
-def export_spec(export: ModelExport) -> dict[str, Any]:
+def export_spec(export: ModelExport) -> ExportSpec:
     version = export.published_version
     require_usable(version)
-    return {
-        "export_id": export.pk,
-        "model": _model_spec(version.model_version, version, export.site_id),
-        "upload": model_store().presign_put(export.key, expires_in=UPLOAD_URL_SECONDS),
-    }
+    return ExportSpec(
+        export_id=export.pk,
+        model=model_ref(version.model_version, published=version, site_id=export.site_id),
+        upload=UploadLink.from_dict(
+            model_store().presign_put(export.key, expires_in=UPLOAD_URL_SECONDS)
+        ),
+    )
 
 
 def export_complete(*, export: ModelExport, claim_id: str, result: dict[str, Any]) -> ModelExport:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
@@ -39,6 +38,8 @@ from pollen.training.comparison import publish_warning, publish_warning_message
 from pollen.training.models import Job, JobStatus, ModelVersion
 from pollen.training.weights import hub_folder, in_hub_store
 from pollen_contracts import queues, tasks
+from pollen_contracts.specs import PublicationSpec, PublicationUploads
+from pollen_contracts.weights import UploadLink
 
 # --- Publish -------------------------------------------------------------------------------------
 
@@ -155,6 +156,9 @@ def model_version_publish(
                 "",
                 "",
             )
+            # Publishing again is new work: its lease starts afresh (pollen.core.lease).
+            version.attempt, version.lease_expires_at = 0, None
+            version.last_sent_at = timezone.now()
         else:
             number = (listing.versions.aggregate(n=Max("number"))["n"] or 0) + 1
             version = PublishedVersion(published_model=listing, model_version=model_version)
@@ -315,18 +319,21 @@ def published_version_set_status(
     return version
 
 
-def publication_spec(version: PublishedVersion) -> dict[str, Any]:
+def publication_spec(version: PublishedVersion) -> PublicationSpec:
     store = model_store()
     mv = version.model_version
-    return {
-        "published_version_id": version.pk,
-        "storage_key": mv.storage_key,
-        "weights_sha256": mv.weights_sha256,
-        "uploads": {
-            "weights": store.presign_put(version.weights_key, expires_in=UPLOAD_URL_SECONDS),
-            "manifest": store.presign_put(version.manifest_key, expires_in=UPLOAD_URL_SECONDS),
-        },
-    }
+
+    def link(key: str) -> UploadLink:
+        return UploadLink.from_dict(store.presign_put(key, expires_in=UPLOAD_URL_SECONDS))
+
+    return PublicationSpec(
+        published_version_id=version.pk,
+        storage_key=mv.storage_key,
+        weights_sha256=mv.weights_sha256,
+        uploads=PublicationUploads(
+            weights=link(version.weights_key), manifest=link(version.manifest_key)
+        ),
+    )
 
 
 def _safetensors_header_ok(data: bytes) -> bool:

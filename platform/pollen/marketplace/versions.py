@@ -12,17 +12,13 @@ from django.db.models import Model
 from pollen.accounts.caller import Caller
 from pollen.accounts.models import Site
 from pollen.core.errors import Conflict, NotFound
-from pollen.core.model_store import model_store
 from pollen.marketplace.models import (
     USABLE_VERSION_STATUSES,
     PublishedVersion,
     VersionStatus,
 )
-from pollen.training.models import ModelVersion
-from pollen.training.weights import model_version_weights
 
 UPLOAD_URL_SECONDS = 3600
-FETCH_URL_SECONDS = 3600
 DOWNLOAD_URL_SECONDS = 300
 
 
@@ -54,33 +50,6 @@ def require_usable(version: PublishedVersion) -> None:
             "This model version is not published yet. Wait until it is published.",
             code="model_not_published",
         )
-
-
-def published_weights(version: PublishedVersion, *, expires_in: int = FETCH_URL_SECONDS) -> dict:
-    """Presigned GETs for an agent to fetch published weights (verified by sha256 before use)."""
-    store = model_store()
-    return {
-        "kind": "published",
-        "url": store.presign_get(version.weights_key, expires_in=expires_in),
-        "sha256": version.weights_sha256,
-        "manifest_url": store.presign_get(version.manifest_key, expires_in=expires_in),
-        "manifest_sha256": version.manifest_sha256,
-    }
-
-
-def _model_spec(
-    model_version: ModelVersion, published: PublishedVersion | None, site_id: int
-) -> dict[str, Any]:
-    spec = {
-        "architecture": model_version.architecture,
-        "label_names": model_version.label_names,
-        "input_size": model_version.input_size,
-        "mean": model_version.mean,
-        "std": model_version.std,
-    }
-    if published is not None and model_version.site_id != site_id:
-        return {**spec, **published_weights(published)}
-    return {**spec, **model_version_weights(model_version)}
 
 
 # --- Work claimed by agents -----------------------------------------------------------------------

@@ -1,29 +1,39 @@
 """Marketplace work on a site's infer queue, seen from the hub: claim, renew, fail, take over.
 
-Publications, predictions, evaluations and exports are claimed by compare-and-set (only one
-worker wins). A claim is a lease: the worker renews it while it works
-(``WORK_LEASE_SECONDS``), so a claim that stops being renewed belongs to a worker that died
-(SIGKILL, out of memory, a machine that went away). The site agent's heartbeat calls
-``work_requeue_abandoned``: such work is queued again and another worker takes it over;
-work whose worker died ``MAX_WORK_ATTEMPTS`` times ends with a reason instead of looping.
-The worker that lost its claim cannot write a result (``finish_claimed`` checks the claim).
+Publications, predictions, evaluations, exports and held-out checks are leases
+(``pollen.core.lease``): claimed by compare-and-set (only one worker wins) and renewed while
+the worker works (``WORK_LEASE_SECONDS``), so a claim that stops being renewed belongs to a
+worker that died (SIGKILL, out of memory, a machine that went away). The clock queues such
+work again (``work_requeue_abandoned``) and another worker takes it over; work whose workers
+died ``POLLEN_LEASE_MAX_ATTEMPTS`` times ends with ``worker_lost`` and a reason instead of
+looping. Work whose message was lost is sent again (``work_resend_unclaimed``). The worker
+that lost its claim cannot write a result (``finish_claimed`` checks the claim).
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, When
+from django.db.models import Q
 from django.utils import timezone
 
 from pollen.accounts.caller import Caller
+from pollen.accounts.models import Site
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, NotFound
+from pollen.core.lease import (
+    WORKER_LOST,
+    LeaseKind,
+    lease_claim,
+    lease_renew,
+    leases_requeue_lapsed,
+    leases_resend_unclaimed,
+)
 from pollen.federation.evaluation import held_out_spec
 from pollen.federation.models import HeldOutEvaluation
 from pollen.marketplace.applying import prediction_spec
@@ -39,11 +49,8 @@ from pollen.marketplace.models import (
 )
 from pollen.marketplace.publishing import publication_spec
 from pollen.marketplace.versions import finish_claimed
+from pollen.training.weights import HUB_PREFIX
 from pollen_contracts import queues, tasks
-
-logger = logging.getLogger(__name__)
-
-MAX_WORK_ATTEMPTS = 3
 
 # The hub's path segment -> how that kind of work is stored, claimed and sent.
 WORK_KINDS: dict[str, dict[str, Any]] = {
@@ -112,11 +119,7 @@ WORK_KINDS: dict[str, dict[str, Any]] = {
 
 
 def work_lease_seconds() -> int:
-    return int(getattr(settings, "WORK_LEASE_SECONDS", 120))
-
-
-def _lapsed_before() -> Any:
-    return timezone.now() - timedelta(seconds=work_lease_seconds())
+    return int(settings.WORK_LEASE_SECONDS)
 
 
 def agent_work_get(*, caller: Caller, kind: str, pk: int) -> Any:
@@ -132,64 +135,53 @@ def agent_work_get(*, caller: Caller, kind: str, pk: int) -> Any:
     return item
 
 
-def agent_work_claim(*, caller: Caller, kind: str, item: Any, claim_id: str) -> dict[str, Any]:
+def agent_work_claim(
+    *, caller: Caller, kind: str, item: Any, claim_id: str, worker: str = ""
+) -> dict[str, Any]:
     """Claim the item (only one worker wins) and hand over its spec with fresh presigned URLs.
 
     The same delivery may claim again (a retry); another one only once the lease lapsed.
     Every new claim counts as an attempt. A model withdrawn after the work was queued ends
     the work here, with the reason.
     """
-    work = WORK_KINDS[kind]
     claim_id = claim_id[:64]
-    won = (
-        work["model"]
-        .objects.filter(pk=item.pk, status__in=work["active"])
-        .filter(Q(claim_id="") | Q(claim_id=claim_id) | Q(claimed_at__lt=_lapsed_before()))
-        .update(
-            status=work["running"],
-            claim_id=claim_id,
-            claimed_at=timezone.now(),
-            attempts=Case(When(claim_id=claim_id, then=F("attempts")), default=F("attempts") + 1),
-        )
-    )
-    if not won:
+    if lease_claim(LEASES[kind], pk=item.pk, claim_id=claim_id, worker=worker) is None:
         return {"claimed": False}
     item.refresh_from_db()
     try:
-        spec = work["spec"](item)
+        spec = WORK_KINDS[kind]["spec"](item)
     except ApiError as exc:
         agent_work_fail(
             kind=kind, item=item, claim_id=claim_id, code=exc.error_code, message=exc.message
         )
         return {"claimed": False, "failed": exc.error_code}
-    return {"claimed": True, "spec": spec, "lease_seconds": work_lease_seconds()}
+    return {"claimed": True, "spec": spec.to_dict(), "lease_seconds": work_lease_seconds()}
 
 
 def agent_work_renew(*, kind: str, item: Any, claim_id: str) -> dict[str, bool]:
     """Keep a claim alive while the worker works; ``renewed`` false means: stop, it is not yours."""
-    work = WORK_KINDS[kind]
-    renewed = (
-        work["model"]
-        .objects.filter(pk=item.pk, status=work["running"], claim_id=claim_id)
-        .update(claimed_at=timezone.now())
-    )
-    return {"renewed": bool(renewed)}
+    return {"renewed": lease_renew(LEASES[kind], pk=item.pk, claim_id=claim_id)}
 
 
 def agent_work_fail(*, kind: str, item: Any, claim_id: str, code: str, message: str) -> None:
     work = WORK_KINDS[kind]
-    fields: dict[str, Any] = {
-        "status": work["failed"],
-        "error_code": code[:50],
-        "message": message[:2000],
-    }
-    if kind != "publications":
-        fields["finished_at"] = timezone.now()
+    fields = _failed(kind, code[:50], message[:2000], timezone.now())
     with transaction.atomic():
         if finish_claimed(
             work["model"], item.pk, claim_id=claim_id, active=work["active"], **fields
         ):
             _audit_failed(kind, item, {"code": code})
+
+
+def _failed(kind: str, code: str, message: str, now: datetime) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "status": WORK_KINDS[kind]["failed"],
+        "error_code": code,
+        "message": message,
+    }
+    if kind != "publications":  # a version has no finished_at: it is published or not
+        fields["finished_at"] = now
+    return fields
 
 
 def _audit_failed(kind: str, item: Any, detail: dict[str, Any]) -> None:
@@ -207,86 +199,85 @@ def _site_id(kind: str, item: Any) -> int:
     return int(item.published_model.site_id if kind == "publications" else item.site_id)
 
 
-def _abandoned(kind: str, site_id: int) -> Any:
-    """Claimed work at a site whose lease lapsed (an in-hub copy has no lease, so never shows)."""
+def _send(kind: str, item: Any) -> None:
     work = WORK_KINDS[kind]
-    return (
-        work["model"]
-        .objects.filter(
-            status=work["running"],
-            claimed_at__lt=_lapsed_before(),
-            **{work["site_field"]: site_id},
-        )
-        .exclude(claim_id="")
-        .select_related(*(["published_model"] if kind == "publications" else []))
+    slug = Site.objects.values_list("slug", flat=True).get(pk=_site_id(kind, item))
+    send_on_commit(
+        work["task"],
+        {"site": slug, "kind": work["payload_kind"], "id": item.pk},
+        queue=queues.infer_queue(slug),
     )
 
 
-def _update_if_still_lapsed(kind: str, item: Any, **fields: Any) -> bool:
-    """Write ``fields`` only if ``item`` is still held by the same lapsed claim (compare-and-set)."""
+def _dead(kind: str, reason: str, now: datetime) -> dict[str, Any]:
+    return _failed(kind, WORKER_LOST, reason, now)
+
+
+def _lost(kind: str, item: Any, reason: str) -> None:
+    _audit_failed(kind, item, {"code": WORKER_LOST, "attempts": item.attempt})
+
+
+def _claimed_at(now: datetime) -> dict[str, Any]:
+    # The release before judges a claim by its last renewal; drop with the column.
+    return {"claimed_at": now}
+
+
+def _lease_kind(kind: str) -> LeaseKind:
     work = WORK_KINDS[kind]
-    return bool(
-        work["model"]
-        .objects.filter(
-            pk=item.pk,
-            status=work["running"],
-            claim_id=item.claim_id,
-            claimed_at__lt=_lapsed_before(),
-        )
-        .update(**fields)
+    publications = kind == "publications"
+    return LeaseKind(
+        noun=work["noun"],
+        model=work["model"],
+        # A version is "pending" from publishing to published: unclaimed while it has no claim.
+        waiting={"status": work["queued"], **({"claim_id": ""} if publications else {})},
+        held={"status": work["running"]},
+        lease_seconds=work_lease_seconds,
+        send=partial(_send, kind),
+        dead=partial(_dead, kind),
+        on_dead=partial(_lost, kind),
+        advice="then try again",
+        related=("published_model",) if publications else (),
+        stamp=_claimed_at,
     )
 
 
-def _give_up(kind: str, item: Any) -> bool:
-    work = WORK_KINDS[kind]
-    message = (
-        f"The site agent stopped {item.attempts} times while working on this {work['noun']} "
-        "and never finished it. Ask your site IT to check the agent's log (it may run out of "
-        "memory on very large images), then try again."
-    )
-    fields: dict[str, Any] = {
-        "status": work["failed"],
-        "error_code": "worker_lost",
-        "message": message,
-    }
-    if kind != "publications":
-        fields["finished_at"] = timezone.now()
-    with transaction.atomic():
-        if not _update_if_still_lapsed(kind, item, **fields):
-            return False
-        _audit_failed(kind, item, {"code": "worker_lost", "attempts": item.attempts})
-    return True
+LEASES: dict[str, LeaseKind] = {kind: _lease_kind(kind) for kind in WORK_KINDS}
 
 
-def _requeue(kind: str, item: Any, slug: str) -> bool:
-    work = WORK_KINDS[kind]
-    with transaction.atomic():
-        if not _update_if_still_lapsed(
-            kind, item, status=work["queued"], claim_id="", claimed_at=None
-        ):
-            return False  # renewed, finished or taken over meanwhile
-        send_on_commit(
-            work["task"],
-            {"site": slug, "kind": work["payload_kind"], "id": item.pk},
-            queue=queues.infer_queue(slug),
-        )
-    return True
+def _site_scope(kind: str, site_id: int) -> Q:
+    return Q(**{WORK_KINDS[kind]["site_field"]: site_id})
 
 
 def work_requeue_abandoned(*, site_id: int, site_slug: str) -> list[str]:
-    """Queue again the site's work whose worker stopped renewing its claim; returns 'kind:id'."""
+    """Queue again the site's work whose worker stopped renewing its claim; returns 'kind:id'.
+
+    Work whose workers died ``POLLEN_LEASE_MAX_ATTEMPTS`` times fails with ``worker_lost``.
+    """
     moved = []
-    for kind in WORK_KINDS:
-        for item in _abandoned(kind, site_id):
-            if item.attempts >= MAX_WORK_ATTEMPTS:
-                if _give_up(kind, item):
-                    logger.warning(
-                        "%s %s failed: its worker died %s times", kind, item.pk, item.attempts
-                    )
-                continue
-            if _requeue(kind, item, site_slug):
-                logger.info(
-                    "%s %s queued again: its worker stopped renewing the claim", kind, item.pk
-                )
-                moved.append(f"{WORK_KINDS[kind]['payload_kind']}:{item.pk}")
+    for kind, work in WORK_KINDS.items():
+        lapsed = leases_requeue_lapsed(LEASES[kind], scope=_site_scope(kind, site_id))
+        moved += [f"{work['payload_kind']}:{item.pk}" for item in lapsed.requeued]
     return moved
+
+
+def work_resend_unclaimed(*, site_id: int) -> list[str]:
+    """Send again the site's queued work that nobody claimed: its message may be lost.
+
+    Only at a site whose infer queue is idle (work running there explains a wait); a
+    duplicate is harmless, since only one claim can win. Returns 'kind:id'.
+    """
+    if any(
+        LEASES[kind]
+        .model._default_manager.filter(LEASES[kind].held_q(), _site_scope(kind, site_id))
+        .exists()
+        for kind in WORK_KINDS
+    ):
+        return []
+    resent = []
+    for kind, work in WORK_KINDS.items():
+        scope = _site_scope(kind, site_id)
+        if kind == "publications":  # a cross-site model is copied inside the hub, not sent
+            scope &= ~Q(model_version__storage_key__startswith=HUB_PREFIX)
+        items = leases_resend_unclaimed(LEASES[kind], scope=scope)
+        resent += [f"{work['payload_kind']}:{item.pk}" for item in items]
+    return resent

@@ -20,6 +20,7 @@ from pollen_agent.jobs.federated import state_to_bytes, train_local
 from pollen_agent.jobs.held_out import run_held_out
 from pollen_agent.ml.zoo import build_model
 from pollen_contracts.comparison import VERDICTS
+from pollen_contracts.specs import HeldOutSpec
 from tests.agent.federation.test_federated_round import _squares
 
 LABELS = ["top", "bottom"]
@@ -64,7 +65,7 @@ def _weights(hub_store, name: str, state: dict[str, Any]) -> dict[str, str]:
     root, url = hub_store
     data = state_to_bytes(state)
     (root / name).write_bytes(data)
-    return {"url": f"{url}/{name}", "sha256": hashlib.sha256(data).hexdigest()}
+    return {"kind": "hub_file", "url": f"{url}/{name}", "sha256": hashlib.sha256(data).hexdigest()}
 
 
 @pytest.fixture
@@ -87,18 +88,20 @@ def models(site, hub_store):
     }
 
 
-def _spec(models: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "federated_job_id": 1,
-        "held_out_id": 1,
-        "dataset_id": 7,
-        "label_names": LABELS,
-        "architecture": "small_cnn",
-        "input_size": 24,
-        "positive_class": "bottom",
-        **models,
-        **extra,
-    }
+def _spec(models: dict[str, Any], **extra: Any) -> HeldOutSpec:
+    return HeldOutSpec.from_dict(
+        {
+            "federated_job_id": 1,
+            "held_out_id": 1,
+            "dataset_id": 7,
+            "label_names": LABELS,
+            "architecture": "small_cnn",
+            "input_size": 24,
+            "positive_class": "bottom",
+            **models,
+            **extra,
+        }
+    )
 
 
 def _numbers_only(value: Any) -> None:
@@ -115,7 +118,7 @@ def _numbers_only(value: Any) -> None:
 
 def test_both_models_are_measured_on_the_held_out_images_only(site, models, storage, tmp_path):
     hub, _train, _val = site
-    result = run_held_out(spec=_spec(models), hub=hub, storage=storage, work=tmp_path)
+    result = run_held_out(spec=_spec(models), hub=hub, storage=storage, work=tmp_path).to_dict()
     _numbers_only(result)
     held_out = sum(r["split"] == "test" for r in hub.rows)
     for name in ("federated", "local"):
@@ -136,7 +139,7 @@ def test_both_models_are_measured_on_the_held_out_images_only(site, models, stor
 def test_the_same_weights_as_local_model_make_no_difference(site, models, storage, tmp_path):
     hub, _train, _val = site
     spec = _spec({"federated": models["local"], "local": models["local"]})
-    result = run_held_out(spec=spec, hub=hub, storage=storage, work=tmp_path)
+    result = run_held_out(spec=spec, hub=hub, storage=storage, work=tmp_path).to_dict()
     assert result["federated"] == result["local"]
     assert result["comparison"]["auc_difference"] == 0
     assert result["comparison"]["auc_difference_ci"] == [0.0, 0.0]
@@ -147,8 +150,8 @@ def test_a_site_without_a_local_model_gets_the_federated_model_alone(
 ):
     hub, _train, _val = site
     spec = _spec({"federated": models["federated"], "local": None})
-    result = run_held_out(spec=spec, hub=hub, storage=storage, work=tmp_path)
-    assert result["local"] is None and "comparison" not in result
+    result = run_held_out(spec=spec, hub=hub, storage=storage, work=tmp_path).to_dict()
+    assert result.get("local") is None and result.get("comparison") is None
     assert result["federated"]["n"] == 8 and result["federated"]["auc_ci"] is not None
 
 

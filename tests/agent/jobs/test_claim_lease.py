@@ -13,6 +13,7 @@ from pollen_agent import runtime
 from pollen_agent.errors import RetryableError, UserError
 from pollen_agent.tasks import marketplace
 from pollen_agent.tasks.claim_lease import ClaimLease
+from pollen_contracts.reports import PredictionResult
 
 
 class FakeHub:
@@ -84,6 +85,24 @@ def test_a_missing_or_odd_lease_falls_back_to_the_default(lease_seconds):
     assert lease.interval == 30.0
 
 
+# A prediction spec as the hub's claim sends it (the runner here never reads it).
+_SPEC = {
+    "prediction_id": 5,
+    "model": {
+        "architecture": "small_cnn",
+        "label_names": ["a", "b"],
+        "input_size": 32,
+        "mean": [0.5],
+        "std": [0.5],
+        "weights": {"kind": "site_model", "key": "models/job-1/", "sha256": "0" * 64},
+    },
+    "inputs": [{"image_id": 1, "key": "in/1.png"}],
+    "tta": False,
+    "heatmap": False,
+    "overlay_prefix": "predictions/5/",
+}
+
+
 class _Task:
     name = "pollen.gpu.predict"
 
@@ -107,14 +126,14 @@ def _run_with(monkeypatch, tmp_path: Path, hub: FakeHub, runner) -> dict[str, An
 def test_work_renews_its_claim_while_it_runs_and_then_completes(monkeypatch, tmp_path):
     hub = FakeHub(
         {
-            "/claim/": [{"claimed": True, "spec": {}, "lease_seconds": 4}],
+            "/claim/": [{"claimed": True, "spec": _SPEC, "lease_seconds": 4}],
             "/renew/": [{"renewed": True}],
         }
     )
 
     def slow_runner(spec, hub_, storage, work):
         assert _wait_for(lambda: len(hub.paths("/renew/")) >= 1)
-        return {"results": []}
+        return PredictionResult(results=[])
 
     summary = _run_with(monkeypatch, tmp_path, hub, slow_runner)
     assert summary == {"prediction": 5, "succeeded": True}
@@ -124,7 +143,7 @@ def test_work_renews_its_claim_while_it_runs_and_then_completes(monkeypatch, tmp
 def test_a_worker_that_lost_its_claim_does_not_send_its_result(monkeypatch, tmp_path):
     hub = FakeHub(
         {
-            "/claim/": [{"claimed": True, "spec": {}, "lease_seconds": 4}],
+            "/claim/": [{"claimed": True, "spec": _SPEC, "lease_seconds": 4}],
             "/renew/": [{"renewed": False}],
         }
     )
@@ -139,8 +158,32 @@ def test_a_worker_that_lost_its_claim_does_not_send_its_result(monkeypatch, tmp_
 
     def slow_runner(spec, hub_, storage, work):
         assert _wait_for(lambda: bool(leases) and leases[0].lost.is_set())
-        return {"results": []}
+        return PredictionResult(results=[])
 
     summary = _run_with(monkeypatch, tmp_path, hub, slow_runner)
     assert summary == {"prediction": 5, "skipped": "another worker took this work over"}
     assert hub.paths("/complete/") == [] and hub.paths("/fail/") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"task": "segmentation"}, "task"),
+        ({"contract_version": 99}, "contract_version"),
+        ({"inputs": [{"image_id": "1", "key": "in/1.png"}]}, "inputs[0].image_id"),
+    ],
+    ids=["unknown-task", "newer-contract", "wrong-type"],
+)
+def test_a_spec_this_agent_cannot_read_ends_the_work_saying_why(
+    monkeypatch, tmp_path, change, named
+):
+    hub = FakeHub({"/claim/": [{"claimed": True, "spec": _SPEC | change, "lease_seconds": 4}]})
+
+    def must_not_run(spec, hub_, storage, work):
+        raise AssertionError("a spec that breaks the contract was run")
+
+    summary = _run_with(monkeypatch, tmp_path, hub, must_not_run)
+    assert summary == {"prediction": 5, "failed": "contract_mismatch"}
+    (failure,) = [body for path, body in hub.posts if path.endswith("/fail/")]
+    assert failure["code"] == "contract_mismatch" and failure["claim_id"] == "delivery-1"
+    assert named in failure["message"] and "update the site agent" in failure["message"]

@@ -25,6 +25,8 @@ from pollen_agent.jobs.publish import run_publication
 from pollen_agent.ml.artifact import save_model_folder
 from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
 from pollen_agent.ml.zoo import build_model
+from pollen_contracts.specs import ExportSpec, PredictionSpec, PublicationSpec
+from pollen_contracts.weights import WeightsSpec
 
 
 class _Store(BaseHTTPRequestHandler):
@@ -92,6 +94,27 @@ def site_model(tmp_path, storage):
     }
 
 
+def _weights(described: dict) -> WeightsSpec:
+    return WeightsSpec.from_dict(described)  # the fixture's extra "folder" is not part of it
+
+
+def _model(weights: dict) -> dict:
+    return {
+        "architecture": "small_cnn",
+        "label_names": ["top", "bottom"],
+        "input_size": 32,
+        "mean": [0.5],
+        "std": [0.5],
+        "weights": _weights(weights).to_dict(),
+    }
+
+
+def _predict(spec: dict, storage, work) -> dict:
+    """The prediction job on a spec as the hub's claim sends it; its result as the hub gets it."""
+    typed = PredictionSpec.from_dict({"prediction_id": 1, **spec, "model": _model(spec["model"])})
+    return run_prediction(spec=typed, storage=storage, work=work).to_dict()
+
+
 def _png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     PILImage.fromarray(array).save(buf, format="PNG")
@@ -122,14 +145,18 @@ def test_tampered_published_weights_are_refused_and_never_loaded(
     monkeypatch.setattr("pollen_agent.ml.artifact.load_model_folder", must_not_load)
     monkeypatch.setattr("safetensors.torch.load_file", must_not_load)
     with pytest.raises(UserError) as caught:
-        model_source.load_model(_published(hub_store, site_model, tamper=True), storage, tmp_path)
+        model_source.load_model(
+            _weights(_published(hub_store, site_model, tamper=True)), storage, tmp_path
+        )
     assert caught.value.code == "checksum_mismatch"
     assert "not loaded" in caught.value.message
     assert not list(tmp_path.glob("model-*/weights.safetensors")), "the bad file is deleted"
 
 
 def test_published_weights_that_match_are_loaded(hub_store, site_model, storage, tmp_path):
-    model, manifest = model_source.load_model(_published(hub_store, site_model), storage, tmp_path)
+    model, manifest = model_source.load_model(
+        _weights(_published(hub_store, site_model)), storage, tmp_path
+    )
     assert manifest.label_names == ["top", "bottom"] and not model.training
 
 
@@ -152,7 +179,7 @@ def test_prediction_gives_probabilities_overlays_and_per_image_errors(
         "heatmap": True,
         "overlay_prefix": "predictions/7/",
     }
-    answer = run_prediction(spec=spec, storage=storage, work=tmp_path)
+    answer = _predict(spec, storage, tmp_path)
     ok, tiny, junk, missing = answer["results"]
     assert set(ok["probabilities"]) == {"top", "bottom"}
     assert abs(sum(ok["probabilities"].values()) - 1) < 1e-5
@@ -174,8 +201,8 @@ def _one_image_spec(model: dict, storage) -> dict:
     }
 
 
-def _counting_loads(monkeypatch) -> list[dict]:
-    loads: list[dict] = []
+def _counting_loads(monkeypatch) -> list[WeightsSpec]:
+    loads: list[WeightsSpec] = []
     real = model_source.load_model
 
     def counted(model, storage, work):
@@ -191,10 +218,10 @@ def test_a_stream_of_predictions_loads_the_published_model_once(
 ):
     loads = _counting_loads(monkeypatch)
     published = _published(hub_store, site_model)
-    first = run_prediction(spec=_one_image_spec(published, storage), storage=storage, work=tmp_path)
+    first = _predict(_one_image_spec(published, storage), storage, tmp_path)
     # The next claim hands out fresh presigned URLs for the same weights.
     again = {**published, "url": published["url"] + "?2", "manifest_url": published["manifest_url"]}
-    second = run_prediction(spec=_one_image_spec(again, storage), storage=storage, work=tmp_path)
+    second = _predict(_one_image_spec(again, storage), storage, tmp_path)
     assert len(loads) == 1
     assert second["results"][0]["probabilities"] == first["results"][0]["probabilities"]
     assert second["timings"]["load_model"] < first["timings"]["load_model"]
@@ -212,8 +239,8 @@ def test_other_weights_are_loaded_and_only_the_latest_models_are_kept(
             storage.put_bytes(model["key"] + name, storage.get_bytes(f"models/job-1/{name}"))
     # The newest is still kept; the oldest was let go and is loaded again.
     for model in [*models, models[-1], models[0]]:
-        run_prediction(spec=_one_image_spec(model, storage), storage=storage, work=tmp_path)
-    assert [m["key"] for m in loads] == [m["key"] for m in models] + [models[0]["key"]]
+        _predict(_one_image_spec(model, storage), storage, tmp_path)
+    assert [m.key for m in loads] == [m["key"] for m in models] + [models[0]["key"]]
 
 
 def test_a_tampered_copy_is_refused_and_never_kept(
@@ -222,10 +249,10 @@ def test_a_tampered_copy_is_refused_and_never_kept(
     loads = _counting_loads(monkeypatch)
     tampered = _published(hub_store, site_model, tamper=True)
     with pytest.raises(UserError) as caught:
-        run_prediction(spec=_one_image_spec(tampered, storage), storage=storage, work=tmp_path)
+        _predict(_one_image_spec(tampered, storage), storage, tmp_path)
     assert caught.value.code == "checksum_mismatch"
     repaired = _published(hub_store, site_model)
-    run_prediction(spec=_one_image_spec(repaired, storage), storage=storage, work=tmp_path)
+    _predict(_one_image_spec(repaired, storage), storage, tmp_path)
     assert len(loads) == 2, "the refused copy was not kept: the repaired one is fetched again"
 
 
@@ -243,7 +270,7 @@ def test_a_large_image_goes_through_sliding_windows_with_a_slide_heatmap(
         "heatmap": True,
         "overlay_prefix": "predictions/8/",
     }
-    (result,) = run_prediction(spec=spec, storage=storage, work=tmp_path)["results"]
+    (result,) = _predict(spec, storage, tmp_path)["results"]
     window = result["sliding_window"]
     assert window["patches"] >= 1 and window["skipped_background"] >= 1
     overlay = PILImage.open(io.BytesIO(storage.get_bytes(result["overlay_key"])))
@@ -277,17 +304,16 @@ def test_heatmap_for_a_model_without_convolutions_is_refused(
         "overlay_prefix": "p/",
     }
     with pytest.raises(UserError) as caught:
-        run_prediction(spec=spec, storage=storage, work=tmp_path)
+        _predict(spec, storage, tmp_path)
     assert caught.value.code == "heatmap_unsupported"
     spec["heatmap"] = False
-    assert (
-        "probabilities" in run_prediction(spec=spec, storage=storage, work=tmp_path)["results"][0]
-    )
+    assert "probabilities" in _predict(spec, storage, tmp_path)["results"][0]
 
 
 def test_publication_checks_site_weights_then_puts_both_files(hub_store, site_model, storage):
     root, url = hub_store
     spec = {
+        "published_version_id": 1,
         "storage_key": "models/job-1/",
         "weights_sha256": site_model["sha256"],
         "uploads": {
@@ -295,7 +321,7 @@ def test_publication_checks_site_weights_then_puts_both_files(hub_store, site_mo
             "manifest": {"url": f"{url}/pub/manifest.json", "method": "PUT", "headers": {}},
         },
     }
-    answer = run_publication(spec=spec, storage=storage)
+    answer = run_publication(spec=PublicationSpec.from_dict(spec), storage=storage).to_dict()
     assert (
         hashlib.sha256((root / "pub/weights.safetensors").read_bytes()).hexdigest()
         == (site_model["sha256"])
@@ -308,7 +334,7 @@ def test_publication_checks_site_weights_then_puts_both_files(hub_store, site_mo
     storage.put_bytes("models/job-1/weights.safetensors", b"changed at the site")
     (root / "pub/weights.safetensors").unlink()
     with pytest.raises(UserError) as caught:
-        run_publication(spec=spec, storage=storage)
+        run_publication(spec=PublicationSpec.from_dict(spec), storage=storage)
     assert caught.value.code == "checksum_mismatch"
     assert not (root / "pub/weights.safetensors").exists(), "nothing leaves the site"
 
@@ -317,10 +343,11 @@ def test_onnx_export_is_checked_and_uploaded(hub_store, site_model, storage, tmp
     pytest.importorskip("onnxruntime")
     root, url = hub_store
     spec = {
-        "model": site_model,
+        "export_id": 1,
+        "model": _model(site_model),
         "upload": {"url": f"{url}/exports/model.onnx", "method": "PUT", "headers": {}},
     }
-    answer = run_export(spec=spec, storage=storage, work=tmp_path)
+    answer = run_export(spec=ExportSpec.from_dict(spec), storage=storage, work=tmp_path).to_dict()
     assert answer["max_abs_diff"] <= answer["atol"]
     assert (
         hashlib.sha256((root / "exports/model.onnx").read_bytes()).hexdigest() == answer["sha256"]

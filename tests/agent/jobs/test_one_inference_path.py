@@ -5,6 +5,7 @@ model's manifest records (a model trained with horizontal flips is averaged over
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from pollen_agent.ml import inference, metrics
 from pollen_agent.ml.artifact import load_model_folder, save_model_folder
 from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
 from pollen_agent.ml.zoo import build_model, get_spec
+from pollen_contracts.specs import EvaluationSpec, PredictionSpec
 
 LABELS = ["top", "bottom"]
 INPUT_SIZE = 32
@@ -70,6 +72,17 @@ def rows(storage):
     return rows
 
 
+def _model(weights: dict) -> dict:
+    return {
+        "architecture": "small_cnn",
+        "label_names": LABELS,
+        "input_size": INPUT_SIZE,
+        "mean": [0.5],
+        "std": [0.5],
+        "weights": weights,
+    }
+
+
 def _evaluation_probs(model_spec, rows, storage, tmp_path, monkeypatch) -> tuple[np.ndarray, dict]:
     seen: list[np.ndarray] = []
     real = metrics.evaluate
@@ -79,8 +92,10 @@ def _evaluation_probs(model_spec, rows, storage, tmp_path, monkeypatch) -> tuple
         return real(probs, *args, **kwargs)
 
     monkeypatch.setattr(metrics, "evaluate", spy)
-    spec = {"model": model_spec, "dataset_id": 1, "tta": True}
-    answer = run_evaluation(spec=spec, hub=_Hub(rows), storage=storage, work=tmp_path)
+    spec = EvaluationSpec.from_dict(
+        {"evaluation_id": 1, "model": _model(model_spec), "dataset_id": 1, "tta": True}
+    )
+    answer = run_evaluation(spec=spec, hub=_Hub(rows), storage=storage, work=tmp_path).to_dict()
     monkeypatch.setattr(metrics, "evaluate", real)
     return seen[0], answer["metrics"]
 
@@ -95,20 +110,20 @@ def test_job_evaluation_prediction_and_evaluation_at_a_site_give_identical_proba
     model, manifest = load_model_folder(folder)
     splits = load_splits(storage, rows, LABELS, input_size=INPUT_SIZE, only=("test",))
     arch = get_spec("small_cnn")
-    spec = {"input_size": INPUT_SIZE, "label_names": LABELS, "job_id": 1}
-    job = training._evaluate(model, spec, splits, arch.mean, arch.std)
+    spec = SimpleNamespace(input_size=INPUT_SIZE, label_names=LABELS, job_id=1, positive_class=None)
+    job = training._evaluate(model, spec, splits, arch.mean, arch.std)  # type: ignore[arg-type]
 
-    answer = run_prediction(
-        spec={
-            "model": model_spec,
+    spec = PredictionSpec.from_dict(
+        {
+            "prediction_id": 1,
+            "model": _model(model_spec),
             "inputs": [{"image_id": r["id"], "key": r["storage_key"]} for r in rows],
             "tta": True,
             "heatmap": False,
             "overlay_prefix": "predictions/1/",
-        },
-        storage=storage,
-        work=tmp_path,
+        }
     )
+    answer = run_prediction(spec=spec, storage=storage, work=tmp_path).to_dict()
     predicted = np.array([[r["probabilities"][name] for name in LABELS] for r in answer["results"]])
     at_site, site_metrics = _evaluation_probs(model_spec, rows, storage, tmp_path, monkeypatch)
 
@@ -117,7 +132,7 @@ def test_job_evaluation_prediction_and_evaluation_at_a_site_give_identical_proba
     # The images' answers are not all alike, so the comparison means something.
     assert abs(job["_probs"][0, 0] - job["_probs"][1, 0]) > 1e-4
     # Each number says how it was computed: the manifest's policy, flips only.
-    assert manifest.inference["tta"] == "hflip"
+    assert manifest.inference is not None and manifest.inference.tta == "hflip"
     assert job["tta"] == site_metrics["tta"] == "hflip"
 
 

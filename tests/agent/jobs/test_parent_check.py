@@ -9,6 +9,7 @@ from pollen_agent.jobs.parent_check import parent_comparison
 from pollen_agent.ml.artifact import save_model_folder
 from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
 from pollen_agent.ml.zoo import build_model
+from pollen_contracts.specs import TrainingSpec
 
 # 40 check images: label 0 then label 1, in the child's label order.
 CHECK_LABELS = [0] * 20 + [1] * 20
@@ -27,14 +28,32 @@ def _parent_folder(tmp_path, storage, labels: list[str]) -> dict:
     return {"kind": "site_model", "key": "models/job-1/", "sha256": manifest.weights_sha256}
 
 
-def _spec(weights: dict, label_names: list[str]) -> dict:
-    return {
-        "job_id": 7,
-        "weights": weights,
-        "label_names": label_names,
-        "parent": {"model_version_id": 3, "weights_sha256": weights.get("sha256"), "site": "a"},
-        "config": {"seed": 0},
-    }
+def _spec(weights: dict, label_names: list[str], *, parent: bool = True) -> TrainingSpec:
+    """A fine-tune's spec as the hub's claim sends it."""
+    return TrainingSpec.from_dict(
+        {
+            "job_id": 7,
+            "attempt": 0,
+            "recipe": "standard",
+            "dataset_id": 1,
+            "label_names": label_names,
+            "architecture": "small_cnn",
+            "input_size": 32,
+            "weights": weights,
+            "config": {"seed": 0},
+            "checkpoint_key": "jobs/7/checkpoint.pt",
+            "samples_prefix": "jobs/7/samples/",
+            "model_key": "models/job-7/",
+            "lease_seconds": 120,
+            "starting_point": "model-version-3",
+            "licence": "",
+            "parent": (
+                {"model_version_id": 3, "weights_sha256": weights.get("sha256"), "site": "a"}
+                if parent
+                else None
+            ),
+        }
+    )
 
 
 def _raw_parent_output(model) -> np.ndarray:
@@ -44,7 +63,7 @@ def _raw_parent_output(model) -> np.ndarray:
     return np.column_stack([top, 1 - top])
 
 
-def _compare(tmp_path, storage, spec: dict, child: np.ndarray | None = None) -> dict | None:
+def _compare(tmp_path, storage, spec: TrainingSpec, child: np.ndarray | None = None) -> dict | None:
     return parent_comparison(
         spec,
         storage,
@@ -81,5 +100,5 @@ def test_a_missing_parent_is_not_compared_rather_than_failing_the_job(tmp_path, 
 
 
 def test_a_model_trained_from_imagenet_has_no_parent_to_compare(tmp_path, storage):
-    spec = _spec({"kind": "imagenet"}, ["bottom", "top"]) | {"parent": None}
+    spec = _spec({"kind": "imagenet"}, ["bottom", "top"], parent=False)
     assert _compare(tmp_path, storage, spec) is None

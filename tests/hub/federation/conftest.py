@@ -12,6 +12,7 @@ from pollen.federation.history import update_key
 from pollen.federation.models import FederatedJob
 from pollen.zoo.builtin import ensure_builtin_entries
 from pollen.zoo.models import ZooEntry
+from pollen_contracts.specs import RoundClaimed
 from tests.conftest import _person
 
 
@@ -120,9 +121,14 @@ class FakeAgent:
         return response
 
     def claim(self, job_id: int, number: int, claim_id: str = "c1") -> Any:
-        return self._post(
+        response = self._post(
             f"federated-jobs/{job_id}/rounds/{number}/claim/", {"claim_id": claim_id, "worker": "w"}
         )
+        if response.status_code == 200 and response.json().get("claimed"):
+            # What the real agent does first: read the spec back through its contract type.
+            spec = RoundClaimed.from_dict(response.json()).spec
+            assert (spec.federated_job_id, spec.round) == (job_id, number)
+        return response
 
     def send(
         self,

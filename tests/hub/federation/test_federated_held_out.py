@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pollen.federation.models import FederatedJob, HeldOutEvaluation
+from pollen_contracts.specs import HeldOutSpec
 
 pytestmark = pytest.mark.django_db
 
@@ -54,6 +55,9 @@ def _claimed_at_site_c(
         f"{CHECKS}/{check.pk}/claim/", {"claim_id": "k1", "worker": "w"}, format="json"
     )
     assert claim.json()["claimed"] is True
+    spec = HeldOutSpec.from_dict(claim.json()["spec"])  # as the agent reads it
+    assert spec.federated.kind == "hub_file" and spec.held_out_id == check.pk
+    assert spec.local is not None and spec.local.kind == "hub_file"
     return check, agent_c
 
 

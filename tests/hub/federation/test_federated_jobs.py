@@ -16,6 +16,8 @@ from pollen.federation.services import federation_tick
 from pollen.training.models import ModelVersion
 from pollen.zoo.builtin import ensure_builtin_entries
 from pollen.zoo.models import ZooEntry
+from pollen_contracts.manifest import InferenceBlock, manifest_parse
+from pollen_contracts.specs import RoundClaimed
 from tests.hub.federation.conftest import make_dataset, tensors
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +88,8 @@ def test_nothing_runs_at_a_site_until_its_administrator_accepts(
     assert accepted.json()["status"] == "running"
     assert [t["site"] for t in sent.tasks] == ["site-a"], "round 0 at the initiator only"
     assert sent.tasks[0]["task"] == "pollen.gpu.federated_round" and sent.tasks[0]["round"] == 0
-    assert sent.tasks[0]["update_url"]["method"] == "PUT"
+    assert set(sent.tasks[0]) >= {"site", "federated_job_id", "round"}
+    assert "update_url" not in sent.tasks[0], "links come with the claim, fresh, never queued"
 
 
 def test_a_clinician_cannot_accept_for_their_site(
@@ -306,6 +309,10 @@ def test_fedavg_averages_by_sample_count_and_each_round_is_a_model_version(runni
     manifest = json.loads(model_store().get_bytes(f"federated/{job_id}/round-2/manifest.json"))
     assert manifest["weights_sha256"] == final.weights_sha256
     assert manifest["parent"]["model_version_id"] == first.pk
+    # Written by the same code as the agent's manifests, with the policy its sites trained with.
+    assert manifest_parse(
+        model_store().get_bytes(f"federated/{job_id}/round-2/manifest.json")
+    ).inference == InferenceBlock(tta="hflip")
     assert manifest["training_summary"]["federated"]["training_images_per_site"] == {
         "site-a": 10,
         "site-c": 30,
@@ -317,8 +324,10 @@ def test_relay_sends_the_weights_from_site_to_site(running, sent):
     assert [t["site"] for t in sent.tasks if t["round"] == 1] == ["site-a"], "one site at a time"
     site_a.send(job_id, 1, tensors(1.0))
     to_c = [t for t in sent.tasks if t["round"] == 1 and t["site"] == "site-c"]
-    assert len(to_c) == 1 and "accepted/site-a" in to_c[0]["weights_url"]
-    site_c.send(job_id, 1, tensors(3.0))
+    assert len(to_c) == 1, "then the next site"
+    spec = RoundClaimed.from_dict(site_c.claim(job_id, 1).json()).spec
+    assert spec.weights.kind == "hub_file" and "accepted/site-a" in spec.weights.url
+    site_c.send(job_id, 1, tensors(3.0), claim=False)
     job = FederatedJob.objects.get(pk=job_id)
     assert job.status == "succeeded"
     from pollen.core.model_store import model_store

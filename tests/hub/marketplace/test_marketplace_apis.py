@@ -323,7 +323,7 @@ def test_prediction_wait_returns_the_result_or_the_current_state_at_the_deadline
     base = f"/api/v1/agent/marketplace/predictions/{created['id']}"
     spec = agent.post(f"{base}/claim/", {"claim_id": "d1", "worker": "w"}, format="json").json()
     # Own site's model: read from site storage, not the marketplace store.
-    assert spec["spec"]["model"]["kind"] == "site_model"
+    assert spec["spec"]["model"]["weights"]["kind"] == "site_model"
     image_id = dataset.images.first().pk
     done = agent.post(
         f"{base}/complete/",
@@ -425,8 +425,8 @@ def test_evaluation_metrics_stay_private_until_the_site_shares_them(
     agent = agent_client(outsider.site)
     base = f"/api/v1/agent/marketplace/evaluations/{evaluation_id}"
     claim = agent.post(f"{base}/claim/", {"claim_id": "e1", "worker": "w"}, format="json").json()
-    assert claim["spec"]["model"]["kind"] == "published"
-    assert claim["spec"]["model"]["sha256"] == trained.version.weights_sha256
+    assert claim["spec"]["model"]["weights"]["kind"] == "published"
+    assert claim["spec"]["model"]["weights"]["sha256"] == trained.version.weights_sha256
     agent.post(
         f"{base}/complete/",
         {
@@ -564,7 +564,7 @@ def test_a_cross_site_round_kept_in_the_hub_store_is_published_by_the_hub_itself
         storage_key=f"hub:{folder}/",
     )
     spec = model_version_weights(version)
-    assert spec["kind"] == "published" and spec["sha256"] == sha and spec["manifest_sha256"]
+    assert spec.kind == "published" and spec.sha256 == sha and spec.manifest_sha256
     with django_capture_on_commit_callbacks(execute=True):
         response = client_for(admin_a).post(PUBLISH, {"model_version": version.pk}, format="json")
     assert response.status_code == 201, response.content

@@ -66,3 +66,58 @@ def test_a_site_result_with_the_models_policy_sits_beside_its_own(
         ("hflip", True),
         ("hflip", True),
     ]
+
+
+def test_an_evaluation_names_its_policy_and_a_queued_one_promises_none(
+    client_for, clinician_a, outsider, train, publish, site_images
+):
+    version = publish(clinician_a, train(clinician_a.site), visibility="consortium")
+    client = client_for(outsider)
+    queued = client.post(
+        "/api/v1/marketplace/evaluations/",
+        {"published_version": version["id"], "dataset": site_images(outsider.site, n=2).pk},
+        format="json",
+    ).json()
+    shown = client.get(f"/api/v1/marketplace/evaluations/{queued['id']}/").json()
+    assert "tta" not in shown["metrics"], "a request's choice is not a measurement"
+    # A result from an agent from before the policy was recorded: true meant the eight views.
+    _shared_evaluation(
+        client_for, outsider, version, site_images(outsider.site, n=2), {"n": 2, "tta": True}
+    )
+    (older,) = [
+        e
+        for e in client.get("/api/v1/marketplace/evaluations/").json()["results"]
+        if e["status"] == "succeeded"
+    ]
+    assert older["metrics"]["tta"] == "d4"
+
+
+def test_each_predicted_image_says_what_it_was_averaged_over(
+    client_for, clinician_a, train, site_images
+):
+    trained = train(clinician_a.site)
+    dataset = site_images(clinician_a.site, n=1)
+    created = (
+        client_for(clinician_a)
+        .post(
+            "/api/v1/predictions/",
+            {"model_version": trained.version.pk, "dataset": dataset.pk, "tta": True},
+            format="json",
+        )
+        .json()
+    )
+    base = f"/api/v1/agent/marketplace/predictions/{created['id']}"
+    agent = agent_client(clinician_a.site)
+    agent.post(f"{base}/claim/", {"claim_id": "p", "worker": "w"}, format="json")
+    image_id = dataset.images.first().pk
+    answer = {"image_id": image_id, "probabilities": {"a": 0.4, "b": 0.6}, "tta": "hflip"}
+    done = agent.post(f"{base}/complete/", {"claim_id": "p", "results": [answer]}, format="json")
+    assert done.status_code == 204, done.content
+    shown = client_for(clinician_a).get(f"/api/v1/predictions/{created['id']}/").json()
+    assert shown["results"][0]["tta"] == "hflip"
+    refused = agent.post(
+        f"{base}/complete/",
+        {"claim_id": "p", "results": [answer | {"tta": "rot45"}]},
+        format="json",
+    )
+    assert refused.status_code == 400

@@ -18,8 +18,8 @@ from typing import BinaryIO
 
 from pollen_agent.errors import UserError
 from pollen_agent.storage.base import Storage, validate_prefix
+from pollen_contracts.limits import MAX_FILENAME_CHARS, MAX_UPLOAD_BYTES
 from pollen_contracts.local_signing import key_problem
-from pollen_contracts.payloads import MAX_FILENAME_CHARS, MAX_UPLOAD_BYTES
 
 MAX_FILES = 20_000
 MAX_TOTAL_BYTES = 8 * 1024**3

@@ -26,7 +26,7 @@ from pollen_agent.ingest.limits import (
     png_header_size,
 )
 from pollen_agent.intensity import scale_to_uint8
-from pollen_contracts.payloads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES
+from pollen_contracts.limits import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES
 
 NON_DICOM_MODALITY = "OT"  # DICOM's code for "other"
 # The groups a DICOM file without its preamble starts with: the file meta information, or,

@@ -14,19 +14,36 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections.abc import Iterable, Mapping
+from typing import TypedDict
 
 from pollen_agent.errors import UserError
 from pollen_agent.ingest.decode import decode_image
 from pollen_agent.ingest.limits import check_size
 from pollen_agent.ingest.thumbnail import make_thumbnail
 from pollen_agent.storage.base import ObjectNotFound, Storage, validate_prefix
-from pollen_contracts.payloads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES, IngestResult
+from pollen_contracts.limits import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES
 
 
 def thumbnail_key(thumbnail_prefix: str, key: str) -> str:
     """Deterministic per source key, so a retried ingest overwrites, never piles up."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return posixpath.join(validate_prefix(thumbnail_prefix), f"{digest}.png")
+
+
+class IngestResult(TypedDict, total=False):
+    """What the agent learnt of one file while checking it; sent as ``reports.IngestedImage``."""
+
+    image_id: int
+    status: str  # "accepted" | "rejected"
+    code: str  # why it was rejected, stable: "duplicate", "image_too_large", ...
+    reason: str
+    sha256: str
+    width: int
+    height: int
+    channels: int
+    modality: str
+    thumbnail_key: str
+    size_bytes: int
 
 
 def _named(filename: str, message: str) -> str:

@@ -13,7 +13,7 @@ import warnings
 from PIL import Image
 
 from pollen_agent.errors import UserError
-from pollen_contracts.payloads import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES
+from pollen_contracts.limits import MAX_IMAGE_PIXELS, MAX_UPLOAD_BYTES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

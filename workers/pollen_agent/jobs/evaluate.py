@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,19 +16,22 @@ from pollen_agent.errors import UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.images import READ_THREADS, _to_training_array, keep_side
 from pollen_agent.jobs.model_source import load_model
+from pollen_agent.open_maps import JsonRecord
 from pollen_agent.storage.base import Storage
+from pollen_contracts.reports import EvaluationResult
+from pollen_contracts.specs import EvaluationSpec
 
 
 def run_evaluation(
-    *, spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path
-) -> dict[str, Any]:
+    *, spec: EvaluationSpec, hub: HubClient, storage: Storage, work: Path
+) -> EvaluationResult:
     from pollen_agent.ml.inference import manifest_policy, predict_probs
     from pollen_agent.ml.metrics import evaluate
 
     started = time.perf_counter()
-    model, manifest = load_model(spec["model"], storage, work)
+    model, manifest = load_model(spec.model.weights, storage, work)
     index = {name: i for i, name in enumerate(manifest.label_names)}
-    rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
+    rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
     usable = [r for r in rows if r["label"] in index]
     if not usable:
         raise UserError(
@@ -40,7 +42,7 @@ def run_evaluation(
     labels: list[int] = []
     unreadable = 0
 
-    def read(row: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
+    def read(row: JsonRecord) -> tuple[JsonRecord, np.ndarray | None]:
         try:
             return row, _to_training_array(storage.get_bytes(row["storage_key"]), keep_side=side)
         except UserError:
@@ -54,10 +56,10 @@ def run_evaluation(
             images.append(array)
             labels.append(index[row["label"]])
     # With TTA (the default) the views the model was trained to treat alike, as its manifest says.
-    inference = manifest_policy(manifest, tta=bool(spec.get("tta", True)))
+    inference = manifest_policy(manifest, tta=spec.tta)
     probs = predict_probs(model, images, inference)
     # The finding the model was trained to look for: the hub's record, else its manifest's.
-    finding = spec.get("positive_class") or manifest.positive_class or None
+    finding = spec.positive_class or manifest.positive_class or None
     metrics = evaluate(
         probs, np.asarray(labels), list(manifest.label_names), positive_class=finding
     )
@@ -69,4 +71,4 @@ def run_evaluation(
     # How the numbers were computed travels with them: a site table never mixes policies.
     metrics["tta"] = inference.tta
     metrics["seconds"] = round(time.perf_counter() - started, 3)
-    return {"metrics": metrics}
+    return EvaluationResult(metrics=metrics)

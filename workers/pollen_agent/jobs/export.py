@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pollen_agent.jobs.model_source import load_model, put_presigned
 from pollen_agent.storage.base import Storage
+from pollen_contracts.reports import ExportResult
+from pollen_contracts.specs import ExportSpec
 
 ATOL = 1e-4
 
 
-def run_export(*, spec: dict[str, Any], storage: Storage, work: Path) -> dict[str, Any]:
+def run_export(*, spec: ExportSpec, storage: Storage, work: Path) -> ExportResult:
     from pollen_agent.ml.export import export_onnx
 
-    model, manifest = load_model(spec["model"], storage, work)
+    model, manifest = load_model(spec.model.weights, storage, work)
     result = export_onnx(
         model,
         input_size=manifest.input_size,
@@ -22,11 +23,11 @@ def run_export(*, spec: dict[str, Any], storage: Storage, work: Path) -> dict[st
         in_channels=len(manifest.mean),
         atol=ATOL,
     )
-    put_presigned(spec["upload"], Path(result["path"]), what="ONNX file")
-    return {
-        "sha256": result["sha256"],
-        "bytes": result["bytes"],
-        "opset": result["opset"],
-        "max_abs_diff": result["max_abs_diff"],
-        "atol": ATOL,
-    }
+    put_presigned(spec.upload, Path(result["path"]), what="ONNX file")
+    return ExportResult(
+        sha256=result["sha256"],
+        bytes=int(result["bytes"]),
+        opset=int(result["opset"]),
+        max_abs_diff=float(result["max_abs_diff"]),
+        atol=ATOL,
+    )

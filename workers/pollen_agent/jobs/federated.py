@@ -25,8 +25,12 @@ import requests
 from pollen_agent.errors import RetryableError, UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.images import load_splits
+from pollen_agent.jobs.model_source import put_presigned
 from pollen_agent.jobs.reporting import JobReporter, eta
+from pollen_agent.open_maps import JsonRecord, Metrics, TorchState
 from pollen_agent.storage.base import ObjectNotFound, Storage
+from pollen_contracts.reports import Preprocessing, RoundMetrics, RoundProgress, RoundUpdate
+from pollen_contracts.specs import FederatedRoundSpec
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ class RoundLost(Exception):
 
 @dataclass
 class LocalResult:
-    state: dict[str, Any]  # tensor name -> torch tensor (CPU)
+    state: TorchState  # tensor name -> torch tensor (CPU)
     sample_count: int
     metrics: dict[str, float | int | None]
 
@@ -64,7 +68,7 @@ def train_local(
     batch_size: int = 32,
     seed: int = 0,
     callbacks: Any = None,
-    resume: dict[str, Any] | None = None,
+    resume: TorchState | None = None,
     label_names: Sequence[str] | None = None,
 ) -> LocalResult:
     """Train ``model`` (already holding the global weights) for ``epochs`` on this site's data.
@@ -106,7 +110,7 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def state_to_bytes(state: dict[str, Any]) -> bytes:
+def state_to_bytes(state: TorchState) -> bytes:
     from safetensors.torch import save
 
     return save({k: v.detach().cpu().contiguous() for k, v in state.items()})
@@ -148,23 +152,6 @@ def download_weights(url: str, expected_sha256: str) -> bytes:
     return response.content
 
 
-def _upload(slot: dict[str, Any], data: bytes) -> None:
-    try:
-        response = requests.request(
-            slot.get("method", "PUT"),
-            slot["url"],
-            data=data,
-            headers=slot.get("headers") or {},
-            timeout=300,
-        )
-    except requests.RequestException as exc:
-        raise RetryableError(f"The trained model could not be sent to Pollen: {exc}") from exc
-    if response.status_code not in (200, 201, 204):
-        raise RetryableError(
-            f"The trained model could not be sent to Pollen ({response.status_code})."
-        )
-
-
 class RoundReporter(JobReporter):
     """Progress for one site's round: renews the site's lease; the hub may tell it to stop."""
 
@@ -172,9 +159,9 @@ class RoundReporter(JobReporter):
         super().__init__(hub, 0, lease_seconds=lease_seconds)
         self.path = path
 
-    def _send(self, progress: dict[str, Any]) -> None:
+    def _send(self, progress: JsonRecord) -> None:
         try:
-            answer = self.hub.post(self.path, progress)
+            answer = self.hub.post(self.path, RoundProgress.from_dict(progress).to_dict())
         except UserError as exc:
             logger.warning("round progress refused: %s", exc)
             self.lost.set()
@@ -204,7 +191,7 @@ class _Callbacks:
         )
 
     def on_epoch_end(
-        self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
+        self, epoch: int, train_loss: float, val_metrics: Metrics, checkpoint: TorchState
     ) -> None:
         import torch
 
@@ -219,7 +206,7 @@ class _Callbacks:
         self.epochs = epochs  # progress and time left follow the planned run
 
 
-def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
+def _load_checkpoint(storage: Storage, key: str) -> TorchState | None:
     import torch
 
     try:
@@ -233,29 +220,29 @@ def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
         return None
 
 
-def run_round(*, spec: dict[str, Any], hub: HubClient, storage: Storage, work_dir: Path) -> None:
+def run_round(
+    *, spec: FederatedRoundSpec, hub: HubClient, storage: Storage, work_dir: Path
+) -> None:
     """Everything after the claim: prepare (round 0) or train one round, upload, report."""
     import torch
 
-    base = f"agent/federated-jobs/{spec['federated_job_id']}/rounds/{spec['round']}"
-    work = Path(tempfile.mkdtemp(prefix=f"fed-{spec['federated_job_id']}-", dir=work_dir))
-    reporter = RoundReporter(hub, f"{base}/progress/", lease_seconds=spec["lease_seconds"])
+    base = f"agent/federated-jobs/{spec.federated_job_id}/rounds/{spec.round}"
+    work = Path(tempfile.mkdtemp(prefix=f"fed-{spec.federated_job_id}-", dir=work_dir))
+    reporter = RoundReporter(hub, f"{base}/progress/", lease_seconds=spec.lease_seconds)
     try:
         with reporter:
             reporter.report(phase="loading", fraction=0.0, force=True)
-            torch.manual_seed(int(spec["seed"]))
-            if spec["round"] == 0:
-                body = _prepare(spec, storage, work)
+            torch.manual_seed(int(spec.seed))
+            if spec.round == 0:
+                data, update = _prepare(spec, storage, work)
             else:
-                body = _train_round(spec, hub, storage, reporter)
+                data, update = _train_round(spec, hub, storage, reporter)
             if reporter.lost.is_set():
                 raise RoundLost()
             reporter.report(phase="saving", fraction=0.95, force=True)
-            data = body.pop("_bytes")
-            _upload(spec["update_url"], data)
-            body["weights_sha256"] = hashlib.sha256(data).hexdigest()
-            hub.post(f"{base}/update/", body)
-            storage.delete(spec["checkpoint_key"])
+            put_presigned(spec.update, data, what="trained model")
+            hub.post(f"{base}/update/", update.to_dict())
+            storage.delete(spec.checkpoint_key)
     except Exception as exc:
         from pollen_agent.ml.recipe import Cancelled
 
@@ -266,54 +253,57 @@ def run_round(*, spec: dict[str, Any], hub: HubClient, storage: Storage, work_di
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _prepare(spec: dict[str, Any], storage: Storage, work: Path) -> dict[str, Any]:
+def _prepare(spec: FederatedRoundSpec, storage: Storage, work: Path) -> tuple[bytes, RoundUpdate]:
     """Round 0 at the initiating site: build the common starting model every site will load."""
     from pollen_agent.jobs.weights import build_start_model
     from pollen_agent.ml.zoo import get_spec
 
-    model = build_start_model(spec, storage, work)
-    arch = get_spec(spec["architecture"])
-    return {
-        "_bytes": state_to_bytes(model.state_dict()),
-        "sample_count": 0,
-        "metrics": {},
-        "model": {"mean": list(arch.mean), "std": list(arch.std)},
-    }
+    model = build_start_model(spec.architecture, len(spec.label_names), spec.weights, storage, work)
+    arch = get_spec(spec.architecture)
+    data = state_to_bytes(model.state_dict())
+    preprocessing = Preprocessing(mean=list(arch.mean), std=list(arch.std))
+    return data, RoundUpdate(
+        weights_sha256=hashlib.sha256(data).hexdigest(),
+        sample_count=0,
+        metrics=RoundMetrics(),
+        model=preprocessing,
+    )
 
 
 def _train_round(
-    spec: dict[str, Any], hub: HubClient, storage: Storage, reporter: RoundReporter
-) -> dict[str, Any]:
+    spec: FederatedRoundSpec, hub: HubClient, storage: Storage, reporter: RoundReporter
+) -> tuple[bytes, RoundUpdate]:
     from pollen_agent.ml.zoo import build_model
 
-    rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
+    rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
     splits = load_splits(
         storage,
         rows,
-        spec["label_names"],
-        input_size=spec["input_size"],
+        spec.label_names,
+        input_size=spec.input_size,
         on_progress=lambda done, total: reporter.report(
             phase="loading", fraction=0.1 * done / max(total, 1)
         ),
     )
-    model = build_model(spec["architecture"], len(spec["label_names"]), source="random")
-    load_global(model, download_weights(spec["weights_url"], spec["weights_sha256"]))
+    model = build_model(spec.architecture, len(spec.label_names), source="random")
+    load_global(model, download_weights(spec.weights.url, spec.weights.sha256))
     result = train_local(
         model,
         (splits["train"].images, splits["train"].labels),
         (splits["val"].images, splits["val"].labels),
-        architecture=spec["architecture"],
-        input_size=spec["input_size"],
-        epochs=spec["local_epochs"],
-        lr=spec["learning_rate"],
-        batch_size=spec["batch_size"],
-        seed=int(spec["seed"]) + spec["round"],
-        callbacks=_Callbacks(reporter, storage, spec["checkpoint_key"], spec["local_epochs"]),
-        resume=_load_checkpoint(storage, spec["checkpoint_key"]),
-        label_names=spec["label_names"],
+        architecture=spec.architecture,
+        input_size=spec.input_size,
+        epochs=spec.local_epochs,
+        lr=spec.learning_rate,
+        batch_size=spec.batch_size,
+        seed=int(spec.seed) + spec.round,
+        callbacks=_Callbacks(reporter, storage, spec.checkpoint_key, spec.local_epochs),
+        resume=_load_checkpoint(storage, spec.checkpoint_key),
+        label_names=spec.label_names,
     )
-    return {
-        "_bytes": state_to_bytes(result.state),
-        "sample_count": result.sample_count,
-        "metrics": result.metrics,
-    }
+    data = state_to_bytes(result.state)
+    return data, RoundUpdate(
+        weights_sha256=hashlib.sha256(data).hexdigest(),
+        sample_count=result.sample_count,
+        metrics=RoundMetrics.from_dict(result.metrics),
+    )

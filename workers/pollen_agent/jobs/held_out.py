@@ -11,7 +11,6 @@ intervals, and a paired bootstrap of the AUC difference. Only those numbers leav
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,7 +18,12 @@ from pollen_agent.errors import UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.federated import download_weights, load_global
 from pollen_agent.jobs.images import SplitImages, load_splits
+from pollen_agent.open_maps import JsonRecord, Metrics
 from pollen_agent.storage.base import Storage
+from pollen_contracts.manifest import TRAINED_TTA
+from pollen_contracts.reports import HeldOutResult
+from pollen_contracts.specs import HeldOutSpec
+from pollen_contracts.weights import WeightsSpec
 
 # The numbers the hub stores for each model (pollen.federation.agent_apis.HeldOutMetricsIn).
 SUMMARY_KEYS = (
@@ -35,11 +39,11 @@ SUMMARY_KEYS = (
 COMPARISON_KEYS = ("auc_difference", "auc_difference_ci", "verdict")
 
 
-def _held_out_images(spec: dict[str, Any], hub: HubClient, storage: Storage) -> SplitImages:
-    rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
-    test = load_splits(
-        storage, rows, spec["label_names"], input_size=spec["input_size"], only=("test",)
-    )["test"]
+def _held_out_images(spec: HeldOutSpec, hub: HubClient, storage: Storage) -> SplitImages:
+    rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
+    test = load_splits(storage, rows, spec.label_names, input_size=spec.input_size, only=("test",))[
+        "test"
+    ]
     if not test.images:
         raise UserError(
             "This hospital's dataset has no held-out (test) images, so the final model could "
@@ -49,52 +53,53 @@ def _held_out_images(spec: dict[str, Any], hub: HubClient, storage: Storage) -> 
     return test
 
 
-def _probabilities(spec: dict[str, Any], weights: dict[str, str], test: SplitImages) -> np.ndarray:
+def _probabilities(spec: HeldOutSpec, weights: WeightsSpec, test: SplitImages) -> np.ndarray:
     """The model's class probabilities on ``test``, exactly as a training job's test evaluation."""
     from pollen_agent.ml.inference import predict_probs, trained_policy
     from pollen_agent.ml.zoo import build_model, get_spec
 
-    model = build_model(spec["architecture"], len(spec["label_names"]), source="random")
-    load_global(model, download_weights(weights["url"], weights["sha256"]))
-    arch = get_spec(spec["architecture"])
-    inference = trained_policy(input_size=spec["input_size"], mean=arch.mean, std=arch.std)
+    model = build_model(spec.architecture, len(spec.label_names), source="random")
+    load_global(model, download_weights(weights.url, weights.sha256))
+    arch = get_spec(spec.architecture)
+    inference = trained_policy(input_size=spec.input_size, mean=arch.mean, std=arch.std)
     return predict_probs(model, test.images, inference).astype(np.float64)
 
 
-def _summary(
-    model: dict[str, Any], labels: np.ndarray, names: list[str], positive: int | None
-) -> dict[str, Any]:
+def _summary(model: Metrics, labels: np.ndarray, names: list[str], positive: int | None) -> Metrics:
     counts = np.bincount(labels, minlength=len(names))
     return {
         "n": len(labels),
         "class_counts": {name: int(c) for name, c in zip(names, counts, strict=True)},
         "positive_class": names[positive] if positive is not None else "",
         **{k: model.get(k) for k in SUMMARY_KEYS},
+        # Both models are averaged as they were trained (ml.inference.TRAINED_TTA): recorded so
+        # these numbers are never shown beside numbers computed another way.
+        "tta": TRAINED_TTA,
     }
 
 
 def run_held_out(
-    *, spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path
-) -> dict[str, Any]:
+    *, spec: HeldOutSpec, hub: HubClient, storage: Storage, work: Path
+) -> HeldOutResult:
     """Both models on the held-out images: ``{"federated", "local", "comparison"}`` (numbers only)."""
     from pollen_agent.ml.compare import compare_with_parent
     from pollen_agent.ml.metrics import positive_index
 
-    names = list(spec["label_names"])
-    positive_class = spec.get("positive_class") or None
+    names = list(spec.label_names)
+    positive_class = spec.positive_class or None
     test = _held_out_images(spec, hub, storage)
     labels = np.asarray(test.labels, dtype=np.int64)
-    federated = _probabilities(spec, spec["federated"], test)
+    federated = _probabilities(spec, spec.federated, test)
     # Without a local model the federated model is compared with itself: the same code path,
     # so its numbers are the same whether or not the site has a local model.
-    local = _probabilities(spec, spec["local"], test) if spec.get("local") else federated
+    local = _probabilities(spec, spec.local, test) if spec.local else federated
     compared = compare_with_parent(federated, local, labels, names, positive_class=positive_class)
     positive = positive_index(names, positive_class)
-    result: dict[str, Any] = {
+    result: JsonRecord = {
         "federated": _summary(compared["child"], labels, names, positive),
         "local": None,
     }
-    if spec.get("local"):
+    if spec.local:
         result["local"] = _summary(compared["parent"], labels, names, positive)
         result["comparison"] = {k: compared.get(k) for k in COMPARISON_KEYS}
-    return result
+    return HeldOutResult.from_dict(result)

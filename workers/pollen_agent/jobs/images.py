@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -13,6 +12,7 @@ from PIL import Image as PILImage
 from pollen_agent.errors import UserError
 from pollen_agent.ingest.decode import decode_image
 from pollen_agent.intensity import stretch_to_uint8
+from pollen_agent.open_maps import JsonRecord
 from pollen_agent.storage.base import Storage
 
 READ_THREADS = 8
@@ -52,7 +52,7 @@ def _to_training_array(data: bytes, *, keep_side: int) -> np.ndarray:
 
 def load_splits(
     storage: Storage,
-    rows: list[dict[str, Any]],
+    rows: list[JsonRecord],
     label_names: list[str],
     *,
     input_size: int,
@@ -68,7 +68,7 @@ def load_splits(
     side = keep_side(input_size)
     splits = {name: SplitImages() for name in ("train", "val", "test")}
 
-    def read(row: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    def read(row: JsonRecord) -> tuple[JsonRecord, np.ndarray]:
         return row, _to_training_array(storage.get_bytes(row["storage_key"]), keep_side=side)
 
     done = 0

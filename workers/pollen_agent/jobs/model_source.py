@@ -14,6 +14,7 @@ import requests
 from pollen_agent.errors import RetryableError, UserError
 from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
 from pollen_agent.storage.base import Storage
+from pollen_contracts.weights import UploadLink, WeightsSpec
 
 CHUNK = 1 << 20
 
@@ -48,40 +49,40 @@ def download_verified(url: str, dest: Path, expected_sha256: str, *, what: str) 
         )
 
 
-def fetch_model_folder(model: dict[str, Any], storage: Storage, work: Path) -> Path:
-    """A local model folder (manifest + weights) whose weights match ``model['sha256']``."""
+def fetch_model_folder(weights: WeightsSpec, storage: Storage, work: Path) -> Path:
+    """A local model folder (manifest + weights) whose weights match ``weights.sha256``."""
     folder = Path(tempfile.mkdtemp(dir=work, prefix="model-"))
-    if model["kind"] == "published":
+    if weights.kind == "published":
         download_verified(
-            model["manifest_url"], folder / MANIFEST_NAME, model["manifest_sha256"], what="manifest"
+            weights.manifest_url, folder / MANIFEST_NAME, weights.manifest_sha256, what="manifest"
         )
-        download_verified(model["url"], folder / WEIGHTS_NAME, model["sha256"], what="weights file")
-    elif model["kind"] == "site_model":
-        prefix = model["key"].rstrip("/")
+        download_verified(weights.url, folder / WEIGHTS_NAME, weights.sha256, what="weights file")
+    elif weights.kind == "site_model":
+        prefix = weights.key.rstrip("/")
         for name in (MANIFEST_NAME, WEIGHTS_NAME):
             (folder / name).write_bytes(storage.get_bytes(f"{prefix}/{name}"))
     else:
-        raise UserError(f"Unknown kind of model '{model['kind']}'.", code="model_invalid")
+        raise UserError(f"A {weights.kind} file is not a model folder.", code="model_invalid")
     return folder
 
 
-def load_model(model: dict[str, Any], storage: Storage, work: Path) -> tuple[Any, Any]:
+def load_model(weights: WeightsSpec, storage: Storage, work: Path) -> tuple[Any, Any]:
     """(torch model in eval mode, manifest); the weights' checksum is checked again on load."""
     from pollen_agent.ml.artifact import load_model_folder
 
-    folder = fetch_model_folder(model, storage, work)
-    return load_model_folder(folder, expected_sha256=model["sha256"])
+    folder = fetch_model_folder(weights, storage, work)
+    return load_model_folder(folder, expected_sha256=weights.sha256)
 
 
-def put_presigned(upload: dict[str, Any], path_or_bytes: Path | bytes, *, what: str) -> None:
+def put_presigned(upload: UploadLink, path_or_bytes: Path | bytes, *, what: str) -> None:
     """Send a file to a presigned URL of the hub's model store."""
     data = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
     try:
         response = requests.request(
-            upload.get("method", "PUT"),
-            upload["url"],
+            upload.method,
+            upload.url,
             data=data,
-            headers=upload.get("headers") or {},
+            headers=upload.headers,
             timeout=300,
         )
     except requests.RequestException as exc:

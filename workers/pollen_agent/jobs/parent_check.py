@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from pollen_agent.errors import RetryableError, UserError
+from pollen_agent.open_maps import Metrics
 from pollen_agent.storage.base import Storage
 from pollen_contracts.comparison import NOT_COMPARED, VERDICT_TEXT
+from pollen_contracts.specs import TrainingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ logger = logging.getLogger(__name__)
 PARENT_KINDS = frozenset({"site_model", "published"})
 
 
-def not_compared(reason: str) -> dict[str, Any]:
+def not_compared(reason: str) -> Metrics:
     return {"verdict": NOT_COMPARED, "verdict_text": VERDICT_TEXT[NOT_COMPARED], "reason": reason}
 
 
@@ -36,31 +38,31 @@ def _label_order(parent_labels: list[str], child_labels: list[str]) -> list[int]
 
 
 def parent_comparison(
-    spec: dict[str, Any],
+    spec: TrainingSpec,
     storage: Storage,
     work: Path,
     *,
     child_probs: np.ndarray,
     labels: list[int],
     predict: Callable[[Any], np.ndarray],
-) -> dict[str, Any] | None:
+) -> Metrics | None:
     """The parent-vs-child comparison of a fine-tune; None when the job is not a fine-tune.
 
     ``predict(model)`` gives a model's class probabilities on the check images, exactly as the
     child's were computed. A parent that cannot be measured gives a "not compared" answer with
     the reason, never a failed job: the child is still a valid model.
     """
-    if not spec.get("parent") or spec["weights"].get("kind") not in PARENT_KINDS:
+    if not spec.parent or spec.weights.kind not in PARENT_KINDS:
         return None
     from pollen_agent.jobs.model_source import load_model
     from pollen_agent.ml.compare import compare_with_parent
 
     try:
-        model, manifest = load_model(spec["weights"], storage, work)
+        model, manifest = load_model(spec.weights, storage, work)
     except (UserError, RetryableError) as exc:
-        logger.warning("job %s: the parent model could not be loaded (%s)", spec["job_id"], exc)
+        logger.warning("job %s: the parent model could not be loaded (%s)", spec.job_id, exc)
         return not_compared(f"The model it started from could not be loaded: {exc}")
-    order = _label_order(list(manifest.label_names), list(spec["label_names"]))
+    order = _label_order(list(manifest.label_names), list(spec.label_names))
     if order is None:
         return not_compared(
             "The model it started from tells apart other labels "
@@ -71,9 +73,9 @@ def parent_comparison(
         child_probs,
         parent_probs,
         np.asarray(labels),
-        list(spec["label_names"]),
-        seed=int(spec.get("config", {}).get("seed", 0)),
-        positive_class=spec.get("positive_class") or None,
+        list(spec.label_names),
+        seed=int(spec.config.get("seed", 0)),
+        positive_class=spec.positive_class or None,
     )
-    result["parent_model_version"] = spec["parent"].get("model_version_id")
+    result["parent_model_version"] = spec.parent.model_version_id
     return result

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,10 @@ import numpy as np
 from pollen_agent.errors import UserError
 from pollen_agent.jobs.images import downsized, keep_side, model_pixels
 from pollen_agent.jobs.model_source import load_model
-from pollen_agent.storage.base import ObjectNotFound, Storage
+from pollen_agent.storage.base import Storage
+from pollen_contracts.reports import ImageError, ImageResult, PredictionResult, SlidingWindow
+from pollen_contracts.specs import PredictionSpec
+from pollen_contracts.weights import ModelRef
 
 LARGE_SIDE = 2048
 PATCH_SIZE = 256
@@ -42,13 +46,13 @@ def _has_conv(model: Any) -> bool:
 
 
 class _Run:
-    def __init__(self, spec: dict[str, Any], storage: Storage, model: Any, manifest: Any) -> None:
+    def __init__(self, spec: PredictionSpec, storage: Storage, model: Any, manifest: Any) -> None:
         self.spec, self.storage, self.model, self.manifest = spec, storage, model, manifest
         from pollen_agent.ml.inference import manifest_policy
 
         self.labels = list(manifest.label_names)
         # The manifest's policy: with TTA, the views the model was trained to treat alike.
-        self.inference = manifest_policy(manifest, tta=bool(spec["tta"]))
+        self.inference = manifest_policy(manifest, tta=bool(spec.tta))
 
     def probabilities(self, probs: np.ndarray) -> dict[str, float]:
         return {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
@@ -56,15 +60,15 @@ class _Run:
     def overlay(self, image_id: int, image: np.ndarray, heat: np.ndarray) -> str:
         from pollen_agent.ml.overlay import heatmap_overlay_png
 
-        key = f"{self.spec['overlay_prefix'].rstrip('/')}/{image_id}.png"
+        key = f"{self.spec.overlay_prefix.rstrip('/')}/{image_id}.png"
         self.storage.put_bytes(key, heatmap_overlay_png(image, heat), content_type="image/png")
         return key
 
-    def small(self, items: list[tuple[int, np.ndarray]]) -> list[dict[str, Any]]:
+    def small(self, items: list[tuple[int, np.ndarray]]) -> list[ImageResult]:
         """Whole-image inference in batches; a batch with a bad image is redone one by one."""
         from pollen_agent.ml.inference import predict_probs
 
-        results: list[dict[str, Any]] = []
+        results: list[ImageResult] = []
         for start in range(0, len(items), BATCH):
             batch = items[start : start + BATCH]
             try:
@@ -79,21 +83,21 @@ class _Run:
                     )
         return results
 
-    def one(self, image_id: int, array: np.ndarray) -> dict[str, Any]:
+    def one(self, image_id: int, array: np.ndarray) -> ImageResult:
         from pollen_agent.ml.inference import predict_probs
 
         probs = predict_probs(self.model, [array], self.inference)[0]
         return self._answer(image_id, array, probs)
 
-    def _answer(self, image_id: int, array: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-        answer: dict[str, Any] = {
-            "image_id": image_id,
-            "probabilities": self.probabilities(probs),
-            "predicted": self.labels[int(np.argmax(probs))],
-        }
-        if self.spec["heatmap"]:
-            answer["overlay_key"] = self.guarded_heatmap(image_id, array, int(np.argmax(probs)))
-        return answer
+    def _answer(self, image_id: int, array: np.ndarray, probs: np.ndarray) -> ImageResult:
+        best = int(np.argmax(probs))
+        return ImageResult(
+            image_id=image_id,
+            probabilities=self.probabilities(probs),
+            predicted=self.labels[best],
+            tta=self.inference.tta,
+            overlay_key=self.guarded_heatmap(image_id, array, best) if self.spec.heatmap else None,
+        )
 
     def guarded_heatmap(self, image_id: int, array: np.ndarray, class_index: int) -> str:
         from pollen_agent.ml.gradcam import gradcam
@@ -104,49 +108,57 @@ class _Run:
         heat = gradcam(self.model, tensor.unsqueeze(0).to(device), class_index=class_index)
         return self.overlay(image_id, array, heat)
 
-    def large(self, image_id: int, array: np.ndarray) -> dict[str, Any]:
+    def large(self, image_id: int, array: np.ndarray) -> ImageResult:
         from pollen_agent.ml.sliding import predict_large
 
         result = predict_large(
             self.model,
             array,
             patch_size=PATCH_SIZE,
-            with_heatmap=self.spec["heatmap"],
+            with_heatmap=self.spec.heatmap,
             inference=self.inference,
         )
-        answer: dict[str, Any] = {
-            "image_id": image_id,
-            "probabilities": self.probabilities(result.probs),
-            "predicted": self.labels[int(np.argmax(result.probs))],
-            "sliding_window": {
-                "patch_size": PATCH_SIZE,
-                "patches": result.patch_count,
-                "skipped_background": result.skipped_background,
-                "max_probabilities": self.probabilities(result.max_probs),
-            },
-        }
-        if result.heatmap is not None:
-            answer["overlay_key"] = self.overlay(image_id, downsized(array, 1024), result.heatmap)
-        return answer
+        return ImageResult(
+            image_id=image_id,
+            probabilities=self.probabilities(result.probs),
+            predicted=self.labels[int(np.argmax(result.probs))],
+            tta=self.inference.tta,
+            sliding_window=SlidingWindow(
+                patch_size=PATCH_SIZE,
+                patches=result.patch_count,
+                skipped_background=result.skipped_background,
+                max_probabilities=self.probabilities(result.max_probs),
+            ),
+            overlay_key=(
+                self.overlay(image_id, downsized(array, 1024), result.heatmap)
+                if result.heatmap is not None
+                else None
+            ),
+        )
 
     @staticmethod
-    def guarded(image_id: int, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def guarded(image_id: int, work: Callable[[], ImageResult]) -> ImageResult:
         try:
             return work()
         except UserError as exc:
-            return {"image_id": image_id, "error": {"code": exc.code, "message": exc.message}}
+            return _failed(image_id, exc)
 
 
-def _cache_key(model: dict[str, Any]) -> str:
+def _failed(image_id: int, exc: UserError) -> ImageResult:
+    """This image's own error; the rest of the request goes on."""
+    return ImageResult(image_id=image_id, error=ImageError(code=exc.code, message=exc.message))
+
+
+def _cache_key(model: ModelRef) -> str:
     # Everything the hub says about the model except its presigned URLs, which change per claim.
-    return json.dumps(
-        {k: v for k, v in model.items() if k not in {"url", "manifest_url"}},
-        sort_keys=True,
-        default=str,
-    )
+    described = model.to_dict()
+    described["weights"] = {
+        k: v for k, v in described["weights"].items() if k not in {"url", "manifest_url"}
+    }
+    return json.dumps(described, sort_keys=True)
 
 
-def cached_model(model: dict[str, Any], storage: Storage, work: Path) -> tuple[Any, Any]:
+def cached_model(model: ModelRef, storage: Storage, work: Path) -> tuple[Any, Any]:
     """The model a prediction runs, loaded once per worker process and kept for the next ones.
 
     The cache is keyed by the weights' sha256 (and the rest of what the hub says about the
@@ -160,7 +172,7 @@ def cached_model(model: dict[str, Any], storage: Storage, work: Path) -> tuple[A
         if key in _MODELS:
             _MODELS.move_to_end(key)
             return _MODELS[key]
-    loaded = load_model(model, storage, work)
+    loaded = load_model(model.weights, storage, work)
     with _CACHE_LOCK:
         _MODELS[key] = loaded
         while len(_MODELS) > MODEL_CACHE_SIZE:
@@ -173,12 +185,12 @@ def clear_model_cache() -> None:
         _MODELS.clear()
 
 
-def run_prediction(*, spec: dict[str, Any], storage: Storage, work: Path) -> dict[str, Any]:
+def run_prediction(*, spec: PredictionSpec, storage: Storage, work: Path) -> PredictionResult:
     """Everything after the claim. Per-image problems become per-image errors; a problem with the
     model itself (tampered weights, no convolution for a heatmap) raises UserError for the job."""
     started = time.perf_counter()
-    model, manifest = cached_model(spec["model"], storage, work)
-    if spec["heatmap"] and not _has_conv(model):
+    model, manifest = cached_model(spec.model, storage, work)
+    if spec.heatmap and not _has_conv(model):
         raise UserError(
             "Heatmaps are available only for convolutional models; this model has no "
             "convolutional layer. Run it again without a heatmap.",
@@ -188,37 +200,34 @@ def run_prediction(*, spec: dict[str, Any], storage: Storage, work: Path) -> dic
     run = _Run(spec, storage, model, manifest)
     side = keep_side(manifest.input_size)
     small: list[tuple[int, np.ndarray]] = []
-    results: dict[int, dict[str, Any]] = {}
-    for item in spec["inputs"]:
-        image_id = item["image_id"]
+    results: dict[int, ImageResult] = {}
+    sizes: dict[int, tuple[int, int]] = {}
+    for item in spec.inputs:
         try:
-            array = model_pixels(storage.get_bytes(item["key"]))
-        except (UserError, ObjectNotFound) as exc:
-            results[image_id] = {
-                "image_id": image_id,
-                "error": {"code": exc.code, "message": exc.message},
-            }
+            array = model_pixels(storage.get_bytes(item.key))
+        except UserError as exc:  # ObjectNotFound too: this image's own error
+            results[item.image_id] = _failed(item.image_id, exc)
             continue
         height, width = array.shape[:2]
+        sizes[item.image_id] = (width, height)
         if max(height, width) > LARGE_SIDE:
-            answer = run.guarded(image_id, functools.partial(run.large, image_id, array))
+            large = functools.partial(run.large, item.image_id, array)
+            results[item.image_id] = run.guarded(item.image_id, large)
         else:
-            small.append((image_id, downsized(array, side)))
-            answer = {}
-        if answer:
-            results[image_id] = answer
-        results.setdefault(image_id, {"image_id": image_id})["width"] = width
-        results[image_id]["height"] = height
+            small.append((item.image_id, downsized(array, side)))
     for answer in run.small(small):
-        results[answer["image_id"]].update(answer)
-    ordered = [results[item["image_id"]] for item in spec["inputs"]]
+        results[answer.image_id] = answer
+    ordered = [
+        replace(results[i], width=sizes[i][0], height=sizes[i][1]) if i in sizes else results[i]
+        for i in (item.image_id for item in spec.inputs)
+    ]
     finished = time.perf_counter()
-    return {
-        "results": ordered,
-        "timings": {
+    return PredictionResult(
+        results=ordered,
+        timings={
             "load_model": loaded - started,
             "inference": finished - loaded,
             "total": finished - started,
             "images": len(ordered),
         },
-    }
+    )

@@ -17,6 +17,9 @@ from typing import Any
 
 from pollen_agent.errors import AgentError, RetryableError
 from pollen_agent.hub_client import HubClient
+from pollen_agent.open_maps import JsonRecord
+from pollen_contracts.contract import ContractError
+from pollen_contracts.reports import EpochRecord, JobProgress
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +58,13 @@ class EpochOutbox:
         self.lost = False
         self.error: AgentError | None = None
         self.sent = 0
-        self._pending: collections.deque[dict[str, Any]] = collections.deque()
+        self._pending: collections.deque[JsonRecord] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"job-{job_id}-epochs", daemon=True)
         self._thread.start()
 
-    def put(self, record: dict[str, Any]) -> None:
+    def put(self, record: JsonRecord) -> None:
         self.raise_if_failed()
         with self._cond:
             self._pending.append(record)
@@ -105,7 +108,7 @@ class EpochOutbox:
         if self._closing.wait(seconds):
             raise _Closed()
 
-    def _next(self) -> dict[str, Any] | None:
+    def _next(self) -> JsonRecord | None:
         with self._cond:
             self._cond.wait_for(lambda: self._pending or self._closed)
             return self._pending[0] if self._pending else None
@@ -113,7 +116,7 @@ class EpochOutbox:
     def _run(self) -> None:
         while (record := self._next()) is not None:
             try:
-                self.hub.post(self.path, record)
+                self.hub.post(self.path, EpochRecord.from_dict(record).to_dict())
             except _Closed:
                 return
             except AgentError as exc:
@@ -156,7 +159,7 @@ class JobReporter:
         self.lost = threading.Event()
         self.outbox = EpochOutbox(hub, job_id, on_lost=self._lose)
         self._last_sent = 0.0
-        self._progress: dict[str, Any] = {"phase": "loading", "fraction": 0.0}
+        self._progress: JsonRecord = {"phase": "loading", "fraction": 0.0}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -181,10 +184,14 @@ class JobReporter:
         self.cancelled.set()
         self.outbox.abandon()  # a flush waiting for the hub must not wait any longer
 
-    def _send(self, progress: dict[str, Any]) -> None:
+    def _send(self, progress: JsonRecord) -> None:
         try:
             # Not retried: the next beat is the retry, and it carries newer progress.
-            answer = self.hub.post(f"agent/jobs/{self.job_id}/progress/", progress, retry=False)
+            body = JobProgress.from_dict(progress).to_dict()
+            answer = self.hub.post(f"agent/jobs/{self.job_id}/progress/", body, retry=False)
+        except ContractError as exc:  # a bug in this agent: say so, keep the heartbeat going
+            logger.error("job %s: progress not sent, it breaks the contract: %s", self.job_id, exc)
+            return
         except AgentError as exc:
             if exc.code in LOST_CODES:
                 self._lose()

@@ -23,7 +23,10 @@ from pollen_agent.jobs.images import SplitImages, load_splits
 from pollen_agent.jobs.parent_check import parent_comparison
 from pollen_agent.jobs.reporting import LOST_CODES, JobLost, JobReporter
 from pollen_agent.jobs.weights import build_start_model
+from pollen_agent.open_maps import JsonRecord, Metrics, TorchState
 from pollen_agent.storage.base import ObjectNotFound, Storage
+from pollen_contracts.reports import TrainedModel, TrainingResult
+from pollen_contracts.specs import Failure, TrainingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -42,18 +45,18 @@ ADVANCED_FIELDS: dict[str, tuple[str, Any]] = {
 }
 
 
-def _train_config(spec: dict[str, Any]) -> Any:
+def _train_config(spec: TrainingSpec) -> Any:
     from pollen_agent.ml.recipe import TrainConfig
 
-    cfg = spec.get("config", {})
-    config = TrainConfig(input_size=spec["input_size"], seed=int(cfg.get("seed", 0)))
+    cfg = spec.config
+    config = TrainConfig(input_size=spec.input_size, seed=int(cfg.get("seed", 0)))
     for name, (field, cast) in ADVANCED_FIELDS.items():
         if name in cfg:
             setattr(config, field, cast(cfg[name]))
     return config
 
 
-def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
+def _load_checkpoint(storage: Storage, key: str) -> TorchState | None:
     import torch
 
     from pollen_agent.ml.recipe import CHECKPOINT_FORMAT
@@ -76,7 +79,7 @@ def _load_checkpoint(storage: Storage, key: str) -> dict[str, Any] | None:
         return None
 
 
-def _announce_start(hub: HubClient, spec: dict[str, Any], resume: dict[str, Any] | None) -> list:
+def _announce_start(hub: HubClient, spec: TrainingSpec, resume: TorchState | None) -> list:
     """Tell the hub where training starts; return the epoch records carried so far.
 
     Sent only once the checkpoint has been read, so the job says "Resumed" only when one
@@ -85,9 +88,9 @@ def _announce_start(hub: HubClient, spec: dict[str, Any], resume: dict[str, Any]
     records = list(resume.get(RECORDS_KEY, [])) if resume else []
     from_epoch = int(resume["epochs_done"]) if resume else 0
     if resume:
-        logger.info("job %s resumes from the checkpoint of epoch %s", spec["job_id"], from_epoch)
+        logger.info("job %s resumes from the checkpoint of epoch %s", spec.job_id, from_epoch)
     hub.post(
-        f"agent/jobs/{spec['job_id']}/training-start/",
+        f"agent/jobs/{spec.job_id}/training-start/",
         {"from_epoch": from_epoch, "epochs": [r for r in records if r["epoch"] <= from_epoch]},
     )
     return records
@@ -102,7 +105,7 @@ def _discard_checkpoint(storage: Storage, key: str) -> None:
         logger.warning("could not delete the finished job's checkpoint %s (%s)", key, exc)
 
 
-def _save_checkpoint(storage: Storage, key: str, checkpoint: dict[str, Any]) -> str:
+def _save_checkpoint(storage: Storage, key: str, checkpoint: TorchState) -> str:
     import hashlib
 
     import torch
@@ -120,8 +123,8 @@ class _Callbacks:
         reporter: JobReporter,
         hub: HubClient,
         storage: Storage,
-        spec: dict[str, Any],
-        records: list[dict[str, Any]],
+        spec: TrainingSpec,
+        records: list[JsonRecord],
         clock: EpochClock,
     ) -> None:
         self.reporter, self.hub, self.storage, self.spec = reporter, hub, storage, spec
@@ -148,7 +151,7 @@ class _Callbacks:
         )
 
     def on_epoch_end(
-        self, epoch: int, train_loss: float, val_metrics: dict[str, Any], checkpoint: dict[str, Any]
+        self, epoch: int, train_loss: float, val_metrics: Metrics, checkpoint: TorchState
     ) -> None:
         if self.reporter.lost.is_set():
             # Another worker resumes this job's checkpoint: writing ours now could replace it.
@@ -161,11 +164,11 @@ class _Callbacks:
             "val_balanced_accuracy": val_metrics.get("balanced_accuracy"),
             "val_loss": val_metrics.get("loss"),
             "seconds": self.clock.epoch_end(epoch),
-            "attempt": self.spec["attempt"],
+            "attempt": self.spec.attempt,
         }
         self.records = [r for r in self.records if r["epoch"] < epoch] + [record]
         checkpoint[RECORDS_KEY] = self.records
-        sha = _save_checkpoint(self.storage, self.spec["checkpoint_key"], checkpoint)
+        sha = _save_checkpoint(self.storage, self.spec.checkpoint_key, checkpoint)
         # Queued, not sent here: training goes on while the hub is away, and the records
         # follow in order once it is back.
         self.reporter.outbox.put(record | {"checkpoint_sha256": sha})
@@ -178,7 +181,7 @@ class _Callbacks:
 
 
 def _epoch_clock(
-    config: Any, resume: dict[str, Any] | None, records: list, splits: dict[str, SplitImages]
+    config: Any, resume: TorchState | None, records: list, splits: dict[str, SplitImages]
 ) -> EpochClock:
     """The clock of the run that goes on: as many epochs as it will really train (a resumed
     run keeps the plan its time budget made), and the epoch times measured before."""
@@ -195,7 +198,7 @@ def _epoch_clock(
     )
 
 
-def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str, Any]:
+def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str, dict[str, int]]:
     """Counts only: never an image, a filename or a patient id."""
     return {
         split: {name: int(np.sum(np.asarray(s.labels) == i)) for i, name in enumerate(label_names)}
@@ -204,7 +207,7 @@ def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str
 
 
 def _evaluate(
-    model: Any, spec: dict[str, Any], splits: dict[str, SplitImages], mean: Any, std: Any
+    model: Any, spec: TrainingSpec, splits: dict[str, SplitImages], mean: Any, std: Any
 ) -> dict:
     """The held-out check, through the same inference path as predictions and site evaluations,
     with the policy the model's manifest will record (the views it trained on)."""
@@ -212,13 +215,13 @@ def _evaluate(
     from pollen_agent.ml.metrics import evaluate
 
     test = splits["test"] if splits["test"].images else splits["val"]
-    inference = trained_policy(input_size=spec["input_size"], mean=mean, std=std)
+    inference = trained_policy(input_size=spec.input_size, mean=mean, std=std)
     probs = predict_probs(model, test.images, inference).astype(np.float64)
     report = evaluate(
         probs,
         np.asarray(test.labels),
-        list(spec["label_names"]),
-        positive_class=spec.get("positive_class") or None,
+        list(spec.label_names),
+        positive_class=spec.positive_class or None,
     )
     report["calibration_error"] = report.get("ece")
     report["evaluated_on"] = (
@@ -230,21 +233,21 @@ def _evaluate(
 
 def _sample_heatmaps(
     model: Any,
-    spec: dict[str, Any],
+    spec: TrainingSpec,
     split: SplitImages,
     probs: np.ndarray,
     mean: Any,
     std: Any,
     storage: Storage,
-) -> list[dict[str, Any]]:
+) -> list[JsonRecord]:
     """A few test images with where the model looked, saved as overlays in site storage."""
     from pollen_agent.ml.gradcam import gradcam
     from pollen_agent.ml.inference import Preprocess, preprocess
     from pollen_agent.ml.overlay import heatmap_overlay_png
 
-    settings = Preprocess(int(spec["input_size"]), tuple(mean), tuple(std))
+    settings = Preprocess(int(spec.input_size), tuple(mean), tuple(std))
     samples = []
-    prefix = spec.get("samples_prefix") or f"jobs/{spec['job_id']}/samples/"  # older hubs
+    prefix = spec.samples_prefix or f"jobs/{spec.job_id}/samples/"  # older hubs
     order: list[int] = (
         [int(i) for i in np.argsort(-probs.max(axis=1))[:SAMPLE_HEATMAPS]] if len(probs) else []
     )
@@ -262,8 +265,8 @@ def _sample_heatmaps(
             {
                 "image_id": split.ids[int(i)],
                 "overlay_key": key,
-                "label": spec["label_names"][split.labels[int(i)]],
-                "predicted": spec["label_names"][predicted],
+                "label": spec.label_names[split.labels[int(i)]],
+                "predicted": spec.label_names[predicted],
                 "probability": float(probs[i][predicted]),
             }
         )
@@ -271,7 +274,7 @@ def _sample_heatmaps(
 
 
 def run_training_job(
-    *, spec: dict[str, Any], hub: HubClient, storage: Storage, work_dir: Path
+    *, spec: TrainingSpec, hub: HubClient, storage: Storage, work_dir: Path
 ) -> None:
     """Everything after the claim. Raises UserError (fail the job) or RetryableError (try again)."""
     import torch
@@ -280,42 +283,44 @@ def run_training_job(
     from pollen_agent.ml.recipe import Cancelled, build_datasets, train
     from pollen_agent.ml.zoo import get_spec, licence_for
 
-    work = Path(tempfile.mkdtemp(prefix=f"job-{spec['job_id']}-", dir=work_dir))
+    work = Path(tempfile.mkdtemp(prefix=f"job-{spec.job_id}-", dir=work_dir))
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    reporter = JobReporter(hub, spec["job_id"], lease_seconds=spec["lease_seconds"])
+    reporter = JobReporter(hub, spec.job_id, lease_seconds=spec.lease_seconds)
     try:
         with reporter:
             reporter.report(phase="loading", fraction=0.0, force=True)
-            rows = hub.get_all(f"agent/datasets/{spec['dataset_id']}/training-images/")
+            rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
             splits = load_splits(
                 storage,
                 rows,
-                spec["label_names"],
-                input_size=spec["input_size"],
+                spec.label_names,
+                input_size=spec.input_size,
                 on_progress=lambda done, total: reporter.report(
                     phase="loading", fraction=0.05 * done / max(total, 1)
                 ),
             )
             timings["load_images"] = time.perf_counter() - started
-            arch = get_spec(spec["architecture"])
+            arch = get_spec(spec.architecture)
             device = pick_device()
-            torch.manual_seed(int(spec.get("config", {}).get("seed", 0)))
+            torch.manual_seed(int(spec.config.get("seed", 0)))
             t0 = time.perf_counter()
             clock: EpochClock | None = None
-            if spec["recipe"] == "quick":
+            if spec.recipe == "quick":
                 model, epochs_run = _run_quick(spec, splits, reporter), 0
-                selection: dict[str, Any] = {}
+                selection: Metrics = {}
             else:
                 config = _train_config(spec)
-                model = build_start_model(spec, storage, work).to(device)
+                model = build_start_model(
+                    spec.architecture, len(spec.label_names), spec.weights, storage, work
+                ).to(device)
                 train_ds, val_ds = build_datasets(
-                    spec["architecture"],
+                    spec.architecture,
                     config,
                     (splits["train"].images, splits["train"].labels),
                     (splits["val"].images, splits["val"].labels),
                 )
-                resume = _load_checkpoint(storage, spec["checkpoint_key"])
+                resume = _load_checkpoint(storage, spec.checkpoint_key)
                 records = _announce_start(hub, spec, resume)
                 clock = _epoch_clock(config, resume, records, splits)
                 callbacks = _Callbacks(reporter, hub, storage, spec, records, clock)
@@ -365,21 +370,22 @@ def run_training_job(
                 report,
                 storage,
                 work,
-                licence=spec.get("licence") or licence_for(spec["architecture"], "random"),
+                licence=spec.licence or licence_for(spec.architecture, "random"),
             )
             timings["total"] = time.perf_counter() - started
-            result_body = {"evaluation": report, "model": model_fields, "timings": timings}
-            _post_result(
-                hub, spec, result_body | ({"parent_comparison": comparison} if comparison else {})
+            outcome = TrainingResult(
+                evaluation=report,
+                model=model_fields,
+                timings=timings,
+                parent_comparison=comparison,
             )
-            _discard_checkpoint(storage, spec["checkpoint_key"])
+            _post_result(hub, spec, outcome)
+            _discard_checkpoint(storage, spec.checkpoint_key)
     except Cancelled:
         if reporter.lost.is_set():
             raise JobLost() from None
-        hub.post(
-            f"agent/jobs/{spec['job_id']}/fail/",
-            {"code": "cancelled", "message": _CANCELLED_EMPTY[spec["recipe"] == "quick"]},
-        )
+        failure = Failure(code="cancelled", message=_CANCELLED_EMPTY[spec.recipe == "quick"])
+        hub.post(f"agent/jobs/{spec.job_id}/fail/", failure.to_dict())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -392,9 +398,9 @@ _CANCELLED_EMPTY = {
 }
 
 
-def _post_result(hub: HubClient, spec: dict[str, Any], result: dict[str, Any]) -> None:
+def _post_result(hub: HubClient, spec: TrainingSpec, result: TrainingResult) -> None:
     try:
-        hub.post(f"agent/jobs/{spec['job_id']}/complete/", result)
+        hub.post(f"agent/jobs/{spec.job_id}/complete/", result.to_dict())
     except AgentError as exc:
         # Taken over while evaluating: the new worker's result counts, and the checkpoint
         # stays for it.
@@ -403,7 +409,7 @@ def _post_result(hub: HubClient, spec: dict[str, Any], result: dict[str, Any]) -
         raise
 
 
-def _run_quick(spec: dict[str, Any], splits: dict[str, SplitImages], reporter: JobReporter) -> Any:
+def _run_quick(spec: TrainingSpec, splits: dict[str, SplitImages], reporter: JobReporter) -> Any:
     from pollen_agent.ml.device import pick_device
     from pollen_agent.ml.quick import train_quick
 
@@ -411,10 +417,10 @@ def _run_quick(spec: dict[str, Any], splits: dict[str, SplitImages], reporter: J
     result = train_quick(
         (splits["train"].images, splits["train"].labels),
         (splits["val"].images, splits["val"].labels),
-        label_names=spec["label_names"],
-        arch=spec["architecture"],
-        input_size=spec["input_size"],
-        seed=int(spec.get("config", {}).get("seed", 0)),
+        label_names=spec.label_names,
+        arch=spec.architecture,
+        input_size=spec.input_size,
+        seed=int(spec.config.get("seed", 0)),
         should_cancel=reporter.should_cancel,
     )
     return result.model.to(pick_device())
@@ -422,22 +428,22 @@ def _run_quick(spec: dict[str, Any], splits: dict[str, SplitImages], reporter: J
 
 def _save_model(
     model: Any,
-    spec: dict[str, Any],
+    spec: TrainingSpec,
     splits: dict[str, SplitImages],
-    report: dict[str, Any],
+    report: Metrics,
     storage: Storage,
     work: Path,
     *,
     licence: str,
-) -> dict[str, Any]:
+) -> TrainedModel:
     from pollen_agent.ml.artifact import save_model_folder
     from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
 
     folder = work / "model"
     summary = {
-        "images_per_split": _summary(splits, spec["label_names"]),
-        "recipe": spec["recipe"],
-        "starting_point": spec.get("starting_point"),
+        "images_per_split": _summary(splits, spec.label_names),
+        "recipe": spec.recipe,
+        "starting_point": spec.starting_point,
     }
     if report.get("stop_reason") == "cancelled":
         # Stopped by a user: the model is the best of the epochs that ended, and says so.
@@ -449,12 +455,12 @@ def _save_model(
         folder,
         model.cpu(),
         {
-            "architecture": spec["architecture"],
-            "label_names": spec["label_names"],
+            "architecture": spec.architecture,
+            "label_names": spec.label_names,
             "positive_class": report.get("positive_class"),
-            "input_size": spec["input_size"],
+            "input_size": spec.input_size,
             "licence": licence,
-            "parent": spec.get("parent"),
+            "parent": spec.parent.to_dict() if spec.parent else None,
             "training_summary": summary,
             "metrics": {
                 k: report.get(k)
@@ -463,18 +469,18 @@ def _save_model(
             | {"positive_class": report.get("positive_class")},
         },
     )
-    prefix = spec["model_key"].rstrip("/")
+    prefix = spec.model_key.rstrip("/")
     for name in (WEIGHTS_NAME, MANIFEST_NAME):
         storage.put_bytes(f"{prefix}/{name}", (folder / name).read_bytes())
-    return {
-        "architecture": manifest.architecture,
-        "label_names": manifest.label_names,
-        "positive_class": manifest.positive_class or "",
-        "input_size": manifest.input_size,
-        "mean": manifest.mean,
-        "std": manifest.std,
-        "weights_sha256": manifest.weights_sha256,
-        "storage_key": prefix + "/",
-        "licence": licence,
-        "training_summary": summary,
-    }
+    return TrainedModel(
+        architecture=manifest.architecture,
+        label_names=list(manifest.label_names),
+        positive_class=manifest.positive_class or "",
+        input_size=manifest.input_size,
+        mean=list(manifest.mean),
+        std=list(manifest.std),
+        weights_sha256=manifest.weights_sha256,
+        storage_key=prefix + "/",
+        licence=licence,
+        training_summary=summary,
+    )

@@ -8,34 +8,37 @@ from typing import Any
 from pollen_agent.errors import UserError
 from pollen_agent.jobs.model_source import download_verified, fetch_model_folder
 from pollen_agent.storage.base import Storage
+from pollen_contracts.weights import WeightsSpec
 
 
-def build_start_model(spec: dict[str, Any], storage: Storage, work: Path) -> Any:
+def build_start_model(
+    architecture: str, num_classes: int, weights: WeightsSpec, storage: Storage, work: Path
+) -> Any:
     """Build the model a job starts from; downloaded weights are verified before they are parsed."""
     from pollen_agent.ml.zoo import build_model
 
-    weights = spec["weights"]
-    num_classes = len(spec["label_names"])
-    kind = weights["kind"]
-    if kind in {"imagenet", "random"}:
-        return build_model(spec["architecture"], num_classes, source=kind)
-    if kind == "file":
-        path = work / f"start.{weights.get('suffix', 'safetensors')}"
-        download_verified(weights["url"], path, weights["sha256"], what="starting weights")
+    if weights.kind in {"imagenet", "random"}:
+        return build_model(architecture, num_classes, source=weights.kind)
+    if weights.kind == "file":
+        path = work / f"start.{weights.suffix or 'safetensors'}"
+        download_verified(weights.url, path, weights.sha256, what="starting weights")
         return build_model(
-            spec["architecture"],
+            architecture,
             num_classes,
             source="file",
             weights_path=str(path),
-            expected_sha256=weights["sha256"],
+            expected_sha256=weights.sha256,
         )
-    if kind in {"site_model", "published"}:
+    if weights.kind in {"site_model", "published"}:
         folder = fetch_model_folder(weights, storage, work)
         return build_model(
-            spec["architecture"],
+            architecture,
             num_classes,
             source="model_folder",
             weights_path=str(folder),
-            expected_sha256=weights["sha256"],
+            expected_sha256=weights.sha256,
         )
-    raise UserError(f"Unknown kind of starting weights '{kind}'.", code="invalid_starting_point")
+    raise UserError(
+        f"A {weights.kind} file cannot start a job; choose a model zoo entry or a trained model.",
+        code="invalid_starting_point",
+    )

@@ -52,7 +52,7 @@ def save_model_folder(
         weights_sha256=sha256_file(weights),
         licence=str(manifest_fields.get("licence", "")),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        parent=manifest_fields.get("parent"),
+        parent=manifest_fields.get("parent") or None,
         training_summary=dict(manifest_fields.get("training_summary") or {}),
         metrics=dict(manifest_fields.get("metrics") or {}),
         positive_class=str(finding) if finding is not None else None,

@@ -37,13 +37,42 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
 
 @contextlib.contextmanager
 def autocast_context(device: torch.device) -> Iterator[None]:
-    """Mixed precision (bf16, else fp16) on CUDA; a no-op elsewhere."""
+    """Mixed precision (bf16, else fp16) on CUDA for training steps; a no-op elsewhere.
+
+    Inference never uses it (``ml.inference.probs_of_batch`` explains why).
+    """
     dtype = amp_dtype(device)
     if dtype is None:
         yield
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
+
+
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """True float32 on CUDA: no TF32 in convolutions or matrix products; a no-op elsewhere.
+
+    With TF32 (PyTorch's default for cuDNN convolutions) an H200 gave probabilities 0.026 away
+    from the CPU's for the same model and image (``bench/gpu_check.py``). Inference uses this so
+    that an answer does not depend on the machine; training keeps the faster defaults.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    matmul.allow_tf32 = False
+    try:
+        with cudnn.flags(
+            enabled=cudnn.enabled,
+            benchmark=cudnn.benchmark,
+            deterministic=cudnn.deterministic,
+            allow_tf32=False,
+        ):
+            yield
+    finally:
+        matmul.allow_tf32 = before
 
 
 def memory_format(device: torch.device) -> torch.memory_format:

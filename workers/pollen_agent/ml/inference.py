@@ -32,18 +32,21 @@ from torch import nn
 
 from pollen_agent.errors import UserError
 from pollen_agent.intensity import stretch_to_uint8
-from pollen_agent.ml.device import autocast_context, place_batch, resolve_device
+from pollen_agent.ml.device import full_precision, place_batch, resolve_device
+from pollen_contracts.contract import ContractError
+from pollen_contracts.manifest import (
+    INFERENCE_VERSION,
+    INTENSITY,
+    RESIZE,
+    TRAINED_TTA,
+    TTA_POLICIES,
+    InferenceBlock,
+    PreprocessMethods,
+)
 
-INFERENCE_VERSION = 1
-TTA_POLICIES = ("none", "hflip", "d4")
-# The augmentation every model this agent trains sees (ml.data's random horizontal flip; the
-# quick model's features averaged over the mirror image), hence the views it is averaged over.
-TRAINED_TTA = "hflip"
 # What a manifest written before the inference block existed reads as: every such model was
-# trained here with horizontal flips, so hflip is the policy that matches its training.
+# trained here with horizontal flips (TRAINED_TTA), so hflip is the policy that matches it.
 LEGACY_TTA = TRAINED_TTA
-INTENSITY = "min_max_stretch"
-RESIZE = "bilinear_squash"
 MIN_IMAGE_SIDE = 8
 # Mean per-pixel spread between R, G and B (0-255) below which a colour image counts as grey.
 GREY_SPREAD_TOLERANCE = 3.0
@@ -98,16 +101,12 @@ class InferencePolicy:
     def without_tta(self) -> InferencePolicy:
         return replace(self, tta="none")
 
-    def manifest_block(self) -> dict[str, Any]:
+    def manifest_block(self) -> InferenceBlock:
         """The manifest's ``inference`` block (input size, mean and std stay top-level fields)."""
-        return {
-            "version": self.version,
-            "tta": self.tta,
-            "preprocess": {
-                "intensity": self.preprocess.intensity,
-                "resize": self.preprocess.resize,
-            },
-        }
+        methods = PreprocessMethods(
+            intensity=self.preprocess.intensity, resize=self.preprocess.resize
+        )
+        return InferenceBlock(tta=self.tta, preprocess=methods, version=self.version)  # type: ignore[arg-type]
 
 
 def policy(
@@ -124,38 +123,40 @@ def trained_policy(
     return policy(input_size=input_size, mean=mean, std=std, tta=TRAINED_TTA)
 
 
-def trained_block() -> dict[str, Any]:
+def trained_block() -> InferenceBlock:
     """The ``inference`` block of a model this agent trains (see ``TRAINED_TTA``)."""
-    return {"version": INFERENCE_VERSION, "tta": TRAINED_TTA, "preprocess": _methods()}
+    return InferenceBlock(tta=TRAINED_TTA)
 
 
-def inference_block(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A manifest's ``inference`` block, validated; a manifest without one reads as ``LEGACY_TTA``."""
+def inference_block(raw: InferenceBlock | Mapping[str, Any] | None) -> InferenceBlock:
+    """A manifest's ``inference`` block, checked; a manifest without one reads as ``LEGACY_TTA``."""
     if not raw:
-        return {"version": INFERENCE_VERSION, "tta": LEGACY_TTA, "preprocess": _methods()}
-    if raw.get("version") != INFERENCE_VERSION or raw.get("tta") not in TTA_POLICIES:
+        return InferenceBlock(tta=LEGACY_TTA)
+    try:
+        block = raw if isinstance(raw, InferenceBlock) else InferenceBlock.from_dict(dict(raw))
+    except ContractError as exc:
+        raise UserError(
+            f"This model's inference settings are not readable here ({exc}). Update the site agent.",
+            code="model_format",
+        ) from None
+    if block.version != INFERENCE_VERSION:
         raise UserError(
             "This model's inference settings are from a newer version. Update the site agent.",
             code="model_format",
         )
-    methods = dict(raw.get("preprocess") or {})
-    if methods != _methods():
+    if block.preprocess != PreprocessMethods():
         raise UserError(
             "This model needs preprocessing this site agent does not know. Update the site agent.",
             code="model_format",
         )
-    return {"version": INFERENCE_VERSION, "tta": raw["tta"], "preprocess": methods}
-
-
-def _methods() -> dict[str, str]:
-    return {"intensity": INTENSITY, "resize": RESIZE}
+    return block
 
 
 def manifest_policy(manifest: Any, *, tta: bool = True) -> InferencePolicy:
     """The policy a model's manifest records; ``tta=False`` asks for the bare image only."""
     block = inference_block(getattr(manifest, "inference", None))
     chosen = policy(
-        input_size=manifest.input_size, mean=manifest.mean, std=manifest.std, tta=block["tta"]
+        input_size=manifest.input_size, mean=manifest.mean, std=manifest.std, tta=block.tta
     )
     return chosen if tta else chosen.without_tta()
 
@@ -279,9 +280,15 @@ def predict_probs(
 def probs_of_batch(
     model: nn.Module, batch: torch.Tensor, views: Sequence[Transform]
 ) -> torch.Tensor:
-    """Probabilities of an already-preprocessed batch: logits averaged over ``views``."""
+    """Probabilities of an already-preprocessed batch: logits averaged over ``views``.
+
+    Always in full precision, on every device: on an H200, bf16 autocast moved EfficientNet-Lite0's
+    probabilities by up to 0.13 and was 1.35x slower than float32, and TF32 still moved them by
+    0.026 (``bench/gpu_check.py``); a prediction must not depend on the machine that made it.
+    Training may still autocast.
+    """
     total: torch.Tensor | None = None
-    with autocast_context(batch.device):
+    with full_precision(batch.device):
         for view in views:
             logits = output_logits(model(view(batch))).float()
             total = logits if total is None else total + logits

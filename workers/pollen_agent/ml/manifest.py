@@ -1,62 +1,46 @@
-"""The manifest that describes a model folder. Plain JSON, no torch."""
+"""The manifest that describes a model folder, read and written through the one contract type.
+
+The type, its writer and its reader live in ``pollen_contracts.manifest`` (the hub writes the
+manifest of a cross-site model with the same code); this module adds the folder and the
+agent's error: a manifest that cannot be read ends the work with a reason, never a crash.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from pollen_agent.errors import UserError
+from pollen_contracts.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    WEIGHTS_NAME,
+    ManifestError,
+    ModelManifest,
+    manifest_bytes,
+    manifest_parse,
+)
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-WEIGHTS_NAME = "weights.safetensors"
+Manifest = ModelManifest
 
-
-@dataclass(frozen=True)
-class Manifest:
-    """Everything needed to rebuild, preprocess for, and credit a model."""
-
-    architecture: str
-    label_names: list[str]
-    input_size: int
-    mean: list[float]
-    std: list[float]
-    weights_sha256: str
-    licence: str
-    created_at: str
-    parent: dict[str, Any] | None = None
-    training_summary: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    # The label of the finding a two-label model looks for: its sensitivity is about this label.
-    # None for three or more labels; manifests written before it was recorded lack it (their
-    # metrics measured the second label).
-    positive_class: str | None = None
-    # How the model is fed and averaged at inference: {"version", "tta", "preprocess"}, written
-    # from its training augmentation (pollen_agent.ml.inference). None in manifests written
-    # before it existed (and by the hub's cross-site aggregation): every such model was trained
-    # with horizontal flips, so they read as "hflip" (ml.inference.LEGACY_TTA).
-    inference: dict[str, Any] | None = None
-    format_version: int = FORMAT_VERSION
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.label_names)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "WEIGHTS_NAME",
+    "Manifest",
+    "read_manifest",
+    "write_manifest",
+]
 
 
-def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
+def write_manifest(folder: str | Path, manifest: ModelManifest) -> Path:
     """Write ``manifest.json`` into ``folder`` and return its path."""
     path = Path(folder) / MANIFEST_NAME
-    path.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n")
+    path.write_bytes(manifest_bytes(manifest))
     return path
 
 
-def read_manifest(folder: str | Path) -> Manifest:
-    """Read and validate ``manifest.json`` from a model folder."""
+def read_manifest(folder: str | Path) -> ModelManifest:
+    """Read and check ``manifest.json`` from a model folder."""
     path = Path(folder) / MANIFEST_NAME
     if not path.is_file():
         raise UserError(
@@ -64,29 +48,6 @@ def read_manifest(folder: str | Path) -> Manifest:
             code="model_invalid",
         )
     try:
-        raw = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError("The model's manifest is not valid JSON.", code="model_invalid") from exc
-    version = raw.get("format_version")
-    if version != FORMAT_VERSION:
-        raise UserError(
-            f"This model was saved in format {version}; this site reads format {FORMAT_VERSION}. "
-            "Update the site agent.",
-            code="model_format",
-        )
-    known = {f.name for f in fields(Manifest)}
-    missing = [f.name for f in fields(Manifest) if f.name not in raw and _required(f.name)]
-    if missing:
-        raise UserError(f"The model's manifest lacks {', '.join(missing)}.", code="model_invalid")
-    return Manifest(**{k: v for k, v in raw.items() if k in known})
-
-
-def _required(name: str) -> bool:
-    return name not in {
-        "parent",
-        "training_summary",
-        "metrics",
-        "format_version",
-        "positive_class",
-        "inference",
-    }
+        return manifest_parse(path.read_bytes())
+    except ManifestError as exc:
+        raise UserError(exc.message, code=exc.code) from None

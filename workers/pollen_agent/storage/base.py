@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from pollen_agent.errors import AgentError, UserError
+from pollen_contracts.limits import PRESIGN_MAX_SECONDS
 from pollen_contracts.local_signing import key_problem
-from pollen_contracts.payloads import PRESIGN_MAX_SECONDS
 
 
 class StorageAccessDenied(AgentError):

@@ -11,8 +11,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from pollen_agent import runtime
 from pollen_agent.celery_app import app
-from pollen_agent.errors import AgentError, RetryableError, UserError
+from pollen_agent.errors import AgentError, RetryableError, UserError, read_contract
 from pollen_contracts import tasks as names
+from pollen_contracts.specs import ClaimRequest, RoundClaimed
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +28,17 @@ def federated_round(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     slug, job_id, number = payload["site"], payload["federated_job_id"], payload["round"]
     hub = runtime.hub_for(slug)
     base = f"agent/federated-jobs/{job_id}/rounds/{number}"
-    claim = hub.post(
-        f"{base}/claim/",
-        {"claim_id": self.request.id or f"fed-{job_id}-{number}", "worker": socket.gethostname()},
+    request = ClaimRequest(
+        claim_id=self.request.id or f"fed-{job_id}-{number}", worker=socket.gethostname()
     )
+    claim = hub.post(f"{base}/claim/", request.to_dict())
     if not claim.get("claimed"):
         return {"federated_job_id": job_id, "round": number, "skipped": claim.get("reason", "")}
     work_dir = Path(runtime.config().work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        run_round(spec=claim["spec"], hub=hub, storage=runtime.storage_for(slug), work_dir=work_dir)
+        spec = read_contract(RoundClaimed, claim, what="cross-site round").spec
+        run_round(spec=spec, hub=hub, storage=runtime.storage_for(slug), work_dir=work_dir)
     except RoundLost:
         return {"federated_job_id": job_id, "round": number, "skipped": "round closed"}
     except UserError as exc:

@@ -11,8 +11,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from pollen_agent import runtime
 from pollen_agent.celery_app import app
-from pollen_agent.errors import RetryableError, UserError
+from pollen_agent.errors import RetryableError, UserError, read_contract
 from pollen_contracts import tasks as names
+from pollen_contracts.specs import ClaimRequest, JobClaimed
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +27,17 @@ def train(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
 
     slug, job_id = payload["site"], payload["job_id"]
     site_hub = runtime.hub_for(slug)
-    claim = site_hub.post(
-        f"agent/jobs/{job_id}/claim/",
-        {"claim_id": self.request.id or f"job-{job_id}", "worker": socket.gethostname()},
-    )
+    request = ClaimRequest(claim_id=self.request.id or f"job-{job_id}", worker=socket.gethostname())
+    claim = site_hub.post(f"agent/jobs/{job_id}/claim/", request.to_dict())
     if not claim.get("claimed"):
         return {"job_id": job_id, "skipped": "claimed elsewhere or finished"}
-    job_hub = site_hub.with_token(claim["job_token"])
+    job_hub = site_hub.with_token(str(claim.get("job_token", "")))
     work_dir = Path(runtime.config().work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
+        claimed = read_contract(JobClaimed, claim, what="training job")
         run_training_job(
-            spec=claim["spec"], hub=job_hub, storage=runtime.storage_for(slug), work_dir=work_dir
+            spec=claimed.spec, hub=job_hub, storage=runtime.storage_for(slug), work_dir=work_dir
         )
     except JobLost:
         return {"job_id": job_id, "skipped": "taken over by another worker"}

@@ -14,7 +14,8 @@ from pollen_agent.errors import AgentError, RetryableError
 from pollen_agent.ingest.ingest import ingest_batch
 from pollen_agent.jobs.purge import purge_objects
 from pollen_contracts import tasks as names
-from pollen_contracts.payloads import MAX_UPLOAD_BYTES, PRESIGN_MAX_SECONDS
+from pollen_contracts.limits import MAX_UPLOAD_BYTES, PRESIGN_MAX_SECONDS
+from pollen_contracts.reports import ArchiveEntry, ArchiveReject, ArchiveResult, IngestResults
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def ingest_images(self: Any, payload: dict[str, Any]) -> dict[str, int]:
             )
             answer = hub.post(
                 f"agent/datasets/{payload['dataset_id']}/ingest-results/",
-                {"results": [_hub_result(r) for r in results]},
+                IngestResults.from_dict({"results": [_hub_result(r) for r in results]}).to_dict(),
             )
             for key in counts:
                 counts[key] += int(answer.get(key, 0))
@@ -162,22 +163,19 @@ def extract_archive(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
             spool.seek(0)
             result = extract_zip(storage, spool, dest_prefix=payload["dest_prefix"])
     except UserError as exc:
-        hub.post(result_path, {"status": "failed", "message": exc.message})
+        hub.post(result_path, ArchiveResult(status="failed", message=exc.message).to_dict())
         storage.delete(payload["key"])
         return {"failed": exc.code}
     except RetryableError as exc:
         raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
-    answer = hub.post(
-        result_path,
-        {
-            "status": "done",
-            "entries": [
-                {"name": e.name, "key": e.key, "label": e.label, "size": e.size}
-                for e in result.entries
-            ],
-            "rejected": [{"name": name, "reason": reason} for name, reason in result.rejected],
-        },
+    report = ArchiveResult(
+        status="done",
+        entries=[
+            ArchiveEntry(name=e.name, key=e.key, label=e.label, size=e.size) for e in result.entries
+        ],
+        rejected=[ArchiveReject(name=name, reason=reason) for name, reason in result.rejected],
     )
+    answer = hub.post(result_path, report.to_dict())
     storage.delete(payload["key"])
     ingest_images.apply(
         kwargs={

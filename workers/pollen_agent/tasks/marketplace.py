@@ -20,43 +20,45 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from pollen_agent import runtime
 from pollen_agent.celery_app import app
-from pollen_agent.errors import RetryableError, UserError
+from pollen_agent.errors import RetryableError, UserError, read_contract
 from pollen_agent.hub_client import HubClient
 from pollen_agent.storage.base import Storage
 from pollen_agent.tasks.claim_lease import ClaimLease
 from pollen_contracts import tasks as names
+from pollen_contracts.contract import Contract
+from pollen_contracts.specs import WORK_SPECS, ClaimRequest, WorkClaimed, WorkFailure
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
-Runner = Callable[[dict[str, Any], HubClient, Storage, Path], dict[str, Any]]
+Runner = Callable[[Any, HubClient, Storage, Path], Contract]
 
 
-def _publish(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+def _publish(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
     from pollen_agent.jobs.publish import run_publication
 
     return run_publication(spec=spec, storage=storage)
 
 
-def _export(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+def _export(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
     from pollen_agent.jobs.export import run_export
 
     return run_export(spec=spec, storage=storage, work=work)
 
 
-def _predict(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+def _predict(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
     from pollen_agent.jobs.predict import run_prediction
 
     return run_prediction(spec=spec, storage=storage, work=work)
 
 
-def _evaluate(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+def _evaluate(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
     from pollen_agent.jobs.evaluate import run_evaluation
 
     return run_evaluation(spec=spec, hub=hub, storage=storage, work=work)
 
 
-def _held_out(spec: dict[str, Any], hub: HubClient, storage: Storage, work: Path) -> dict:
+def _held_out(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
     from pollen_agent.jobs.held_out import run_held_out
 
     return run_held_out(spec=spec, hub=hub, storage=storage, work=work)
@@ -84,7 +86,8 @@ def run_work(task: Any, payload: dict[str, Any], *, allowed: set[str]) -> dict[s
     hub = runtime.hub_for(slug)
     claim_id = task.request.id or f"{kind}-{pk}"
     try:
-        claim = hub.post(f"{base}/claim/", {"claim_id": claim_id, "worker": socket.gethostname()})
+        request = ClaimRequest(claim_id=claim_id, worker=socket.gethostname())
+        claim = hub.post(f"{base}/claim/", request.to_dict())
     except UserError as exc:  # gone, or not ours: nothing to do
         return {"skipped": exc.code}
     if not claim.get("claimed"):
@@ -94,16 +97,19 @@ def run_work(task: Any, payload: dict[str, Any], *, allowed: set[str]) -> dict[s
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-{pk}-", dir=work_dir))
 
     def fail(code: str, message: str) -> dict[str, Any]:
-        hub.post(f"{base}/fail/", {"claim_id": claim_id, "code": code, "message": message})
+        failure = WorkFailure(claim_id=claim_id, code=code[:50], message=message[:2000])
+        hub.post(f"{base}/fail/", failure.to_dict())
         return {kind: pk, "failed": code}
 
     lease = ClaimLease(hub, base, claim_id, claim.get("lease_seconds"))
     try:
+        claimed = read_contract(WorkClaimed, claim, what=f"{kind} claim")
+        spec = read_contract(WORK_SPECS[segment], claimed.spec, what=f"{kind} spec")
         with lease:
-            result = runner(claim["spec"], hub, runtime.storage_for(slug), work)
+            result = runner(spec, hub, runtime.storage_for(slug), work)
         if lease.lost.is_set():
             return {kind: pk, "skipped": "another worker took this work over"}
-        hub.post(f"{base}/complete/", {"claim_id": claim_id, **result})
+        hub.post(f"{base}/complete/", {"claim_id": claim_id, **result.to_dict()})
     except UserError as exc:
         return fail(exc.code, exc.message)
     except SoftTimeLimitExceeded:

@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketplace', '0002_search_fields'),
+        ("marketplace", "0002_search_fields"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modelexport',
-            name='attempts',
+            model_name="modelexport",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='prediction',
-            name='attempts',
+            model_name="prediction",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='publishedversion',
-            name='attempts',
+            model_name="publishedversion",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='siteevaluation',
-            name='attempts',
+            model_name="siteevaluation",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]

@@ -1,0 +1,316 @@
+"""Reports: what an agent sends the hub while and after it works.
+
+The agent builds these and posts ``to_dict()``; the hub's agent endpoints check the same fields
+with their request serializers (which document them in the agent's OpenAPI schema), and a test
+holds each serializer and its contract type to the same field names
+(``tests/hub/core/test_agent_contract.py``). Only aggregate numbers, keys and checksums travel:
+never a pixel, never a per-image value except a prediction's own answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pollen_contracts.contract import Contract, require
+from pollen_contracts.weights import SHA256_RE
+
+Interval = list[float]  # a 95 % interval [low, high]
+
+
+def _is_sha256(value: str) -> bool:
+    return bool(SHA256_RE.match(value))
+
+
+# --- Training jobs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobProgress(Contract):
+    phase: Literal["loading", "training", "evaluating", "saving"]
+    fraction: float
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    steps: int | None = None
+    loss: float | None = None
+    eta_seconds: float | None = None
+    images_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class EpochRecord(Contract):
+    epoch: int
+    train_loss: float
+    val_loss: float | None = None
+    val_auc: float | None = None
+    val_accuracy: float | None = None
+    val_balanced_accuracy: float | None = None
+    seconds: float | None = None
+    checkpoint_sha256: str = ""
+    attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainingStart(Contract):
+    from_epoch: int
+    epochs: list[EpochRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainedModel(Contract):
+    """The model folder a job wrote to the site's storage, described (its weights stay there)."""
+
+    architecture: str
+    label_names: list[str]
+    input_size: int
+    mean: list[float]
+    std: list[float]
+    weights_sha256: str
+    storage_key: str
+    # Epochs, timings, augmentation and the recipe's choices: shown on the card as they are.
+    training_summary: dict[str, Any]
+    licence: str = ""
+    positive_class: str = ""
+
+    def validate(self) -> None:
+        require(_is_sha256(self.weights_sha256), "weights_sha256", "is not a sha256 checksum")
+        require(
+            not self.positive_class or self.positive_class in self.label_names,
+            "positive_class",
+            "must be one of label_names",
+        )
+
+
+@dataclass(frozen=True)
+class TrainingResult(Contract):
+    # The test evaluation (metrics with intervals, ROC and calibration points, confusion
+    # matrix, sample predictions): its metric set depends on the task and the number of labels.
+    evaluation: dict[str, Any]
+    model: TrainedModel
+    timings: dict[str, float] = field(default_factory=dict)
+    # A fine-tune only: the model it started from measured alike (pollen_contracts.comparison).
+    parent_comparison: dict[str, Any] | None = None
+
+
+# --- Marketplace work ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenewRequest(Contract):
+    claim_id: str
+
+
+@dataclass(frozen=True)
+class PublicationResult(Contract):
+    weights_sha256: str
+    manifest_sha256: str
+    weights_bytes: int
+
+
+@dataclass(frozen=True)
+class ImageError(Contract):
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SlidingWindow(Contract):
+    """How an image too large for one pass was read: in patches, background patches skipped."""
+
+    patch_size: int
+    patches: int
+    skipped_background: int
+    # The answer of the patch most sure of each label (a small lesion shows here first).
+    max_probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ImageResult(Contract):
+    """One image's answer: probabilities per label and, if asked, its heatmap overlay's key."""
+
+    image_id: int
+    probabilities: dict[str, float] | None = None
+    predicted: str | None = None
+    overlay_key: str | None = None
+    width: int | None = None
+    height: int | None = None
+    sliding_window: SlidingWindow | None = None
+    # The test-time augmentation the answer was averaged over ("none", "hflip", ...).
+    tta: str | None = None
+    error: ImageError | None = None
+
+
+@dataclass(frozen=True)
+class PredictionResult(Contract):
+    results: list[ImageResult]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluationResult(Contract):
+    # The site's aggregate metrics (with intervals, curves and the inference policy used).
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExportResult(Contract):
+    sha256: str
+    bytes: int
+    opset: int | None = None
+    max_abs_diff: float | None = None
+    atol: float | None = None
+
+
+@dataclass(frozen=True)
+class HeldOutMetrics(Contract):
+    n: int
+    class_counts: dict[str, int] = field(default_factory=dict)
+    positive_class: str = ""
+    auc: float | None = None
+    auc_ci: Interval | None = None
+    accuracy: float | None = None
+    accuracy_ci: Interval | None = None
+    sensitivity: float | None = None
+    sensitivity_ci: Interval | None = None
+    specificity: float | None = None
+    specificity_ci: Interval | None = None
+    warnings: list[str] = field(default_factory=list)
+    # The test-time augmentation the numbers were averaged over ("none", "hflip", ...).
+    tta: str | None = None
+
+
+@dataclass(frozen=True)
+class HeldOutComparison(Contract):
+    auc_difference: float | None
+    auc_difference_ci: Interval | None
+    verdict: str
+
+
+@dataclass(frozen=True)
+class HeldOutResult(Contract):
+    federated: HeldOutMetrics
+    local: HeldOutMetrics | None = None
+    comparison: HeldOutComparison | None = None
+
+
+# --- Cross-site rounds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundProgress(Contract):
+    phase: Literal["loading", "training", "saving"]
+    fraction: float
+    epoch: int | None = None
+    epochs: int | None = None
+    loss: float | None = None
+    eta_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class RoundMetrics(Contract):
+    """Aggregate validation numbers only: one number each, never a per-image value."""
+
+    val_auc: float | None = None
+    val_accuracy: float | None = None
+    val_balanced_accuracy: float | None = None
+    val_loss: float | None = None
+    train_loss: float | None = None
+    val_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Preprocessing(Contract):
+    mean: list[float]
+    std: list[float]
+
+
+@dataclass(frozen=True)
+class RoundUpdate(Contract):
+    weights_sha256: str
+    sample_count: int
+    metrics: RoundMetrics | None = None
+    model: Preprocessing | None = None  # round 0 only: the model's preprocessing
+
+    def validate(self) -> None:
+        require(_is_sha256(self.weights_sha256), "weights_sha256", "is not a sha256 checksum")
+
+
+# --- Answers the agent reads --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Renewed(Contract):
+    renewed: bool
+
+
+@dataclass(frozen=True)
+class StopOrGoOn(Contract):
+    """The answer to a progress report: ``stop`` true means the work was taken away."""
+
+    stop: bool = False
+    cancel: bool = False
+
+
+# --- Site storage chores ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestedImage(Contract):
+    """One uploaded file checked at the site: accepted (with what was learnt) or rejected (why)."""
+
+    image_id: int
+    status: Literal["accepted", "rejected"]
+    code: str = ""
+    reason: str = ""
+    sha256: str = ""
+    width: int | None = None
+    height: int | None = None
+    channels: int | None = None
+    modality: str = ""
+    format: str = ""
+    thumbnail_key: str = ""
+    size_bytes: int | None = None
+    # What the file's own header said (DICOM tags kept by the agent's allow-list).
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class IngestResults(Contract):
+    results: list[IngestedImage]
+
+
+@dataclass(frozen=True)
+class ArchiveEntry(Contract):
+    name: str
+    key: str
+    label: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveReject(Contract):
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ArchiveResult(Contract):
+    status: Literal["done", "failed"]
+    message: str = ""
+    entries: list[ArchiveEntry] = field(default_factory=list)
+    rejected: list[ArchiveReject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainingImage(Contract):
+    """A row of ``training-images``: an accepted, labelled image and where it is stored."""
+
+    id: int
+    storage_key: str
+    label: str
+    split: str
+    patient_id: str = ""
+    sha256: str = ""
+    width: int | None = None
+    height: int | None = None
