@@ -65,7 +65,7 @@ def test_a_manifest_from_before_the_policy_reads_as_how_it_was_trained(tmp_path)
 )
 def test_a_policy_this_agent_cannot_follow_is_refused_with_what_to_do(tmp_path, block):
     manifest = _saved(tmp_path)
-    raw = manifest.to_json() | {"inference": block}
+    raw = manifest.to_dict() | {"inference": block}
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(raw))
     with pytest.raises(UserError) as caught:
         inference.manifest_policy(read_manifest(tmp_path))
@@ -74,7 +74,11 @@ def test_a_policy_this_agent_cannot_follow_is_refused_with_what_to_do(tmp_path, 
 
 
 def test_an_explicit_policy_is_kept_in_the_manifest(tmp_path):
-    block = {"version": 1, "tta": "d4", "preprocess": inference.trained_block()["preprocess"]}
+    block = {
+        "version": 1,
+        "tta": "d4",
+        "preprocess": inference.trained_block().preprocess.to_dict(),
+    }
     manifest = _saved(tmp_path, inference=block)
     assert inference.manifest_policy(manifest).tta == "d4"
 
@@ -154,3 +158,22 @@ def test_auc_interval_is_the_same_whichever_label_is_positive():
     for key in ("auc", "auc_ci"):
         np.testing.assert_allclose(swapped["child"][key], as_is["child"][key], rtol=0, atol=1e-12)
     np.testing.assert_allclose(swapped["auc_difference_ci"], as_is["auc_difference_ci"], atol=1e-12)
+
+
+def test_inference_runs_in_full_precision_even_where_training_autocasts(monkeypatch):
+    """A prediction must not depend on the machine: no bf16 autocast, which moved probabilities
+    by up to 0.13 on a GPU. Here the CPU is made to look like a device that autocasts."""
+    import torch
+
+    from pollen_agent.ml import device
+    from pollen_agent.ml.zoo import build_model
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 2, source="random").eval()
+    images = [np.random.default_rng(i).integers(0, 255, (40, 40), dtype=np.uint8) for i in range(4)]
+    chosen = inference.policy(input_size=32, mean=[0.5] * 3, std=[0.5] * 3, tta="hflip")
+    exact = inference.predict_probs(model, images, chosen)
+    monkeypatch.setattr(device, "amp_dtype", lambda _device: torch.bfloat16)
+    with device.autocast_context(torch.device("cpu")):
+        assert torch.is_autocast_enabled("cpu"), "the stand-in device does autocast"
+    np.testing.assert_allclose(inference.predict_probs(model, images, chosen), exact, atol=1e-6)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from pollen_agent.errors import UserError
 from pollen_agent.ml.data import ArrayImageDataset
-from pollen_agent.ml.device import autocast_context, pick_device, place_batch, place_model
+from pollen_agent.ml.device import full_precision, pick_device, place_batch, place_model
 from pollen_agent.ml.inference import TRAINED_TTA, tta_views
 from pollen_agent.ml.metrics import evaluate
 from pollen_agent.ml.recipe import Cancelled, check_labels
@@ -113,7 +113,9 @@ def extract_features(
     model = place_model(model, device).eval()
     views = tta_views(TRAINED_TTA)
     chunks = []
-    with torch.no_grad(), autocast_context(device):
+    # Full precision, as every inference (ml.inference.probs_of_batch): the features a quick model
+    # is fitted on must be the ones it sees when it predicts, on any device.
+    with torch.no_grad(), full_precision(device):
         for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             if should_cancel is not None and should_cancel():
                 raise Cancelled("cancelled while reading image features")
