@@ -73,3 +73,21 @@ def test_no_module_in_the_hub_is_over_500_lines():
     assert not too_long, (
         f"split these by what they do (at most {MAX_MODULE_LINES} lines): {too_long}"
     )
+
+
+def test_no_hub_module_reaches_into_another_modules_private_names():
+    """A name one module shares with another is public: ``_name`` stays inside its module."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "platform" / "pollen").rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pollen"):
+                found += [
+                    f"{path.relative_to(REPO)}: {alias.name} from {node.module}"
+                    for alias in node.names
+                    if alias.name.startswith("_")
+                ]
+    assert found == []

@@ -40,7 +40,7 @@ class MeOut(serializers.Serializer):
     memberships = MembershipBrief(many=True)
 
 
-def _me_payload(request: Request) -> dict[str, Any]:
+def me_payload(request: Request) -> dict[str, Any]:
     caller = caller_from_request(request)
     sites = {s.pk: s for s in Site.objects.filter(pk__in=caller.site_ids)}
     user = request.user
@@ -91,7 +91,7 @@ class LoginApi(APIView):
             )
         login(request, user)
         request._pollen_caller = None  # type: ignore[attr-defined]
-        return Response(MeOut(_me_payload(request)).data)
+        return Response(MeOut(me_payload(request)).data)
 
 
 class LogoutApi(APIView):
@@ -104,7 +104,7 @@ class LogoutApi(APIView):
 class MeApi(APIView):
     @extend_schema(tags=["auth"], summary="Who am I, and at which sites", responses=MeOut)
     def get(self, request: Request) -> Response:
-        return Response(MeOut(_me_payload(request)).data)
+        return Response(MeOut(me_payload(request)).data)
 
 
 class CsrfApi(APIView):

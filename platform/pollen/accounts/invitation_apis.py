@@ -15,7 +15,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from pollen.accounts import invitations, services
-from pollen.accounts.apis import MeOut, SiteOut, _me_payload
+from pollen.accounts.apis import MeOut, SiteOut, me_payload
 from pollen.accounts.caller import caller_from_request
 from pollen.accounts.models import Invitation, InvitationStatus, Role
 from pollen.core.errors import ApiError, Forbidden, NotFound
@@ -225,4 +225,4 @@ class InvitationAcceptApi(APIView):
         if user is None:
             login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
         request._pollen_caller = None  # type: ignore[attr-defined]
-        return Response(MeOut(_me_payload(request)).data)
+        return Response(MeOut(me_payload(request)).data)

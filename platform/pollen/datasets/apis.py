@@ -164,7 +164,7 @@ class DeletionOut(DeletionImpactOut):
     status = serializers.CharField()
 
 
-def _dataset(request: Request, pk: int) -> tuple[Any, Dataset]:
+def dataset_for_request(request: Request, pk: int) -> tuple[Any, Dataset]:
     caller = caller_from_request(request)
     caller.require_clinical()
     return caller, selectors.dataset_get(caller=caller, dataset_id=pk)
@@ -203,7 +203,7 @@ class DatasetListApi(generics.ListAPIView):
 class DatasetDetailApi(APIView):
     @extend_schema(tags=["datasets"], summary="One dataset", responses=DatasetOut)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(DatasetOut(_dataset(request, pk)[1]).data)
+        return Response(DatasetOut(dataset_for_request(request, pk)[1]).data)
 
     @extend_schema(
         tags=["datasets"],
@@ -212,7 +212,7 @@ class DatasetDetailApi(APIView):
         responses=DatasetOut,
     )
     def patch(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = DatasetPatchIn(data=request.data)
         data.is_valid(raise_exception=True)
         services.dataset_update(caller=caller, dataset=dataset, **data.validated_data)
@@ -225,7 +225,7 @@ class DatasetDetailApi(APIView):
         responses={202: DeletionOut},
     )
     def delete(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         return Response(
             DeletionOut(deletion.dataset_delete(caller=caller, dataset=dataset)).data,
             status=status.HTTP_202_ACCEPTED,
@@ -240,7 +240,7 @@ class DeletionImpactApi(APIView):
         responses=DeletionImpactOut,
     )
     def get(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         caller.require_admin(dataset.site_id)
         return Response(DeletionImpactOut(deletion.dataset_deletion_impact(dataset=dataset)).data)
 
@@ -262,7 +262,7 @@ class DatasetStatsApi(APIView):
         ),
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(selectors.dataset_stats(dataset=_dataset(request, pk)[1]))
+        return Response(selectors.dataset_stats(dataset=dataset_for_request(request, pk)[1]))
 
 
 class DatasetExportApi(APIView):
@@ -278,7 +278,7 @@ class DatasetExportApi(APIView):
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         rows = exports.dataset_export_rows(caller=caller, dataset=dataset)
         return csv_response(
             filename=f"dataset-{dataset.pk}-images.csv", header=exports.EXPORT_COLUMNS, rows=rows

@@ -14,7 +14,7 @@ from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError, Conflict
 from pollen.datasets.models import ArchiveImport, ArchiveStatus, Dataset, Image, ImageStatus
 from pollen.datasets.positive_class import positive_class_refresh
-from pollen.datasets.services import _check_labels, _ensure_active, _safe_filename
+from pollen.datasets.services import check_labels, ensure_active, safe_filename
 from pollen.datasets.splits import split_for
 from pollen_contracts import limits, queues, tasks
 
@@ -24,8 +24,8 @@ def archive_slot_create(
 ) -> dict[str, Any]:
     """Reserve an import and get one presigned upload URL for the zip."""
     caller.require_clinical()
-    _ensure_active(dataset)
-    name = _safe_filename(filename)
+    ensure_active(dataset)
+    name = safe_filename(filename)
     if not name.lower().endswith(".zip"):
         raise ApiError("Send a .zip file with one folder per label.", code="not_a_zip")
     if size_bytes <= 0 or size_bytes > limits.MAX_ARCHIVE_BYTES:
@@ -70,7 +70,7 @@ def archive_import_start(
     *, caller: Caller, dataset: Dataset, archive: ArchiveImport
 ) -> ArchiveImport:
     caller.require_clinical()
-    _ensure_active(dataset)
+    ensure_active(dataset)
     with transaction.atomic():
         if not ArchiveImport.objects.filter(pk=archive.pk, status=ArchiveStatus.WAITING).update(
             status=ArchiveStatus.EXTRACTING
@@ -114,7 +114,7 @@ def archive_result_record(
         labels = {e["label"] for e in entries}
         unknown = labels - set(dataset.label_names)
         if unknown and locked.add_labels:
-            dataset.label_names = _check_labels(dataset.label_names + sorted(unknown))
+            dataset.label_names = check_labels(dataset.label_names + sorted(unknown))
             positive_class_refresh(dataset)
             dataset.save(update_fields=["label_names", "positive_class"])
             unknown = set()

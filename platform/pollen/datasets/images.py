@@ -9,7 +9,7 @@ from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError
 from pollen.datasets.models import Dataset, Image
-from pollen.datasets.services import _clean_label
+from pollen.datasets.services import clean_label
 from pollen.datasets.splits import split_for
 from pollen_contracts import queues, tasks
 
@@ -21,7 +21,7 @@ def image_update(
     dataset = image.dataset
     fields = []
     if label is not None:
-        label = _clean_label(label)
+        label = clean_label(label)
         if label and label not in dataset.label_names:
             raise ApiError(
                 f"'{label}' is not one of this dataset's labels: {', '.join(dataset.label_names)}.",
@@ -51,7 +51,7 @@ def image_update(
 
 def images_bulk_label(*, caller: Caller, dataset: Dataset, image_ids: list[int], label: str) -> int:
     caller.require_clinical()
-    label = _clean_label(label)
+    label = clean_label(label)
     if label and label not in dataset.label_names:
         raise ApiError(
             f"'{label}' is not one of this dataset's labels: {', '.join(dataset.label_names)}.",

@@ -16,7 +16,7 @@ from pollen.datasets import (
     label_manifest,
     selectors,
 )
-from pollen.datasets.apis import _dataset
+from pollen.datasets.apis import dataset_for_request
 from pollen.datasets.filters import ImageFilter
 from pollen.datasets.models import Image
 from pollen.datasets.uploads_apis import IdsIn
@@ -63,7 +63,7 @@ class ImageListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request to scope by
             return self.serializer_class.Meta.model.objects.none()
-        return selectors.image_list(dataset=_dataset(self.request, self.kwargs["pk"])[1])
+        return selectors.image_list(dataset=dataset_for_request(self.request, self.kwargs["pk"])[1])
 
 
 class ImagePatchIn(StrictSerializer):
@@ -74,7 +74,7 @@ class ImagePatchIn(StrictSerializer):
 class ImageDetailApi(APIView):
     @extend_schema(tags=["datasets"], summary="One image's metadata", responses=ImageOut)
     def get(self, request: Request, pk: int, image_id: int) -> Response:
-        dataset = _dataset(request, pk)[1]
+        dataset = dataset_for_request(request, pk)[1]
         return Response(ImageOut(selectors.image_get(dataset=dataset, image_id=image_id)).data)
 
     @extend_schema(
@@ -84,7 +84,7 @@ class ImageDetailApi(APIView):
         responses=ImageOut,
     )
     def patch(self, request: Request, pk: int, image_id: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         image = selectors.image_get(dataset=dataset, image_id=image_id)
         data = ImagePatchIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -98,7 +98,7 @@ class ImageDetailApi(APIView):
         responses={204: None},
     )
     def delete(self, request: Request, pk: int, image_id: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         image = selectors.image_get(dataset=dataset, image_id=image_id)
         images.images_delete(caller=caller, dataset=dataset, image_ids=[image.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -116,7 +116,7 @@ class BulkLabelApi(APIView):
         responses=inline_serializer("BulkLabelled", {"updated": serializers.IntegerField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = BulkLabelIn(data=request.data)
         data.is_valid(raise_exception=True)
         updated = images.images_bulk_label(caller=caller, dataset=dataset, **data.validated_data)
@@ -150,7 +150,7 @@ class ManifestApi(APIView):
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = ManifestIn(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(
@@ -171,7 +171,7 @@ class ThumbnailsApi(APIView):
         responses=inline_serializer("Thumbnails", {"urls": serializers.DictField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
-        dataset = _dataset(request, pk)[1]
+        dataset = dataset_for_request(request, pk)[1]
         data = IdsIn(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(

@@ -18,7 +18,7 @@ from pollen.datasets.models import Dataset, Image, ImageStatus
 from pollen.datasets.positive_class import (
     positive_class_refresh,
 )
-from pollen.datasets.services import _check_labels, _clean_label, _ensure_active, _safe_filename
+from pollen.datasets.services import check_labels, clean_label, ensure_active, safe_filename
 from pollen.datasets.splits import split_for
 from pollen_contracts import limits, queues, tasks
 
@@ -64,7 +64,7 @@ def upload_slots_create(
     Each file is accepted or refused on its own: a bad entry never sinks the batch.
     """
     caller.require_clinical()
-    _ensure_active(dataset)
+    ensure_active(dataset)
     if not files:
         raise ApiError("List at least one file to upload.", code="no_files")
     if len(files) > MAX_FILES_PER_REQUEST:
@@ -77,8 +77,8 @@ def upload_slots_create(
     for raw in files:
         try:
             item = SlotRequest(
-                filename=_safe_filename(raw["filename"]),
-                label=_clean_label(raw.get("label", "")),
+                filename=safe_filename(raw["filename"]),
+                label=clean_label(raw.get("label", "")),
                 patient_id=(raw.get("patient_id") or "").strip()[:100],
                 size_bytes=raw.get("size_bytes"),
             )
@@ -120,7 +120,7 @@ def upload_slots_create(
             if item.label and item.label not in dataset.label_names
         ]
         if new_labels:
-            dataset.label_names = _check_labels(dataset.label_names + sorted(set(new_labels)))
+            dataset.label_names = check_labels(dataset.label_names + sorted(set(new_labels)))
             positive_class_refresh(dataset)
             dataset.save(update_fields=["label_names", "positive_class"])
         images = Image.objects.bulk_create(
@@ -165,7 +165,7 @@ def upload_slots_create(
 def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) -> int:
     """The client finished sending bytes: ask the agent to check (ingest) those images."""
     caller.require_clinical()
-    _ensure_active(dataset)
+    ensure_active(dataset)
     images = list(
         dataset.images.filter(pk__in=image_ids, status=ImageStatus.PENDING).values_list(
             "pk", "storage_key", "filename", "size_bytes"

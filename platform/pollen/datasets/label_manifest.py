@@ -16,7 +16,7 @@ from pollen.datasets.models import Dataset, Image
 from pollen.datasets.positive_class import (
     positive_class_refresh,
 )
-from pollen.datasets.services import _check_labels
+from pollen.datasets.services import check_labels
 from pollen.datasets.splits import split_for
 
 MANIFEST_COLUMNS = {"filename", "label", "patient_id"}
@@ -75,7 +75,7 @@ def manifest_apply(
         )
     with transaction.atomic():
         if unknown:
-            dataset.label_names = _check_labels(dataset.label_names + sorted(unknown))
+            dataset.label_names = check_labels(dataset.label_names + sorted(unknown))
             positive_class_refresh(dataset)
             dataset.save(update_fields=["label_names", "positive_class"])
         images = list(dataset.images.filter(filename__in=list(rows)))

@@ -26,7 +26,7 @@ MAX_LABELS = 50
 MAX_LABEL_LENGTH = 100
 
 
-def _clean_label(label: str) -> str:
+def clean_label(label: str) -> str:
     label = (label or "").strip()
     if len(label) > MAX_LABEL_LENGTH:
         raise ApiError(
@@ -36,8 +36,8 @@ def _clean_label(label: str) -> str:
     return label
 
 
-def _check_labels(label_names: list[str]) -> list[str]:
-    cleaned = [_clean_label(name) for name in label_names]
+def check_labels(label_names: list[str]) -> list[str]:
+    cleaned = [clean_label(name) for name in label_names]
     if any(not name for name in cleaned):
         raise ApiError("Labels cannot be empty.", code="invalid_label")
     if len(set(cleaned)) != len(cleaned):
@@ -59,7 +59,7 @@ def dataset_create(
 ) -> Dataset:
     """Create a dataset; with two labels, ``positive_class`` names the finding (default by name)."""
     caller.require_clinical()
-    labels = _check_labels(label_names or [])
+    labels = check_labels(label_names or [])
     finding = positive_class_for(labels, positive_class_check(positive_class, labels))
     try:
         with transaction.atomic():
@@ -92,7 +92,7 @@ def dataset_create(
 def dataset_update(*, caller: Caller, dataset: Dataset, **changes: Any) -> Dataset:
     caller.require_clinical()
     if "label_names" in changes:
-        labels = _check_labels(changes["label_names"])
+        labels = check_labels(changes["label_names"])
         in_use = set(dataset.images.exclude(label="").values_list("label", flat=True).distinct())
         removed = in_use - set(labels)
         if removed:
@@ -139,12 +139,12 @@ def _positive_class_change(dataset: Dataset, changes: dict[str, Any]) -> dict[st
     return {}
 
 
-def _ensure_active(dataset: Dataset) -> None:
+def ensure_active(dataset: Dataset) -> None:
     if dataset.status != DatasetStatus.ACTIVE:
         raise Conflict("This dataset is being deleted.", code="dataset_deleting")
 
 
-def _safe_filename(raw: str) -> str:
+def safe_filename(raw: str) -> str:
     name = (raw or "").replace("\\", "/").split("/")[-1].strip()
     if len(name) > limits.MAX_FILENAME_CHARS:
         raise ApiError(

@@ -22,7 +22,6 @@ from django.db.models import Q, QuerySet
 from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
-from pollen.core.errors import Conflict
 from pollen.datasets.images import images_delete
 from pollen.datasets.models import (
     Dataset,
@@ -31,6 +30,7 @@ from pollen.datasets.models import (
     ImageStatus,
     upload_slot_deadline,
 )
+from pollen.datasets.services import ensure_active
 from pollen_contracts import limits, queues, tasks
 
 EXPIRE_BATCH = 1000
@@ -98,11 +98,6 @@ def _unfinished(dataset: Dataset) -> QuerySet[Image]:
     )
 
 
-def _ensure_active(dataset: Dataset) -> None:
-    if dataset.status != DatasetStatus.ACTIVE:
-        raise Conflict("This dataset is being deleted.", code="dataset_deleting")
-
-
 def _new_key(dataset: Dataset, filename: str) -> str:
     suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
     return f"datasets/{dataset.pk}/images/{uuid.uuid4().hex}.{suffix[:8]}"
@@ -143,7 +138,7 @@ def upload_slots_resume(
     key (queued when the slot expired) can never remove the file sent now.
     """
     caller.require_clinical()
-    _ensure_active(dataset)
+    ensure_active(dataset)
     found = {image.pk: image for image in dataset.images.filter(pk__in=image_ids)}
     refused = _refusals(image_ids, found)
     resumable = [

@@ -17,7 +17,7 @@ from pollen.datasets import (
     ingest,
     uploads,
 )
-from pollen.datasets.apis import _dataset
+from pollen.datasets.apis import dataset_for_request
 from pollen.datasets.models import ArchiveImport, Dataset
 
 
@@ -71,7 +71,7 @@ class UploadSlotsApi(APIView):
         responses=SlotsOut,
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = SlotsIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = ingest.upload_slots_create(caller=caller, dataset=dataset, **data.validated_data)
@@ -92,7 +92,7 @@ class UploadsCompleteApi(APIView):
         responses=inline_serializer("IngestQueued", {"queued": serializers.IntegerField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = IdsIn(data=request.data)
         data.is_valid(raise_exception=True)
         queued = ingest.uploads_complete(
@@ -116,7 +116,7 @@ class UploadsResumeApi(APIView):
         responses=SlotsOut,
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = IdsIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = uploads.upload_slots_resume(
@@ -137,7 +137,7 @@ class UploadsDiscardApi(APIView):
         responses=inline_serializer("UploadsDiscarded", {"discarded": serializers.IntegerField()}),
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = IdsIn(data=request.data)
         data.is_valid(raise_exception=True)
         discarded = uploads.uploads_discard(
@@ -189,7 +189,9 @@ class ArchiveListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return ArchiveImport.objects.none()
-        return ArchiveImport.objects.filter(dataset=_dataset(self.request, self.kwargs["pk"])[1])
+        return ArchiveImport.objects.filter(
+            dataset=dataset_for_request(self.request, self.kwargs["pk"])[1]
+        )
 
     @extend_schema(
         tags=["datasets"],
@@ -198,7 +200,7 @@ class ArchiveListApi(generics.ListAPIView):
         responses={201: ArchiveSlotOut},
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         data = ArchiveIn(data=request.data)
         data.is_valid(raise_exception=True)
         slot = archives.archive_slot_create(caller=caller, dataset=dataset, **data.validated_data)
@@ -212,7 +214,7 @@ class ArchiveDetailApi(APIView):
         responses=ArchiveOut,
     )
     def get(self, request: Request, pk: int, archive_id: int) -> Response:
-        return Response(ArchiveOut(_archive(_dataset(request, pk)[1], archive_id)).data)
+        return Response(ArchiveOut(_archive(dataset_for_request(request, pk)[1], archive_id)).data)
 
 
 class ArchiveImportApi(APIView):
@@ -223,7 +225,7 @@ class ArchiveImportApi(APIView):
         responses={202: ArchiveOut},
     )
     def post(self, request: Request, pk: int, archive_id: int) -> Response:
-        caller, dataset = _dataset(request, pk)
+        caller, dataset = dataset_for_request(request, pk)
         archive = archives.archive_import_start(
             caller=caller, dataset=dataset, archive=_archive(dataset, archive_id)
         )

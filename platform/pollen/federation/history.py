@@ -27,11 +27,11 @@ STRATEGY_WORDS: dict[str, str] = {
 }
 
 
-def _lease_seconds() -> int:
+def round_lease_seconds() -> int:
     return int(getattr(settings, "JOB_LEASE_SECONDS", 120))
 
 
-def _now_text() -> str:
+def now_text() -> str:
     return timezone.now().isoformat(timespec="seconds")
 
 
@@ -43,7 +43,7 @@ def history_add(job_id: int, text: str, **detail: Any) -> None:
     """
     with transaction.atomic():
         job = FederatedJob.objects.select_for_update().get(pk=job_id)
-        job.events = [*job.events, {"at": _now_text(), "text": text, **detail}]
+        job.events = [*job.events, {"at": now_text(), "text": text, **detail}]
         job.save(update_fields=["events"])
 
 
@@ -56,12 +56,12 @@ def update_key(job_id: int, number: int, slug: str) -> str:
     return f"{round_folder(job_id, number)}/uploads/{slug}.safetensors"
 
 
-def _accepted_key(job_id: int, number: int, slug: str) -> str:
+def accepted_key(job_id: int, number: int, slug: str) -> str:
     # A copy the site holds no URL for: re-uploading cannot change an accepted update.
     return f"{round_folder(job_id, number)}/accepted/{slug}.safetensors"
 
 
-def _withdrawn_site_ids(job: FederatedJob) -> set[int]:
+def withdrawn_site_ids(job: FederatedJob) -> set[int]:
     return set(
         Participant.objects.filter(job=job, status=ParticipantStatus.WITHDRAWN).values_list(
             "site_id", flat=True
@@ -69,7 +69,7 @@ def _withdrawn_site_ids(job: FederatedJob) -> set[int]:
     )
 
 
-def _finish(job: FederatedJob, status: str, code: str, message: str) -> bool:
+def job_finish(job: FederatedJob, status: str, code: str, message: str) -> bool:
     with transaction.atomic():
         if not FederatedJob.objects.filter(
             pk=job.pk, status__in=[FederatedStatus.PENDING, FederatedStatus.RUNNING]

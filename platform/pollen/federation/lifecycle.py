@@ -16,7 +16,7 @@ from pollen.core.advanced import advanced_check
 from pollen.core.errors import ApiError, Conflict, Forbidden, NotFound
 from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
 from pollen.datasets.positive_class import positive_class_for
-from pollen.federation.history import STRATEGY_WORDS, _finish, _now_text, history_add
+from pollen.federation.history import STRATEGY_WORDS, history_add, job_finish, now_text
 from pollen.federation.models import (
     FederatedJob,
     FederatedStatus,
@@ -24,7 +24,7 @@ from pollen.federation.models import (
     ParticipantStatus,
     WorkState,
 )
-from pollen.federation.round_dispatch import _open_round
+from pollen.federation.round_dispatch import round_open
 from pollen.federation.services import federation_advance
 from pollen.training.models import ModelVersion
 from pollen.training.services import dataset_readiness
@@ -136,7 +136,7 @@ def federated_job_create(
             created_by_id=caller.user_id if caller.token is None else None,
             events=[
                 {
-                    "at": _now_text(),
+                    "at": now_text(),
                     "text": f"{caller.username} proposed training {STRATEGY_WORDS[strategy]} across "
                     f"{', '.join([dataset.site.name] + [s.name for s in others])}.",
                 }
@@ -231,7 +231,7 @@ def _maybe_start(job_id: int) -> None:
     accepted = [p for p in participants if p.status == ParticipantStatus.ACCEPTED]
     job = FederatedJob.objects.get(pk=job_id)
     if len(accepted) < job.min_participants:
-        _finish(
+        job_finish(
             job,
             FederatedStatus.FAILED,
             "not_enough_sites",
@@ -247,7 +247,7 @@ def _maybe_start(job_id: int) -> None:
     history_add(
         job_id, f"Every hospital answered; {first.site.name} prepares the common starting model."
     )
-    _open_round(job, 0, [first])
+    round_open(job, 0, [first])
 
 
 def federated_job_cancel(*, caller: Caller, job: FederatedJob) -> FederatedJob:
@@ -265,7 +265,7 @@ def federated_job_cancel(*, caller: Caller, job: FederatedJob) -> FederatedJob:
             code="initiator_admin_required",
         )
     with transaction.atomic():
-        if not _finish(
+        if not job_finish(
             job, FederatedStatus.CANCELLED, "cancelled", f"Cancelled by {caller.username}."
         ):
             raise Conflict("This federated job has already ended.", code="job_finished")

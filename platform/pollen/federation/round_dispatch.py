@@ -26,7 +26,7 @@ from pollen_contracts.weights import UploadLink, WeightsSpec
 # --- rounds ---------------------------------------------------------------------------------
 
 
-def _open_round(job: FederatedJob, number: int, participants: list[Participant]) -> Round:
+def round_open(job: FederatedJob, number: int, participants: list[Participant]) -> Round:
     previous = Round.objects.filter(job_id=job.pk, number=number - 1).first() if number else None
     round_ = Round.objects.create(
         job=job,
@@ -39,11 +39,11 @@ def _open_round(job: FederatedJob, number: int, participants: list[Participant])
     FederatedJob.objects.filter(pk=job.pk).update(current_round=number)
     targets = participants[:1] if job.strategy == Strategy.RELAY or number == 0 else participants
     for participant in targets:
-        _dispatch(job, round_, participant, round_.input_key, round_.input_sha256)
+        turn_dispatch(job, round_, participant, round_.input_key, round_.input_sha256)
     return round_
 
 
-def _dispatch(
+def turn_dispatch(
     job: FederatedJob, round_: Round, participant: Participant, input_key: str, input_sha: str
 ) -> None:
     Participant.objects.filter(pk=participant.pk).update(

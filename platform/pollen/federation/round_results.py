@@ -13,7 +13,7 @@ from pollen.audit.services import audit_record
 from pollen.core.model_store import model_store, sha256_bytes
 from pollen.datasets.positive_class import positive_class_for
 from pollen.federation import aggregation
-from pollen.federation.history import _finish, _now_text, history_add, round_folder
+from pollen.federation.history import history_add, job_finish, now_text, round_folder
 from pollen.federation.models import (
     FederatedJob,
     FederatedStatus,
@@ -25,7 +25,7 @@ from pollen.federation.models import (
     Update,
     UpdateStatus,
 )
-from pollen.federation.round_dispatch import _open_round
+from pollen.federation.round_dispatch import round_open
 from pollen.training.models import ModelVersion
 from pollen.training.weights import HUB_PREFIX  # one definition of the hub-store key prefix
 from pollen_contracts.manifest import TRAINED_TTA, InferenceBlock, ModelManifest, manifest_bytes
@@ -33,7 +33,7 @@ from pollen_contracts.manifest import TRAINED_TTA, InferenceBlock, ModelManifest
 METRIC_NAMES = ("val_auc", "val_accuracy", "val_balanced_accuracy", "val_loss", "train_loss")
 
 
-def _aggregate(job: FederatedJob, round_: Round) -> None:
+def round_aggregate(job: FederatedJob, round_: Round) -> None:
     """Combine the accepted updates of a round; only the caller that wins ``aggregating -> done`` records it."""
     accepted = list(
         Update.objects.filter(round=round_, status=UpdateStatus.ACCEPTED).select_related("site")
@@ -43,7 +43,7 @@ def _aggregate(job: FederatedJob, round_: Round) -> None:
     needed = 1 if round_.number == 0 else job.min_participants
     if len(accepted) < needed:
         names = ", ".join(u.site.name for u in accepted) or "none"
-        _finish(
+        job_finish(
             job,
             FederatedStatus.FAILED,
             "not_enough_updates" if round_.number else "prepare_failed",
@@ -118,7 +118,7 @@ def _manifest(job: FederatedJob, round_: Round, sha: str, metrics: dict[str, Any
         std=[float(v) for v in job.std],
         weights_sha256=sha,
         licence=job.licence,
-        created_at=_now_text(),
+        created_at=now_text(),
         parent=_parent_info(job, round_),
         training_summary=_summary(job, round_, metrics),
         metrics={k: metrics.get(k) for k in ("val_auc", "val_accuracy")},
@@ -209,7 +209,7 @@ def _record_round(
             FederatedJob.objects.filter(pk=job.pk, status=FederatedStatus.RUNNING).update(
                 final_version=version
             )
-            _finish(
+            job_finish(
                 job, FederatedStatus.SUCCEEDED, "", "Finished: the final model is ready to publish."
             )
             from pollen.federation.evaluation import held_out_dispatch  # it imports this module
@@ -229,4 +229,4 @@ def _record_round(
                 "site"
             )
         )
-        _open_round(job, round_.number + 1, participants)
+        round_open(job, round_.number + 1, participants)

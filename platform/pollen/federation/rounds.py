@@ -14,7 +14,7 @@ from pollen.core.errors import ApiError, Conflict, NotFound
 from pollen.core.lease import lease_claim, lease_renew
 from pollen.core.model_store import model_store, sha256_bytes
 from pollen.federation import aggregation
-from pollen.federation.history import _accepted_key, _lease_seconds, history_add, update_key
+from pollen.federation.history import accepted_key, history_add, round_lease_seconds, update_key
 from pollen.federation.models import (
     FederatedJob,
     FederatedStatus,
@@ -61,7 +61,7 @@ def round_claim(
             + ".",
             site=participant.site.slug,
         )
-    spec = round_spec(job, round_, participant, lease_seconds=_lease_seconds())
+    spec = round_spec(job, round_, participant, lease_seconds=round_lease_seconds())
     return {"claimed": True, "spec": spec.to_dict()}
 
 
@@ -178,7 +178,7 @@ def round_update_submit(
     except aggregation.UpdateRefused as exc:
         _refuse(job, round_, participant, body, exc)
         raise ApiError(exc.message, code=exc.code) from exc
-    key = _accepted_key(job.pk, number, slug)
+    key = accepted_key(job.pk, number, slug)
     model_store().put_bytes(key, data)
     try:
         with transaction.atomic():

@@ -19,7 +19,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from pollen.federation.history import _withdrawn_site_ids, history_add
+from pollen.federation.history import history_add, withdrawn_site_ids
 from pollen.federation.models import (
     FederatedJob,
     FederatedStatus,
@@ -32,8 +32,8 @@ from pollen.federation.models import (
     UpdateStatus,
     WorkState,
 )
-from pollen.federation.round_dispatch import _dispatch
-from pollen.federation.round_results import _aggregate
+from pollen.federation.round_dispatch import turn_dispatch
+from pollen.federation.round_results import round_aggregate
 from pollen.federation.turns import turns_requeue_lapsed
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def federation_aggregate_ready(*, job_id: int) -> bool:
     ).first()
     if round_ is None:
         return False
-    _aggregate(job, round_)
+    round_aggregate(job, round_)
     return True
 
 
@@ -93,7 +93,7 @@ def federation_advance(*, job_id: int) -> None:
     if round_.status != RoundStatus.RUNNING:  # aggregating: the clock combines it
         return
     answered = set(Update.objects.filter(round=round_).values_list("site_id", flat=True))
-    answered |= _withdrawn_site_ids(job)  # a withdrawal is a dropout: nothing more to wait for
+    answered |= withdrawn_site_ids(job)  # a withdrawal is a dropout: nothing more to wait for
     late = now > round_.deadline_at
     if job.strategy == Strategy.RELAY and round_.number > 0:
         current = round_.expected_sites[round_.relay_position]
@@ -156,6 +156,6 @@ def _relay_next(job: FederatedJob, round_: Round) -> None:
             job=job, site_id=round_.expected_sites[position]
         )
         if participant.status != ParticipantStatus.WITHDRAWN:
-            _dispatch(job, round_, participant, input_key, input_sha)
+            turn_dispatch(job, round_, participant, input_key, input_sha)
             return
     federation_advance(job_id=job.pk)  # the site withdrew: pass the weights on to the next one

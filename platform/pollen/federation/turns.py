@@ -21,7 +21,7 @@ from pollen.core.lease import (
     leases_requeue_lapsed,
     leases_resend_unclaimed,
 )
-from pollen.federation.history import _lease_seconds, history_add
+from pollen.federation.history import history_add, round_lease_seconds
 from pollen.federation.models import (
     FederatedJob,
     Participant,
@@ -31,7 +31,7 @@ from pollen.federation.models import (
     UpdateStatus,
     WorkState,
 )
-from pollen.federation.round_dispatch import _dispatch
+from pollen.federation.round_dispatch import turn_dispatch
 
 
 def _round(participant: Participant) -> Round:
@@ -41,7 +41,7 @@ def _round(participant: Participant) -> Round:
 
 def _send(participant: Participant) -> None:
     progress = participant.progress
-    _dispatch(
+    turn_dispatch(
         participant.job,
         _round(participant),
         participant,
@@ -88,7 +88,7 @@ ROUND_TURN = LeaseKind(
     model=Participant,
     waiting={"work_state": WorkState.QUEUED},
     held={"work_state": WorkState.TRAINING},
-    lease_seconds=_lease_seconds,
+    lease_seconds=round_lease_seconds,
     send=_send,
     dead=_dead,
     on_dead=_lost,

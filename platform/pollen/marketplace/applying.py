@@ -18,7 +18,7 @@ from pollen.marketplace.models import (
     PublishedVersion,
     WorkStatus,
 )
-from pollen.marketplace.versions import _site_slug, finish_claimed, require_usable
+from pollen.marketplace.versions import finish_claimed, require_usable, slug_of_site
 from pollen.training.models import ModelVersion
 from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
@@ -158,7 +158,7 @@ def prediction_create(
                 "images": len(rows),
             },
         )
-        slug = _site_slug(site_id)
+        slug = slug_of_site(site_id)
         send_on_commit(
             tasks.PREDICT,
             {"site": slug, "kind": "prediction", "id": prediction.pk},

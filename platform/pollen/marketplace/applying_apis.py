@@ -20,7 +20,7 @@ from pollen.core.filters import IdFilter
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.marketplace import applying, selectors
-from pollen.marketplace.listing_apis import _caller, _own_site
+from pollen.marketplace.listing_apis import own_site, request_caller
 from pollen.marketplace.models import (
     WORK_FINAL_STATUSES,
     Prediction,
@@ -178,7 +178,7 @@ class PredictionListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return Prediction.objects.none()
-        return selectors.prediction_list(caller=_caller(self.request))
+        return selectors.prediction_list(caller=request_caller(self.request))
 
     @extend_schema(tags=["predictions"], summary="Predictions run at my sites")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -196,11 +196,11 @@ class PredictionListApi(generics.ListAPIView):
         responses={202: PredictionOut},
     )
     def post(self, request: Request) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         data = PredictionIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        site_id = _own_site(caller, fields.get("site"))
+        site_id = own_site(caller, fields.get("site"))
         published = (
             selectors.published_version_get(caller=caller, version_id=fields["published_version"])
             if fields.get("published_version") is not None
@@ -300,7 +300,7 @@ class PredictionDetailApi(APIView):
         responses=PredictionOut,
     )
     def get(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         prediction = selectors.prediction_get(caller=caller, prediction_id=pk)
         seconds = _wait_seconds(request)
         if seconds and prediction.status not in WORK_FINAL_STATUSES:

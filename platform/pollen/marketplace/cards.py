@@ -51,7 +51,7 @@ PREPROCESSING = (
 )
 
 
-def _card(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
+def card_of(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
     """The automatic part of the model card: counts and aggregate metrics only."""
     summary = version.training_summary or {}
     per_split = summary.get("images_per_split") or {}
@@ -99,7 +99,7 @@ def _card(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
     }
 
 
-def _index_fields(model: PublishedModel) -> None:
+def index_fields(model: PublishedModel) -> None:
     labels = [str(label).lower() for label in model.label_names]
     model.labels_index = "|" + "|".join(labels) + "|"
     model.search_text = " ".join(

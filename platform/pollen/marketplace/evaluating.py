@@ -19,10 +19,10 @@ from pollen.marketplace.models import (
     WorkStatus,
 )
 from pollen.marketplace.versions import (
-    _require_member,
-    _site_slug,
     finish_claimed,
+    require_member,
     require_usable,
+    slug_of_site,
 )
 from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
@@ -71,7 +71,7 @@ def evaluation_create(
             target_id=evaluation.pk,
             detail={"published_version": published_version.pk, "dataset": dataset.pk},
         )
-        slug = _site_slug(dataset.site_id)
+        slug = slug_of_site(dataset.site_id)
         send_on_commit(
             tasks.EVALUATE,
             {"site": slug, "kind": "evaluation", "id": evaluation.pk},
@@ -99,7 +99,7 @@ def evaluation_share(
     *, caller: Caller, evaluation: SiteEvaluation, shared: bool = True
 ) -> SiteEvaluation:
     """Show (or hide again) this site's aggregate metrics in the model's per-site table."""
-    _require_member(caller, evaluation.site_id)
+    require_member(caller, evaluation.site_id)
     if evaluation.status != WorkStatus.SUCCEEDED:
         raise Conflict("Only a finished evaluation can be shared.", code="evaluation_not_finished")
     with transaction.atomic():

@@ -16,7 +16,7 @@ from pollen.core.serializers import StrictSerializer
 from pollen.datasets.selectors import dataset_get
 from pollen.marketplace import evaluating, selectors
 from pollen.marketplace.findings import TRAINING_CHECK_TTA, measured_tta
-from pollen.marketplace.listing_apis import _caller
+from pollen.marketplace.listing_apis import request_caller
 from pollen.marketplace.models import (
     SiteEvaluation,
     WorkStatus,
@@ -96,7 +96,7 @@ class EvaluationListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return SiteEvaluation.objects.none()
-        return selectors.evaluation_list(caller=_caller(self.request))
+        return selectors.evaluation_list(caller=request_caller(self.request))
 
     @extend_schema(
         tags=["marketplace"],
@@ -115,7 +115,7 @@ class EvaluationListApi(generics.ListAPIView):
         responses={202: EvaluationOut},
     )
     def post(self, request: Request) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         data = EvaluationIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
@@ -135,7 +135,7 @@ class EvaluationDetailApi(APIView):
         tags=["marketplace"], summary="An evaluation at my site", responses=EvaluationOut
     )
     def get(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         return Response(
             EvaluationOut(selectors.evaluation_get(caller=caller, evaluation_id=pk)).data
         )
@@ -153,7 +153,7 @@ class EvaluationShareApi(APIView):
         responses=EvaluationOut,
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         evaluation = selectors.evaluation_get(caller=caller, evaluation_id=pk)
         data = ShareIn(data=request.data)
         data.is_valid(raise_exception=True)

@@ -22,10 +22,10 @@ from pollen.marketplace.models import (
 from pollen.marketplace.versions import (
     DOWNLOAD_URL_SECONDS,
     UPLOAD_URL_SECONDS,
-    _model_prefix,
-    _site_slug,
     finish_claimed,
+    model_prefix,
     require_usable,
+    slug_of_site,
 )
 from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
@@ -46,7 +46,7 @@ def version_download(*, caller: Caller, version: PublishedVersion, site_id: int)
         raise NotFound("There is no such site among your sites.", code="site_not_found")
     require_usable(version)
     store = model_store()
-    prefix = _model_prefix(version)
+    prefix = model_prefix(version)
     links = {
         "weights_url": store.presign_get(version.weights_key, expires_in=DOWNLOAD_URL_SECONDS),
         "weights_sha256": version.weights_sha256,
@@ -125,7 +125,7 @@ def export_create(
             published_version=published_version,
             created_by_id=caller.user_id if caller.token is None else None,
         )
-        export.key = f"{_model_prefix(published_version)}exports/{export.pk}/model.onnx"
+        export.key = f"{model_prefix(published_version)}exports/{export.pk}/model.onnx"
         export.save(update_fields=["key"])
         audit_record(
             caller=caller,
@@ -135,7 +135,7 @@ def export_create(
             target_id=export.pk,
             detail={"published_version": published_version.pk, "format": "onnx"},
         )
-        slug = _site_slug(site_id)
+        slug = slug_of_site(site_id)
         send_on_commit(
             tasks.EXPORT,
             {"site": slug, "kind": "export", "id": export.pk},

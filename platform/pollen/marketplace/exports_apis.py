@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from pollen.core.serializers import StrictSerializer
 from pollen.marketplace import exports, selectors
-from pollen.marketplace.listing_apis import _caller, _own_site
+from pollen.marketplace.listing_apis import own_site, request_caller
 from pollen.marketplace.models import (
     ModelExport,
 )
@@ -67,9 +67,9 @@ class VersionDownloadApi(APIView):
         ),
     )
     def get(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         version = selectors.published_version_get(caller=caller, version_id=pk)
-        site_id = _own_site(caller, request.query_params.get("site"), what="downloads it for")
+        site_id = own_site(caller, request.query_params.get("site"), what="downloads it for")
         return Response(exports.version_download(caller=caller, version=version, site_id=site_id))
 
 
@@ -88,13 +88,13 @@ class VersionExportApi(APIView):
         responses={202: ExportOut},
     )
     def post(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         version = selectors.published_version_get(caller=caller, version_id=pk)
         data = ExportIn(data=request.data)
         data.is_valid(raise_exception=True)
         export = exports.export_create(
             caller=caller,
-            site_id=_own_site(caller, data.validated_data.get("site")),
+            site_id=own_site(caller, data.validated_data.get("site")),
             published_version=version,
         )
         export = selectors.export_get(caller=caller, export_id=export.pk)
@@ -104,7 +104,7 @@ class VersionExportApi(APIView):
 class ExportDetailApi(APIView):
     @extend_schema(tags=["marketplace"], summary="An ONNX export", responses=ExportOut)
     def get(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         return Response(ExportOut(selectors.export_get(caller=caller, export_id=pk)).data)
 
 
@@ -131,7 +131,7 @@ class ExportDownloadApi(APIView):
         ),
     )
     def get(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         slug = request.query_params.get("site")
         site_id = caller.member_site(slug) if slug else None
         export = selectors.export_get(caller=caller, export_id=pk, site_id=site_id)

@@ -33,7 +33,7 @@ from pollen.marketplace.models import (
 )
 
 
-def _caller(request: Request) -> Caller:
+def request_caller(request: Request) -> Caller:
     caller = caller_from_request(request)
     caller.require_clinical()
     return caller
@@ -225,7 +225,7 @@ class PublishedModelListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return PublishedModel.objects.none()
-        caller = _caller(self.request)
+        caller = request_caller(self.request)
         return (
             selectors.published_model_browse(caller)
             .annotate(
@@ -389,7 +389,7 @@ class PublishedModelDetailApi(APIView):
         responses=PublishedModelDetailOut,
     )
     def get(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         model = selectors.published_model_get(caller=caller, model_id=pk)
         return Response(_model_detail(caller, model))
 
@@ -400,7 +400,7 @@ class PublishedModelDetailApi(APIView):
         responses=PublishedModelOut,
     )
     def patch(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         model = selectors.published_model_get(caller=caller, model_id=pk)
         data = PublishedModelPatchIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -414,12 +414,12 @@ class PublishedVersionDetailApi(APIView):
         tags=["marketplace"], summary="One published version", responses=PublishedVersionOut
     )
     def get(self, request: Request, pk: int) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         version = selectors.published_version_get(caller=caller, version_id=pk)
         return Response(PublishedVersionOut(version, context={"caller": caller}).data)
 
 
-def _own_site(caller: Caller, slug: str | None, *, what: str = "runs this") -> int:
+def own_site(caller: Caller, slug: str | None, *, what: str = "runs this") -> int:
     """The caller's site named by ``slug``; optional for a caller who belongs to one site only."""
     if slug:
         return caller.member_site(slug)

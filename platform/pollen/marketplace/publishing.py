@@ -20,7 +20,7 @@ from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, Forbidden
 from pollen.core.model_store import model_store, sha256_bytes
-from pollen.marketplace.cards import _card, _index_fields
+from pollen.marketplace.cards import card_of, index_fields
 from pollen.marketplace.models import (
     USABLE_VERSION_STATUSES,
     PublishedModel,
@@ -30,9 +30,9 @@ from pollen.marketplace.models import (
 )
 from pollen.marketplace.versions import (
     UPLOAD_URL_SECONDS,
-    _model_prefix,
-    _require_member,
     finish_claimed,
+    model_prefix,
+    require_member,
 )
 from pollen.training.comparison import publish_warning, publish_warning_message
 from pollen.training.models import Job, JobStatus, ModelVersion
@@ -46,7 +46,7 @@ from pollen_contracts.weights import UploadLink
 
 def publishable_version(*, caller: Caller, job: Job) -> ModelVersion:
     """The model version a job produced; a job that did not succeed has nothing to publish."""
-    _require_member(caller, job.site_id)
+    require_member(caller, job.site_id)
     if job.status != JobStatus.SUCCEEDED:
         raise Conflict(
             f"This training job {job.get_status_display().lower()} (status '{job.status}'), so it "
@@ -98,7 +98,7 @@ def model_version_publish(
     A fine-tune that did worse than its parent, or could not be shown not to, is published
     only with ``acknowledge_comparison`` (409 ``comparison_warning`` without it).
     """
-    _require_member(caller, model_version.site_id)
+    require_member(caller, model_version.site_id)
     job = model_version.job
     if job is not None and job.status != JobStatus.SUCCEEDED:
         raise Conflict(
@@ -136,7 +136,7 @@ def model_version_publish(
         if limitations is not None:
             listing.limitations = limitations
         listing.site = Site.objects.get(pk=model_version.site_id)
-        _index_fields(listing)
+        index_fields(listing)
         listing.save()
         if named_sites is not None:
             listing.named_sites.set(_named_site_ids(named_sites, listing.site_id))
@@ -163,11 +163,11 @@ def model_version_publish(
             number = (listing.versions.aggregate(n=Max("number"))["n"] or 0) + 1
             version = PublishedVersion(published_model=listing, model_version=model_version)
             version.number = number
-        prefix = _model_prefix(version)
+        prefix = model_prefix(version)
         version.weights_key = prefix + "weights.safetensors"
         version.manifest_key = prefix + "manifest.json"
         version.weights_sha256 = model_version.weights_sha256
-        version.card = _card(model_version, dataset_modality)
+        version.card = card_of(model_version, dataset_modality)
         auc = model_version.metrics.get("auc")
         version.auc = float(auc) if isinstance(auc, int | float) else None
         version.published_by_id = caller.user_id if caller.token is None else None
@@ -222,7 +222,7 @@ def published_model_update(
     limitations: str | None = None,
 ) -> PublishedModel:
     """Change who may see a listing, or its intended use and limitations."""
-    _require_member(caller, model.site_id)
+    require_member(caller, model.site_id)
     with transaction.atomic():
         current_named = list(model.named_sites.values_list("slug", flat=True))
         _check_visibility(
@@ -235,7 +235,7 @@ def published_model_update(
             model.intended_use = intended_use
         if limitations is not None:
             model.limitations = limitations
-        _index_fields(model)
+        index_fields(model)
         model.save()
         if named_sites is not None:
             model.named_sites.set(_named_site_ids(named_sites, model.site_id))
@@ -281,7 +281,7 @@ def published_version_set_status(
     site; other members get 403, and everyone else 404 (the model is not theirs).
     """
     site_id = version.published_model.site_id
-    _require_member(caller, site_id)
+    require_member(caller, site_id)
     verb = "withdraw" if status == VersionStatus.WITHDRAWN else "deprecate"
     if not may_change_status(caller=caller, version=version):
         site_name = Site.objects.values_list("name", flat=True).get(pk=site_id)
@@ -399,7 +399,7 @@ def publication_complete(*, version: PublishedVersion, claim_id: str) -> Publish
             ):
                 raise Conflict("This publication is not waiting for a copy.", code="not_pending")
             store.put_bytes(
-                _model_prefix(version) + "card.json",
+                model_prefix(version) + "card.json",
                 json.dumps(version.card, indent=2, sort_keys=True).encode(),
             )
             _refresh_latest(version.published_model_id)

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from pollen.core.errors import ApiError
 from pollen.core.serializers import StrictSerializer
 from pollen.marketplace import publishing, selectors
-from pollen.marketplace.listing_apis import PublishedVersionOut, _caller
+from pollen.marketplace.listing_apis import PublishedVersionOut, request_caller
 from pollen.marketplace.models import (
     VersionStatus,
     Visibility,
@@ -60,7 +60,7 @@ class PublishApi(APIView):
         responses={201: PublishedVersionOut},
     )
     def post(self, request: Request) -> Response:
-        caller = _caller(request)
+        caller = request_caller(request)
         data = PublishIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields: dict[str, Any] = dict(data.validated_data)
@@ -96,7 +96,7 @@ def _status_view(target: str, summary: str) -> type[APIView]:
             tags=["marketplace"], summary=summary, request=ReasonIn, responses=PublishedVersionOut
         )
         def post(self, request: Request, pk: int) -> Response:
-            caller = _caller(request)
+            caller = request_caller(request)
             version = selectors.published_version_get(caller=caller, version_id=pk)
             data = ReasonIn(data=request.data)
             data.is_valid(raise_exception=True)

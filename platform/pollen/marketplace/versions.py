@@ -22,17 +22,17 @@ UPLOAD_URL_SECONDS = 3600
 DOWNLOAD_URL_SECONDS = 300
 
 
-def _site_slug(site_id: int) -> str:
+def slug_of_site(site_id: int) -> str:
     return Site.objects.values_list("slug", flat=True).get(pk=site_id)
 
 
-def _require_member(caller: Caller, site_id: int) -> None:
+def require_member(caller: Caller, site_id: int) -> None:
     caller.require_clinical()
     if site_id not in caller.site_ids:
         raise NotFound("There is no such model at your sites.", code="model_not_found")
 
 
-def _model_prefix(version: PublishedVersion) -> str:
+def model_prefix(version: PublishedVersion) -> str:
     return f"published/{version.published_model_id}/v{version.number}/"
 
 

@@ -13,8 +13,7 @@ from pollen.accounts.models import TokenKind
 from pollen.accounts.services import job_tokens_revoke, token_create
 from pollen.core.lease import lease_claim
 from pollen.training.models import Job
-from pollen.training.services import JOB_LEASE, _event
-from pollen.training.services import job_lease_seconds as _lease_seconds
+from pollen.training.services import JOB_LEASE, job_event, job_lease_seconds
 from pollen.training.weights import entry_weights, model_version_weights, published_weights
 from pollen_contracts import tasks
 from pollen_contracts.specs import ParentRef, TrainingSpec
@@ -53,7 +52,7 @@ def _spec(job: Job) -> TrainingSpec:
         checkpoint_key=f"jobs/{job.storage_name}/checkpoint.pt",
         samples_prefix=f"jobs/{job.storage_name}/samples/",
         model_key=f"models/job-{job.storage_name}/",
-        lease_seconds=_lease_seconds(),
+        lease_seconds=job_lease_seconds(),
         starting_point=entry.slug if entry else f"model-version-{parent.pk if parent else '?'}",
         licence=(entry.licence if entry else parent.licence if parent else ""),
         parent=(
@@ -89,7 +88,7 @@ def job_claim(*, caller: Caller, job: Job, claim_id: str, worker: str) -> dict[s
                 if claim.attempt == 1
                 else f"Picked up again on {worker} (attempt {claim.attempt})"
             )
-            Job.objects.filter(pk=job.pk).update(events=[*job.events, _event(job, text)])
+            Job.objects.filter(pk=job.pk).update(events=[*job.events, job_event(job, text)])
             job.refresh_from_db()
         job_tokens_revoke(job_id=job.pk, now=now)
         _, plaintext = token_create(

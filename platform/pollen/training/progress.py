@@ -9,7 +9,7 @@ from django.db import transaction
 from pollen.core.errors import ApiError, Conflict
 from pollen.core.lease import lease_renew
 from pollen.training.models import Job, JobStatus
-from pollen.training.services import JOB_LEASE, _event
+from pollen.training.services import JOB_LEASE, job_event
 
 
 def job_progress(*, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +87,6 @@ def job_training_start(*, job: Job, from_epoch: int, records: list[dict[str, Any
         else:
             text = ""
         if text:
-            locked.events = [*locked.events, _event(locked, text)]
+            locked.events = [*locked.events, job_event(locked, text)]
         locked.save(update_fields=["history", "checkpoint_epoch", "events"])
     return locked

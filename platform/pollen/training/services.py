@@ -165,7 +165,7 @@ def _queue(job: Job) -> None:
     )
 
 
-def _event(job: Job, text: str) -> dict[str, Any]:
+def job_event(job: Job, text: str) -> dict[str, Any]:
     return {"at": timezone.now().isoformat(timespec="seconds"), "text": text}
 
 
@@ -220,7 +220,10 @@ def _job_lost(job: Job, reason: str) -> None:
 
 def _job_requeued(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(
-        events=[*job.events, _event(job, "The worker stopped answering; the job was queued again.")]
+        events=[
+            *job.events,
+            job_event(job, "The worker stopped answering; the job was queued again."),
+        ]
     )
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from pollen.federation import aggregation
 from pollen.federation.models import FederatedJob, Participant, Round, Update
-from pollen.federation.round_results import _aggregate
+from pollen.federation.round_results import round_aggregate
 from pollen.federation.services import federation_tick
 from pollen.training.models import ModelVersion
 from pollen.zoo.builtin import ensure_builtin_entries
@@ -413,7 +413,7 @@ def test_a_round_is_aggregated_exactly_once_even_after_a_crash(running):
     )
     FederatedJob.objects.filter(pk=job_id).update(status="running")
     federation_tick()
-    _aggregate(FederatedJob.objects.get(pk=job_id), Round.objects.get(pk=round_1.pk))
+    round_aggregate(FederatedJob.objects.get(pk=job_id), Round.objects.get(pk=round_1.pk))
     assert ModelVersion.objects.filter(federated_round__job_id=job_id).count() == 1
 
 
