@@ -84,18 +84,36 @@ def hand_loop(model: Any, dataset: Any, *, channels_last: bool, seed: int) -> tu
 
 def _recipe_job(model: Any, train_ds: Any, val_ds: Any, config: Any, hub: Any, storage: Any) -> Any:
     from pollen_agent.hub_client import HubClient
+    from pollen_agent.jobs.eta import EpochClock
     from pollen_agent.jobs.reporting import JobReporter
     from pollen_agent.jobs.training import _Callbacks
     from pollen_agent.ml.recipe import train
+    from pollen_contracts.specs import TrainingSpec
+    from pollen_contracts.weights import WeightsSpec
 
     client = HubClient(f"http://127.0.0.1:{hub.server_port}", "bench-token")
-    spec = {
-        "job_id": 1,
-        "attempt": 1,
-        "checkpoint_key": f"{fixtures.RUN_PREFIX}/jobs/1/checkpoint.pt",
-    }
+    prefix = f"{fixtures.RUN_PREFIX}/jobs/1"
+    spec = TrainingSpec(  # what the hub's claim hands a training job
+        job_id=1,
+        attempt=1,
+        recipe="standard",
+        dataset_id=1,
+        label_names=["benign", "malignant"],
+        architecture=ARCH,
+        input_size=config.input_size,
+        weights=WeightsSpec(kind="imagenet"),
+        config={},
+        checkpoint_key=f"{prefix}/checkpoint.pt",
+        samples_prefix=f"{prefix}/samples/",
+        model_key=f"{prefix}/model/",
+        lease_seconds=600,
+        starting_point=ARCH,
+        licence="",
+    )
+    clock = EpochClock(epochs=config.epochs, epochs_done=0, durations=[], tail_factor=2.0)
     with JobReporter(client, 1, lease_seconds=600) as reporter:
-        callbacks = _TimedCallbacks(_Callbacks(reporter, client, storage, spec, config.epochs))
+        job_callbacks = _Callbacks(reporter, client, storage, spec, [], clock)
+        callbacks = _TimedCallbacks(job_callbacks)
         result = train(model, train_ds, val_ds, config, callbacks)
     return result, callbacks
 
