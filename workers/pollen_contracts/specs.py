@@ -216,7 +216,6 @@ class WorkClaimed(Contract):
     # rebuilds it with WORK_SPECS[kind].from_dict at once (pollen_agent.tasks.marketplace).
     spec: dict[str, Any]
     lease_seconds: int
-    attempts: int = 1
     claimed: bool = True
 
 
