@@ -205,6 +205,9 @@ class RoundProgress(Contract):
     epochs: int | None = None
     loss: float | None = None
     eta_seconds: float | None = None
+    # The delivery that claimed the turn: only its reports renew the lease (absent from agents
+    # older than this field, whose reports renew whoever holds the turn).
+    claim_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3415,6 +3415,8 @@ export interface components {
             fraction: number;
             /** Format: double */
             eta_seconds?: number | null;
+            /** @description The delivery that claimed the turn: a report from another one renews nothing */
+            claim_id?: string;
         };
         /**
          * @description * `running` - Sites are training

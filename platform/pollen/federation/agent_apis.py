@@ -72,6 +72,11 @@ class RoundProgressIn(StrictSerializer):
     loss = serializers.FloatField(required=False, allow_null=True)
     fraction = serializers.FloatField(min_value=0, max_value=1)
     eta_seconds = serializers.FloatField(min_value=0, required=False, allow_null=True)
+    claim_id = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="The delivery that claimed the turn: a report from another one renews nothing",
+    )
 
 
 class RoundProgressApi(APIView):
@@ -92,7 +97,8 @@ class RoundProgressApi(APIView):
                 caller=caller_from_request(request),
                 job=job,
                 number=number,
-                progress=data.validated_data,
+                progress={k: v for k, v in data.validated_data.items() if k != "claim_id"},
+                claim_id=data.validated_data.get("claim_id"),
             )
         )
 

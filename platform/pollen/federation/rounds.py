@@ -66,15 +66,23 @@ def round_claim(
 
 
 def round_progress(
-    *, caller: Caller, job: FederatedJob, number: int, progress: dict[str, Any]
+    *,
+    caller: Caller,
+    job: FederatedJob,
+    number: int,
+    progress: dict[str, Any],
+    claim_id: str | None = None,
 ) -> dict[str, Any]:
-    """Record a site's progress and renew its lease; tell it to stop if its turn is over."""
+    """Record a site's progress and renew its lease; tell it to stop if its turn is over.
+
+    Only the delivery that holds the turn renews it; a report that names no delivery (from an
+    agent older than ``claim_id``) renews whoever holds it.
+    """
     participant = _agent_participant(caller, job)
-    # The report does not say which delivery sends it: whoever holds the turn renews it.
     renewed = lease_renew(
         ROUND_TURN,
         pk=participant.pk,
-        claim_id=None,
+        claim_id=claim_id,
         scope=Q(work_round=number),
         progress={**participant.progress, **progress},
     )

@@ -46,3 +46,28 @@ def test_each_turn_counts_its_own_attempts_and_a_new_round_starts_afresh(
     texts = [e["text"] for e in body["events"] if e.get("site") == "site-c"]
     assert "Cottage Hospital started round 1 (attempt 2)." in texts
     assert texts[-1] == "Cottage Hospital started round 2."
+
+
+def test_only_the_delivery_that_holds_the_turn_renews_it(
+    client_for, admin_a, admin_c, sent, model_store_dir, agent_for
+):
+    job_id, _site_a, site_c = federated_job_started(
+        client_for, admin_a, admin_c, agent_for, rounds=1, min_participants=2
+    )
+    progress = f"federated-jobs/{job_id}/rounds/1/progress/"
+    assert site_c.claim(job_id, 1, "first").json()["claimed"]
+    Participant.objects.filter(job_id=job_id, site=admin_c.site).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    clock()  # the first worker went quiet: the turn is queued again, and taken over
+    assert site_c.claim(job_id, 1, "second").json()["claimed"]
+
+    report = {"phase": "training", "fraction": 0.5}
+    late = site_c._post(progress, report | {"claim_id": "first"})
+    assert late.status_code == 200 and late.json() == {"stop": True}, "not its turn any more"
+    held = site_c._post(progress, report | {"claim_id": "second"})
+    assert held.json() == {"stop": False}
+    # An agent older than the claim id in progress reports still renews the turn it holds.
+    assert site_c._post(progress, report).json() == {"stop": False}
+    turn = Participant.objects.get(job_id=job_id, site=admin_c.site)
+    assert turn.claim_id == "second" and "claim_id" not in turn.progress

@@ -155,13 +155,16 @@ def download_weights(url: str, expected_sha256: str) -> bytes:
 class RoundReporter(JobReporter):
     """Progress for one site's round: renews the site's lease; the hub may tell it to stop."""
 
-    def __init__(self, hub: HubClient, path: str, *, lease_seconds: int) -> None:
+    def __init__(
+        self, hub: HubClient, path: str, *, lease_seconds: int, claim_id: str | None = None
+    ) -> None:
         super().__init__(hub, 0, lease_seconds=lease_seconds)
-        self.path = path
+        self.path, self.claim_id = path, claim_id
 
     def _send(self, progress: JsonRecord) -> None:
         try:
-            answer = self.hub.post(self.path, RoundProgress.from_dict(progress).to_dict())
+            report = RoundProgress.from_dict({**progress, "claim_id": self.claim_id})
+            answer = self.hub.post(self.path, report.to_dict())
         except UserError as exc:
             logger.warning("round progress refused: %s", exc)
             self.lost.set()
@@ -221,14 +224,21 @@ def _load_checkpoint(storage: Storage, key: str) -> TorchState | None:
 
 
 def run_round(
-    *, spec: FederatedRoundSpec, hub: HubClient, storage: Storage, work_dir: Path
+    *,
+    spec: FederatedRoundSpec,
+    hub: HubClient,
+    storage: Storage,
+    work_dir: Path,
+    claim_id: str | None = None,
 ) -> None:
     """Everything after the claim: prepare (round 0) or train one round, upload, report."""
     import torch
 
     base = f"agent/federated-jobs/{spec.federated_job_id}/rounds/{spec.round}"
     work = Path(tempfile.mkdtemp(prefix=f"fed-{spec.federated_job_id}-", dir=work_dir))
-    reporter = RoundReporter(hub, f"{base}/progress/", lease_seconds=spec.lease_seconds)
+    reporter = RoundReporter(
+        hub, f"{base}/progress/", lease_seconds=spec.lease_seconds, claim_id=claim_id
+    )
     try:
         with reporter:
             reporter.report(phase="loading", fraction=0.0, force=True)

@@ -38,7 +38,13 @@ def federated_round(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
         spec = read_contract(RoundClaimed, claim, what="cross-site round").spec
-        run_round(spec=spec, hub=hub, storage=runtime.storage_for(slug), work_dir=work_dir)
+        run_round(
+            spec=spec,
+            hub=hub,
+            storage=runtime.storage_for(slug),
+            work_dir=work_dir,
+            claim_id=request.claim_id,
+        )
     except RoundLost:
         return {"federated_job_id": job_id, "round": number, "skipped": "round closed"}
     except UserError as exc:
