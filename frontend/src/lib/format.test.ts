@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, bytes, percent, progressFraction, rejectionInWords, timeLeftInWords } from './format';
+import { ago, bytes, percent, progressFraction, rejectionInWords, retryInWords, timeLeftInWords } from './format';
 
 describe('timeLeftInWords', () => {
   it.each([
@@ -55,5 +55,15 @@ describe('rejectionInWords', () => {
   });
   it('says when no reason was given', () => {
     expect(rejectionInWords('scan.png', '')).toBe('scan.png: No reason was given.');
+  });
+});
+
+describe('retryInWords', () => {
+  it('speaks only of work picked up again that is still under way', () => {
+    expect(retryInWords(3, 'running')).toMatch(/picked it up again \(attempt 3\)/);
+    expect(retryInWords(2, 'queued')).not.toBeNull();
+    expect(retryInWords(1, 'running')).toBeNull();
+    expect(retryInWords(3, 'failed')).toBeNull();
+    expect(retryInWords(undefined, 'running')).toBeNull();
   });
 });

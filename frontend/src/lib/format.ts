@@ -82,3 +82,10 @@ export function rejectionInWords(filename: string, reason: string | null | undef
   if (!filename || why.startsWith(`${filename}:`)) return why;
   return `${filename}: ${why}`;
 }
+
+/** Work the site's computer had to start again (its worker stopped: out of memory, a restart),
+ * in plain words; null for a first attempt or finished work. */
+export function retryInWords(attempt: number | null | undefined, status: string): string | null {
+  if (!attempt || attempt < 2 || (status !== 'queued' && status !== 'running')) return null;
+  return `Your site’s computer stopped while working on this and picked it up again (attempt ${attempt}). If it keeps stopping, it ends with a reason for your site IT.`;
+}

@@ -9,7 +9,7 @@ import { ErrorNotice, FeatureGate, Loading, Notice, useApi } from '../components
 import { Uploader } from '../components/Uploader';
 import { ProbabilityBars } from '../components/ProbabilityBars';
 import { HeatmapLegend } from '../components/Heatmaps';
-import { plural, rejectionInWords } from '../lib/format';
+import { plural, rejectionInWords, retryInWords } from '../lib/format';
 import { INBOX_NAME, inboxEnsure } from '../lib/inbox';
 import { usePollLoop } from '../lib/poll';
 import { ttaInWords, ttaPolicy } from '../lib/metrics';
@@ -261,6 +261,7 @@ export function PredictionView({ prediction, names }: { prediction: Prediction; 
     return (
       <section className="card" aria-live="polite">
         <Loading what={p.status === 'queued' ? `Waiting for your site’s computer to look at ${plural(p.images, 'image')}` : `The model is looking at ${plural(p.images, 'image')}`} />
+        {retryInWords(p.attempt, p.status) && <p className="small" data-testid="retry-note">{retryInWords(p.attempt, p.status)}</p>}
       </section>
     );
   }

@@ -8,7 +8,7 @@ import { HeatmapLegend, SampleGallery } from '../components/Heatmaps';
 import { PublishPanel } from '../components/PublishPanel';
 import { ParentComparisonView } from '../components/ParentComparison';
 import type { EvaluationSample } from '../api/types';
-import { percent, progressFraction, timeLeftInWords } from '../lib/format';
+import { percent, progressFraction, retryInWords, timeLeftInWords } from '../lib/format';
 import { aucGrade, calibrationError, evaluationFinding, evaluationSummary, findingTerms, rocCurves } from '../lib/metrics';
 
 const STATUS_TEXT: Record<JobStatus, string> = {
@@ -101,6 +101,9 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
           {live && p.epochs ? ` · round ${Math.min(p.epoch ?? 0, p.epochs)} of ${p.epochs}` : ''}
           {live && p.steps ? ` · step ${p.step ?? 0} of ${p.steps}` : ''}
         </p>
+        {retryInWords(j.attempt, j.status) && (
+          <p className="small" role="status" data-testid="retry-note">{retryInWords(j.attempt, j.status)}</p>
+        )}
         {j.cancel_requested && live && (
           <p className="small" role="status">
             Stopping: the current step finishes first{(j.history ?? []).length > 0 ? ', then the best model so far is checked and kept' : ''}.

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import type { Membership, Prediction, PredictionResult, PublishedModel } from '../api/types';
-import { ApplyPage } from './Apply';
+import { ApplyPage, PredictionView } from './Apply';
 import { fakeHub, reply, type Routes } from '../testing/fakeHub';
 import { INBOX_NAME } from '../lib/inbox';
 
@@ -200,5 +200,15 @@ describe('the holding dataset for checked images', () => {
     const { withoutInbox } = await import('../lib/inbox');
     const listed = withoutInbox(page([DATASET, { ...DATASET, id: 9, name: INBOX_NAME }]));
     expect(listed.results.map((d) => d.name)).toEqual(['Mammograms 2026']);
+  });
+});
+
+describe('a prediction the site picked up again', () => {
+  it('says so while it waits, and not on its first attempt', () => {
+    render(<PredictionView prediction={prediction({ status: 'queued', attempt: 2 })} names={new Map()} />);
+    expect(screen.getByTestId('retry-note').textContent).toMatch(/picked it up again \(attempt 2\)/);
+    cleanup();
+    render(<PredictionView prediction={prediction({ status: 'running', attempt: 1 })} names={new Map()} />);
+    expect(screen.queryByTestId('retry-note')).toBeNull();
   });
 });

@@ -83,3 +83,16 @@ describe('a queued run says where it stands in line', () => {
     expect(places.map((p) => p.textContent)).toEqual([third]);
   });
 });
+
+describe('work the site picked up again says so', () => {
+  it('names the attempt while it runs, and nothing on a first attempt or once it has ended', async () => {
+    fakeHub({ 'GET /jobs/7/': job({ attempt: 2 }) });
+    render(<JobPage site={SITE} params={{ id: '7' }} />);
+    expect((await screen.findByTestId('retry-note')).textContent).toMatch(/stopped while working on this and picked it up again \(attempt 2\)/);
+    cleanup();
+    fakeHub({ 'GET /jobs/7/': job({ attempt: 1 }) });
+    render(<JobPage site={SITE} params={{ id: '7' }} />);
+    await screen.findByTestId('time-left');
+    expect(screen.queryByTestId('retry-note')).toBeNull();
+  });
+});
