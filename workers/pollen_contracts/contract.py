@@ -144,12 +144,7 @@ def _to_json(value: Any) -> Any:
 def _check_object(cls: type, values: JsonObject, path: str) -> None:
     hints = _hints(cls)
     for name, value in values.items():
-        _check(hints[name], value, _join(path, name))
-
-
-def _check(hint: Any, value: Any, path: str) -> None:
-    """Raise ContractError unless ``value`` (already built) has the type ``hint``."""
-    _from_json(hint, value, path, build=False)
+        _from_json(hints[name], value, _join(path, name), build=False)
 
 
 def _from_json(hint: Any, value: Any, path: str, *, build: bool = True) -> Any:

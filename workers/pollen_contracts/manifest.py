@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from pollen_contracts.contract import Contract, ContractError, Task, require
-from pollen_contracts.weights import SHA256_RE
+from pollen_contracts.weights import require_sha256
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -76,7 +76,7 @@ class ModelManifest(Contract):
 
     def validate(self) -> None:
         require(len(self.label_names) >= 2, "label_names", "needs at least two labels")
-        require(bool(SHA256_RE.match(self.weights_sha256)), "weights_sha256", "is not a checksum")
+        require_sha256(self.weights_sha256, "weights_sha256")
         require(
             self.positive_class is None or self.positive_class in self.label_names,
             "positive_class",

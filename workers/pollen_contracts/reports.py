@@ -13,13 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pollen_contracts.contract import Contract, require
-from pollen_contracts.weights import SHA256_RE
+from pollen_contracts.weights import require_sha256
 
 Interval = list[float]  # a 95 % interval [low, high]
-
-
-def _is_sha256(value: str) -> bool:
-    return bool(SHA256_RE.match(value))
 
 
 # --- Training jobs ------------------------------------------------------------------------------
@@ -74,7 +70,7 @@ class TrainedModel(Contract):
     positive_class: str = ""
 
     def validate(self) -> None:
-        require(_is_sha256(self.weights_sha256), "weights_sha256", "is not a sha256 checksum")
+        require_sha256(self.weights_sha256, "weights_sha256")
         require(
             not self.positive_class or self.positive_class in self.label_names,
             "positive_class",
@@ -236,7 +232,7 @@ class RoundUpdate(Contract):
     model: Preprocessing | None = None  # round 0 only: the model's preprocessing
 
     def validate(self) -> None:
-        require(_is_sha256(self.weights_sha256), "weights_sha256", "is not a sha256 checksum")
+        require_sha256(self.weights_sha256, "weights_sha256")
 
 
 # --- Answers the agent reads --------------------------------------------------------------------

@@ -194,15 +194,6 @@ class JobClaimed(Contract):
 
 
 @dataclass(frozen=True)
-class NotClaimed(Contract):
-    """The answer to a claim that lost (another worker has it, it ended, or it failed now)."""
-
-    claimed: bool = False
-    reason: str = ""
-    failed: str = ""
-
-
-@dataclass(frozen=True)
 class RoundClaimed(Contract):
     spec: FederatedRoundSpec
     claimed: bool = True

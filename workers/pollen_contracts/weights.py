@@ -23,6 +23,14 @@ from pollen_contracts.contract import Contract, require
 WeightsKind = Literal["imagenet", "random", "file", "site_model", "published", "hub_file"]
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
+
+def require_sha256(value: str, path: str, *, optional: bool = False) -> None:
+    """For ``validate()``: ``value`` is a sha256 checksum in lower-case hex (or, if optional, empty)."""
+    require(
+        (optional and not value) or bool(SHA256_RE.match(value)), path, "is not a sha256 checksum"
+    )
+
+
 # Which fields each kind needs, so a spec missing one fails where it is built.
 _NEEDS: dict[str, tuple[str, ...]] = {
     "imagenet": (),
@@ -49,8 +57,7 @@ class WeightsSpec(Contract):
         for name in _NEEDS[self.kind]:
             require(bool(getattr(self, name)), name, f"is required for {self.kind} weights")
         for name in ("sha256", "manifest_sha256"):
-            value = getattr(self, name)
-            require(not value or bool(SHA256_RE.match(value)), name, "is not a sha256 checksum")
+            require_sha256(getattr(self, name), name, optional=True)
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,7 @@ def _site_scope(kind: str, site_id: int) -> Q:
     return Q(**{WORK_KINDS[kind]["site_field"]: site_id})
 
 
-def work_requeue_abandoned(*, site_id: int, site_slug: str) -> list[str]:
+def work_requeue_abandoned(*, site_id: int) -> list[str]:
     """Queue again the site's work whose worker stopped renewing its claim; returns 'kind:id'.
 
     Work whose workers died ``POLLEN_LEASE_MAX_ATTEMPTS`` times fails with ``worker_lost``.

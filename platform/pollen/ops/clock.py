@@ -69,7 +69,7 @@ def _jobs_resend(site: Site, now: datetime) -> Any:
 def _work_requeue(site: Site, now: datetime) -> Any:
     from pollen.marketplace.work import work_requeue_abandoned
 
-    return work_requeue_abandoned(site_id=site.pk, site_slug=site.slug)
+    return work_requeue_abandoned(site_id=site.pk)
 
 
 def _work_resend(site: Site, now: datetime) -> Any:
