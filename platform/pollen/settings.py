@@ -193,6 +193,8 @@ SPECTACULAR_SETTINGS = {
         "ParticipantStatusEnum": "pollen.federation.models.ParticipantStatus",
         "RoundStatusEnum": "pollen.federation.models.RoundStatus",
         "UpdateStatusEnum": "pollen.federation.models.UpdateStatus",
+        # What ingest found of one file or one mask (the agent reports it).
+        "IngestResultInStatusEnum": [("accepted", "accepted"), ("rejected", "rejected")],
     },
 }
 

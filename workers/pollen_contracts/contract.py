@@ -19,10 +19,20 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin,
 
 CONTRACT_VERSION = 1
 
-# What each task's specs and results carry in their ``task`` field. Segmentation and slides come
-# next; an agent that meets a task it does not know refuses the work with a clear reason.
-Task = Literal["classification"]
+# What each task's specs and results carry in their ``task`` field: classification (one label per
+# image) and segmentation (a label per pixel: ``label_names`` then name the mask's values, with
+# "background" first). Slides come next; an agent that meets a task it does not know refuses the
+# work with a clear reason.
+Task = Literal["classification", "segmentation"]
 TASKS: tuple[str, ...] = get_args(Task)
+
+
+def contract_task(value: str) -> Task:
+    """``value`` as a Task, or ContractError naming the tasks there are."""
+    if value not in TASKS:
+        raise ContractError("task", f"expected one of {', '.join(TASKS)}, got {value!r}")
+    return value  # type: ignore[return-value]  # checked just above
+
 
 C = TypeVar("C", bound="Contract")
 

@@ -255,6 +255,40 @@ class StopOrGoOn(Contract):
 
 
 @dataclass(frozen=True)
+class MaskStats(Contract):
+    """What a segmentation mask holds, in numbers (never pixels)."""
+
+    empty: bool
+    foreground_fraction: float
+    # Pixels per class name of the dataset's label map (background left out): open by nature,
+    # one entry per class the dataset declares.
+    class_pixels: dict[str, int]
+    components: int  # separate lesions (8-connected regions of foreground)
+    largest_component_px: int
+
+
+@dataclass(frozen=True)
+class IngestedMask(Contract):
+    """One reader's mask of an image, checked at the site beside its image."""
+
+    mask_id: int
+    status: Literal["accepted", "rejected"]
+    code: str = ""
+    reason: str = ""
+    sha256: str = ""
+    size_bytes: int | None = None
+    # Where the mask the model reads is stored: the upload itself, or (for several files of
+    # one reader, merged) the merged mask the agent wrote.
+    key: str = ""
+    # A small PNG of the image with this mask outlined, for the dataset page.
+    thumbnail_key: str = ""
+    stats: MaskStats | None = None
+    # Dice of this reader's mask against the reference reader's mask of the same image
+    # (None for the reference reader itself, or when there is none).
+    agreement_dice: float | None = None
+
+
+@dataclass(frozen=True)
 class IngestedImage(Contract):
     """One uploaded file checked at the site: accepted (with what was learnt) or rejected (why)."""
 
@@ -272,6 +306,8 @@ class IngestedImage(Contract):
     size_bytes: int | None = None
     # What the file's own header said (DICOM tags kept by the agent's allow-list).
     metadata: dict[str, Any] | None = None
+    # Segmentation datasets: each reader's mask of this image, in the order they were sent.
+    masks: list[IngestedMask] | None = None
 
 
 @dataclass(frozen=True)
@@ -280,11 +316,24 @@ class IngestResults(Contract):
 
 
 @dataclass(frozen=True)
+class ArchiveMask(Contract):
+    """A mask paired with an archive's image: its files (several are merged) and its reader."""
+
+    names: list[str]
+    keys: list[str]
+    reader: str = ""
+
+
+@dataclass(frozen=True)
 class ArchiveEntry(Contract):
     name: str
     key: str
     label: str
     size: int | None = None
+    # Segmentation archives: the image's masks, and what a manifest said of it.
+    masks: list[ArchiveMask] | None = None
+    patient_id: str = ""
+    split: str = ""
 
 
 @dataclass(frozen=True)
@@ -313,3 +362,5 @@ class TrainingImage(Contract):
     sha256: str = ""
     width: int | None = None
     height: int | None = None
+    # Segmentation: the reference reader's mask (values are indexes into the spec's label_names).
+    mask_key: str = ""

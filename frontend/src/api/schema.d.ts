@@ -1745,6 +1745,9 @@ export interface components {
             key: string;
             label: string;
             size?: number;
+            masks?: components["schemas"]["ArchiveMaskInRequest"][];
+            patient_id?: string;
+            split?: string;
         };
         ArchiveImages: {
             images: {
@@ -1760,6 +1763,12 @@ export interface components {
              * @default false
              */
             add_labels: boolean;
+        };
+        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        ArchiveMaskInRequest: {
+            names: string[];
+            keys: string[];
+            reader?: string;
         };
         ArchiveOut: {
             readonly id: number;
@@ -1900,8 +1909,14 @@ export interface components {
         CsrfOut: {
             csrf_token: string;
         };
-        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        /** @description The settings of a segmentation dataset, on create and on edit. */
         DatasetInRequest: {
+            /** @description Segmentation: what the mask's values 1, 2, ... mark (0 is background; a binary mask stored as 0/255 means the one class) */
+            mask_classes?: string[];
+            /** @description Segmentation: refuse an image that comes without a mask */
+            masks_required?: boolean;
+            /** @description Segmentation with several readers: whose masks models learn from and are scored against (blank: the reader-less mask, else each image's first reader) */
+            reference_reader?: string;
             site: string;
             name: string;
             description?: string;
@@ -1909,6 +1924,13 @@ export interface components {
             label_names?: string[];
             /** @description Two labels only: the label of the finding the model looks for (sensitivity counts how many of these it finds). One of label_names, else 400 `invalid_positive_class`. Left out or blank: a default by name (normal, benign, healthy, negative or no finding is never the finding). */
             positive_class?: string;
+            /**
+             * @description classification (a label per image, the default) or segmentation (a mask per image); fixed once the dataset exists
+             *
+             *     * `classification` - Classification: one label per image
+             *     * `segmentation` - Segmentation: a mask outlining what to find
+             */
+            task?: components["schemas"]["TaskEnum"];
         };
         DatasetOut: {
             readonly id: number;
@@ -1916,9 +1938,13 @@ export interface components {
             name: string;
             description: string;
             modality: components["schemas"]["ModalityEnum"];
+            task: components["schemas"]["TaskEnum"];
             label_names: unknown;
             /** @description The label of the finding a model trained here looks for; blank with three or more labels (each is read against the rest) or fewer than two */
             readonly positive_class: string;
+            mask_classes: unknown;
+            masks_required: boolean;
+            reference_reader: string;
             status: components["schemas"]["DatasetStatusEnum"];
             readonly image_count: number;
             readonly accepted_count: number;
@@ -1952,6 +1978,10 @@ export interface components {
                 [key: string]: unknown;
             }[];
             unlabelled: number;
+            /** @description Segmentation datasets: images with and without a mask, empty masks, lesion counts and sizes (fraction of the image, in bins), readers and their Dice agreement with the reference reader */
+            segmentation?: {
+                [key: string]: unknown;
+            };
         };
         /**
          * @description * `active` - Active
@@ -2213,6 +2243,8 @@ export interface components {
              * @description The file's size in bytes; the upload link takes exactly this many.
              */
             size_bytes?: number;
+            /** @description Segmentation datasets: the image's mask files (one per reader, or several per reader to be merged). Each gets its own upload link in mask_slots. */
+            masks?: components["schemas"]["MaskFileInRequest"][];
         };
         /**
          * @description * `onnx` - onnx
@@ -2366,6 +2398,7 @@ export interface components {
              * @description Set while the slot waits for its file: when the unfinished upload expires
              */
             upload_expires_at: string | null;
+            readonly masks: components["schemas"]["MaskOut"][];
         };
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         ImageRefInRequest: {
@@ -2425,6 +2458,7 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             };
+            masks?: components["schemas"]["IngestedMaskInRequest"][];
         };
         /**
          * @description * `accepted` - accepted
@@ -2435,6 +2469,20 @@ export interface components {
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         IngestResultsInRequest: {
             results: components["schemas"]["IngestResultInRequest"][];
+        };
+        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        IngestedMaskInRequest: {
+            mask_id: number;
+            status: components["schemas"]["IngestResultInStatusEnum"];
+            code?: string;
+            reason?: string;
+            sha256?: string;
+            size_bytes?: number;
+            key?: string;
+            thumbnail_key?: string;
+            stats?: components["schemas"]["MaskStatsInRequest"];
+            /** Format: double */
+            agreement_dice?: number | null;
         };
         InvitationCreatedOut: {
             readonly id: number;
@@ -2540,6 +2588,7 @@ export interface components {
             name: string;
             dataset: number;
             dataset_name: string;
+            task: string;
             recipe: components["schemas"]["RecipeEnum"];
             starting_point: number | null;
             starting_point_name: string | null;
@@ -2669,6 +2718,51 @@ export interface components {
         MarketplaceRenewPublications: {
             renewed: boolean;
         };
+        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        MaskFileInRequest: {
+            filename: string;
+            /** @description Who drew the mask (for example '1stHO'); several files of one reader are merged into one mask */
+            reader?: string;
+            /** Format: int64 */
+            size_bytes?: number;
+        };
+        MaskOut: {
+            readonly id: number;
+            reader: string;
+            filenames: unknown;
+            status: components["schemas"]["ImageStatusEnum"];
+            reject_code: string;
+            reject_reason: string;
+            /** @description empty, foreground_fraction, class_pixels, components (separate lesions), largest_component_px */
+            stats: unknown;
+            /**
+             * Format: double
+             * @description Dice against the reference reader's mask of the same image
+             */
+            agreement_dice: number | null;
+        };
+        MaskSlotOut: {
+            mask_id: number;
+            reader: string;
+            filename: string;
+            key: string;
+            url: string;
+            method: string;
+            headers: {
+                [key: string]: string;
+            };
+        };
+        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        MaskStatsInRequest: {
+            empty: boolean;
+            /** Format: double */
+            foreground_fraction: number;
+            class_pixels: {
+                [key: string]: number;
+            };
+            components: number;
+            largest_component_px: number;
+        };
         MeOut: {
             username: string;
             display_name: string;
@@ -2732,6 +2826,7 @@ export interface components {
             name: string;
             job: number | null;
             architecture: string;
+            task: string;
             label_names: unknown;
             positive_class: string;
             input_size: number;
@@ -3081,8 +3176,14 @@ export interface components {
          * @enum {string}
          */
         ParticipantStatusEnum: "invited" | "accepted" | "declined" | "withdrawn";
-        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        /** @description The settings of a segmentation dataset, on create and on edit. */
         PatchedDatasetPatchInRequest: {
+            /** @description Segmentation: what the mask's values 1, 2, ... mark (0 is background; a binary mask stored as 0/255 means the one class) */
+            mask_classes?: string[];
+            /** @description Segmentation: refuse an image that comes without a mask */
+            masks_required?: boolean;
+            /** @description Segmentation with several readers: whose masks models learn from and are scored against (blank: the reader-less mask, else each image's first reader) */
+            reference_reader?: string;
             name?: string;
             description?: string;
             modality?: components["schemas"]["ModalityEnum"];
@@ -3501,6 +3602,7 @@ export interface components {
                 [key: string]: string;
             };
             expires_in: number;
+            mask_slots: components["schemas"]["MaskSlotOut"][];
         };
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         SlotsInRequest: {
@@ -3534,9 +3636,19 @@ export interface components {
          * @enum {string}
          */
         StrategyEnum: "relay" | "fedavg";
+        /**
+         * @description * `classification` - Classification: one label per image
+         *     * `segmentation` - Segmentation: a mask outlining what to find
+         * @enum {string}
+         */
+        TaskEnum: "classification" | "segmentation";
         Thumbnails: {
             urls: {
-                [key: string]: unknown;
+                [key: string]: string;
+            };
+            /** @description Segmentation: per mask id, its outline drawn over the image */
+            mask_urls: {
+                [key: string]: string;
             };
         };
         TokenCreatedOut: {
@@ -3604,6 +3716,8 @@ export interface components {
             learning_rate?: number;
             seed?: number;
             max_minutes?: number;
+            /** @description Segmentation: train the decoder only, keeping the encoder's pre-trained weights (a first outline model in minutes) */
+            freeze_encoder?: boolean;
         };
         TrainingImageOut: {
             readonly id: number;
@@ -3614,6 +3728,8 @@ export interface components {
             sha256: string;
             width: number | null;
             height: number | null;
+            /** @description Segmentation: where the reference reader's mask is stored (blank otherwise) */
+            readonly mask_key: string;
         };
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         TrainingStartInRequest: {
@@ -3750,6 +3866,7 @@ export interface components {
             slug: string;
             name: string;
             architecture: string;
+            task: string;
             source: components["schemas"]["ZooEntryOutSourceEnum"];
             description: string;
             licence: string;
@@ -9679,6 +9796,11 @@ export interface operations {
                  *     * `model_version` - A model trained or shared at a site
                  */
                 source?: "file" | "imagenet" | "model_version" | "random";
+                /**
+                 * @description * `classification` - classification
+                 *     * `segmentation` - segmentation
+                 */
+                task?: "classification" | "segmentation";
             };
             header?: never;
             path?: never;

@@ -23,6 +23,14 @@ def advanced_check(advanced: dict[str, Any], *, limits: Limits) -> dict[str, Any
                 fields={"advanced": {name: "Unknown setting."}},
             )
         low, high = limits[name]
+        if isinstance(low, bool):  # a switch: (False, True)
+            if not isinstance(value, bool):
+                raise ApiError(
+                    f"'{name}' is a switch: send true or false.",
+                    code="invalid",
+                    fields={"advanced": {name: "true or false."}},
+                )
+            continue
         if (
             not isinstance(value, int | float)
             or isinstance(value, bool)

@@ -16,7 +16,15 @@ from pollen.core.errors import NotFound
 from pollen.core.serializers import StrictSerializer
 from pollen.datasets import deletion, ingest
 from pollen.datasets.archives import archive_result_record
-from pollen.datasets.models import ArchiveImport, Dataset, DatasetStatus, Image, ImageStatus
+from pollen.datasets.masks import reference_mask
+from pollen.datasets.models import (
+    ArchiveImport,
+    Dataset,
+    DatasetStatus,
+    Image,
+    ImageStatus,
+    Task,
+)
 
 
 def agent_dataset(request: Request, pk: int, *, include_deleting: bool = False) -> Dataset:
@@ -28,6 +36,29 @@ def agent_dataset(request: Request, pk: int, *, include_deleting: bool = False) 
     if dataset is None:
         raise NotFound("There is no such dataset at this agent's site.", code="dataset_not_found")
     return dataset
+
+
+class MaskStatsIn(StrictSerializer):
+    empty = serializers.BooleanField()
+    foreground_fraction = serializers.FloatField(min_value=0.0, max_value=1.0)
+    class_pixels = serializers.DictField(child=serializers.IntegerField(min_value=0))
+    components = serializers.IntegerField(min_value=0)
+    largest_component_px = serializers.IntegerField(min_value=0)
+
+
+class IngestedMaskIn(StrictSerializer):
+    mask_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["accepted", "rejected"])
+    code = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, allow_blank=True)
+    size_bytes = serializers.IntegerField(required=False, min_value=0)
+    key = serializers.CharField(required=False, allow_blank=True, max_length=512)
+    thumbnail_key = serializers.CharField(required=False, allow_blank=True, max_length=512)
+    stats = MaskStatsIn(required=False)
+    agreement_dice = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.0, max_value=1.0
+    )
 
 
 class IngestResultIn(StrictSerializer):
@@ -44,6 +75,7 @@ class IngestResultIn(StrictSerializer):
     thumbnail_key = serializers.CharField(required=False, allow_blank=True, max_length=512)
     size_bytes = serializers.IntegerField(required=False, min_value=0)
     metadata = serializers.DictField(required=False)
+    masks = serializers.ListField(child=IngestedMaskIn(), required=False, max_length=20)
 
 
 class IngestResultsIn(StrictSerializer):
@@ -91,9 +123,30 @@ class PurgedApi(APIView):
 
 
 class TrainingImageOut(serializers.ModelSerializer):
+    mask_key = serializers.SerializerMethodField(
+        help_text="Segmentation: where the reference reader's mask is stored (blank otherwise)"
+    )
+
     class Meta:
         model = Image
-        fields = ["id", "storage_key", "label", "patient_id", "split", "sha256", "width", "height"]
+        fields = [
+            "id",
+            "storage_key",
+            "label",
+            "patient_id",
+            "split",
+            "sha256",
+            "width",
+            "height",
+            "mask_key",
+        ]
+
+    def get_mask_key(self, image: Image) -> str:
+        dataset = image.dataset
+        if dataset.task != Task.SEGMENTATION:
+            return ""
+        mask = reference_mask(list(image.masks.all()), dataset.reference_reader)
+        return mask.storage_key if mask is not None else ""
 
 
 class TrainingImageListApi(generics.ListAPIView):
@@ -111,18 +164,33 @@ class TrainingImageListApi(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request to scope by
             return self.serializer_class.Meta.model.objects.none()
         dataset = agent_dataset(self.request, self.kwargs["pk"])
-        return (
-            Image.objects.filter(dataset=dataset, status=ImageStatus.ACCEPTED)
-            .exclude(label="")
-            .order_by("id")
-        )
+        images = Image.objects.filter(dataset=dataset, status=ImageStatus.ACCEPTED)
+        if dataset.task == Task.SEGMENTATION:
+            # What a segmentation model learns from is the mask: the image label may be blank.
+            return (
+                images.filter(masks__status=ImageStatus.ACCEPTED)
+                .distinct()
+                .select_related("dataset")
+                .prefetch_related("masks")
+                .order_by("id")
+            )
+        return images.exclude(label="").select_related("dataset").order_by("id")
+
+
+class ArchiveMaskIn(StrictSerializer):
+    names = serializers.ListField(child=serializers.CharField(max_length=1024), max_length=20)
+    keys = serializers.ListField(child=serializers.CharField(max_length=512), max_length=20)
+    reader = serializers.CharField(required=False, allow_blank=True, max_length=50)
 
 
 class ArchiveEntryIn(StrictSerializer):
     name = serializers.CharField(max_length=1024)
     key = serializers.CharField(max_length=512)
-    label = serializers.CharField(max_length=100)  # type: ignore[assignment]  # a field name DRF stubs also use
+    label = serializers.CharField(max_length=100, allow_blank=True)  # type: ignore[assignment]  # a field name DRF stubs also use
     size = serializers.IntegerField(min_value=0, required=False)
+    masks = serializers.ListField(child=ArchiveMaskIn(), required=False, max_length=20)
+    patient_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    split = serializers.CharField(required=False, allow_blank=True, max_length=10)
 
 
 class ArchiveRejectIn(StrictSerializer):

@@ -26,7 +26,7 @@ from pollen.datasets import (
     services,
 )
 from pollen.datasets.filters import DatasetFilter
-from pollen.datasets.models import Dataset, Modality
+from pollen.datasets.models import Dataset, Modality, Task
 
 
 class DatasetOut(serializers.ModelSerializer):
@@ -57,8 +57,12 @@ class DatasetOut(serializers.ModelSerializer):
             "name",
             "description",
             "modality",
+            "task",
             "label_names",
             "positive_class",
+            "mask_classes",
+            "masks_required",
+            "reference_reader",
             "status",
             "image_count",
             "accepted_count",
@@ -78,7 +82,29 @@ POSITIVE_CLASS_HELP = (
 )
 
 
-class DatasetIn(StrictSerializer):
+class MaskFieldsIn(StrictSerializer):
+    """The settings of a segmentation dataset, on create and on edit."""
+
+    mask_classes = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=20,
+        help_text="Segmentation: what the mask's values 1, 2, ... mark (0 is background; a "
+        "binary mask stored as 0/255 means the one class)",
+    )
+    masks_required = serializers.BooleanField(
+        required=False, help_text="Segmentation: refuse an image that comes without a mask"
+    )
+    reference_reader = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=50,
+        help_text="Segmentation with several readers: whose masks models learn from and are "
+        "scored against (blank: the reader-less mask, else each image's first reader)",
+    )
+
+
+class DatasetIn(MaskFieldsIn):
     site = serializers.CharField(max_length=50)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -89,9 +115,15 @@ class DatasetIn(StrictSerializer):
     positive_class = serializers.CharField(
         required=False, allow_blank=True, max_length=100, help_text=POSITIVE_CLASS_HELP
     )
+    task = serializers.ChoiceField(
+        choices=Task.choices,
+        required=False,
+        help_text="classification (a label per image, the default) or segmentation (a mask "
+        "per image); fixed once the dataset exists",
+    )
 
 
-class DatasetPatchIn(StrictSerializer):
+class DatasetPatchIn(MaskFieldsIn):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     modality = serializers.ChoiceField(choices=Modality.choices, required=False)
@@ -258,6 +290,12 @@ class DatasetStatsApi(APIView):
                 "sizes": serializers.DictField(),
                 "rejected_by_reason": serializers.ListField(child=serializers.DictField()),
                 "unlabelled": serializers.IntegerField(),
+                "segmentation": serializers.DictField(
+                    required=False,
+                    help_text="Segmentation datasets: images with and without a mask, empty "
+                    "masks, lesion counts and sizes (fraction of the image, in bins), readers "
+                    "and their Dice agreement with the reference reader",
+                ),
             },
         ),
     )

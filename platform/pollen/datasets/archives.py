@@ -12,7 +12,16 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError, Conflict
-from pollen.datasets.models import ArchiveImport, ArchiveStatus, Dataset, Image, ImageStatus
+from pollen.datasets.masks import ingest_masks_payload, masks_create, segmentation_payload
+from pollen.datasets.models import (
+    ArchiveImport,
+    ArchiveStatus,
+    Dataset,
+    Image,
+    ImageStatus,
+    Split,
+    Task,
+)
 from pollen.datasets.positive_class import positive_class_refresh
 from pollen.datasets.services import check_labels, ensure_active, safe_filename
 from pollen.datasets.splits import split_for
@@ -27,7 +36,12 @@ def archive_slot_create(
     ensure_active(dataset)
     name = safe_filename(filename)
     if not name.lower().endswith(".zip"):
-        raise ApiError("Send a .zip file with one folder per label.", code="not_a_zip")
+        what = (
+            "images and their masks"
+            if dataset.task == Task.SEGMENTATION
+            else "one folder per label"
+        )
+        raise ApiError(f"Send a .zip file with {what}.", code="not_a_zip")
     if size_bytes <= 0 or size_bytes > limits.MAX_ARCHIVE_BYTES:
         raise ApiError(
             f"The archive must be between 1 byte and {limits.MAX_ARCHIVE_BYTES // 1024**3} GB.",
@@ -78,18 +92,19 @@ def archive_import_start(
             raise Conflict(
                 "This archive is already being unpacked or was unpacked.", code="archive_started"
             )
-        send_on_commit(
-            tasks.EXTRACT_ARCHIVE,
-            {
-                "site": dataset.site.slug,
-                "dataset_id": dataset.pk,
-                "archive_id": archive.pk,
-                "key": archive.storage_key,
-                "dest_prefix": f"datasets/{dataset.pk}/images/zip-{archive.pk}",
-                "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
-            },
-            queue=queues.io_queue(dataset.site.slug),
-        )
+        payload: dict[str, Any] = {
+            "site": dataset.site.slug,
+            "dataset_id": dataset.pk,
+            "archive_id": archive.pk,
+            "key": archive.storage_key,
+            "dest_prefix": f"datasets/{dataset.pk}/images/zip-{archive.pk}",
+            "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
+        }
+        segmentation = segmentation_payload(dataset)
+        if segmentation is not None:
+            payload["segmentation"] = segmentation
+            payload["mask_prefix"] = f"datasets/{dataset.pk}/masks/"
+        send_on_commit(tasks.EXTRACT_ARCHIVE, payload, queue=queues.io_queue(dataset.site.slug))
     archive.refresh_from_db()
     return archive
 
@@ -111,14 +126,14 @@ def archive_result_record(
             for r in result.get("rejected", [])
         ]
         entries = result.get("entries", [])
-        labels = {e["label"] for e in entries}
+        labels = {e["label"] for e in entries if e["label"]}
         unknown = labels - set(dataset.label_names)
         if unknown and locked.add_labels:
             dataset.label_names = check_labels(dataset.label_names + sorted(unknown))
             positive_class_refresh(dataset)
             dataset.save(update_fields=["label_names", "positive_class"])
             unknown = set()
-        rows = []
+        rows, kept = [], []
         for entry in entries:
             if entry["label"] in unknown:
                 rejected.append(
@@ -131,21 +146,32 @@ def archive_result_record(
                     }
                 )
                 continue
+            patient = (entry.get("patient_id") or "").strip()[:100]
+            chosen_split = entry.get("split") or ""
             rows.append(
                 Image(
                     dataset=dataset,
                     filename=entry["name"].split("/")[-1][:255],
                     storage_key=entry["key"],
                     label=entry["label"],
+                    patient_id=patient,
                     size_bytes=entry.get("size"),
-                    split=split_for(
-                        seed=dataset.split_seed, patient_id="", fallback_key=entry["key"]
+                    # A manifest's split stands; otherwise the split follows the patient.
+                    split=chosen_split
+                    if chosen_split in Split.values
+                    else split_for(
+                        seed=dataset.split_seed, patient_id=patient, fallback_key=entry["key"]
                     ),
                     status=ImageStatus.PENDING,
                     upload_expires_at=None,  # unpacked at the site: nothing left to upload
                 )
             )
+            kept.append(entry)
         created = Image.objects.bulk_create(rows, batch_size=1000)
+        masks = {
+            image.pk: masks_create(image, _archive_mask_groups(entry))
+            for image, entry in zip(created, kept, strict=True)
+        }
         locked.status = ArchiveStatus.DONE
         locked.image_count = len(created)
         locked.rejected = rejected[:5000]
@@ -160,5 +186,21 @@ def archive_result_record(
         )
     return [
         {"image_id": image.pk, "key": image.storage_key, "filename": image.filename}
+        | (
+            {"masks": ingest_masks_payload(masks[image.pk])}
+            if dataset.task == Task.SEGMENTATION
+            else {}
+        )
         for image in created
     ]
+
+
+def _archive_mask_groups(entry: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for mask in entry.get("masks") or []:
+        reader = str(mask.get("reader", ""))[:50]
+        parts = list(zip(mask["names"], mask["keys"], strict=False))
+        groups.setdefault(reader, []).extend(
+            (name.split("/")[-1][:255], key) for name, key in parts
+        )
+    return groups

@@ -8,7 +8,8 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError
-from pollen.datasets.models import Dataset, Image
+from pollen.datasets.masks import mask_keys
+from pollen.datasets.models import Dataset, Image, Mask
 from pollen.datasets.services import clean_label
 from pollen.datasets.splits import split_for
 from pollen_contracts import queues, tasks
@@ -82,6 +83,7 @@ def images_delete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) -> 
         if not rows:
             return 0
         keys = [k for _, key, thumb in rows for k in (key, thumb) if k]
+        keys += mask_keys(Mask.objects.filter(image_id__in=[pk for pk, _, _ in rows]))
         dataset.images.filter(pk__in=[pk for pk, _, _ in rows]).delete()
         audit_record(
             caller=caller,
@@ -99,23 +101,34 @@ def images_delete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) -> 
     return len(rows)
 
 
-def thumbnails_presign(*, dataset: Dataset, image_ids: list[int]) -> dict[int, str]:
-    """Short-lived links for the browser to fetch thumbnails straight from site storage."""
+def thumbnails_presign(
+    *, dataset: Dataset, image_ids: list[int]
+) -> tuple[dict[int, str], dict[int, str]]:
+    """Short-lived links for the browser to fetch thumbnails straight from site storage: the
+    images', and (segmentation) each accepted mask's outline over its image."""
     rows = list(
         dataset.images.filter(pk__in=image_ids[:200])
         .exclude(thumbnail_key="")
         .values_list("pk", "thumbnail_key")
     )
-    if not rows:
-        return {}
+    mask_rows = list(
+        Mask.objects.filter(image__dataset=dataset, image_id__in=image_ids[:200])
+        .exclude(thumbnail_key="")
+        .values_list("pk", "thumbnail_key")
+    )
+    if not rows and not mask_rows:
+        return {}, {}
     answer = ask_site_agent(
         dataset.site.slug,
         tasks.PRESIGN_DOWNLOAD,
         {
             "site": dataset.site.slug,
-            "keys": [key for _, key in rows],
+            "keys": [key for _, key in rows + mask_rows],
             "expires_in": 300,
         },
     )
     urls = answer["urls"]
-    return {pk: urls[key] for pk, key in rows if key in urls}
+    return (
+        {pk: urls[key] for pk, key in rows if key in urls},
+        {pk: urls[key] for pk, key in mask_rows if key in urls},
+    )

@@ -18,11 +18,37 @@ from pollen.datasets import (
 )
 from pollen.datasets.apis import dataset_for_request
 from pollen.datasets.filters import ImageFilter
-from pollen.datasets.models import Image
+from pollen.datasets.models import Image, Mask
 from pollen.datasets.uploads_apis import IdsIn
 
 
+class MaskOut(serializers.ModelSerializer):
+    class Meta:
+        model = Mask
+        fields = [
+            "id",
+            "reader",
+            "filenames",
+            "status",
+            "reject_code",
+            "reject_reason",
+            "stats",
+            "agreement_dice",
+        ]
+        extra_kwargs = {
+            "stats": {
+                "help_text": "empty, foreground_fraction, class_pixels, components (separate "
+                "lesions), largest_component_px"
+            },
+            "agreement_dice": {
+                "help_text": "Dice against the reference reader's mask of the same image"
+            },
+        }
+
+
 class ImageOut(serializers.ModelSerializer):
+    masks = MaskOut(many=True, read_only=True)
+
     class Meta:
         model = Image
         fields = [
@@ -42,6 +68,7 @@ class ImageOut(serializers.ModelSerializer):
             "modality",
             "created_at",
             "upload_expires_at",
+            "masks",
         ]
         extra_kwargs = {
             "upload_expires_at": {
@@ -63,7 +90,9 @@ class ImageListApi(generics.ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request to scope by
             return self.serializer_class.Meta.model.objects.none()
-        return selectors.image_list(dataset=dataset_for_request(self.request, self.kwargs["pk"])[1])
+        return selectors.image_list(
+            dataset=dataset_for_request(self.request, self.kwargs["pk"])[1]
+        ).prefetch_related("masks")
 
 
 class ImagePatchIn(StrictSerializer):
@@ -168,16 +197,22 @@ class ThumbnailsApi(APIView):
         tags=["datasets"],
         summary="Short-lived thumbnail links (straight from site storage)",
         request=IdsIn,
-        responses=inline_serializer("Thumbnails", {"urls": serializers.DictField()}),
+        responses=inline_serializer(
+            "Thumbnails",
+            {
+                "urls": serializers.DictField(child=serializers.CharField()),
+                "mask_urls": serializers.DictField(
+                    child=serializers.CharField(),
+                    help_text="Segmentation: per mask id, its outline drawn over the image",
+                ),
+            },
+        ),
     )
     def post(self, request: Request, pk: int) -> Response:
         dataset = dataset_for_request(request, pk)[1]
         data = IdsIn(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(
-            {
-                "urls": images.thumbnails_presign(
-                    dataset=dataset, image_ids=data.validated_data["image_ids"]
-                )
-            }
+        urls, mask_urls = images.thumbnails_presign(
+            dataset=dataset, image_ids=data.validated_data["image_ids"]
         )
+        return Response({"urls": urls, "mask_urls": mask_urls})

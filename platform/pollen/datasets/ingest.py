@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +14,15 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.core.errors import ApiError
-from pollen.datasets.models import Dataset, Image, ImageStatus
+from pollen.datasets.masks import (
+    clean_reader,
+    ingest_masks_payload,
+    mask_key,
+    mask_results_record,
+    masks_create,
+    segmentation_payload,
+)
+from pollen.datasets.models import Dataset, Image, ImageStatus, Mask, Task
 from pollen.datasets.positive_class import (
     positive_class_refresh,
 )
@@ -26,27 +34,61 @@ MAX_FILES_PER_REQUEST = 500
 
 
 @dataclass
+class MaskRequest:
+    filename: str
+    reader: str
+    size_bytes: int | None
+    key: str = ""
+
+
+@dataclass
 class SlotRequest:
     filename: str
     label: str
     patient_id: str
     size_bytes: int | None
+    masks: list[MaskRequest] = field(default_factory=list)
 
 
-def _slot_problem(dataset: Dataset, item: SlotRequest, add_labels: bool) -> tuple[str, str] | None:
-    if item.size_bytes is not None and item.size_bytes < 0:
+def _size_problem(size_bytes: int | None, what: str = "file") -> tuple[str, str] | None:
+    if size_bytes is not None and size_bytes < 0:
         return "invalid_size", (
-            f"The declared size ({item.size_bytes} bytes) cannot be right. Send the file's "
+            f"The declared size ({size_bytes} bytes) cannot be right. Send the {what}'s "
             "size in bytes, or leave it out."
         )
-    if item.size_bytes is not None and item.size_bytes == 0:
-        return "empty_file", "The file is empty. Export it again from your imaging system."
-    if item.size_bytes is not None and item.size_bytes > limits.MAX_UPLOAD_BYTES:
+    if size_bytes is not None and size_bytes == 0:
+        return "empty_file", f"The {what} is empty. Export it again from your imaging system."
+    if size_bytes is not None and size_bytes > limits.MAX_UPLOAD_BYTES:
         limit = limits.MAX_UPLOAD_BYTES // (1024 * 1024)
         return (
             "file_too_large",
-            f"The file is larger than {limit} MB. Split or compress it before uploading.",
+            f"The {what} is larger than {limit} MB. Split or compress it before uploading.",
         )
+    return None
+
+
+def _mask_problem(dataset: Dataset, item: SlotRequest) -> tuple[str, str] | None:
+    if item.masks and dataset.task != Task.SEGMENTATION:
+        return "masks_need_segmentation", (
+            "This dataset labels whole images; masks belong in a segmentation dataset. Send "
+            "the image without masks, or create a segmentation dataset."
+        )
+    if dataset.task == Task.SEGMENTATION and dataset.masks_required and not item.masks:
+        return "mask_missing", (
+            "This dataset needs a mask with every image. Send its mask with it (masks: "
+            "[{filename, reader}]), or upload images and masks together as a zip."
+        )
+    for mask in item.masks:
+        problem = _size_problem(mask.size_bytes, f"mask {mask.filename}")
+        if problem:
+            return problem
+    return None
+
+
+def _slot_problem(dataset: Dataset, item: SlotRequest, add_labels: bool) -> tuple[str, str] | None:
+    problem = _size_problem(item.size_bytes) or _mask_problem(dataset, item)
+    if problem:
+        return problem
     if item.label and item.label not in dataset.label_names and not add_labels:
         known = ", ".join(dataset.label_names) or "none yet"
         return "unknown_label", (
@@ -81,6 +123,14 @@ def upload_slots_create(
                 label=clean_label(raw.get("label", "")),
                 patient_id=(raw.get("patient_id") or "").strip()[:100],
                 size_bytes=raw.get("size_bytes"),
+                masks=[
+                    MaskRequest(
+                        filename=safe_filename(mask["filename"]),
+                        reader=clean_reader(mask.get("reader", "")),
+                        size_bytes=mask.get("size_bytes"),
+                    )
+                    for mask in raw.get("masks") or []
+                ],
             )
         except ApiError as exc:
             refused.append(
@@ -97,6 +147,8 @@ def upload_slots_create(
             continue
         suffix = item.filename.rsplit(".", 1)[-1].lower() if "." in item.filename else "bin"
         key = f"datasets/{dataset.pk}/images/{uuid.uuid4().hex}.{suffix[:8]}"
+        for mask in item.masks:
+            mask.key = mask_key(dataset, mask.filename)
         accepted.append((item, key))
     if not accepted:
         return {"slots": [], "refused": refused}
@@ -105,11 +157,18 @@ def upload_slots_create(
         tasks.PRESIGN_UPLOAD,
         {
             "site": dataset.site.slug,
-            "keys": [key for _, key in accepted],
+            "keys": [key for _, key in accepted]
+            + [mask.key for item, _ in accepted for mask in item.masks],
             "expires_in": settings.PRESIGN_SECONDS,
             "max_bytes": limits.MAX_UPLOAD_BYTES,
             # The link for a file of declared size takes exactly that many bytes.
-            "sizes": {key: item.size_bytes for item, key in accepted if item.size_bytes},
+            "sizes": {key: item.size_bytes for item, key in accepted if item.size_bytes}
+            | {
+                mask.key: mask.size_bytes
+                for item, _ in accepted
+                for mask in item.masks
+                if mask.size_bytes
+            },
         },
     )
     urls = {slot["key"]: slot for slot in answer["slots"]}
@@ -139,6 +198,10 @@ def upload_slots_create(
                 for item, key in accepted
             ]
         )
+        masks_by_image = {
+            image.pk: masks_create(image, _reader_groups(item.masks))
+            for image, (item, _) in zip(images, accepted, strict=True)
+        }
         audit_record(
             caller=caller,
             action="dataset.upload_slots",
@@ -156,10 +219,31 @@ def upload_slots_create(
             "method": urls[image.storage_key]["method"],
             "headers": urls[image.storage_key].get("headers", {}),
             "expires_in": settings.PRESIGN_SECONDS,
+            "mask_slots": [
+                {
+                    "mask_id": mask.pk,
+                    "reader": mask.reader,
+                    "filename": name,
+                    "key": key,
+                    "url": urls[key]["url"],
+                    "method": urls[key]["method"],
+                    "headers": urls[key].get("headers", {}),
+                }
+                for mask in masks_by_image[image.pk]
+                for name, key in zip(mask.filenames, mask.source_keys, strict=True)
+            ],
         }
         for image in images
     ]
     return {"slots": slots, "refused": refused}
+
+
+def _reader_groups(masks: list[MaskRequest]) -> dict[str, list[tuple[str, str]]]:
+    """A reader's files (several are merged at the site), in the order they were sent."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for mask in masks:
+        groups.setdefault(mask.reader, []).append((mask.filename, mask.key))
+    return groups
 
 
 def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) -> int:
@@ -173,22 +257,43 @@ def uploads_complete(*, caller: Caller, dataset: Dataset, image_ids: list[int]) 
     )
     if not images:
         raise ApiError("None of these images is waiting to be checked.", code="nothing_to_ingest")
-    payload = {
-        "site": dataset.site.slug,
-        "dataset_id": dataset.pk,
-        # The file's own name goes along so that a rejection names it, not the storage key.
-        # The declared size goes along so that the agent refuses another size before download.
-        "images": [
+    payload = ingest_payload(
+        dataset,
+        [
             {"image_id": pk, "key": key, "filename": name, "size_bytes": size}
             for pk, key, name, size in images
         ],
-        "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
-    }
+    )
     with transaction.atomic():
         # The upload is finished: these slots no longer expire (see pollen.datasets.uploads).
         dataset.images.filter(pk__in=[pk for pk, *_ in images]).update(upload_expires_at=None)
         send_on_commit(tasks.INGEST_IMAGES, payload, queue=queues.io_queue(dataset.site.slug))
     return len(images)
+
+
+def ingest_payload(dataset: Dataset, images: list[dict[str, Any]]) -> dict[str, Any]:
+    """The agent's ingest work for ``images`` (each with image_id, key, filename, size_bytes).
+
+    The file's own name goes along so that a rejection names it, not the storage key; the
+    declared size, so that the agent refuses another size before download. A segmentation
+    dataset's images carry their masks, and the payload the label map they are checked against.
+    """
+    payload: dict[str, Any] = {
+        "site": dataset.site.slug,
+        "dataset_id": dataset.pk,
+        "images": images,
+        "thumbnail_prefix": f"datasets/{dataset.pk}/thumbnails/",
+    }
+    segmentation = segmentation_payload(dataset)
+    if segmentation is not None:
+        by_image: dict[int, list[Mask]] = {}
+        for mask in Mask.objects.filter(image_id__in=[item["image_id"] for item in images]):
+            by_image.setdefault(mask.image_id, []).append(mask)
+        for item in images:
+            item["masks"] = ingest_masks_payload(by_image.get(item["image_id"], []))
+        payload["segmentation"] = segmentation
+        payload["mask_prefix"] = f"datasets/{dataset.pk}/masks/"
+    return payload
 
 
 def ingest_results_record(*, dataset: Dataset, results: list[dict[str, Any]]) -> dict[str, int]:
@@ -215,6 +320,8 @@ def ingest_results_record(*, dataset: Dataset, results: list[dict[str, Any]]) ->
                 continue  # deleted meanwhile, or already recorded: never count twice
             _apply_result(image, result, existing, now)
             counts[image.status] += 1
+            if result.get("masks") is not None or dataset.task == Task.SEGMENTATION:
+                mask_results_record(image, result.get("masks") or [], now)
         Image.objects.bulk_update(
             list(images.values()),
             [

@@ -24,6 +24,13 @@ class Modality(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class Task(models.TextChoices):
+    """What a dataset's labels say, and so what a model trained on it does."""
+
+    CLASSIFICATION = "classification", "Classification: one label per image"
+    SEGMENTATION = "segmentation", "Segmentation: a mask outlining what to find"
+
+
 class DatasetStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     DELETING = "deleting", "Being deleted"
@@ -36,7 +43,18 @@ class Dataset(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     modality = models.CharField(max_length=20, choices=Modality.choices, default=Modality.OTHER)
+    task = models.CharField(max_length=20, choices=Task.choices, default=Task.CLASSIFICATION)
+    # Image-level labels (classification's target; optional groups such as benign/malignant in
+    # a segmentation dataset).
     label_names = models.JSONField(default=list, blank=True)
+    # Segmentation: the names of a mask's values 1, 2, ... (0 is background). A binary mask
+    # stored as 0/255 means the one class.
+    mask_classes = models.JSONField(default=list, blank=True)
+    # Segmentation: an image without an accepted mask is refused (else it may wait for one).
+    masks_required = models.BooleanField(default=True)
+    # Segmentation with several readers: whose masks models train and are scored on (blank:
+    # the reader-less mask, else the first reader of each image).
+    reference_reader = models.CharField(max_length=50, blank=True)
     # The label of the finding a model trained here looks for (sensitivity is about it); blank
     # for three or more labels, or while the dataset has fewer than two (datasets.positive_class).
     positive_class = models.CharField(max_length=100, blank=True)
@@ -165,3 +183,39 @@ class ArchiveImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset_id}:{self.filename} ({self.status})"
+
+
+class Mask(models.Model):
+    """One reader's mask of an image (segmentation datasets): metadata only, pixels stay at the site.
+
+    Several files of one reader (a lesion per file) are merged by the agent into one mask
+    (``storage_key``); ``source_keys`` are the uploads it was made from.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="masks")
+    reader = models.CharField(max_length=50, blank=True)
+    filenames = models.JSONField(default=list)
+    source_keys = models.JSONField(default=list)
+    storage_key = models.CharField(max_length=512, blank=True)
+    thumbnail_key = models.CharField(max_length=512, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ImageStatus.choices, default=ImageStatus.PENDING
+    )
+    reject_code = models.CharField(max_length=50, blank=True)
+    reject_reason = models.CharField(max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    # empty, foreground_fraction, class_pixels, components, largest_component_px
+    stats = models.JSONField(default=dict, blank=True)
+    # Dice against the reference reader's mask of the same image (None for the reference).
+    agreement_dice = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image_id", "reader", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "reader"], name="mask_one_per_reader")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id}:{self.reader or 'mask'}"

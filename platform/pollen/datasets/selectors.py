@@ -9,7 +9,8 @@ from django.db.models.functions import Greatest
 
 from pollen.accounts.caller import Caller
 from pollen.core.errors import NotFound
-from pollen.datasets.models import Dataset, DatasetStatus, Image, ImageStatus
+from pollen.datasets.masks import segmentation_stats
+from pollen.datasets.models import Dataset, DatasetStatus, Image, ImageStatus, Task
 
 
 def dataset_list(*, caller: Caller) -> QuerySet[Dataset]:
@@ -129,4 +130,4 @@ def dataset_stats(*, dataset: Dataset) -> dict[str, Any]:
         },
         "rejected_by_reason": [{"code": r["reject_code"], "count": r["n"]} for r in rejected],
         "unlabelled": accepted.filter(label="").count(),
-    }
+    } | ({"segmentation": segmentation_stats(dataset)} if dataset.task == Task.SEGMENTATION else {})

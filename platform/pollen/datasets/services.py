@@ -15,7 +15,8 @@ from pollen.accounts.caller import Caller
 from pollen.accounts.models import Site
 from pollen.audit.services import audit_record
 from pollen.core.errors import ApiError, Conflict
-from pollen.datasets.models import Dataset, DatasetStatus
+from pollen.datasets.masks import mask_classes_change, mask_classes_check
+from pollen.datasets.models import Dataset, DatasetStatus, Task
 from pollen.datasets.positive_class import (
     positive_class_check,
     positive_class_for,
@@ -56,10 +57,18 @@ def dataset_create(
     modality: str = "other",
     label_names: list[str] | None = None,
     positive_class: str = "",
+    task: str = Task.CLASSIFICATION,
+    mask_classes: list[str] | None = None,
+    masks_required: bool = True,
+    reference_reader: str = "",
 ) -> Dataset:
-    """Create a dataset; with two labels, ``positive_class`` names the finding (default by name)."""
+    """Create a dataset; with two labels, ``positive_class`` names the finding (default by name).
+
+    A segmentation dataset names its mask's classes (``mask_classes``: values 1, 2, ...).
+    """
     caller.require_clinical()
     labels = check_labels(label_names or [])
+    classes = mask_classes_check(task=task, mask_classes=mask_classes or [])
     finding = positive_class_for(labels, positive_class_check(positive_class, labels))
     try:
         with transaction.atomic():
@@ -70,6 +79,10 @@ def dataset_create(
                 modality=modality,
                 label_names=labels,
                 positive_class=finding,
+                task=task,
+                mask_classes=classes,
+                masks_required=masks_required,
+                reference_reader=reference_reader.strip(),
                 split_seed=secrets.randbelow(2**31),
                 created_by_id=caller.user_id if caller.token is None else None,
             )
@@ -101,6 +114,8 @@ def dataset_update(*, caller: Caller, dataset: Dataset, **changes: Any) -> Datas
                 code="label_in_use",
             )
         changes["label_names"] = labels
+    if "mask_classes" in changes:
+        changes["mask_classes"] = mask_classes_change(dataset, changes["mask_classes"])
     before = dataset.positive_class
     changes.update(_positive_class_change(dataset, changes))
     for field, value in changes.items():

@@ -21,6 +21,18 @@ from pollen.datasets.apis import dataset_for_request
 from pollen.datasets.models import ArchiveImport, Dataset
 
 
+class MaskFileIn(StrictSerializer):
+    filename = serializers.CharField(max_length=1024)
+    reader = serializers.CharField(
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        help_text="Who drew the mask (for example '1stHO'); several files of one reader are "
+        "merged into one mask",
+    )
+    size_bytes = serializers.IntegerField(required=False, min_value=-(2**63), max_value=2**63 - 1)
+
+
 class FileIn(StrictSerializer):
     filename = serializers.CharField(max_length=1024)
     label = serializers.CharField(max_length=100, required=False, allow_blank=True)  # type: ignore[assignment]  # a field name DRF stubs also use
@@ -32,6 +44,12 @@ class FileIn(StrictSerializer):
         max_value=2**63 - 1,
         help_text="The file's size in bytes; the upload link takes exactly this many.",
     )
+    masks = MaskFileIn(
+        many=True,
+        required=False,
+        help_text="Segmentation datasets: the image's mask files (one per reader, or several "
+        "per reader to be merged). Each gets its own upload link in mask_slots.",
+    )
 
 
 class SlotsIn(StrictSerializer):
@@ -42,6 +60,16 @@ class SlotsIn(StrictSerializer):
     )
 
 
+class MaskSlotOut(serializers.Serializer):
+    mask_id = serializers.IntegerField()
+    reader = serializers.CharField()
+    filename = serializers.CharField()
+    key = serializers.CharField()
+    url = serializers.CharField()
+    method = serializers.CharField()
+    headers = serializers.DictField(child=serializers.CharField())
+
+
 class SlotOut(serializers.Serializer):
     image_id = serializers.IntegerField()
     filename = serializers.CharField()
@@ -50,6 +78,7 @@ class SlotOut(serializers.Serializer):
     method = serializers.CharField()
     headers = serializers.DictField(child=serializers.CharField())
     expires_in = serializers.IntegerField()
+    mask_slots = MaskSlotOut(many=True)
 
 
 class RefusedOut(serializers.Serializer):

@@ -42,6 +42,7 @@ class ModelVersionOut(serializers.ModelSerializer):
             "name",
             "job",
             "architecture",
+            "task",
             "label_names",
             "positive_class",
             "input_size",
@@ -94,6 +95,7 @@ class JobOut(serializers.ModelSerializer):
             "name",
             "dataset",
             "dataset_name",
+            "task",
             "recipe",
             "starting_point",
             "starting_point_name",
@@ -158,6 +160,11 @@ class TrainingAdvancedIn(StrictSerializer):
     learning_rate = serializers.FloatField(required=False)
     seed = serializers.IntegerField(required=False)
     max_minutes = serializers.IntegerField(required=False)
+    freeze_encoder = serializers.BooleanField(
+        required=False,
+        help_text="Segmentation: train the decoder only, keeping the encoder's pre-trained "
+        "weights (a first outline model in minutes)",
+    )
 
 
 class JobIn(StrictSerializer):
@@ -210,7 +217,7 @@ class JobListApi(generics.ListAPIView):
         published_id = fields.pop("published_version", None)
         entry: ZooEntry | None
         if entry_id is None and parent_id is None and published_id is None:
-            entry = services.recommended_starting_point()
+            entry = services.recommended_starting_point(dataset.task)
         else:
             entry = zoo_entry_get(entry_id=entry_id) if entry_id is not None else None
         parent = (

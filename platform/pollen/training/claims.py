@@ -16,6 +16,7 @@ from pollen.training.models import Job
 from pollen.training.services import JOB_LEASE, job_event, job_lease_seconds
 from pollen.training.weights import entry_weights, model_version_weights, published_weights
 from pollen_contracts import tasks
+from pollen_contracts.contract import contract_task
 from pollen_contracts.specs import ParentRef, TrainingSpec
 from pollen_contracts.weights import WeightsSpec
 
@@ -45,6 +46,7 @@ def _spec(job: Job) -> TrainingSpec:
         dataset_id=job.dataset_id,
         label_names=list(job.label_names),
         positive_class=job.positive_class or None,
+        task=contract_task(job.task),
         architecture=architecture,
         input_size=int(job.config.get("input_size", input_size)),
         weights=weights,

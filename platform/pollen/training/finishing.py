@@ -58,6 +58,7 @@ def job_complete(*, job: Job, result: dict[str, Any]) -> ModelVersion:
             job=job,
             name=job.name,
             architecture=model["architecture"],
+            task=job.task,
             label_names=model["label_names"],
             positive_class=model.get("positive_class", job.positive_class) or "",
             input_size=model["input_size"],

@@ -31,6 +31,8 @@ class Job(SiteStorageNamed, Leased):
     site = models.ForeignKey("accounts.Site", on_delete=models.PROTECT, related_name="jobs")
     dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200, blank=True)
+    # Copied from the dataset when the job is made: "classification" or "segmentation".
+    task = models.CharField(max_length=20, default="classification")
     recipe = models.CharField(max_length=10, choices=Recipe.choices, default=Recipe.FULL)
     starting_point = models.ForeignKey(
         "zoo.ZooEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
@@ -87,6 +89,9 @@ class ModelVersion(models.Model):
     )
     name = models.CharField(max_length=200)
     architecture = models.CharField(max_length=50)
+    # "classification" (label_names: the image labels) or "segmentation" (label_names: the
+    # mask's values, background first).
+    task = models.CharField(max_length=20, default="classification")
     label_names = models.JSONField(default=list)
     # The label its sensitivity and specificity are about (its manifest's positive_class).
     positive_class = models.CharField(max_length=100, blank=True)

@@ -27,7 +27,8 @@ from pollen.core.lease import (
     leases_requeue_lapsed,
     leases_resend_unclaimed,
 )
-from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
+from pollen.datasets.masks import model_label_names
+from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus, Task
 from pollen.datasets.positive_class import positive_class_for
 from pollen.training.models import Job, JobStatus, ModelVersion, Recipe
 from pollen.zoo.models import WeightSource, ZooEntry
@@ -44,12 +45,17 @@ ADVANCED_LIMITS = {
     "seed": (0, 2**31 - 1),
     "learning_rate": (1e-6, 1.0),
     "max_minutes": (1, 24 * 60),
+    "freeze_encoder": (False, True),  # a switch; segmentation: the decoder only
 }
 MIN_IMAGES_PER_LABEL = {"train": 2, "val": 1}
+# BatchNorm trains on batches of two or more; the test check needs one image.
+MIN_MASKED_IMAGES = {"train": 2, "val": 1, "test": 1}
 
 
 def dataset_readiness(dataset: Dataset) -> tuple[list[str], list[str]]:
     """The labels to train on, and the problems that would stop training, in plain words."""
+    if dataset.task == Task.SEGMENTATION:
+        return segmentation_readiness(dataset)
     counts: dict[str, dict[str, int]] = {}
     rows = (
         dataset.images.filter(status=ImageStatus.ACCEPTED)
@@ -75,6 +81,26 @@ def dataset_readiness(dataset: Dataset) -> tuple[list[str], list[str]]:
                     "three patients or more, press 'Draw the split again' on the dataset page."
                 )
     return labels, problems
+
+
+def segmentation_readiness(dataset: Dataset) -> tuple[list[str], list[str]]:
+    """A segmentation model learns from masks: enough masked images in training and validation."""
+    counts = dict(
+        dataset.images.filter(status=ImageStatus.ACCEPTED, masks__status=ImageStatus.ACCEPTED)
+        .values("split")
+        .annotate(n=Count("id", distinct=True))
+        .values_list("split", "n")
+    )
+    problems = []
+    for split, minimum in MIN_MASKED_IMAGES.items():
+        if counts.get(split, 0) < minimum:
+            word = {"train": "training", "val": "validation", "test": "test"}[split]
+            problems.append(
+                f"The {word} set has {counts.get(split, 0)} images with a mask; it needs at least "
+                f"{minimum}. Add more images with masks, or press 'Draw the split again' on the "
+                "dataset page."
+            )
+    return model_label_names(dataset), problems
 
 
 def job_create(
@@ -109,6 +135,19 @@ def job_create(
             "To fine-tune another site's model, start from its published version in the marketplace.",
             code="invalid_starting_point",
         )
+    starting_task = _starting_task(starting_point, parent_version)
+    if starting_task != dataset.task:
+        raise ApiError(
+            f"This starting point makes a {starting_task} model, but the dataset is labelled for "
+            f"{dataset.task}. Choose a starting point for {dataset.task}.",
+            code="task_mismatch",
+        )
+    if recipe == Recipe.QUICK and dataset.task == Task.SEGMENTATION:
+        raise ApiError(
+            "The quick model labels whole images. For a first outline model in minutes, choose "
+            "'train the decoder only' (advanced: freeze_encoder) instead.",
+            code="invalid_starting_point",
+        )
     if recipe == Recipe.QUICK and (
         starting_point is None
         or starting_point.source != WeightSource.IMAGENET
@@ -119,6 +158,12 @@ def job_create(
             code="invalid_starting_point",
         )
     config = advanced_check(advanced or {}, limits=ADVANCED_LIMITS)
+    if config.get("freeze_encoder") and dataset.task != Task.SEGMENTATION:
+        raise ApiError(
+            "Only an outlining (segmentation) model has an encoder to freeze.",
+            code="invalid_value",
+            fields={"advanced": {"freeze_encoder": "Segmentation only."}},
+        )
     if published_version is not None:
         config["published_version"] = published_version.pk
     labels, problems = dataset_readiness(dataset)
@@ -132,6 +177,7 @@ def job_create(
             starting_point=starting_point,
             parent_version=parent_version,
             config=config,
+            task=dataset.task,
             label_names=labels,
             positive_class=positive_class_for(labels, dataset.positive_class),
             name=name or f"{dataset.name} - {timezone.now():%d %b %H:%M}",
@@ -249,8 +295,14 @@ def jobs_requeue_abandoned(*, site_id: int) -> list[int]:
     return [job.pk for job in lapsed.requeued]
 
 
-def recommended_starting_point() -> ZooEntry:
-    entry = ZooEntry.objects.filter(enabled=True, recommended=True).first()
+def _starting_task(entry: ZooEntry | None, parent: ModelVersion | None) -> str:
+    if parent is not None:
+        return parent.task
+    return entry.task if entry is not None else Task.CLASSIFICATION
+
+
+def recommended_starting_point(task: str = Task.CLASSIFICATION) -> ZooEntry:
+    entry = ZooEntry.objects.filter(enabled=True, recommended=True, task=task).first()
     if entry is None:
         raise ApiError(
             "No recommended starting point is set up. Choose one from the model zoo.",

@@ -17,6 +17,7 @@ class ZooEntryOut(serializers.ModelSerializer):
             "slug",
             "name",
             "architecture",
+            "task",
             "source",
             "description",
             "licence",
@@ -30,6 +31,9 @@ class ZooFilter(django_filters.FilterSet):
     architecture = django_filters.CharFilter()
     source = django_filters.ChoiceFilter(choices=WeightSource.choices)
     recommended = django_filters.BooleanFilter()
+    task = django_filters.ChoiceFilter(
+        choices=[("classification", "classification"), ("segmentation", "segmentation")]
+    )
 
     class Meta:
         model = ZooEntry

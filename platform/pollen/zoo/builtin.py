@@ -61,6 +61,30 @@ BUILTIN_ENTRIES = [
         "description": "A classic network used in published MedMNIST baselines.",
     },
     {
+        "slug": "unet-lite0-imagenet",
+        "name": "Outlining model (U-Net), recommended for masks",
+        "architecture": "unet_efficientnet_lite0",
+        "task": "segmentation",
+        "source": "imagenet",
+        "input_size": 256,
+        "recommended": True,
+        "licence": IMAGENET_LICENCE,
+        "description": "Draws the outline of what your masks mark (a lesion, vessels). Its encoder "
+        "starts from the same general-purpose image model; trains in about 15 minutes on an "
+        "ordinary computer.",
+    },
+    {
+        "slug": "unet-lite0-random",
+        "name": "Outlining model (U-Net), no pre-training (for comparison)",
+        "architecture": "unet_efficientnet_lite0",
+        "task": "segmentation",
+        "source": "random",
+        "input_size": 256,
+        "recommended": False,
+        "licence": "",
+        "description": "Starts from scratch. Useful to see how much pre-training helps.",
+    },
+    {
         "slug": "small-cnn-random",
         "name": "Tiny test network",
         "architecture": "small_cnn",

@@ -16,6 +16,8 @@ class ZooEntry(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     name = models.CharField(max_length=200)
     architecture = models.CharField(max_length=50)
+    # What a model started from this entry does: "classification" or "segmentation".
+    task = models.CharField(max_length=20, default="classification")
     source = models.CharField(max_length=20, choices=WeightSource.choices)
     description = models.TextField(blank=True)
     licence = models.TextField(blank=True)

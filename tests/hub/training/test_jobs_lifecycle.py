@@ -33,8 +33,12 @@ def test_zoo_lists_builtin_starting_points_with_licences(client_for, clinician_a
     body = client_for(clinician_a).get("/api/v1/zoo/?source=imagenet").json()
     slugs = {e["slug"] for e in body["results"]}
     assert "efficientnet-lite0-imagenet" in slugs
-    recommended = [e for e in body["results"] if e["recommended"]]
-    assert len(recommended) == 1 and "ImageNet" in recommended[0]["licence"]
+    # One recommended starting point per task: the classifier and the outlining model (U-Net).
+    recommended = {e["task"]: e for e in body["results"] if e["recommended"]}
+    assert sorted(recommended) == ["classification", "segmentation"]
+    assert len([e for e in body["results"] if e["recommended"]]) == 2
+    assert all("ImageNet" in e["licence"] for e in recommended.values())
+    assert recommended["segmentation"]["architecture"] == "unet_efficientnet_lite0"
 
 
 def test_one_click_job_uses_the_recommended_starting_point(
