@@ -14,6 +14,7 @@ from pollen.accounts.models import Site
 from pollen.audit.services import audit_record
 from pollen.core.advanced import advanced_check
 from pollen.core.errors import ApiError, Conflict, Forbidden, NotFound
+from pollen.core.task_flows import require_flow
 from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
 from pollen.datasets.positive_class import positive_class_for
 from pollen.federation.history import STRATEGY_WORDS, history_add, job_finish, now_text
@@ -87,6 +88,7 @@ def federated_job_create(
     caller.require_clinical()
     if dataset.site_id not in caller.site_ids:
         raise NotFound("There is no such dataset at your sites.", code="dataset_not_found")
+    require_flow(dataset.task, "federated")
     others = [s for s in sites if s.pk != dataset.site_id]
     if not others or len({s.pk for s in others}) != len(others):
         raise ApiError(

@@ -12,6 +12,7 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, NotFound
+from pollen.core.task_flows import require_flow
 from pollen.datasets.models import Dataset, DatasetStatus, Image, ImageStatus
 from pollen.marketplace.models import (
     Prediction,
@@ -116,6 +117,9 @@ def prediction_create(
 ) -> Prediction:
     """Queue a model on the caller's own images at their site (the images never leave it)."""
     caller.require_clinical()
+    chosen = published_version.model_version if published_version else model_version
+    if chosen is not None:
+        require_flow(chosen.task, "apply")
     if site_id not in caller.site_ids:
         raise NotFound("There is no such site among your sites.", code="site_not_found")
     if (published_version is None) == (model_version is None):

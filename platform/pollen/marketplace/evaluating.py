@@ -11,6 +11,7 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, NotFound
+from pollen.core.task_flows import require_flow
 from pollen.datasets.models import Dataset, ImageStatus
 from pollen.marketplace.cards import clean_metrics
 from pollen.marketplace.models import (
@@ -44,6 +45,8 @@ def evaluation_create(
         raise NotFound("There is no such dataset at your sites.", code="dataset_not_found")
     require_usable(published_version)
     known = set(published_version.model_version.label_names)
+    require_flow(published_version.model_version.task, "evaluate")
+    require_flow(dataset.task, "evaluate")
     usable = (
         dataset.images.filter(status=ImageStatus.ACCEPTED, label__in=known)
         .values("label")

@@ -14,6 +14,7 @@ from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import Conflict, NotFound
 from pollen.core.model_store import model_store, sha256_bytes
+from pollen.core.task_flows import require_flow
 from pollen.marketplace.models import (
     ModelExport,
     PublishedVersion,
@@ -116,6 +117,7 @@ def export_create(
 ) -> ModelExport:
     """Export a published version to ONNX at the caller's site; checked against PyTorch there."""
     caller.require_clinical()
+    require_flow(published_version.model_version.task, "export")
     if site_id not in caller.site_ids:
         raise NotFound("There is no such site among your sites.", code="site_not_found")
     require_usable(published_version)

@@ -20,6 +20,7 @@ from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, Forbidden
 from pollen.core.model_store import model_store, sha256_bytes
+from pollen.core.task_flows import require_flow
 from pollen.marketplace.cards import card_of, index_fields
 from pollen.marketplace.models import (
     USABLE_VERSION_STATUSES,
@@ -98,6 +99,7 @@ def model_version_publish(
     A fine-tune that did worse than its parent, or could not be shown not to, is published
     only with ``acknowledge_comparison`` (409 ``comparison_warning`` without it).
     """
+    require_flow(model_version.task, "publish")
     require_member(caller, model_version.site_id)
     job = model_version.job
     if job is not None and job.status != JobStatus.SUCCEEDED:

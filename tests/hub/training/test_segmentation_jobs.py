@@ -117,3 +117,48 @@ def test_the_decoder_only_switch_is_a_switch(client_for, clinician_a, masked):
     assert made.status_code == 201 and made.json()["config"]["freeze_encoder"] is True
     quick = _start(client, dataset, recipe="quick")
     assert quick.status_code == 400 and "decoder only" in quick.json()["error"]["message"]
+
+
+@pytest.fixture
+def unet_version(clinician_a):
+    from pollen.training.models import ModelVersion
+
+    return ModelVersion.objects.create(
+        site=clinician_a.site,
+        name="BUSI lesions",
+        architecture="unet_efficientnet_lite0",
+        task="segmentation",
+        label_names=["background", "lesion"],
+        input_size=256,
+        weights_sha256="a" * 64,
+        storage_key="models/job-1-x/",
+    )
+
+
+def test_flows_segmentation_has_not_reached_say_so_instead_of_queuing(
+    client_for, clinician_a, unet_version, masked
+):
+    """Publishing, applying, site evaluation, export and cross-site jobs come in later slices:
+    until then a request is refused in words, never queued for an agent that would fail it."""
+    client = client_for(clinician_a)
+    published = client.post(
+        "/api/v1/marketplace/versions/", {"model_version": unet_version.pk}, format="json"
+    )
+    applied = client.post(
+        "/api/v1/predictions/",
+        {"model_version": unet_version.pk, "site": "site-a", "images": [{"key": "x.png"}]},
+        format="json",
+    )
+    for response in (published, applied):
+        assert response.status_code == 409, response.content
+        error = response.json()["error"]
+        assert error["code"] == "task_not_supported"
+        assert error["message"].startswith("Outlining (segmentation) models cannot be")
+
+    from pollen.core.errors import Conflict
+    from pollen.core.task_flows import require_flow
+
+    for flow in ("evaluate", "export", "federated"):
+        with pytest.raises(Conflict):
+            require_flow("segmentation", flow)
+        require_flow("classification", flow)  # classification has every flow
