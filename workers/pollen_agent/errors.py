@@ -32,17 +32,29 @@ class RetryableError(AgentError):
     code = "temporarily_unavailable"
 
 
-def read_contract(kind: type[C], raw: object, *, what: str) -> C:
+def read_contract(
+    kind: type[C], raw: object, *, what: str, tasks: tuple[str, ...] | None = None
+) -> C:
     """Rebuild a message from the hub as its contract type, or end the work saying why.
 
     A spec this agent cannot read (a newer contract, an unknown task, a wrong field) is a
-    version mismatch between hub and agent: retrying cannot cure it, site IT can.
+    version mismatch between hub and agent: retrying cannot cure it, site IT can. ``tasks``
+    names the tasks this kind of work runs here; a spec of another task is refused the same way
+    (the hub refuses such work first; this guards against a hub of another version).
     """
     try:
-        return kind.from_dict(raw)
+        message = kind.from_dict(raw)
     except ContractError as exc:
         raise UserError(
             f"The hub sent a {what} this site agent cannot read ({exc}). Ask your site IT to "
             "update the site agent to the hub's version.",
             code="contract_mismatch",
         ) from None
+    task = getattr(message, "task", None)
+    if tasks is not None and task is not None and task not in tasks:
+        raise UserError(
+            f"This site agent cannot run a {what} for a {task} model yet. Ask your site IT to "
+            "update the site agent to the hub's version.",
+            code="task_not_supported",
+        )
+    return message

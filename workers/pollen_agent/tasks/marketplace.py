@@ -34,6 +34,11 @@ MAX_RETRIES = 5
 Runner = Callable[[Any, HubClient, Storage, Path], Contract]
 
 
+# The tasks whose models this agent publishes, applies, evaluates and exports (segmentation
+# follows; the hub refuses it first: pollen.core.task_flows).
+MARKETPLACE_TASKS = ("classification",)
+
+
 def _publish(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
     from pollen_agent.jobs.publish import run_publication
 
@@ -104,7 +109,9 @@ def run_work(task: Any, payload: dict[str, Any], *, allowed: set[str]) -> dict[s
     lease = ClaimLease(hub, base, claim_id, claim.get("lease_seconds"))
     try:
         claimed = read_contract(WorkClaimed, claim, what=f"{kind} claim")
-        spec = read_contract(WORK_SPECS[segment], claimed.spec, what=f"{kind} spec")
+        spec = read_contract(
+            WORK_SPECS[segment], claimed.spec, what=f"{kind} spec", tasks=MARKETPLACE_TASKS
+        )
         with lease:
             result = runner(spec, hub, runtime.storage_for(slug), work)
         if lease.lost.is_set():
