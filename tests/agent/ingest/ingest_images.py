@@ -80,3 +80,18 @@ def dicom(
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def shared_data(folder: str):
+    """A real data set beside the repository (``$POLLEN_SHARED_DATA``, else ``../shared/data``);
+    the test skips, saying where it looked, when it is not there."""
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    default = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    path = Path(os.environ.get("POLLEN_SHARED_DATA", default)) / folder
+    if not path.is_dir():
+        pytest.skip(f"real data {path} not available")
+    return path

@@ -130,7 +130,9 @@ def _short(exc: Exception) -> str:
 # PNG and JPEG ----------------------------------------------------------------
 
 
-def _decode_pillow(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
+def open_pillow(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
+    """A PNG, JPEG or TIFF loaded by Pillow once its dimensions are known to be within limits
+    (a PNG's from its header, before Pillow reads anything)."""
     if fmt == "png":
         check_dimensions(*png_header_size(data), max_pixels=max_pixels)
     with warnings.catch_warnings():
@@ -138,6 +140,11 @@ def _decode_pillow(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
         image = Image.open(io.BytesIO(data), formats=[fmt.upper()])
         check_dimensions(*image.size, max_pixels=max_pixels)
         image.load()
+    return image
+
+
+def _decode_pillow(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
+    image = open_pillow(data, fmt, max_pixels)
     mode = image.mode
     bit_depth = 16 if mode in ("I;16", "I;16B", "I;16L", "I") else 8
     if bit_depth == 16:

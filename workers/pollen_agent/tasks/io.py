@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from pollen_agent import runtime
 from pollen_agent.celery_app import app
 from pollen_agent.errors import AgentError, RetryableError
 from pollen_agent.ingest.ingest import ingest_batch
+from pollen_agent.ingest.masks import MaskItem, Segmentation
 from pollen_agent.jobs.purge import purge_objects
 from pollen_contracts import tasks as names
 from pollen_contracts.limits import MAX_UPLOAD_BYTES, PRESIGN_MAX_SECONDS
@@ -87,6 +89,12 @@ def ingest_images(self: Any, payload: dict[str, Any]) -> dict[str, int]:
         for item in payload["images"]
         if item.get("size_bytes") is not None
     }
+    # A segmentation dataset: its label map, and each image's masks (one item per reader).
+    segmentation = Segmentation.from_payload(payload.get("segmentation"))
+    masks = {
+        item["image_id"]: [MaskItem.from_payload(m) for m in item.get("masks") or []]
+        for item in payload["images"]
+    }
     counts = {"accepted": 0, "rejected": 0}
     try:
         for start in range(0, len(items), INGEST_REPORT_BATCH):
@@ -97,6 +105,9 @@ def ingest_images(self: Any, payload: dict[str, Any]) -> dict[str, int]:
                 thumbnail_prefix=payload["thumbnail_prefix"],
                 names=names,
                 declared_sizes=declared,
+                masks=masks,
+                segmentation=segmentation,
+                mask_prefix=_mask_prefix(payload),
             )
             answer = hub.post(
                 f"agent/datasets/{payload['dataset_id']}/ingest-results/",
@@ -108,6 +119,13 @@ def ingest_images(self: Any, payload: dict[str, Any]) -> dict[str, int]:
         # Ingest is idempotent and the hub ignores images it already recorded.
         raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries)) from exc
     return counts
+
+
+def _mask_prefix(payload: Mapping[str, Any]) -> str:
+    """Where checked masks go: as the hub says, else beside the thumbnails (``datasets/<id>/``)."""
+    if payload.get("mask_prefix"):
+        return str(payload["mask_prefix"])
+    return posixpath.join(posixpath.dirname(payload["thumbnail_prefix"].rstrip("/")), "masks/")
 
 
 HUB_RESULT_FIELDS = {
@@ -123,6 +141,7 @@ HUB_RESULT_FIELDS = {
     "format",
     "thumbnail_key",
     "size_bytes",
+    "masks",
 }
 
 
@@ -148,7 +167,11 @@ def delete_objects(self: Any, payload: dict[str, Any]) -> dict[str, int]:
 
 @app.task(name=names.EXTRACT_ARCHIVE, bind=True, max_retries=5, acks_late=True)
 def extract_archive(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
-    """Unpack a zip (one folder per label) inside site storage, register the files, then ingest them."""
+    """Unpack a zip (one folder per label) inside site storage, register the files, then ingest them.
+
+    For a segmentation dataset (``segmentation`` in the payload) masks are paired with their
+    images; the hub answers with the images and their masks' ids, and ingest checks both.
+    """
     from pollen_agent.errors import UserError
     from pollen_agent.ingest.archive import extract_zip
 
@@ -161,7 +184,12 @@ def extract_archive(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
             with storage.open_stream(payload["key"]) as stream:
                 shutil.copyfileobj(stream, spool, 1 << 20)
             spool.seek(0)
-            result = extract_zip(storage, spool, dest_prefix=payload["dest_prefix"])
+            result = extract_zip(
+                storage,
+                spool,
+                dest_prefix=payload["dest_prefix"],
+                segmentation=payload.get("segmentation") is not None,
+            )
     except UserError as exc:
         hub.post(result_path, ArchiveResult(status="failed", message=exc.message).to_dict())
         storage.delete(payload["key"])
@@ -171,20 +199,27 @@ def extract_archive(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     report = ArchiveResult(
         status="done",
         entries=[
-            ArchiveEntry(name=e.name, key=e.key, label=e.label, size=e.size) for e in result.entries
+            ArchiveEntry(
+                name=e.name,
+                key=e.key,
+                label=e.label,
+                size=e.size,
+                masks=e.masks,
+                patient_id=e.patient_id,
+                split=e.split,
+            )
+            for e in result.entries
         ],
         rejected=[ArchiveReject(name=name, reason=reason) for name, reason in result.rejected],
     )
     answer = hub.post(result_path, report.to_dict())
     storage.delete(payload["key"])
-    ingest_images.apply(
-        kwargs={
-            "payload": {
-                "site": slug,
-                "dataset_id": dataset_id,
-                "images": answer["images"],
-                "thumbnail_prefix": payload["thumbnail_prefix"],
-            }
-        }
-    ).get(disable_sync_subtasks=False)
+    ingest = {
+        "site": slug,
+        "dataset_id": dataset_id,
+        "images": answer["images"],  # for segmentation, each with its "masks" and their ids
+        "thumbnail_prefix": payload["thumbnail_prefix"],
+    }
+    ingest.update({k: payload[k] for k in ("segmentation", "mask_prefix") if k in payload})
+    ingest_images.apply(kwargs={"payload": ingest}).get(disable_sync_subtasks=False)
     return {"images": len(answer["images"]), "rejected": len(result.rejected)}
