@@ -42,6 +42,9 @@ class EpochRecord(Contract):
     val_auc: float | None = None
     val_accuracy: float | None = None
     val_balanced_accuracy: float | None = None
+    # Segmentation: mean Dice and IoU per validation image (an empty mask left empty scores 1).
+    val_dice: float | None = None
+    val_iou: float | None = None
     seconds: float | None = None
     checkpoint_sha256: str = ""
     attempt: int | None = None
@@ -277,8 +280,8 @@ class IngestedMask(Contract):
     reason: str = ""
     sha256: str = ""
     size_bytes: int | None = None
-    # Where the mask the model reads is stored: the upload itself, or (for several files of
-    # one reader, merged) the merged mask the agent wrote.
+    # Where the mask models read is stored: the agent's normalised copy (an 8-bit PNG of class
+    # indexes; several files of one reader merged into it).
     key: str = ""
     # A small PNG of the image with this mask outlined, for the dataset page.
     thumbnail_key: str = ""

@@ -93,6 +93,8 @@ class EpochIn(StrictSerializer):
     val_auc = serializers.FloatField(required=False, allow_null=True)
     val_accuracy = serializers.FloatField(required=False, allow_null=True)
     val_balanced_accuracy = serializers.FloatField(required=False, allow_null=True)
+    val_dice = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    val_iou = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     seconds = serializers.FloatField(required=False, allow_null=True)
     checkpoint_sha256 = serializers.CharField(required=False, allow_blank=True, max_length=64)
     attempt = serializers.IntegerField(min_value=1, required=False)
