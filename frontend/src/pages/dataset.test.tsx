@@ -54,7 +54,8 @@ describe('drawing the split again', () => {
 });
 
 const DATASET: Dataset = {
-  id: 4, site: 'st-anne', name: 'Demo chest', description: '', modality: 'xray', label_names: ['normal', 'pneumonia'], positive_class: 'pneumonia',
+  id: 4, site: 'st-anne', name: 'Demo chest', description: '', modality: 'xray', task: 'classification', label_names: ['normal', 'pneumonia'], positive_class: 'pneumonia',
+  mask_classes: [], masks_required: false, reference_reader: '',
   image_count: 6, accepted_count: 4, rejected_count: 0, pending_count: 0, uploading_count: 0, unfinished_count: 2, status: 'active', created_at: '2026-01-01T00:00:00Z',
 };
 const member = (role: 'admin' | 'clinician'): Membership =>
