@@ -168,7 +168,7 @@ def test_a_worker_that_lost_its_claim_does_not_send_its_result(monkeypatch, tmp_
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"task": "segmentation"}, "task"),
+        ({"task": "slides"}, "task"),
         ({"contract_version": 99}, "contract_version"),
         ({"inputs": [{"image_id": "1", "key": "in/1.png"}]}, "inputs[0].image_id"),
     ],

@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from pollen_agent.jobs import predict, training
+from pollen_agent.jobs import predict
+from pollen_agent.jobs.classification import ClassificationSteps
 from pollen_agent.jobs.evaluate import run_evaluation
 from pollen_agent.jobs.images import load_splits
 from pollen_agent.jobs.predict import run_prediction
@@ -111,7 +112,8 @@ def test_job_evaluation_prediction_and_evaluation_at_a_site_give_identical_proba
     splits = load_splits(storage, rows, LABELS, input_size=INPUT_SIZE, only=("test",))
     arch = get_spec("small_cnn")
     spec = SimpleNamespace(input_size=INPUT_SIZE, label_names=LABELS, job_id=1, positive_class=None)
-    job = training._evaluate(model, spec, splits, arch.mean, arch.std)  # type: ignore[arg-type]
+    steps = ClassificationSteps(spec)  # type: ignore[arg-type]
+    job = steps.evaluate(model, splits, arch.mean, arch.std)
 
     spec = PredictionSpec.from_dict(
         {

@@ -23,6 +23,8 @@ class SplitImages:
     images: list[np.ndarray] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
+    # Segmentation: each image's mask (H x W class indexes), at the image's size.
+    masks: list[np.ndarray] = field(default_factory=list)
 
 
 def model_pixels(data: bytes) -> np.ndarray:
@@ -83,4 +85,72 @@ def load_splits(
                 on_progress(done, len(usable))
     if "train" in only and not splits["train"].images:
         raise UserError("The dataset has no usable training images.", code="dataset_not_ready")
+    return splits
+
+
+def mask_pixels(data: bytes) -> np.ndarray:
+    """A stored mask as models read it: the 8-bit PNG of class indexes ingest wrote."""
+    import io
+
+    with PILImage.open(io.BytesIO(data)) as picture:
+        if picture.mode not in {"L", "P"}:
+            raise UserError(
+                "A stored mask is not the 8-bit mask ingest writes; upload the image and its "
+                "mask again.",
+                code="invalid_mask",
+            )
+        return np.asarray(picture, dtype=np.uint8)
+
+
+def with_mask_downsized(
+    image: np.ndarray, mask: np.ndarray, keep: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` and its mask with the longer side at most ``keep`` (None: as they are); the
+    mask by nearest neighbour, so it keeps its class indexes."""
+    if keep is None or max(image.shape[:2]) <= keep:
+        return image, mask
+    small = downsized(image, keep)
+    height, width = small.shape[:2]
+    resized = PILImage.fromarray(mask).resize((width, height), PILImage.Resampling.NEAREST)
+    return small, np.asarray(resized, dtype=np.uint8)
+
+
+def load_mask_splits(
+    storage: Storage,
+    rows: list[JsonRecord],
+    *,
+    keep: int | None,
+    on_progress: Callable[[int, int], None] | None = None,
+    only: Collection[str] = ("train", "val", "test"),
+) -> dict[str, SplitImages]:
+    """Images with their reference masks (rows: {id, storage_key, mask_key, split}).
+
+    ``keep`` is the longest side kept in memory (None keeps the full resolution, for models
+    that read large images in patches). Rows without a mask are skipped.
+    """
+    usable = [r for r in rows if r.get("mask_key") and r["split"] in only]
+    splits = {name: SplitImages() for name in ("train", "val", "test")}
+
+    def read(row: JsonRecord) -> tuple[JsonRecord, np.ndarray, np.ndarray]:
+        image = model_pixels(storage.get_bytes(row["storage_key"]))
+        mask = mask_pixels(storage.get_bytes(row["mask_key"]))
+        if mask.shape != image.shape[:2]:
+            raise UserError(
+                f"Image {row['id']} and its stored mask differ in size; upload both again.",
+                code="invalid_mask",
+            )
+        return (row, *with_mask_downsized(image, mask, keep))
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        for row, image, mask in pool.map(read, usable):
+            split = splits[row["split"]]
+            split.images.append(image)
+            split.masks.append(mask)
+            split.ids.append(row["id"])
+            done += 1
+            if on_progress and (done % 50 == 0 or done == len(usable)):
+                on_progress(done, len(usable))
+    if "train" in only and not splits["train"].images:
+        raise UserError("The dataset has no training images with a mask.", code="dataset_not_ready")
     return splits

@@ -14,14 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pollen_agent.errors import AgentError, RetryableError, UserError
 from pollen_agent.hub_client import HubClient
 from pollen_agent.jobs.eta import EpochClock
-from pollen_agent.jobs.images import SplitImages, load_splits
-from pollen_agent.jobs.parent_check import parent_comparison
+from pollen_agent.jobs.images import SplitImages
 from pollen_agent.jobs.reporting import LOST_CODES, JobLost, JobReporter
+from pollen_agent.jobs.task_steps import steps_for
 from pollen_agent.jobs.weights import build_start_model
 from pollen_agent.open_maps import JsonRecord, Metrics, TorchState
 from pollen_agent.storage.base import ObjectNotFound, Storage
@@ -32,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["JobLost", "run_training_job"]
 
-SAMPLE_HEATMAPS = 6
 # The epoch records a checkpoint carries, so that whoever resumes it can send any the hub
 # never received (it was unreachable, or this worker died before sending them).
 RECORDS_KEY = "pollen_epoch_records"
@@ -163,6 +160,8 @@ class _Callbacks:
             "val_accuracy": val_metrics.get("accuracy"),
             "val_balanced_accuracy": val_metrics.get("balanced_accuracy"),
             "val_loss": val_metrics.get("loss"),
+            "val_dice": val_metrics.get("dice"),
+            "val_iou": val_metrics.get("iou"),
             "seconds": self.clock.epoch_end(epoch),
             "attempt": self.spec.attempt,
         }
@@ -198,81 +197,6 @@ def _epoch_clock(
     )
 
 
-def _summary(splits: dict[str, SplitImages], label_names: list[str]) -> dict[str, dict[str, int]]:
-    """Counts only: never an image, a filename or a patient id."""
-    return {
-        split: {name: int(np.sum(np.asarray(s.labels) == i)) for i, name in enumerate(label_names)}
-        for split, s in splits.items()
-    }
-
-
-def _evaluate(
-    model: Any, spec: TrainingSpec, splits: dict[str, SplitImages], mean: Any, std: Any
-) -> dict:
-    """The held-out check, through the same inference path as predictions and site evaluations,
-    with the policy the model's manifest will record (the views it trained on)."""
-    from pollen_agent.ml.inference import predict_probs, trained_policy
-    from pollen_agent.ml.metrics import evaluate
-
-    test = splits["test"] if splits["test"].images else splits["val"]
-    inference = trained_policy(input_size=spec.input_size, mean=mean, std=std)
-    probs = predict_probs(model, test.images, inference).astype(np.float64)
-    report = evaluate(
-        probs,
-        np.asarray(test.labels),
-        list(spec.label_names),
-        positive_class=spec.positive_class or None,
-    )
-    report["calibration_error"] = report.get("ece")
-    report["evaluated_on"] = (
-        "test" if splits["test"].images else "validation (the test set was empty)"
-    )
-    report["tta"] = inference.tta
-    return report | {"_probs": probs}
-
-
-def _sample_heatmaps(
-    model: Any,
-    spec: TrainingSpec,
-    split: SplitImages,
-    probs: np.ndarray,
-    mean: Any,
-    std: Any,
-    storage: Storage,
-) -> list[JsonRecord]:
-    """A few test images with where the model looked, saved as overlays in site storage."""
-    from pollen_agent.ml.gradcam import gradcam
-    from pollen_agent.ml.inference import Preprocess, preprocess
-    from pollen_agent.ml.overlay import heatmap_overlay_png
-
-    settings = Preprocess(int(spec.input_size), tuple(mean), tuple(std))
-    samples = []
-    prefix = spec.samples_prefix or f"jobs/{spec.job_id}/samples/"  # older hubs
-    order: list[int] = (
-        [int(i) for i in np.argsort(-probs.max(axis=1))[:SAMPLE_HEATMAPS]] if len(probs) else []
-    )
-    for i in order:
-        image = split.images[int(i)]
-        tensor = preprocess(image, settings).unsqueeze(0)
-        try:
-            heat = gradcam(model, tensor.to(next(model.parameters()).device))
-        except UserError:
-            break
-        key = f"{prefix}{split.ids[int(i)]}.png"
-        storage.put_bytes(key, heatmap_overlay_png(image, heat), content_type="image/png")
-        predicted = int(np.argmax(probs[i]))
-        samples.append(
-            {
-                "image_id": split.ids[int(i)],
-                "overlay_key": key,
-                "label": spec.label_names[split.labels[int(i)]],
-                "predicted": spec.label_names[predicted],
-                "probability": float(probs[i][predicted]),
-            }
-        )
-    return samples
-
-
 def run_training_job(
     *, spec: TrainingSpec, hub: HubClient, storage: Storage, work_dir: Path
 ) -> None:
@@ -280,8 +204,10 @@ def run_training_job(
     import torch
 
     from pollen_agent.ml.device import pick_device
-    from pollen_agent.ml.recipe import Cancelled, build_datasets, train
+    from pollen_agent.ml.recipe import Cancelled, train
     from pollen_agent.ml.zoo import get_spec, licence_for
+
+    steps = steps_for(spec)
 
     work = Path(tempfile.mkdtemp(prefix=f"job-{spec.job_id}-", dir=work_dir))
     started = time.perf_counter()
@@ -291,12 +217,10 @@ def run_training_job(
         with reporter:
             reporter.report(phase="loading", fraction=0.0, force=True)
             rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
-            splits = load_splits(
+            splits = steps.load(
                 storage,
                 rows,
-                spec.label_names,
-                input_size=spec.input_size,
-                on_progress=lambda done, total: reporter.report(
+                lambda done, total: reporter.report(
                     phase="loading", fraction=0.05 * done / max(total, 1)
                 ),
             )
@@ -310,21 +234,26 @@ def run_training_job(
                 model, epochs_run = _run_quick(spec, splits, reporter), 0
                 selection: Metrics = {}
             else:
-                config = _train_config(spec)
-                model = build_start_model(
-                    spec.architecture, len(spec.label_names), spec.weights, storage, work
-                ).to(device)
-                train_ds, val_ds = build_datasets(
-                    spec.architecture,
-                    config,
-                    (splits["train"].images, splits["train"].labels),
-                    (splits["val"].images, splits["val"].labels),
+                config = steps.config(_train_config(spec))
+                model = steps.prepare(
+                    build_start_model(
+                        spec.architecture, len(spec.label_names), spec.weights, storage, work
+                    ).to(device)
                 )
+                train_ds, val_ds = steps.datasets(config, splits)
                 resume = _load_checkpoint(storage, spec.checkpoint_key)
                 records = _announce_start(hub, spec, resume)
                 clock = _epoch_clock(config, resume, records, splits)
                 callbacks = _Callbacks(reporter, hub, storage, spec, records, clock)
-                result = train(model, train_ds, val_ds, config, callbacks, resume=resume)
+                result = train(
+                    model,
+                    train_ds,
+                    val_ds,
+                    config,
+                    callbacks,
+                    resume=resume,
+                    objective=steps.objective(),
+                )
                 # The history must be complete before the result: wait for the hub to have
                 # every epoch (raises JobLost if the job was taken over meanwhile).
                 reporter.outbox.flush()
@@ -346,27 +275,26 @@ def run_training_job(
                 force=True,
             )
             model.eval()
-            report = _evaluate(model, spec, splits, arch.mean, arch.std)
-            probs = report.pop("_probs")
+            report = steps.evaluate(model, splits, arch.mean, arch.std)
             test = splits["test"] if splits["test"].images else splits["val"]
-            report["samples"] = _sample_heatmaps(
-                model, spec, test, probs, arch.mean, arch.std, storage
-            )
+            report["samples"] = steps.samples(model, test, report, arch.mean, arch.std, storage)
             report["epochs_run"] = epochs_run
             report.update(selection)
-            comparison = parent_comparison(
-                spec,
+            comparison = steps.parent_comparison(
                 storage,
                 work,
-                child_probs=probs,
-                labels=test.labels,
-                predict=lambda m: _evaluate(m, spec, splits, arch.mean, arch.std)["_probs"],
+                report,
+                test,
+                lambda m: steps.evaluate(m, splits, arch.mean, arch.std),
             )
+            # What is private to the site's run (probabilities, masks) never goes to the hub.
+            report = {k: v for k, v in report.items() if not k.startswith("_")}
             reporter.report(phase="saving", fraction=0.97, force=True)
             model_fields = _save_model(
                 model,
                 spec,
-                splits,
+                steps.summary(splits),
+                steps.manifest_fields(report, arch.mean, arch.std),
                 report,
                 storage,
                 work,
@@ -429,7 +357,8 @@ def _run_quick(spec: TrainingSpec, splits: dict[str, SplitImages], reporter: Job
 def _save_model(
     model: Any,
     spec: TrainingSpec,
-    splits: dict[str, SplitImages],
+    counts: dict[str, Any],
+    task_fields: dict[str, Any],
     report: Metrics,
     storage: Storage,
     work: Path,
@@ -440,11 +369,7 @@ def _save_model(
     from pollen_agent.ml.manifest import MANIFEST_NAME, WEIGHTS_NAME
 
     folder = work / "model"
-    summary = {
-        "images_per_split": _summary(splits, spec.label_names),
-        "recipe": spec.recipe,
-        "starting_point": spec.starting_point,
-    }
+    summary = counts | {"recipe": spec.recipe, "starting_point": spec.starting_point}
     if report.get("stop_reason") == "cancelled":
         # Stopped by a user: the model is the best of the epochs that ended, and says so.
         summary["stopped_early"] = {
@@ -457,17 +382,12 @@ def _save_model(
         {
             "architecture": spec.architecture,
             "label_names": spec.label_names,
-            "positive_class": report.get("positive_class"),
             "input_size": spec.input_size,
             "licence": licence,
             "parent": spec.parent.to_dict() if spec.parent else None,
             "training_summary": summary,
-            "metrics": {
-                k: report.get(k)
-                for k in ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
-            }
-            | {"positive_class": report.get("positive_class")},
-        },
+        }
+        | task_fields,
     )
     prefix = spec.model_key.rstrip("/")
     for name in (WEIGHTS_NAME, MANIFEST_NAME):

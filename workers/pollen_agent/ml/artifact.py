@@ -18,6 +18,7 @@ from pollen_agent.ml.inference import inference_block, trained_block
 from pollen_agent.ml.manifest import WEIGHTS_NAME, Manifest, read_manifest, write_manifest
 from pollen_agent.ml.weights_io import read_model_folder_state, sha256_file
 from pollen_agent.ml.zoo import build_model, get_spec
+from pollen_contracts.contract import contract_task
 
 __all__ = ["load_model_folder", "read_manifest", "save_model_folder", "sha256_file"]
 
@@ -57,6 +58,7 @@ def save_model_folder(
         metrics=dict(manifest_fields.get("metrics") or {}),
         positive_class=str(finding) if finding is not None else None,
         inference=inference_block(manifest_fields.get("inference") or trained_block()),
+        task=contract_task(str(manifest_fields.get("task", spec.task))),
     )
     write_manifest(folder, manifest)
     return manifest
