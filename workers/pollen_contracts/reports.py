@@ -125,6 +125,27 @@ class SlidingWindow(Contract):
 
 
 @dataclass(frozen=True)
+class SegmentationAnswer(Contract):
+    """An outlining model's answer for one image: PNGs in the site's storage, sizes in numbers.
+
+    Every picture is at the image's own size: ``mask_key`` holds class indexes (0 background),
+    ``overlay_key`` the prediction's outline over the image, ``probability_key`` and
+    ``uncertainty_key`` colour maps of the probability of any finding and of how undecided the
+    model was (normalised entropy).
+    """
+
+    mask_key: str
+    overlay_key: str
+    probability_key: str
+    uncertainty_key: str
+    # Per class name (background left out): pixels drawn and their fraction of the image.
+    class_pixels: dict[str, int]
+    area_fraction: dict[str, float]
+    regions: int  # separate regions drawn (8-connected), e.g. lesions found
+    mean_uncertainty: float
+
+
+@dataclass(frozen=True)
 class ImageResult(Contract):
     """One image's answer: probabilities per label and, if asked, its heatmap overlay's key."""
 
@@ -138,6 +159,8 @@ class ImageResult(Contract):
     # The test-time augmentation the answer was averaged over ("none", "hflip", ...).
     tta: str | None = None
     error: ImageError | None = None
+    # Segmentation models: the outline and its maps (probabilities stay None).
+    segmentation: SegmentationAnswer | None = None
 
 
 @dataclass(frozen=True)

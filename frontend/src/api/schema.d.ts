@@ -2050,6 +2050,10 @@ export interface components {
             /** Format: double */
             val_balanced_accuracy?: number | null;
             /** Format: double */
+            val_dice?: number | null;
+            /** Format: double */
+            val_iou?: number | null;
+            /** Format: double */
             seconds?: number | null;
             checkpoint_sha256?: string;
             attempt?: number;
@@ -2425,6 +2429,7 @@ export interface components {
              */
             tta?: components["schemas"]["TtaEnum"];
             error?: components["schemas"]["ImageErrorInRequest"];
+            segmentation?: components["schemas"]["SegmentationAnswerInRequest"];
         };
         /**
          * @description * `pending` - Waiting for upload or check
@@ -3252,6 +3257,8 @@ export interface components {
             readonly model_version: number | null;
             dataset: number | null;
             label_names: unknown[];
+            /** @description classification (probabilities per label) or segmentation (outlines) */
+            readonly task: string;
             tta: boolean;
             heatmap: boolean;
             readonly images: number;
@@ -3278,6 +3285,14 @@ export interface components {
             overlay_url?: string | null;
             width?: number;
             height?: number;
+            /** @description Outlining models: mask_key (class indexes, 0 background), overlay_key (the outline over the image), probability_key and uncertainty_key (colour maps), class_pixels and area_fraction per class, regions drawn, mean_uncertainty */
+            segmentation?: {
+                [key: string]: unknown;
+            };
+            /** @description Short-lived links to mask, overlay, probability and uncertainty (on a finished prediction's own page only) */
+            segmentation_urls?: {
+                [key: string]: string | null;
+            };
             /** @description How an image too large for one pass was read: patch_size, patches, skipped_background and max_probabilities (the answer of the patch most sure of each label) */
             sliding_window?: {
                 [key: string]: unknown;
@@ -3528,6 +3543,22 @@ export interface components {
          * @enum {string}
          */
         RoundStatusEnum: "running" | "aggregating" | "done" | "failed" | "cancelled";
+        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        SegmentationAnswerInRequest: {
+            mask_key: string;
+            overlay_key: string;
+            probability_key: string;
+            uncertainty_key: string;
+            class_pixels: {
+                [key: string]: number;
+            };
+            area_fraction: {
+                [key: string]: number;
+            };
+            regions: number;
+            /** Format: double */
+            mean_uncertainty: number;
+        };
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         ShareInRequest: {
             /** @default true */

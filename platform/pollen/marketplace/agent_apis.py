@@ -163,6 +163,17 @@ class ImageErrorIn(StrictSerializer):
     message = serializers.CharField(max_length=2000)
 
 
+class SegmentationAnswerIn(StrictSerializer):
+    mask_key = serializers.CharField(max_length=512)
+    overlay_key = serializers.CharField(max_length=512)
+    probability_key = serializers.CharField(max_length=512)
+    uncertainty_key = serializers.CharField(max_length=512)
+    class_pixels = serializers.DictField(child=serializers.IntegerField(min_value=0))
+    area_fraction = serializers.DictField(child=serializers.FloatField(min_value=0, max_value=1))
+    regions = serializers.IntegerField(min_value=0)
+    mean_uncertainty = serializers.FloatField(min_value=0, max_value=1)
+
+
 class ImageResultIn(StrictSerializer):
     image_id = serializers.IntegerField()
     probabilities = serializers.DictField(child=serializers.FloatField(), required=False)
@@ -177,6 +188,7 @@ class ImageResultIn(StrictSerializer):
         help_text="The test-time augmentation the probabilities were averaged over",
     )
     error = ImageErrorIn(required=False)
+    segmentation = SegmentationAnswerIn(required=False)
 
 
 class PredictionCompleteIn(StrictSerializer):

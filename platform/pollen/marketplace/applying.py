@@ -23,6 +23,7 @@ from pollen.marketplace.versions import finish_claimed, require_usable, slug_of_
 from pollen.training.models import ModelVersion
 from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
+from pollen_contracts.contract import contract_task
 from pollen_contracts.specs import ImageRef, PredictionSpec
 
 MAX_PREDICTION_IMAGES = 1000
@@ -182,7 +183,12 @@ def prediction_spec(prediction: Prediction) -> PredictionSpec:
         tta=prediction.tta,
         heatmap=prediction.heatmap,
         overlay_prefix=f"predictions/{prediction.pk}/",
+        task=contract_task(prediction.model_version.task),
     )
+
+
+# An outlining model's pictures of each image (``reports.SegmentationAnswer``).
+SEGMENTATION_PICTURES = ("mask_key", "overlay_key", "probability_key", "uncertainty_key")
 
 
 def overlay_links(prediction: Prediction) -> dict[str, str]:
@@ -190,6 +196,9 @@ def overlay_links(prediction: Prediction) -> dict[str, str]:
     from pollen.core.dispatch import ask_site_agent
 
     keys = [r["overlay_key"] for r in prediction.results if r.get("overlay_key")]
+    for result in prediction.results:
+        outline = result.get("segmentation") or {}
+        keys += [outline[k] for k in SEGMENTATION_PICTURES if outline.get(k)]
     if not keys:
         return {}
     slug = prediction.site.slug

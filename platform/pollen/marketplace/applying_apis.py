@@ -58,6 +58,18 @@ class PredictionResultOut(serializers.Serializer):
     )
     width = serializers.IntegerField(required=False)
     height = serializers.IntegerField(required=False)
+    segmentation = serializers.DictField(
+        required=False,
+        help_text="Outlining models: mask_key (class indexes, 0 background), overlay_key (the "
+        "outline over the image), probability_key and uncertainty_key (colour maps), "
+        "class_pixels and area_fraction per class, regions drawn, mean_uncertainty",
+    )
+    segmentation_urls = serializers.DictField(
+        child=serializers.CharField(allow_null=True),
+        required=False,
+        help_text="Short-lived links to mask, overlay, probability and uncertainty (on a "
+        "finished prediction's own page only)",
+    )
     sliding_window = serializers.DictField(
         required=False,
         help_text="How an image too large for one pass was read: patch_size, patches, "
@@ -79,6 +91,11 @@ class PredictionOut(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     dataset = serializers.IntegerField(source="dataset_id", allow_null=True)
     label_names = serializers.ListField(source="model_version.label_names")
+    task = serializers.CharField(
+        source="model_version.task",
+        read_only=True,
+        help_text="classification (probabilities per label) or segmentation (outlines)",
+    )
     images = serializers.SerializerMethodField()
 
     class Meta:
@@ -92,6 +109,7 @@ class PredictionOut(serializers.ModelSerializer):
             "model_version",
             "dataset",
             "label_names",
+            "task",
             "tta",
             "heatmap",
             "images",
@@ -160,15 +178,25 @@ class PredictionFilter(django_filters.FilterSet):
 
 def _prediction_body(prediction: Prediction) -> dict[str, Any]:
     body = PredictionOut(prediction).data
-    if prediction.status == "succeeded" and prediction.heatmap:
+    outlined = any(r.get("segmentation") for r in prediction.results)
+    if prediction.status == "succeeded" and (prediction.heatmap or outlined):
         try:
             links = applying.overlay_links(prediction)
         except (ServiceUnavailable, ApiError) as exc:
             links, body["overlay_links_error"] = {}, exc.message
-        body["results"] = [
-            {**r, "overlay_url": links.get(r.get("overlay_key", ""))} for r in body["results"]
-        ]
+        body["results"] = [_with_links(r, links) for r in body["results"]]
     return body
+
+
+def _with_links(result: dict[str, Any], links: dict[str, str]) -> dict[str, Any]:
+    linked = {**result, "overlay_url": links.get(result.get("overlay_key") or "")}
+    outline = result.get("segmentation")
+    if outline:
+        linked["segmentation_urls"] = {
+            key.removesuffix("_key"): links.get(outline.get(key) or "")
+            for key in applying.SEGMENTATION_PICTURES
+        }
+    return linked
 
 
 class PredictionListApi(generics.ListAPIView):

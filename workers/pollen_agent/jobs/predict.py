@@ -190,6 +190,12 @@ def run_prediction(*, spec: PredictionSpec, storage: Storage, work: Path) -> Pre
     model itself (tampered weights, no convolution for a heatmap) raises UserError for the job."""
     started = time.perf_counter()
     model, manifest = cached_model(spec.model, storage, work)
+    if manifest.task == "segmentation":
+        from pollen_agent.jobs.outlines import run_outlines
+
+        return run_outlines(
+            spec=spec, storage=storage, model=model, manifest=manifest, started=started
+        )
     if spec.heatmap and not _has_conv(model):
         raise UserError(
             "Heatmaps are available only for convolutional models; this model has no "

@@ -34,9 +34,10 @@ MAX_RETRIES = 5
 Runner = Callable[[Any, HubClient, Storage, Path], Contract]
 
 
-# The tasks whose models this agent publishes, applies, evaluates and exports (segmentation
-# follows; the hub refuses it first: pollen.core.task_flows).
+# The tasks whose models this agent publishes, applies, evaluates and exports, by kind of work
+# (the rest of segmentation follows; the hub refuses it first: pollen.core.task_flows).
 MARKETPLACE_TASKS = ("classification",)
+TASKS_BY_SEGMENT = {"predictions": ("classification", "segmentation")}
 
 
 def _publish(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
@@ -110,7 +111,10 @@ def run_work(task: Any, payload: dict[str, Any], *, allowed: set[str]) -> dict[s
     try:
         claimed = read_contract(WorkClaimed, claim, what=f"{kind} claim")
         spec = read_contract(
-            WORK_SPECS[segment], claimed.spec, what=f"{kind} spec", tasks=MARKETPLACE_TASKS
+            WORK_SPECS[segment],
+            claimed.spec,
+            what=f"{kind} spec",
+            tasks=TASKS_BY_SEGMENT.get(segment, MARKETPLACE_TASKS),
         )
         with lease:
             result = runner(spec, hub, runtime.storage_for(slug), work)
