@@ -1,12 +1,15 @@
 """The fine-tuning recipe: good results from one click, no knobs required.
 
-Class-weighted cross-entropy (medical labels are rarely balanced), AdamW with a warmup and
-a cosine decay, an exponential moving average of the weights, and early stopping on
-validation AUC. Validation sets at a hospital are small, so differences in AUC smaller than
-the validation set can resolve count as ties, a tie goes to the later, longer-trained epoch,
-and only the second half of the schedule may be kept (see ``_record_epoch``). A time budget plans the schedule to finish inside it.
-Everything random is seeded so that a run, and a run resumed from a checkpoint, repeat
-exactly.
+AdamW with a warmup and a cosine decay, an exponential moving average of the weights, and
+early stopping on a validation score. Validation sets at a hospital are small, so differences
+in score smaller than the validation set can resolve count as ties, a tie goes to the later,
+longer-trained epoch, and only the second half of the schedule may be kept (see
+``record_epoch``). A time budget plans the schedule to finish inside it. Everything random is
+seeded so that a run, and a run resumed from a checkpoint, repeat exactly.
+
+What differs per task is an ``Objective``: it checks the data, builds the loss, validates and
+scores an epoch. ``ClassificationObjective`` (class-weighted cross-entropy, selection on
+validation AUC) is the default; segmentation brings its own (``ml.segmentation.objective``).
 """
 
 from __future__ import annotations
@@ -121,6 +124,35 @@ class WeightAverage:
         return self.model
 
 
+class Objective(Protocol):
+    """What a task brings to the training loop; everything else is shared.
+
+    ``build_loss`` runs once, before training, and may keep what validation needs (the
+    validation labels, the label names). Validation metrics must be plain Python values (they
+    are saved in checkpoints read with ``weights_only=True``) and include ``"loss"``.
+    """
+
+    def build_loss(self, model: nn.Module, train_ds: Dataset, val_ds: Dataset) -> nn.Module:
+        """Check that the data can train a useful model (``UserError`` if not); the loss."""
+        ...
+
+    def validate(self, model: nn.Module, val_ds: Dataset, config: TrainConfig) -> dict[str, Any]:
+        """Metrics of ``model`` (eval mode, averaged weights) on the validation set."""
+        ...
+
+    def score(self, val_metrics: dict[str, Any]) -> float:
+        """The selection score: higher is better."""
+        ...
+
+    def noise(self, peak_score: float, val_metrics: dict[str, Any]) -> float:
+        """The standard error of a score near ``peak_score`` on this validation set."""
+        ...
+
+    def history_fields(self, val_metrics: dict[str, Any]) -> dict[str, Any]:
+        """The epoch's validation fields in the run's history (beside epoch and train_loss)."""
+        ...
+
+
 class NoCallbacks:
     """Callbacks that report nothing and never cancel."""
 
@@ -161,7 +193,7 @@ class _State:
 
     epochs_done: int = 0
     planned_epochs: int = 0  # 0 until a time budget has planned the run
-    peak_score: float | None = None  # the best validation AUC so far
+    peak_score: float | None = None  # the best validation score so far
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     best_val_metrics: dict[str, Any] = field(default_factory=dict)
@@ -199,6 +231,7 @@ def train(
     *,
     resume: dict[str, Any] | None = None,
     label_names: Sequence[str] | None = None,
+    objective: Objective | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``train_ds``, choosing the best epoch on ``val_ds``.
 
@@ -209,25 +242,24 @@ def train(
     ended raises ``Cancelled``; after one, the run stops there (``stop_reason`` "cancelled")
     and returns the best weights of the epochs that ended, as any shortened run does.
     Inputs that cannot train a useful model raise ``UserError`` with a readable reason.
+    ``objective`` says what the task is (default: classification with ``label_names``).
     """
     callbacks = callbacks or NoCallbacks()
+    objective = objective or ClassificationObjective(label_names)
     started = time.perf_counter()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = pick_device()
-    train_labels, val_labels = dataset_labels(train_ds), dataset_labels(val_ds)
-    num_classes = _output_classes(model, val_ds)
-    names = list(label_names) if label_names else [f"class {i}" for i in range(num_classes)]
-    check_labels(train_labels, val_labels, names)
+    loss_fn = objective.build_loss(model, train_ds, val_ds)
 
     if resume is None:
         torch.manual_seed(config.seed)
     model = place_model(model, device)
-    batch_size, drop_last, steps_per_epoch = batch_plan(len(train_labels), config.batch_size)
+    batch_size, drop_last, steps_per_epoch = batch_plan(len(train_ds), config.batch_size)  # type: ignore[arg-type]
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, num_classes).to(device))
+    loss_fn = loss_fn.to(device)
     state = _State()
     average = WeightAverage(model, config.ema_decay)
     if resume is not None:
@@ -264,14 +296,13 @@ def train(
             break
         val_started = time.perf_counter()
         averaged = average.averaged_model()
-        probs = predict_probs(averaged, val_ds, batch_size=config.eval_batch_size)
-        val_metrics = evaluate(probs, val_labels, names) | {"loss": log_loss(probs, val_labels)}
+        val_metrics = objective.validate(averaged, val_ds, config)
         state.seconds["validation"] += time.perf_counter() - val_started
         if epoch == 1 and config.max_minutes is not None:
             _plan_within_budget(state, config, scheduler, time.perf_counter() - started, callbacks)
         planned = state.planned_epochs or config.epochs
-        _record_epoch(
-            state, averaged, epoch, train_loss, val_metrics, val_labels, first_candidate(planned)
+        record_epoch(
+            state, averaged, epoch, train_loss, val_metrics, objective, first_candidate(planned)
         )
         checkpoint = _checkpoint(state, model, optimizer, scheduler, scaler, average, config)
         ended_average = checkpoint["weight_average"]
@@ -371,8 +402,9 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _output_classes(model: nn.Module, dataset: Dataset) -> int:
-    # One forward pass in eval mode reads the head size whatever the architecture.
+def output_classes(model: nn.Module, dataset: Dataset) -> int:
+    """How many classes ``model`` answers (one forward pass of the first item, in eval mode)."""
+    # One forward pass reads the head size whatever the architecture or task.
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -500,6 +532,42 @@ def _train_epoch(
     return total_loss / max(1, total_images)
 
 
+class ClassificationObjective:
+    """One label per image: class-weighted cross-entropy, selection on validation AUC."""
+
+    def __init__(self, label_names: Sequence[str] | None = None) -> None:
+        self.label_names = list(label_names) if label_names else None
+        self.names: list[str] = []
+        self.val_labels = np.zeros(0, dtype=np.int64)
+
+    def build_loss(self, model: nn.Module, train_ds: Dataset, val_ds: Dataset) -> nn.Module:
+        train_labels, self.val_labels = dataset_labels(train_ds), dataset_labels(val_ds)
+        num_classes = output_classes(model, val_ds)
+        self.names = self.label_names or [f"class {i}" for i in range(num_classes)]
+        check_labels(train_labels, self.val_labels, self.names)
+        return nn.CrossEntropyLoss(weight=class_weights(train_labels, num_classes))
+
+    def validate(self, model: nn.Module, val_ds: Dataset, config: TrainConfig) -> dict[str, Any]:
+        probs = predict_probs(model, val_ds, batch_size=config.eval_batch_size)
+        loss = log_loss(probs, self.val_labels)
+        return evaluate(probs, self.val_labels, self.names) | {"loss": loss}
+
+    def score(self, val_metrics: dict[str, Any]) -> float:
+        return _score(val_metrics)
+
+    def noise(self, peak_score: float, val_metrics: dict[str, Any]) -> float:
+        if val_metrics.get("auc") is None:
+            return 0.0
+        return auc_noise(peak_score, self.val_labels, len(val_metrics["label_names"]))
+
+    def history_fields(self, val_metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "val_loss": val_metrics["loss"],
+            "val_auc": val_metrics.get("auc"),
+            "val_accuracy": val_metrics.get("accuracy"),
+        }
+
+
 def _score(val_metrics: dict[str, Any]) -> float:
     # AUC ranks models independently of the threshold (balanced accuracy where it is undefined).
     auc = val_metrics.get("auc")
@@ -538,6 +606,40 @@ def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
 
 
+def record_epoch(
+    state: _State,
+    model: nn.Module,
+    epoch: int,
+    train_loss: float,
+    val_metrics: dict[str, Any],
+    objective: Objective,
+    first_candidate: int = 1,
+) -> None:
+    """Keep the latest epoch that validation cannot tell apart from the best one so far.
+
+    Epochs before ``first_candidate`` are recorded but never kept. From there on, an epoch
+    within ``SELECTION_TOLERANCE`` standard errors (``objective.noise``) of the peak
+    validation score is a tie, and ties go to the later epoch: its averaged weights have
+    trained longer at a lower learning rate. Early stopping counts the epochs since the last
+    such tie, so a run stops only once validation is clearly worse than its best, not when
+    noise fails to beat a lucky epoch.
+    """
+    score = objective.score(val_metrics)
+    state.epochs_done = epoch
+    row = {"epoch": epoch, "train_loss": train_loss} | objective.history_fields(val_metrics)
+    state.history.append(row)
+    if epoch < first_candidate:
+        return
+    state.peak_score = score if state.peak_score is None else max(state.peak_score, score)
+    noise = objective.noise(state.peak_score, val_metrics)
+    if score >= state.peak_score - SELECTION_TOLERANCE * noise:
+        state.best_epoch, state.stale_epochs = epoch, 0
+        state.best_state = _cpu_copy(model.state_dict())
+        state.best_val_metrics = val_metrics
+    else:
+        state.stale_epochs += 1
+
+
 def _record_epoch(
     state: _State,
     model: nn.Module,
@@ -547,37 +649,10 @@ def _record_epoch(
     val_labels: np.ndarray,
     first_candidate: int = 1,
 ) -> None:
-    """Keep the latest epoch that validation cannot tell apart from the best one so far.
-
-    Epochs before ``first_candidate`` are recorded but never kept. From there on, an epoch
-    within ``SELECTION_TOLERANCE`` standard errors of the peak validation AUC is a tie, and
-    ties go to the later epoch: its averaged weights have trained longer at a lower learning
-    rate. Early stopping counts the epochs since the last such tie, so a run stops only once
-    validation is clearly worse than its best, not when noise fails to beat a lucky epoch.
-    """
-    score = _score(val_metrics)
-    state.epochs_done = epoch
-    state.history.append(
-        {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_metrics["loss"],
-            "val_auc": val_metrics.get("auc"),
-            "val_accuracy": val_metrics.get("accuracy"),
-        }
-    )
-    if epoch < first_candidate:
-        return
-    state.peak_score = score if state.peak_score is None else max(state.peak_score, score)
-    noise = 0.0
-    if val_metrics.get("auc") is not None:
-        noise = auc_noise(state.peak_score, val_labels, len(val_metrics["label_names"]))
-    if score >= state.peak_score - SELECTION_TOLERANCE * noise:
-        state.best_epoch, state.stale_epochs = epoch, 0
-        state.best_state = _cpu_copy(model.state_dict())
-        state.best_val_metrics = val_metrics
-    else:
-        state.stale_epochs += 1
+    """``record_epoch`` for a classification run validated on ``val_labels``."""
+    objective = ClassificationObjective()
+    objective.val_labels = np.asarray(val_labels, dtype=np.int64)
+    record_epoch(state, model, epoch, train_loss, val_metrics, objective, first_candidate)
 
 
 def first_candidate(planned_epochs: int) -> int:
