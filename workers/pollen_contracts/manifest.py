@@ -24,6 +24,13 @@ TtaPolicy = Literal["none", "hflip", "d4"]
 TTA_POLICIES: tuple[str, ...] = get_args(TtaPolicy)
 INTENSITY = "min_max_stretch"
 RESIZE = "bilinear_squash"
+# Segmentation keeps the image's proportions, so that a mask maps back onto it: "letterbox"
+# resizes the long side to the input size and centres the picture on a black square (models
+# trained on whole images); "native" keeps the image's own resolution and reads it in windows
+# (models trained on patches of large images).
+LETTERBOX = "letterbox"
+NATIVE = "native"
+RESIZE_METHODS: tuple[str, ...] = (RESIZE, LETTERBOX, NATIVE)
 # Every model trained here saw random horizontal flips, so it is averaged over its mirror image.
 TRAINED_TTA: TtaPolicy = "hflip"
 
@@ -41,6 +48,15 @@ class InferenceBlock(Contract):
     tta: TtaPolicy = TRAINED_TTA
     preprocess: PreprocessMethods = field(default_factory=PreprocessMethods)
     version: int = INFERENCE_VERSION
+    # Segmentation at "native" resolution: an image up to ``window`` pixels a side is read in
+    # one pass; a larger one in ``window``-sized squares that share ``overlap`` of their side,
+    # blended with Gaussian weights. None for classification and whole-image models.
+    window: int | None = None
+    overlap: float | None = None
+
+    def validate(self) -> None:
+        require(self.window is None or self.window >= 32, "window", "must be at least 32 pixels")
+        require(self.overlap is None or 0.0 <= self.overlap < 1.0, "overlap", "must be in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ patches, heatmaps and evaluations at a site. Every probability comes from :func:
 
 Preprocessing: the intensity stretch (:mod:`pollen_agent.intensity`, full range), then a
 bilinear squash to ``input_size`` x ``input_size`` (no crop, so nothing at the border is lost),
-then 0..1 and the model's mean and std. The channel count follows the model: a greyscale image
+then 0..1 and the model's mean and std. Segmentation models keep the image's proportions
+instead (``letterbox``: the long side resized, centred on a black square; or ``native``: no
+resize, read in windows by ``ml.segmentation.infer``), so that their masks map back onto it. The channel count follows the model: a greyscale image
 is repeated to three channels; a colour image given to a greyscale model is accepted only when
 its channels are equal (a greyscale picture saved as RGB).
 
@@ -37,7 +39,10 @@ from pollen_contracts.contract import ContractError
 from pollen_contracts.manifest import (
     INFERENCE_VERSION,
     INTENSITY,
+    LETTERBOX,
+    NATIVE,
     RESIZE,
+    RESIZE_METHODS,
     TRAINED_TTA,
     TTA_POLICIES,
     InferenceBlock,
@@ -93,6 +98,9 @@ class InferencePolicy:
     preprocess: Preprocess
     tta: str = "none"
     version: int = INFERENCE_VERSION
+    # Segmentation at native resolution: the window side and the share of it neighbours overlap.
+    window: int | None = None
+    overlap: float | None = None
 
     def __post_init__(self) -> None:
         if self.tta not in TTA_POLICIES:
@@ -106,14 +114,29 @@ class InferencePolicy:
         methods = PreprocessMethods(
             intensity=self.preprocess.intensity, resize=self.preprocess.resize
         )
-        return InferenceBlock(tta=self.tta, preprocess=methods, version=self.version)  # type: ignore[arg-type]
+        return InferenceBlock(
+            tta=self.tta,  # type: ignore[arg-type]
+            preprocess=methods,
+            version=self.version,
+            window=self.window,
+            overlap=self.overlap,
+        )
 
 
 def policy(
-    *, input_size: int, mean: Sequence[float], std: Sequence[float], tta: str = "none"
+    *,
+    input_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    tta: str = "none",
+    resize: str = RESIZE,
+    window: int | None = None,
+    overlap: float | None = None,
 ) -> InferencePolicy:
-    settings = Preprocess(int(input_size), tuple(map(float, mean)), tuple(map(float, std)))
-    return InferencePolicy(settings, tta)
+    settings = Preprocess(
+        int(input_size), tuple(map(float, mean)), tuple(map(float, std)), resize=resize
+    )
+    return InferencePolicy(settings, tta, window=window, overlap=overlap)
 
 
 def trained_policy(
@@ -144,7 +167,8 @@ def inference_block(raw: InferenceBlock | Mapping[str, Any] | None) -> Inference
             "This model's inference settings are from a newer version. Update the site agent.",
             code="model_format",
         )
-    if block.preprocess != PreprocessMethods():
+    methods = block.preprocess
+    if methods.intensity != INTENSITY or methods.resize not in RESIZE_METHODS:
         raise UserError(
             "This model needs preprocessing this site agent does not know. Update the site agent.",
             code="model_format",
@@ -156,7 +180,13 @@ def manifest_policy(manifest: Any, *, tta: bool = True) -> InferencePolicy:
     """The policy a model's manifest records; ``tta=False`` asks for the bare image only."""
     block = inference_block(getattr(manifest, "inference", None))
     chosen = policy(
-        input_size=manifest.input_size, mean=manifest.mean, std=manifest.std, tta=block.tta
+        input_size=manifest.input_size,
+        mean=manifest.mean,
+        std=manifest.std,
+        tta=block.tta,
+        resize=block.preprocess.resize,
+        window=block.window,
+        overlap=block.overlap,
     )
     return chosen if tta else chosen.without_tta()
 
@@ -180,11 +210,60 @@ def preprocess(
     ``augment`` (training only) changes the resized picture before it becomes a tensor. Raises
     ``UserError`` (``wrong_channels`` or ``image_too_small``) for images that cannot be used.
     """
-    picture = model_picture(image, settings.in_channels).resize(
-        (settings.input_size, settings.input_size), Image.Resampling.BILINEAR
-    )
+    picture = fit_picture(model_picture(image, settings.in_channels), settings)
     if augment is not None:
         picture = augment(picture)
+    return picture_tensor(picture, settings)
+
+
+def fit_picture(picture: Image.Image, settings: Preprocess) -> Image.Image:
+    """The picture at the model's input size, as ``settings.resize`` says (``native``: as is)."""
+    size = settings.input_size
+    if settings.resize == LETTERBOX:
+        return letterbox(picture, size)
+    if settings.resize == NATIVE:
+        return picture
+    return picture.resize((size, size), Image.Resampling.BILINEAR)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where a letterboxed picture sits on its square: top-left corner and size, in pixels."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def letterbox_box(height: int, width: int, size: int) -> Box:
+    """Where an image of ``height`` x ``width`` lands on a ``size`` square, long side first."""
+    scale = size / max(height, width)
+    new_height = min(size, max(1, round(height * scale)))
+    new_width = min(size, max(1, round(width * scale)))
+    return Box((size - new_height) // 2, (size - new_width) // 2, new_height, new_width)
+
+
+def letterbox(
+    picture: Image.Image,
+    size: int,
+    *,
+    resample: Image.Resampling = Image.Resampling.BILINEAR,
+) -> Image.Image:
+    """``picture`` with its long side resized to ``size``, centred on a black square.
+
+    Masks pass ``resample=NEAREST`` so that their class indexes stay whole.
+    """
+    box = letterbox_box(picture.height, picture.width, size)
+    if (picture.height, picture.width) != (box.height, box.width):
+        picture = picture.resize((box.width, box.height), resample)
+    square = Image.new(picture.mode, (size, size), 0)
+    square.paste(picture, (box.left, box.top))
+    return square
+
+
+def picture_tensor(picture: Image.Image, settings: Preprocess) -> torch.Tensor:
+    """A model picture as a normalised (in_channels, H, W) float tensor."""
     pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0)
     # Greyscale stays one channel until here: resizing one channel is cheaper than three.
     pixels = pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)
