@@ -44,6 +44,32 @@ SHAREABLE_METRICS = frozenset(
         "tta",
     }
 )
+# An outlining model's card: aggregate numbers only (never an image id or a per-image row).
+SEGMENTATION_CARD_METRICS = (
+    "images",
+    "lesion_images",
+    "dice",
+    "dice_ci",
+    "lesion_dice",
+    "lesion_dice_ci",
+    "iou",
+    "pooled_dice",
+    "hd95_median",
+    "detection",
+    "empty_images",
+    "empty_correct_fraction",
+    "dice_histogram",
+    "evaluated_on",
+    "tta",
+    "input_mode",
+)
+SHAREABLE_METRICS = SHAREABLE_METRICS | set(SEGMENTATION_CARD_METRICS) | {"worst_dice"}
+SEGMENTATION_PREPROCESSING = {
+    "whole": "Each image's longer side is resized to {size} pixels and the image is centred on a "
+    "black square, so nothing is squashed; the outline is drawn back at the image's own size.",
+    "patch": "Images are read at their own resolution in {size}-pixel squares that overlap and "
+    "are blended smoothly; the outline is drawn at the image's own size.",
+}
 PREPROCESSING = (
     "Each image is resized to {size}x{size} pixels (squashed, not cropped), scaled to 0-1 and "
     "normalised with the mean and standard deviation below. Greyscale images are repeated to "
@@ -61,9 +87,9 @@ def card_of(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
             totals[label] = totals.get(label, 0) + int(n)
     entry = version.starting_point
     parent = version.parent
-    return {
+    card = {
         "architecture": version.architecture,
-        "task": "classification",
+        "task": version.task,
         "labels": list(version.label_names),
         # The finding the model looks for: its sensitivity ("cases found") is about this label.
         "positive_class": version.positive_class or None,
@@ -96,6 +122,42 @@ def card_of(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
         },
         "licence": version.licence or (entry.licence if entry else ""),
         "trained_at": version.created_at.isoformat(timespec="seconds"),
+    }
+    if version.task == "segmentation":
+        card |= _segmentation_card(version, summary, per_split)
+        card["training_data"]["modality"] = dataset_modality
+    return card
+
+
+def _segmentation_card(
+    version: ModelVersion, summary: dict[str, Any], per_split: dict[str, Any]
+) -> dict[str, Any]:
+    """What differs on an outlining model's card: classes, how images are read, Dice."""
+    mode = summary.get("input_mode") or "whole"
+    metrics = version.metrics or {}
+    worst = metrics.get("worst") or []
+    return {
+        "labels": list(version.label_names[1:]),  # background is not a finding
+        "positive_class": None,
+        "input": {
+            "size": version.input_size,
+            "channels": len(version.mean),
+            "mean": version.mean,
+            "std": version.std,
+            "mode": mode,
+            "preprocessing": SEGMENTATION_PREPROCESSING.get(
+                mode, SEGMENTATION_PREPROCESSING["whole"]
+            ).format(size=version.input_size),
+        },
+        "training_data": {
+            "images_per_split": per_split,
+            "total_images": sum(int((c or {}).get("images", 0)) for c in per_split.values()),
+            "empty_masks": sum(int((c or {}).get("empty_masks", 0)) for c in per_split.values()),
+            "recipe": summary.get("recipe"),
+        },
+        "metrics": {k: metrics.get(k) for k in SEGMENTATION_CARD_METRICS if k in metrics}
+        # The worst cases as numbers only: which images they were stays at the site.
+        | {"worst_dice": [round(float(w["dice"]), 4) for w in worst[:5] if "dice" in w]},
     }
 
 

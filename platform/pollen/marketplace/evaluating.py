@@ -12,7 +12,7 @@ from pollen.audit.services import audit_record
 from pollen.core.dispatch import send_on_commit
 from pollen.core.errors import ApiError, Conflict, NotFound
 from pollen.core.task_flows import require_flow
-from pollen.datasets.models import Dataset, ImageStatus
+from pollen.datasets.models import Dataset, ImageStatus, Task
 from pollen.marketplace.cards import clean_metrics
 from pollen.marketplace.models import (
     PublishedVersion,
@@ -27,6 +27,7 @@ from pollen.marketplace.versions import (
 )
 from pollen.training.weights import model_ref
 from pollen_contracts import queues, tasks
+from pollen_contracts.contract import contract_task
 from pollen_contracts.specs import EvaluationSpec
 
 # --- Evaluate at my site --------------------------------------------------------------------------
@@ -47,12 +48,21 @@ def evaluation_create(
     known = set(published_version.model_version.label_names)
     require_flow(published_version.model_version.task, "evaluate")
     require_flow(dataset.task, "evaluate")
+    if published_version.model_version.task != dataset.task:
+        raise ApiError(
+            f"This model does {published_version.model_version.task} but the dataset is "
+            f"labelled for {dataset.task}. Choose a dataset labelled the way the model works.",
+            code="task_mismatch",
+        )
+    if dataset.task == Task.SEGMENTATION:
+        _check_outline_dataset(published_version.model_version.label_names, dataset)
+        known = set()
     usable = (
         dataset.images.filter(status=ImageStatus.ACCEPTED, label__in=known)
         .values("label")
         .distinct()
     )
-    if not usable.exists():
+    if dataset.task != Task.SEGMENTATION and not usable.exists():
         raise ApiError(
             "None of this dataset's labelled images has a label the model knows "
             f"({', '.join(sorted(known))}). Label the images with the model's label names.",
@@ -83,6 +93,24 @@ def evaluation_create(
     return evaluation
 
 
+def _check_outline_dataset(label_names: list[str], dataset: Dataset) -> None:
+    """An outlining model is scored on masks of the same classes, in the same order."""
+    if list(label_names[1:]) != list(dataset.mask_classes):
+        raise ApiError(
+            f"The model outlines {', '.join(label_names[1:])}; this dataset's masks mark "
+            f"{', '.join(dataset.mask_classes) or 'nothing yet'}. Evaluate it on masks of the "
+            "same classes.",
+            code="mask_classes_mismatch",
+        )
+    if not dataset.images.filter(
+        status=ImageStatus.ACCEPTED, masks__status=ImageStatus.ACCEPTED
+    ).exists():
+        raise ApiError(
+            "None of this dataset's images has an accepted mask to score the model against.",
+            code="no_matching_labels",
+        )
+
+
 def evaluation_spec(evaluation: SiteEvaluation) -> EvaluationSpec:
     version = evaluation.published_version
     require_usable(version)
@@ -95,6 +123,7 @@ def evaluation_spec(evaluation: SiteEvaluation) -> EvaluationSpec:
         model=model_ref(version.model_version, published=version, site_id=evaluation.site_id),
         # Sensitivity at this site is about the same finding as on the model's card.
         positive_class=version.model_version.positive_class or None,
+        task=contract_task(version.model_version.task),
     )
 
 

@@ -39,6 +39,7 @@ from pollen.training.comparison import publish_warning, publish_warning_message
 from pollen.training.models import Job, JobStatus, ModelVersion
 from pollen.training.weights import hub_folder, in_hub_store
 from pollen_contracts import queues, tasks
+from pollen_contracts.contract import contract_task
 from pollen_contracts.specs import PublicationSpec, PublicationUploads
 from pollen_contracts.weights import UploadLink
 
@@ -335,6 +336,7 @@ def publication_spec(version: PublishedVersion) -> PublicationSpec:
         uploads=PublicationUploads(
             weights=link(version.weights_key), manifest=link(version.manifest_key)
         ),
+        task=contract_task(mv.task),
     )
 
 

@@ -136,26 +136,19 @@ def unet_version(clinician_a):
 
 
 def test_flows_segmentation_has_not_reached_say_so_instead_of_queuing(
-    client_for, clinician_a, unet_version, masked
+    client_for, clinician_a, unet_version
 ):
-    """Publishing, site evaluation, export and cross-site jobs come in later slices: until then
-    a request is refused in words, never queued for an agent that would fail it. Applying an
-    outlining model works (tests/hub/training/test_segmentation_on_agent.py)."""
-    client = client_for(clinician_a)
-    published = client.post(
-        "/api/v1/marketplace/versions/", {"model_version": unet_version.pk}, format="json"
-    )
-    for response in (published,):
-        assert response.status_code == 409, response.content
-        error = response.json()["error"]
-        assert error["code"] == "task_not_supported"
-        assert error["message"].startswith("Outlining (segmentation) models cannot be")
-
+    """ONNX export and cross-site jobs come in later slices: until then a request is refused
+    in words, never queued for an agent that would fail it. Publishing, applying and
+    evaluating at a site work (tests/hub/marketplace/test_segmentation_marketplace_on_agent.py)."""
     from pollen.core.errors import Conflict
     from pollen.core.task_flows import require_flow
 
-    require_flow("segmentation", "apply")
-    for flow in ("evaluate", "export", "federated"):
-        with pytest.raises(Conflict):
+    for flow in ("train", "fine_tune", "apply", "publish", "evaluate"):
+        require_flow("segmentation", flow)
+    for flow in ("export", "federated"):
+        with pytest.raises(Conflict) as refused:
             require_flow("segmentation", flow)
+        assert refused.value.error_code == "task_not_supported"
+        assert str(refused.value.message).startswith("Outlining (segmentation) models cannot be")
         require_flow("classification", flow)  # classification has every flow

@@ -1,14 +1,11 @@
 """A U-Net trained on a real site agent (issue 18): images and masks in, an outline model out.
 
-The images are made here: bright discs of random size and place on noisy backgrounds, with a
-mask of each disc and a few empty ones. A model that learns anything outlines the discs, which
-makes the check a real one (Dice well above what drawing nothing or everything scores) and
-keeps it fast. The split comes from a CSV manifest in the zip, so it is the same every run.
+The images are discs on noisy backgrounds (tests/support/discs.py), with a mask of each disc
+and a few empty ones; the split comes from a CSV manifest in the zip.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 
@@ -18,47 +15,13 @@ import requests
 from PIL import Image as PILImage
 
 from pollen.training.models import ModelVersion
-from tests.hub.datasets.test_upload_flow import _import_zip, _zip
+from tests.hub.datasets.test_upload_flow import _import_zip
 from tests.hub.training.test_training_on_agent import agent_factory, storage_root  # noqa: F401
 from tests.support.agent import wait_until
+from tests.support.discs import SIDE, disc_zip
 from tests.support.flows import wait_job
 
 pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
-
-SIDE = 64
-
-
-def _disc(seed: int, *, empty: bool) -> tuple[bytes, bytes]:
-    rng = np.random.default_rng(seed)
-    image = rng.normal(60, 20, (SIDE, SIDE))
-    mask = np.zeros((SIDE, SIDE), np.uint8)
-    if not empty:
-        radius = rng.integers(7, 14)
-        cy, cx = rng.integers(radius + 2, SIDE - radius - 2, size=2)
-        yy, xx = np.mgrid[:SIDE, :SIDE]
-        mask[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = 255
-        image[mask > 0] += 110
-    pictures = []
-    for array in (np.clip(image, 0, 255).astype(np.uint8), mask):
-        out = io.BytesIO()
-        PILImage.fromarray(array).save(out, format="PNG")
-        pictures.append(out.getvalue())
-    return pictures[0], pictures[1]
-
-
-def _disc_zip(n: int) -> bytes:
-    entries: dict[str, bytes] = {}
-    rows = io.StringIO()
-    writer = csv.writer(rows)
-    writer.writerow(["image", "mask", "split"])
-    for i in range(n):
-        split = "test" if i % 6 == 0 else "val" if i % 6 == 1 else "train"
-        image, mask = _disc(i, empty=i % 5 == 4)
-        entries[f"discs/images/d{i}.png"] = image
-        entries[f"discs/masks/d{i}_mask.png"] = mask
-        writer.writerow([f"images/d{i}.png", f"masks/d{i}_mask.png", split])
-    entries["discs/manifest.csv"] = rows.getvalue().encode()
-    return _zip(entries)
 
 
 def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
@@ -74,7 +37,7 @@ def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
         {"site": "site-a", "name": "discs", "task": "segmentation", "mask_classes": ["disc"]},
         format="json",
     ).json()["id"]
-    archive = _import_zip(client, ds, _disc_zip(48), add_labels=False)
+    archive = _import_zip(client, ds, disc_zip(48), add_labels=False)
     assert archive["status"] == "done", archive
     wait_until(
         lambda: client.get(f"/api/v1/datasets/{ds}/").json()["pending_count"] == 0,
@@ -162,7 +125,7 @@ def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
     assert answer["area_fraction"]["disc"] == pytest.approx(drawn.mean())
     # One inference path: the outline applied here is the one the job's test check scored.
     index = int(disc["filename"].removeprefix("d").removesuffix(".png"))
-    truth = np.asarray(PILImage.open(io.BytesIO(_disc(index, empty=False)[1]))) > 0
+    truth = np.asarray(PILImage.open(io.BytesIO(disc(index, empty=False)[1]))) > 0
     dice = 2 * np.logical_and(drawn > 0, truth).sum() / ((drawn > 0).sum() + truth.sum())
     [checked] = [r for r in evaluation["per_image"] if r["image_id"] == str(disc["id"])]
     assert dice == pytest.approx(checked["dice"], abs=1e-6)

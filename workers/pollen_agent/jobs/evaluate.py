@@ -30,6 +30,12 @@ def run_evaluation(
 
     started = time.perf_counter()
     model, manifest = load_model(spec.model.weights, storage, work)
+    if manifest.task == "segmentation":
+        from pollen_agent.jobs.outlines import run_outline_evaluation
+
+        return run_outline_evaluation(
+            spec=spec, hub=hub, storage=storage, model=model, manifest=manifest, started=started
+        )
     index = {name: i for i, name in enumerate(manifest.label_names)}
     rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
     usable = [r for r in rows if r["label"] in index]

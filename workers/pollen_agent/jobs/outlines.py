@@ -109,3 +109,43 @@ def _outline(
             mean_uncertainty=float(np.mean(answer.uncertainty)),
         ),
     )
+
+
+def run_outline_evaluation(
+    *, spec: Any, hub: Any, storage: Storage, model: Any, manifest: Any, started: float
+) -> Any:
+    """A published outlining model scored on the site's own masks: aggregate numbers only.
+
+    Every accepted image with a mask is used (the model never saw this site's images). The
+    masks are the dataset's reference reader's. Which image scored what never leaves here:
+    the worst cases go back as Dice values only.
+    """
+    from pollen_agent.jobs.images import load_mask_splits
+    from pollen_agent.ml.inference import manifest_policy
+    from pollen_agent.ml.segmentation.infer import predict_segmentations
+    from pollen_agent.ml.segmentation.metrics import segmentation_metrics
+    from pollen_contracts.reports import EvaluationResult
+
+    rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
+    usable = [r for r in rows if r.get("mask_key")]
+    if not usable:
+        raise UserError(
+            "None of the dataset's images has a mask to score the model against.",
+            code="no_matching_labels",
+        )
+    # Every split counts: read them all as one set, at their own resolution.
+    everything = [r | {"split": "test"} for r in usable]
+    test = load_mask_splits(storage, everything, keep=None, only=("test",))["test"]
+    policy = manifest_policy(manifest, tta=spec.tta)
+    predictions = predict_segmentations(model, test.images, policy=policy)
+    metrics = segmentation_metrics(
+        [p.mask for p in predictions], test.masks, list(manifest.label_names)
+    )
+    worst = metrics.pop("worst", [])
+    metrics.pop("per_image", None)
+    metrics["worst_dice"] = [round(float(w["dice"]), 4) for w in worst[:5]]
+    metrics["skipped_images"] = {"without_mask": len(rows) - len(usable)}
+    metrics["evaluated_on"] = "all accepted images with a mask"
+    metrics["tta"] = policy.tta
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    return EvaluationResult(metrics=metrics)

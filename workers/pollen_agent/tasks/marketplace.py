@@ -37,7 +37,10 @@ Runner = Callable[[Any, HubClient, Storage, Path], Contract]
 # The tasks whose models this agent publishes, applies, evaluates and exports, by kind of work
 # (the rest of segmentation follows; the hub refuses it first: pollen.core.task_flows).
 MARKETPLACE_TASKS = ("classification",)
-TASKS_BY_SEGMENT = {"predictions": ("classification", "segmentation")}
+TASKS_BY_SEGMENT = {
+    kind: ("classification", "segmentation")
+    for kind in ("predictions", "publications", "evaluations")
+}
 
 
 def _publish(spec: Any, hub: HubClient, storage: Storage, work: Path) -> Contract:
