@@ -1,7 +1,7 @@
 """Which flows each task has reached: one place that says so, and one refusal in plain words.
 
 Segmentation (issue 18) trains, fine-tunes, is published with its card, applied to new images
-and evaluated at a site today; ONNX export and cross-site training follow.
+evaluated at a site and exported to ONNX today; cross-site training follows.
 Until a flow supports a task, asking for it is refused here (409 ``task_not_supported``)
 rather than queued for an agent that would fail it.
 """
@@ -14,7 +14,7 @@ FLOWS_BY_TASK: dict[str, frozenset[str]] = {
     "classification": frozenset(
         {"train", "publish", "apply", "evaluate", "export", "federated", "fine_tune"}
     ),
-    "segmentation": frozenset({"train", "fine_tune", "apply", "publish", "evaluate"}),
+    "segmentation": frozenset({"train", "fine_tune", "apply", "publish", "evaluate", "export"}),
 }
 
 _FLOW_WORDS = {

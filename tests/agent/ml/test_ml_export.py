@@ -97,3 +97,26 @@ def test_mismatch_raises_and_leaves_no_file(tmp_path):
     assert caught.value.code == "onnx_mismatch"
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_outlining_model_exports_for_any_image_size(tmp_path):
+    """A U-Net reads whole images and windows of any size that is a multiple of 32: its ONNX
+    file has dynamic height and width, checked at a size other than the one exported."""
+    from pollen_agent.ml.zoo import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet_efficientnet_lite0", 2, source="random").eval()
+    path = tmp_path / "unet.onnx"
+    report = export_onnx(model, input_size=64, path=path, any_size=True)
+    assert report["max_abs_diff"] <= report["atol"]
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in (dims[0], dims[2], dims[3])] == ["batch", "height", "width"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image = torch.randn(1, 3, 96, 128)
+    (logits,) = session.run(["logits"], {"input": image.numpy()})
+    with torch.no_grad():
+        expected = model(image).numpy()
+    assert logits.shape == (1, 2, 96, 128)
+    assert np.array_equal(logits.argmax(1), expected.argmax(1)) or (
+        np.mean(logits.argmax(1) == expected.argmax(1)) > 0.999
+    )

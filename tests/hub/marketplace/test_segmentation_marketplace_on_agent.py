@@ -126,6 +126,13 @@ def test_an_outline_model_is_published_evaluated_applied_and_fine_tuned_elsewher
     assert outlined["status"] == "succeeded", outlined
     assert outlined["results"][0]["segmentation"]["mask_key"].startswith("predictions/")
 
+    # Exported to ONNX at site B, with any image size, checked against PyTorch there.
+    export = b.post(f"/api/v1/marketplace/versions/{version['id']}/exports/", {}, format="json")
+    assert export.status_code == 202, export.content
+    exported = _finished(b, f"/api/v1/marketplace/exports/{export.json()['id']}/")
+    assert exported["status"] == "succeeded", exported["message"]
+    assert exported["details"]["max_abs_diff"] <= exported["details"]["atol"]
+
     tuned = _train(b, dataset_b, published_version=version["id"])
     assert tuned["task"] == "segmentation"
     assert tuned["evaluation"]["lesion_dice"] > 0.5

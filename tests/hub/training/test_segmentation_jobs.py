@@ -138,15 +138,15 @@ def unet_version(clinician_a):
 def test_flows_segmentation_has_not_reached_say_so_instead_of_queuing(
     client_for, clinician_a, unet_version
 ):
-    """ONNX export and cross-site jobs come in later slices: until then a request is refused
-    in words, never queued for an agent that would fail it. Publishing, applying and
-    evaluating at a site work (tests/hub/marketplace/test_segmentation_marketplace_on_agent.py)."""
+    """Cross-site jobs come in a later slice: until then a request is refused
+    in words, never queued for an agent that would fail it. Publishing, applying,
+    evaluating at a site and ONNX export work (tests/hub/marketplace/test_segmentation_marketplace_on_agent.py)."""
     from pollen.core.errors import Conflict
     from pollen.core.task_flows import require_flow
 
-    for flow in ("train", "fine_tune", "apply", "publish", "evaluate"):
+    for flow in ("train", "fine_tune", "apply", "publish", "evaluate", "export"):
         require_flow("segmentation", flow)
-    for flow in ("export", "federated"):
+    for flow in ("federated",):
         with pytest.raises(Conflict) as refused:
             require_flow("segmentation", flow)
         assert refused.value.error_code == "task_not_supported"

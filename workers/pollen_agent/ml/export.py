@@ -36,25 +36,33 @@ def export_onnx(
     in_channels: int = 3,
     opset: int = DEFAULT_OPSET,
     atol: float = 1e-4,
+    any_size: bool = False,
 ) -> dict[str, Any]:
     """Write ``model`` as ONNX with a dynamic batch axis and check it with onnxruntime.
 
     Input ``input`` is (batch, in_channels, input_size, input_size) float32, normalised as for
-    PyTorch; output ``logits`` is the model's raw output. Returns ``path``, ``opset``,
-    ``max_abs_diff`` (ONNX vs PyTorch on a random batch of 3), ``sha256`` and ``bytes``. Raises
-    ``UserError(onnx_mismatch)`` if the outputs differ by more than ``atol``, and
+    PyTorch; output ``logits`` is the model's raw output. With ``any_size`` (segmentation models,
+    which read windows and whole images of any size that is a multiple of 32) height and width
+    are dynamic too, and the check runs at another size than the one exported. Returns ``path``,
+    ``opset``, ``max_abs_diff`` (ONNX vs PyTorch on a random batch of 3), ``atol`` (the
+    tolerance used: ``atol`` times the largest output, at least ``atol``), ``sha256`` and
+    ``bytes``. Raises ``UserError(onnx_mismatch)`` if the outputs differ by more than that, and
     ``UserError(onnx_unsupported)`` if the architecture uses an operator ONNX cannot express.
     """
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
     cpu_model = _cpu_copy(model)
+    height = input_size + 32 if any_size else input_size  # a size other than the exported one
     try:
         with eval_mode(cpu_model), torch.inference_mode(False), torch.no_grad():
-            _export(cpu_model, torch.zeros(1, in_channels, input_size, input_size), partial, opset)
-            sample = torch.randn(3, in_channels, input_size, input_size, generator=_seeded())
+            dummy = torch.zeros(1, in_channels, input_size, input_size)
+            _export(cpu_model, dummy, partial, opset, any_size=any_size)
+            sample = torch.randn(3, in_channels, height, input_size, generator=_seeded())
             expected = output_logits(cpu_model(sample)).float().numpy()
         actual = _run_onnx(partial, sample.numpy())
         max_abs_diff = float(np.abs(actual - expected).max())
+        # Float32 rounding grows with the size of the outputs: the tolerance scales with them.
+        atol = atol * max(1.0, float(np.abs(expected).max()))
         if actual.shape != expected.shape or not max_abs_diff <= atol:
             raise UserError(
                 f"The exported ONNX model does not reproduce this model's outputs (largest "
@@ -69,6 +77,7 @@ def export_onnx(
         "path": str(target),
         "opset": opset,
         "max_abs_diff": max_abs_diff,
+        "atol": atol,
         "sha256": _sha256(target),
         "bytes": target.stat().st_size,
     }
@@ -83,7 +92,10 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).to("cpu", torch.float32)
 
 
-def _export(model: nn.Module, dummy: torch.Tensor, path: Path, opset: int) -> None:
+def _export(
+    model: nn.Module, dummy: torch.Tensor, path: Path, opset: int, *, any_size: bool
+) -> None:
+    axes = {0: "batch", 2: "height", 3: "width"} if any_size else {0: "batch"}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
@@ -96,7 +108,7 @@ def _export(model: nn.Module, dummy: torch.Tensor, path: Path, opset: int) -> No
                 opset_version=opset,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
                 do_constant_folding=True,
             )
         except torch.onnx.errors.UnsupportedOperatorError as exc:
