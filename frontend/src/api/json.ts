@@ -26,8 +26,11 @@ export interface HistoryPoint {
   train_loss: number | null;
   /** Mistakes on the tuning (validation) images; older runs did not report it. */
   val_loss?: number | null;
-  val_auc: number | null;
-  val_accuracy: number | null;
+  /** Classification only. */
+  val_auc?: number | null;
+  val_accuracy?: number | null;
+  /** Segmentation only: mean Dice of the outlines on the tuning images. */
+  val_dice?: number | null;
 }
 
 export interface RocCurveData {
@@ -35,8 +38,11 @@ export interface RocCurveData {
   tpr: number[];
 }
 
-/** What the site agent reports after the final check (workers/pollen_agent/ml/metrics.py). */
-export interface Evaluation {
+/** What the site agent reports after the final check (workers/pollen_agent/ml/metrics.py; a
+ * segmentation model's numbers, in SegmentationResults, from ml/segmentation/metrics.py). */
+export interface Evaluation extends SegmentationResults {
+  /** "segmentation" for an outlining model; older and classification evaluations leave it out. */
+  task?: string;
   n?: number;
   accuracy?: number | null;
   balanced_accuracy?: number | null;
@@ -65,15 +71,85 @@ export interface Evaluation {
   stop_reason?: 'completed' | 'early_stopping' | 'time_budget' | 'cancelled';
 }
 
-/** One final-check image: its label, the model's answer and, once presigned, a link to its heatmap overlay. */
+/** One final-check image: its label, the model's answer and, once presigned, a link to its heatmap overlay
+ * (segmentation: the model's outline over the image, and that image's Dice). */
 export interface EvaluationSample {
   image_id: number | string;
-  label: string | number | null;
-  predicted: string | number | null;
-  probability: number | null;
+  label?: string | number | null;
+  predicted?: string | number | null;
+  probability?: number | null;
+  dice?: number | null;
   overlay_key?: string | null;
   overlay_url?: string | null;
   filename?: string;
+}
+
+/** A bar of a histogram: how many fall between `from` and `to`. */
+export interface HistogramBin {
+  from: number;
+  to: number;
+  count: number;
+}
+
+/**
+ * A segmentation model's final check (workers/pollen_agent/ml/segmentation/metrics.py). Dice and
+ * IoU are per image, then averaged; an image with nothing to outline that the model left empty
+ * scores 1. Every field is optional: classification evaluations have none of them.
+ */
+export interface SegmentationResults {
+  images?: number;
+  lesion_images?: number;
+  dice?: number | null;
+  dice_ci?: [number, number] | null;
+  lesion_dice?: number | null;
+  lesion_dice_ci?: [number, number] | null;
+  iou?: number | null;
+  pooled_dice?: number | null;
+  hd95_median?: number | null;
+  detection?: {
+    found: number;
+    missed: number;
+    false: number;
+    sensitivity: number | null;
+    false_per_image: number | null;
+    rule?: string;
+  } | null;
+  empty_images?: number;
+  empty_correct?: number;
+  empty_correct_fraction?: number | null;
+  /** Bins of Dice over images; the agent may send them as {edges, counts}. */
+  dice_histogram?: HistogramBin[] | { edges: number[]; counts: number[] } | null;
+  worst?: { image_id: number | string; dice: number | null; has_finding?: boolean; drew_something?: boolean; filename?: string }[];
+}
+
+/** What the site agent found in one mask (workers/pollen_agent/ingest/masks.py). */
+export interface MaskStats {
+  empty: boolean;
+  /** The share of the image the mask covers. */
+  foreground_fraction: number;
+  class_pixels: Record<string, number>;
+  /** Separate regions (lesions). */
+  components: number;
+  largest_component_px: number;
+}
+
+/** A segmentation dataset's statistics block (platform/pollen/datasets/masks.py: segmentation_stats). */
+export interface SegmentationStats {
+  mask_classes?: string[];
+  images_with_mask: number;
+  images_without_mask: number;
+  empty_masks: number;
+  lesions: { total: number; images_with_several: number };
+  /** How many masks cover each share of the image (`from` and `to` are fractions, 0..1). */
+  size_histogram: HistogramBin[];
+  size_median: number | null;
+  readers: { reader: string; accepted: number; rejected: number; pending: number }[];
+  agreement: {
+    images: number;
+    mean_dice: number | null;
+    median_dice: number | null;
+    worst: { image_id: number; filename: string; reader: string; dice: number }[];
+  };
 }
 
 /**

@@ -8,6 +8,8 @@ import type { components } from './schema';
 import type {
   Evaluation,
   FederatedEvent,
+  MaskStats,
+  SegmentationStats,
   HistoryPoint,
   JobProgress,
   LabelStat,
@@ -25,10 +27,14 @@ export type {
   JobProgress,
   LabelStat,
   Lineage,
+  HistogramBin,
   LineageNode,
+  MaskStats,
   ModelCard,
   RocCurveData,
   RoundMetrics,
+  SegmentationResults,
+  SegmentationStats,
   TtaPolicy,
 } from './json';
 
@@ -57,7 +63,9 @@ export type ConsortiumSite = Schemas['SiteOut'];
 
 // --- Datasets (platform/pollen/datasets) ------------------------------------------------------------
 
-export type Dataset = Shaped<Schemas['DatasetOut'], { label_names: string[] }>;
+/** What a dataset's images are labelled with: a label per image, or an outline (mask) per image. */
+export type Task = Schemas['TaskEnum'];
+export type Dataset = Shaped<Schemas['DatasetOut'], { label_names: string[]; mask_classes: string[] }>;
 /** GET /datasets/{id}/deletion-impact/ (site administrators): what depends on a dataset. */
 export type DeletionImpact = Schemas['DeletionImpactOut'];
 export type DatasetStats = Shaped<
@@ -68,12 +76,23 @@ export type DatasetStats = Shaped<
     sizes: Record<string, unknown>;
     status: { accepted: number; rejected: number; pending: number };
     rejected_by_reason: { code: string; count: number }[];
+    segmentation?: SegmentationStats;
   }
 >;
 export type ImageStatus = Schemas['ImageStatusEnum'];
-export type DatasetImage = Schemas['ImageOut'];
+/** One reader's mask of an image (segmentation datasets). */
+export type Mask = Shaped<Schemas['MaskOut'], { filenames: string[]; stats: Partial<MaskStats> }>;
+export type DatasetImage = Shaped<Schemas['ImageOut'], { masks?: Mask[] }>;
 export type RefusedFile = Schemas['RefusedOut'];
 export type UploadSlot = Schemas['SlotOut'];
+/** One file as POST /datasets/{id}/upload-slots/ names it (with its masks, in a segmentation dataset). */
+export type SlotRequest = Schemas['FileInRequest'];
+export type MaskSlot = Schemas['MaskSlotOut'];
+/** POST /datasets/{id}/thumbnails/: short-lived links, per image id and (segmentation) per mask id. */
+export type Thumbnails = Schemas['Thumbnails'];
+/** A zip of images uploaded and unpacked at the site. `rejected`: the files it could not use. */
+export type ArchiveImport = Shaped<Schemas['ArchiveOut'], { rejected: { filename: string; reason: string }[] }>;
+export type ArchiveSlot = Schemas['ArchiveSlotOut'];
 
 // --- Training (platform/pollen/training) ------------------------------------------------------------
 

@@ -10,16 +10,28 @@ export const SOURCE_NAMES: Record<string, string> = {
   model_version: 'A model trained at a hospital in the network',
 };
 
-/** The model zoo, and the chosen starting point: `initial`, else the recommended entry once the zoo has loaded. */
-export function useStartingPoint(initial = '') {
-  const zoo = useApi((signal) => api.get<Page<ZooEntry> | ZooEntry[]>('/zoo/', { page_size: 100 }, signal), []);
-  const entries: ZooEntry[] = zoo.data ? (Array.isArray(zoo.data) ? zoo.data : zoo.data.results) : [];
+/**
+ * The model zoo, and the chosen starting point: `initial`, else the recommended entry once the zoo has
+ * loaded. With a `task`, only the starting points for that task (labelling whole images, or outlining);
+ * a zoo choice of another task falls back to the recommended one of this task.
+ */
+export function useStartingPoint(initial = '', task?: string) {
+  const zoo = useApi((signal) => api.get<Page<ZooEntry> | ZooEntry[]>('/zoo/', { page_size: 100, task }, signal), [task]);
+  const all: ZooEntry[] = zoo.data ? (Array.isArray(zoo.data) ? zoo.data : zoo.data.results) : [];
+  const entries = task ? entriesFor(all, task) : all;
   const [start, setStart] = useState(initial);
   useEffect(() => {
     const entry = defaultEntry(entries);
-    if (!start && entry) setStart(`zoo:${entry.id}`);
-  }, [entries, start]);
+    const stale = start.startsWith('zoo:') && zoo.data && !entries.some((e) => `zoo:${e.id}` === start);
+    if ((!start || stale) && entry) setStart(`zoo:${entry.id}`);
+    else if (stale) setStart('');
+  }, [entries.map((e) => e.id).join(','), start, zoo.data]);
   return { zoo, entries, start, setStart };
+}
+
+/** The zoo entries for a task (an entry that names none labels whole images, as every entry did before outlining). */
+export function entriesFor(entries: ZooEntry[], task: string): ZooEntry[] {
+  return entries.filter((e) => (e.task || 'classification') === task);
 }
 
 /** The recommended zoo entry, else the first; null while the zoo is empty. */

@@ -209,3 +209,44 @@ export function ConfusionMatrix({ matrix, labels }: { matrix: number[][]; labels
     </table>
   );
 }
+
+/**
+ * A histogram as a table of bars: one row per bin with its name, a bar as long as its share of the
+ * largest bin, and its count. A table reads well to a screen reader and never overflows a tablet.
+ */
+export function BarChart({ title, bins, unit, caption, testId }: {
+  title: string;
+  bins: { name: string; count: number }[];
+  /** What is counted, e.g. "images": read out with each count. */
+  unit: string;
+  caption?: string;
+  testId?: string;
+}) {
+  const max = Math.max(1, ...bins.map((b) => b.count));
+  return (
+    <figure className="chart bar-chart">
+      <table className="bars" data-testid={testId}>
+        <caption>{title}</caption>
+        <thead className="visually-hidden">
+          <tr>
+            <th scope="col">Range</th>
+            <th scope="col">Bar</th>
+            <th scope="col">Number of {unit}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {bins.map((b) => (
+            <tr key={b.name}>
+              <th scope="row" className="small">{b.name}</th>
+              <td className="bar-cell" aria-hidden="true">
+                <span className="bar" style={{ width: `${(b.count / max) * 100}%`, minWidth: b.count ? 2 : 0 }} />
+              </td>
+              <td className="num small">{b.count}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {caption && <figcaption className="small muted">{caption}</figcaption>}
+    </figure>
+  );
+}

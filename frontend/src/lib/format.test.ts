@@ -50,6 +50,11 @@ describe('rejectionInWords', () => {
       'scan.png: The file is empty (0 bytes); upload it again.',
     );
   });
+  it('names the file once when a sentence begins with it, as a zip’s reasons do', () => {
+    expect(rejectionInWords('a/x_mask.png', 'a/x_mask.png is a mask, but the archive has no image named \'x\'.')).toBe(
+      'a/x_mask.png is a mask, but the archive has no image named \'x\'.',
+    );
+  });
   it('puts the name before a reason that lacks it', () => {
     expect(rejectionInWords('scan.png', 'The file is empty.')).toBe('scan.png: The file is empty.');
   });

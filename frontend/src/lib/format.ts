@@ -79,7 +79,8 @@ export function plural(n: number, one: string, many = `${one}s`): string {
 /** Why a file was turned away, naming it once: the site's reasons already begin with the file's name. */
 export function rejectionInWords(filename: string, reason: string | null | undefined): string {
   const why = (reason || '').trim() || 'No reason was given.';
-  if (!filename || why.startsWith(`${filename}:`)) return why;
+  // A zip's reasons begin "benign/x_mask.png is a mask, but …": the name followed by a space or a colon.
+  if (!filename || why.startsWith(`${filename}:`) || why.startsWith(`${filename} `)) return why;
   return `${filename}: ${why}`;
 }
 

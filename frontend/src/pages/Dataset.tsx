@@ -5,7 +5,13 @@ import { Link, navigate, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, Notice, Pager, useApi, useInterval } from '../components/ui';
 import { Uploader } from '../components/Uploader';
 import { FindingPanel } from '../components/FindingChoice';
+import { MaskUploader } from '../components/MaskUploader';
+import { MaskGallery } from '../components/MaskGallery';
+import { MaskSettings } from '../components/MaskSettings';
+import { SegmentationStatsPanel } from '../components/SegmentationStats';
+import { ZipImport } from '../components/ZipImport';
 import { plural, rejectionInWords } from '../lib/format';
+import { isSegmentation, maskClassesInWords } from '../lib/segmentation';
 import { xhrSend } from '../lib/uploadQueue';
 import { modalityName } from './Datasets';
 
@@ -63,6 +69,9 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
   if (ds.error) return <ErrorNotice error={ds.error} onRetry={ds.reload} />;
   if (!ds.data) return <Loading what="Loading the dataset" />;
   const d = ds.data;
+  const outlines = isSegmentation(d);
+  const readers = (stats.data?.segmentation?.readers ?? []).map((r) => r.reader);
+  const ingestStarted = () => { setExpectIngest(true); refreshAll(); };
 
   return (
     <section>
@@ -75,6 +84,7 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
           {d.description && <p className="muted">{d.description}</p>}
           <p className="small muted">
             {d.modality ? `${modalityName(d.modality)} · ` : ''}
+            {outlines ? `Masks mark ${maskClassesInWords(d.mask_classes)} · ` : ''}
             {plural(d.accepted_count ?? 0, 'image')} ready
             {d.pending_count ? ` · ${d.pending_count} being checked` : ''}
             {d.rejected_count ? ` · ${d.rejected_count} turned away` : ''}
@@ -94,14 +104,28 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
         </Notice>
       )}
 
-      <div className="grid-2">
-        <Uploader datasetId={d.id} onIngestStarted={() => { setExpectIngest(true); refreshAll(); }} />
-        <StatsPanel datasetId={d.id} stats={stats.data} error={stats.error} onRetry={stats.reload} onChanged={refreshAll} />
-      </div>
-
-      <FindingPanel key={`${d.id}-${d.positive_class}-${d.label_names.join('|')}`} dataset={d} onChanged={refreshAll} />
-      <UnfinishedUploads datasetId={d.id} count={d.unfinished_count ?? 0} tick={imagesTick}
-        onChanged={() => { setExpectIngest(true); refreshAll(); }} />
+      {outlines ? (
+        <>
+          <div className="grid-2">
+            <MaskUploader dataset={d} onIngestStarted={ingestStarted} />
+            <SegmentationStatsPanel stats={stats.data?.segmentation} referenceReader={d.reference_reader} error={stats.error} onRetry={stats.reload} />
+          </div>
+          <ZipImport dataset={d} onImported={ingestStarted} />
+          <MaskSettings key={`${d.mask_classes.join('|')}-${d.masks_required}-${d.reference_reader}`} dataset={d} readers={readers} onChanged={refreshAll} />
+          <StatsPanel datasetId={d.id} stats={stats.data} error={stats.error} onRetry={stats.reload} onChanged={refreshAll} outlines />
+        </>
+      ) : (
+        <>
+          <div className="grid-2">
+            <Uploader datasetId={d.id} onIngestStarted={ingestStarted} />
+            <StatsPanel datasetId={d.id} stats={stats.data} error={stats.error} onRetry={stats.reload} onChanged={refreshAll} />
+          </div>
+          <ZipImport dataset={d} onImported={ingestStarted} />
+          <FindingPanel key={`${d.id}-${d.positive_class}-${d.label_names.join('|')}`} dataset={d} onChanged={refreshAll} />
+        </>
+      )}
+      <UnfinishedUploads datasetId={d.id} count={d.unfinished_count ?? 0} tick={imagesTick} onChanged={ingestStarted} />
+      {outlines && <MaskGallery dataset={d} readers={readers} tick={imagesTick} />}
       <ImagesPanel dataset={d} tick={imagesTick} onChanged={refreshAll} />
       <RejectedPanel datasetId={d.id} tick={imagesTick} count={d.rejected_count} />
       <ManifestPanel datasetId={d.id} onDone={refreshAll} />
@@ -110,12 +134,14 @@ export function DatasetPage({ site, params }: { site: Membership; params: Record
   );
 }
 
-function StatsPanel({ datasetId, stats, error, onRetry, onChanged }: {
+function StatsPanel({ datasetId, stats, error, onRetry, onChanged, outlines = false }: {
   datasetId: number | string;
   stats: DatasetStats | null;
   error: unknown;
   onRetry: () => void;
   onChanged: () => void;
+  /** A segmentation dataset: labels are optional, and the sets matter for the masks. */
+  outlines?: boolean;
 }) {
   return (
     <section className="card" aria-labelledby="stats-title">
@@ -150,10 +176,10 @@ function StatsPanel({ datasetId, stats, error, onRetry, onChanged }: {
           </table>
           </div>
           <LabelBalance labels={stats.labels} />
-          <SplitRedraw datasetId={datasetId} labels={stats.labels} onDone={onChanged} />
+          <SplitRedraw datasetId={datasetId} labels={stats.labels} onDone={onChanged} outlines={outlines} />
         </>
       )}
-      {stats && (stats.unlabelled ?? 0) > 0 && (
+      {stats && !outlines && (stats.unlabelled ?? 0) > 0 && (
         <p className="small warning-text">
           {plural(stats.unlabelled!, 'ready image')} {stats.unlabelled === 1 ? 'has' : 'have'} no label yet. Give {stats.unlabelled === 1 ? 'it' : 'them'} one in the list below (tick several to label them together).
         </p>
@@ -182,15 +208,23 @@ export function shortLabels(labels: DatasetStats['labels']): string[] {
   return present.filter((l) => l.train < 2 || l.val < 1 || l.test < 1).map((l) => l.label);
 }
 
-export function SplitRedraw({ datasetId, labels, onDone }: {
+/** A segmentation dataset's sets that training would refuse (all images together): fewer than 2 learning images, or none to tune or check on. */
+export function shortSets(labels: DatasetStats['labels']): string[] {
+  const total = (split: 'train' | 'val' | 'test') => labels.reduce((n, l) => n + l[split], 0);
+  if (!labels.some((l) => l.count > 0)) return [];
+  return total('train') < 2 || total('val') < 1 || total('test') < 1 ? ['the images'] : [];
+}
+
+export function SplitRedraw({ datasetId, labels, onDone, outlines = false }: {
   datasetId: number | string;
   labels: DatasetStats['labels'];
   onDone: () => void;
+  outlines?: boolean;
 }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [moved, setMoved] = useState<number | null>(null);
-  const short = shortLabels(labels);
+  const short = outlines ? shortSets(labels) : shortLabels(labels);
   if (short.length === 0 && moved === null) return null;
   const redraw = async () => {
     setBusy(true);
@@ -210,7 +244,7 @@ export function SplitRedraw({ datasetId, labels, onDone }: {
       {short.length > 0 && (
         <>
           <p className="small warning-text">
-            {short.map((l) => `‘${l}’`).join(', ')} {short.length === 1 ? 'has' : 'have'} too few images in a set
+            {outlines ? 'A set has' : `${short.map((l) => `‘${l}’`).join(', ')} ${short.length === 1 ? 'has' : 'have'}`} too few images{outlines ? '' : ' in a set'}
             (at least 2 for learning and 1 each for tuning and the final check), so training cannot start yet.
             Pollen shares patients between the sets by chance: you can draw again, keeping each patient’s images
             together. This is possible until a model is trained on this dataset.

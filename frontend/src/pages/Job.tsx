@@ -5,11 +5,14 @@ import { Link, useDocumentTitle } from '../router';
 import { ErrorNotice, Loading, ProgressBar, useApi, useInterval } from '../components/ui';
 import { ConfusionMatrix, LineChart, RocCurve } from '../components/charts';
 import { HeatmapLegend, SampleGallery } from '../components/Heatmaps';
+import { OutlineGallery, OutlineLegend, SegmentationResult } from '../components/SegmentationResult';
+import { Tile } from '../components/Tile';
 import { PublishPanel } from '../components/PublishPanel';
 import { ParentComparisonView } from '../components/ParentComparison';
 import type { EvaluationSample } from '../api/types';
 import { percent, progressFraction, retryInWords, timeLeftInWords } from '../lib/format';
 import { aucGrade, calibrationError, evaluationFinding, evaluationSummary, findingTerms, rocCurves } from '../lib/metrics';
+import { isSegmentation, isSegmentationResult } from '../lib/segmentation';
 
 const STATUS_TEXT: Record<JobStatus, string> = {
   queued: 'Waiting for your site’s computer',
@@ -51,6 +54,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
   const j = job.data;
   const fraction = j.status === 'succeeded' ? 1 : progressFraction(j.progress);
   const p = j.progress ?? {};
+  const outlines = isSegmentation(j);
 
   const cancel = async () => {
     if (!window.confirm(cancelQuestion(j))) return;
@@ -77,7 +81,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
           <p className="muted">
             {j.dataset_name ? <>On <Link to={`/sites/${site.site.slug}/datasets/${j.dataset}`}>{j.dataset_name}</Link></> : null}
             {j.starting_point_name ? ` · starting from ${j.starting_point_name}` : j.parent_version ? ' · improving an existing model' : ''}
-            {j.recipe ? ` · ${j.recipe === 'quick' ? 'quick' : 'thorough'}` : ''}
+            {j.recipe ? ` · ${recipeInWords(j)}` : ''}
           </p>
         </div>
         {live && (
@@ -127,12 +131,18 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
                   ? [{ name: 'On tuning images', values: j.history.map((h) => h.val_loss ?? null), className: 'series-4' }]
                   : []),
               ]} />
-            <LineChart title="Results on tuning images" xLabel="Round of learning" yLabel="Score (higher is better)" yMax={1} yFmt={(v) => v.toFixed(1)}
-              series={[
-                { name: 'Separates cases (AUC)', values: j.history.map((h) => h.val_auc), className: 'series-2' },
-                { name: 'Right answers (accuracy)', values: j.history.map((h) => h.val_accuracy), className: 'series-3' },
-              ]} />
+            {outlines ? (
+              <LineChart title="Outline overlap on tuning images (Dice)" xLabel="Round of learning" yLabel="Dice (1 is perfect)" yMax={1} yFmt={(v) => v.toFixed(1)}
+                series={[{ name: 'Overlap with the expert’s outline (Dice)', values: j.history.map((h) => h.val_dice ?? null), className: 'series-2' }]} />
+            ) : (
+              <LineChart title="Results on tuning images" xLabel="Round of learning" yLabel="Score (higher is better)" yMax={1} yFmt={(v) => v.toFixed(1)}
+                series={[
+                  { name: 'Separates cases (AUC)', values: j.history.map((h) => h.val_auc ?? null), className: 'series-2' },
+                  { name: 'Right answers (accuracy)', values: j.history.map((h) => h.val_accuracy ?? null), className: 'series-3' },
+                ]} />
+            )}
           </div>
+          {outlines && <p className="small muted">Dice: how much the model’s outline overlaps the expert’s on the tuning images; 1 is perfect. It should rise as the model learns.</p>}
           {keptRoundText(j.evaluation) && <p className="small">{keptRoundText(j.evaluation)}</p>}
         </section>
       )}
@@ -145,10 +155,16 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
           You can apply it to images at your site or improve it with another run; only a run that finished can be published.
         </p>
       )}
-      {j.model_version != null && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} />}
+      {j.model_version != null && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} outlines={outlines} />}
       {j.status === 'succeeded' && <PublishPanel site={site} source={{ job: j }} />}
     </section>
   );
+}
+
+/** How thorough a run is, in words: quick, thorough, or (outlining) the decoder only. */
+export function recipeInWords(j: Pick<Job, 'recipe' | 'config'>): string {
+  if (j.config?.freeze_encoder === true) return 'first outline in minutes (decoder only)';
+  return j.recipe === 'quick' ? 'quick' : 'thorough';
 }
 
 /**
@@ -195,7 +211,13 @@ export function hasEvaluation(ev: Evaluation | null | undefined): ev is Evaluati
   return !!ev && Array.isArray(ev.label_names) && Object.keys(ev).length > 1;
 }
 
-export function EvaluationView({ evaluation, title = 'How well it works', caption }: { evaluation: Evaluation; title?: string; caption?: string }) {
+/** A finished check in words and numbers: a segmentation model's outlines, or a classifier's answers. */
+export function EvaluationView({ evaluation, title, caption }: { evaluation: Evaluation; title?: string; caption?: string }) {
+  if (isSegmentationResult(evaluation)) return <SegmentationResult evaluation={evaluation} title={title} caption={caption} />;
+  return <ClassificationView evaluation={evaluation} title={title} caption={caption} />;
+}
+
+function ClassificationView({ evaluation, title = 'How well it works', caption }: { evaluation: Evaluation; title?: string; caption?: string }) {
   const ev = evaluation;
   const summary = evaluationSummary(ev);
   const curves = rocCurves(ev);
@@ -231,21 +253,21 @@ export function EvaluationView({ evaluation, title = 'How well it works', captio
   );
 }
 
-function Tile({ term, value, note }: { term: string; value: string; note?: string }) {
-  return (
-    <div className="tile">
-      <dt>{term}</dt>
-      <dd>
-        <span className="tile-value">{value}</span>
-        {note && <span className="small muted block">{note}</span>}
-      </dd>
-    </div>
-  );
-}
-
 /** Sample predictions with heatmap overlays: links are short-lived, so fetch them when the page shows them. */
-function JobSamples({ jobId }: { jobId: number | string }) {
+function JobSamples({ jobId, outlines }: { jobId: number | string; outlines: boolean }) {
   const samples = useApi((signal) => api.get<{ samples: EvaluationSample[] }>(`/jobs/${jobId}/samples/`, undefined, signal), [jobId]);
+  if (outlines) {
+    return (
+      <section className="card" aria-labelledby="samples-title">
+        <h2 id="samples-title">The model’s outlines on check images</h2>
+        <p className="small muted">Check images with the model’s outline and the expert’s drawn over each. The images stay in your site’s storage.</p>
+        <OutlineLegend />
+        {samples.loading && !samples.data && <Loading what="Fetching the outlines from your site" />}
+        <ErrorNotice error={samples.error} onRetry={samples.reload} title="The outlines could not be fetched from your site." />
+        {samples.data && <OutlineGallery samples={samples.data.samples} />}
+      </section>
+    );
+  }
   return (
     <section className="card" aria-labelledby="samples-title">
       <h2 id="samples-title">Where the model looked</h2>

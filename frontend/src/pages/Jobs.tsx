@@ -5,6 +5,7 @@ import { Link, useDocumentTitle } from '../router';
 import { ErrorNotice, FeatureGate, Loading, Pager, ProgressBar, useApi, useInterval } from '../components/ui';
 import { dateTime, progressFraction } from '../lib/format';
 import { StatusBadge } from './Job';
+import { isSegmentation } from '../lib/segmentation';
 
 const PAGE_SIZE = 20;
 
@@ -38,7 +39,7 @@ function JobsList({ site }: { site: Membership }) {
         <div className="table-wrap">
           <table className="table">
             <thead>
-              <tr><th scope="col">Run</th><th scope="col">Dataset</th><th scope="col">Status</th><th scope="col">Progress</th><th scope="col">Separates cases (AUC)</th><th scope="col">Started</th></tr>
+              <tr><th scope="col">Run</th><th scope="col">Dataset</th><th scope="col">Status</th><th scope="col">Progress</th><th scope="col">Result on check images</th><th scope="col">Started</th></tr>
             </thead>
             <tbody>
               {jobs.data.results.map((job) => (
@@ -52,7 +53,7 @@ function JobsList({ site }: { site: Membership }) {
                   <td className="progress-cell">
                     <ProgressBar value={job.status === 'succeeded' ? 1 : progressFraction(job.progress)} label={`Progress of run ${job.id}`} />
                   </td>
-                  <td>{job.evaluation?.auc != null ? job.evaluation.auc.toFixed(2) : '—'}</td>
+                  <td data-testid="job-result">{resultInWords(job)}</td>
                   <td>{dateTime(job.created_at)}</td>
                 </tr>
               ))}
@@ -63,4 +64,11 @@ function JobsList({ site }: { site: Membership }) {
       {jobs.data && <Pager page={page} count={jobs.data.count} pageSize={PAGE_SIZE} onPage={setPage} />}
     </section>
   );
+}
+
+/** A finished run's headline number, named: how well it separates cases (AUC), or how well its outlines overlap (Dice). */
+export function resultInWords(job: Pick<Job, 'task' | 'evaluation'>): string {
+  const ev = job.evaluation;
+  if (isSegmentation(job)) return ev?.dice != null ? `Outline overlap (Dice) ${ev.dice.toFixed(2)}` : '—';
+  return ev?.auc != null ? `Separates cases (AUC) ${ev.auc.toFixed(2)}` : '—';
 }

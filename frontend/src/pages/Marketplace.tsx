@@ -9,6 +9,9 @@ import { percent } from '../lib/format';
 import { aucGrade, findingTerms, ttaInWords, ttaPolicy } from '../lib/metrics';
 import { defaultSite, membershipFor } from '../session';
 import { DownloadPanel, EvaluateAtMySite, VersionActions } from '../components/ModelActions';
+import { SegmentationResult } from '../components/SegmentationResult';
+import { isSegmentation, isSegmentationResult } from '../lib/segmentation';
+import type { Evaluation } from '../api/types';
 
 const PAGE_SIZE = 20;
 const VISIBILITY_TEXT: Record<string, string> = {
@@ -115,6 +118,13 @@ function MarketplaceList() {
   );
 }
 
+/** "outlines lesion" for an outlining model (its first output is the background), "tells apart a, b" for the others. */
+export function whatItDoes(model: { task?: string; label_names: string[] }): string {
+  return isSegmentation(model)
+    ? `outlines ${model.label_names.filter((l) => l !== 'background').join(', ')}`
+    : `tells apart ${model.label_names.join(', ')}`;
+}
+
 function ModelTile({ model }: { model: PublishedModel }) {
   const v = model.latest_version;
   return (
@@ -123,7 +133,7 @@ function ModelTile({ model }: { model: PublishedModel }) {
         <Link to={`/marketplace/models/${model.id}`}>{model.name}</Link>
       </h2>
       <p className="small muted">
-        From {model.site_name} · {modalityName(model.modality) || 'images'} · tells apart {model.label_names.join(', ')}
+        From {model.site_name} · {modalityName(model.modality) || 'images'} · {whatItDoes(model)}
       </p>
       {model.intended_use && <p className="clamp">{model.intended_use}</p>}
       <p className="small">
@@ -172,6 +182,8 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
   // Who may deprecate or withdraw is the hub's rule (the publisher, or an administrator of the publishing site).
   const manages = m.versions.some((v) => v.can_manage);
   const withdrawn = !usable ? m.versions.find((v) => v.status === 'withdrawn') : undefined;
+  const ownCheck = { label_names: m.label_names, ...(card.metrics ?? {}) } as Evaluation;
+  const outlines = isSegmentation(m) || isSegmentation(card) || isSegmentationResult(ownCheck);
 
   return (
     <section>
@@ -182,7 +194,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
         <div>
           <h1>{m.name}</h1>
           <p className="muted">
-            From {m.site_name} · {modalityName(m.modality) || 'images'} · tells apart {m.label_names.join(', ')}
+            From {m.site_name} · {modalityName(m.modality) || 'images'} · {whatItDoes({ ...m, task: outlines ? 'segmentation' : m.task })}
             {m.latest_version ? ` · version ${m.latest_version.number}` : ''}
           </p>
         </div>
@@ -255,13 +267,21 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
         </section>
       </div>
 
+      {outlines && (ownCheck.dice != null ? (
+        <SegmentationResult evaluation={ownCheck} title="How well it outlines"
+          caption="Measured by the publishing hospital on its own final-check images, which the model never learned from." />
+      ) : (
+        <p className="notice notice-info" data-testid="no-dice">This model card does not record how well the model outlines (its Dice). Check it on your own images before use.</p>
+      ))}
       <section className="card" aria-labelledby="results-title">
         <h2 id="results-title">How it worked at each hospital</h2>
         <p className="small muted">
           Measured on images the model never learned from. Each hospital shares only these totals. “Averaged over” says which views of
           each image the model looked at and averaged; numbers averaged another way are kept in a table of their own.
         </p>
-        <SiteResultsTable rows={m.evaluations} labels={m.label_names} />
+        {outlines
+          ? <p className="muted" data-testid="no-outline-results">How well it outlined at each hospital is not shown here yet. Check it on your own images below.</p>
+          : <SiteResultsTable rows={m.evaluations} labels={m.label_names} />}
       </section>
 
       {usable && site && <EvaluateAtMySite key={site.site.slug} model={m} site={site} onShared={model.reload} />}
@@ -277,7 +297,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
         <table className="table">
           <thead>
             <tr>
-              <th scope="col">Version</th><th scope="col">State</th><th scope="col">Separates cases (AUC)</th><th scope="col">Published</th>
+              <th scope="col">Version</th><th scope="col">State</th>{!outlines && <th scope="col">Separates cases (AUC)</th>}<th scope="col">Published</th>
               {manages && <th scope="col">Manage</th>}
             </tr>
           </thead>
@@ -286,7 +306,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
               <tr key={v.id}>
                 <td>{v.number}</td>
                 <td>{v.status_text}{v.status_reason ? `: ${v.status_reason}` : ''}</td>
-                <td>{v.auc != null ? v.auc.toFixed(2) : '—'}</td>
+                {!outlines && <td>{v.auc != null ? v.auc.toFixed(2) : '—'}</td>}
                 <td>{v.published_at ? new Date(v.published_at).toLocaleDateString() : '—'}</td>
                 {manages && <td>{v.can_manage ? <VersionActions version={v} onChanged={model.reload} /> : <span className="muted">—</span>}</td>}
               </tr>

@@ -7,6 +7,7 @@ import { parseChoice, StartingPointChoices, useStartingPoint } from '../componen
 import { AdvancedFields, filledIn, SHARED_ADVANCED, type AdvancedField } from '../components/AdvancedFields';
 import { plural } from '../lib/format';
 import { withoutInbox } from '../lib/inbox';
+import { isSegmentation } from '../lib/segmentation';
 
 type AdvancedKey = 'epochs' | 'input_size' | 'learning_rate' | 'batch_size' | 'seed';
 
@@ -39,8 +40,11 @@ function TrainForm({ site }: { site: Membership }) {
   );
 
   const [dataset, setDataset] = useState(search.get('dataset') ?? '');
-  const { zoo, entries, start, setStart } = useStartingPoint(publishedId ? `published:${publishedId}` : '');
+  const chosen = datasets.data?.results.find((d) => String(d.id) === dataset);
+  const outlines = isSegmentation(chosen);
+  const { zoo, entries, start, setStart } = useStartingPoint(publishedId ? `published:${publishedId}` : '', chosen?.task ?? 'classification');
   const [recipe, setRecipe] = useState<'quick' | 'full'>('full');
+  const [decoderOnly, setDecoderOnly] = useState(false);
   const [advanced, setAdvanced] = useState<Record<AdvancedKey, string>>({ epochs: '', input_size: '', learning_rate: '', batch_size: '', seed: '' });
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -62,13 +66,14 @@ function TrainForm({ site }: { site: Membership }) {
     event.preventDefault();
     setBusy(true);
     setError(null);
-    const adv = filledIn(ADVANCED_FIELDS, advanced);
+    const adv = { ...filledIn(ADVANCED_FIELDS, advanced), ...(outlines && decoderOnly ? { freeze_encoder: true } : {}) };
     try {
       const choice = parseChoice(start);
       const job = await api.post<Job>('/jobs/', {
         dataset: asId(dataset),
         ...(choice?.kind === 'published' ? { published_version: choice.id } : { starting_point: choice?.id }),
-        recipe,
+        // The quick recipe labels whole images; an outlining model's quick choice is the decoder only.
+        recipe: outlines ? 'full' : recipe,
         ...(Object.keys(adv).length ? { advanced: adv } : {}),
       });
       navigate(`/sites/${site.site.slug}/jobs/${job.id}`);
@@ -78,7 +83,8 @@ function TrainForm({ site }: { site: Membership }) {
     }
   };
 
-  const chosen = datasets.data?.results.find((d) => String(d.id) === dataset);
+  const sharedTask = shared.data?.card.task;
+  const taskMismatch = fromShared && !!chosen && !!sharedTask && sharedTask !== chosen.task;
 
   return (
     <section>
@@ -106,7 +112,7 @@ function TrainForm({ site }: { site: Membership }) {
               <option value="">Choose a dataset…</option>
               {datasets.data?.results.map((d) => (
                 <option key={d.id} value={String(d.id)}>
-                  {d.name} ({plural(d.accepted_count ?? 0, 'image')}{d.label_names?.length ? `; ${d.label_names.join(', ')}` : ''})
+                  {d.name} ({plural(d.accepted_count ?? 0, 'image')}{isSegmentation(d) ? `; outlines of ${d.mask_classes?.join(', ')}` : d.label_names?.length ? `; ${d.label_names.join(', ')}` : ''})
                 </option>
               ))}
             </select>
@@ -118,10 +124,16 @@ function TrainForm({ site }: { site: Membership }) {
               draw its split again.
             </p>
           )}
-          {chosen && (chosen.label_names?.length ?? 0) < 2 && (
+          {chosen && !outlines && (chosen.label_names?.length ?? 0) < 2 && (
             <p className="warning-text small">This dataset needs images with at least two different labels before a model can learn to tell them apart.</p>
           )}
-          {chosen?.positive_class && (
+          {outlines && (
+            <p className="small muted" data-testid="train-outlines">
+              The model will learn to outline {chosen!.mask_classes.join(', ')} as your masks do, and is checked on images it never saw
+              by how much its outlines overlap the masks (Dice).
+            </p>
+          )}
+          {!outlines && chosen?.positive_class && (
             <p className="small muted long-name" data-testid="train-finding">
               The model will look for “{chosen.positive_class}”: its results count how many of these it finds.{' '}
               <Link to={`/sites/${site.site.slug}/datasets/${chosen.id}`}>Change this on the dataset page</Link>.
@@ -131,7 +143,17 @@ function TrainForm({ site }: { site: Membership }) {
 
         <fieldset className="card">
           <legend><h2>2. Starting point</h2></legend>
-          <p className="small muted">A model that already knows how to look at images. It then learns your labels from your images.</p>
+          <p className="small muted">
+            {outlines
+              ? 'A model that already knows how to look at images. It then learns to outline what your masks mark.'
+              : 'A model that already knows how to look at images. It then learns your labels from your images.'}
+          </p>
+          {taskMismatch && (
+            <p className="warning-text small" data-testid="task-mismatch">
+              This shared model {sharedTask === 'segmentation' ? 'outlines' : 'labels whole images'}, but the images you chose are labelled
+              {outlines ? ' with outlines' : ' per image'}: choose a starting point below, or a dataset of the same kind.
+            </p>
+          )}
           {zoo.loading && !zoo.data && <Loading what="Loading starting points" />}
           <ErrorNotice error={zoo.error} onRetry={zoo.reload} />
           <ErrorNotice error={shared.error} onRetry={shared.reload} title="The shared model could not be loaded; choose another starting point below, or open the model again from the marketplace." />
@@ -158,6 +180,7 @@ function TrainForm({ site }: { site: Membership }) {
 
         <fieldset className="card">
           <legend><h2>3. How thorough</h2></legend>
+          {outlines ? <OutlineChoices decoderOnly={decoderOnly} onChange={setDecoderOnly} /> : (
           <div className="choices choices-row">
             <label className={`choice ${recipe === 'full' ? 'choice-on' : ''}`}>
               <input type="radio" name="recipe" value="full" checked={recipe === 'full'} onChange={() => setRecipe('full')} />
@@ -168,6 +191,7 @@ function TrainForm({ site }: { site: Membership }) {
               <span><strong>Quick</strong><span className="small muted block">{fromShared ? 'Not available when improving a shared model: choose Thorough.' : 'A few minutes. Good for a first look.'}</span></span>
             </label>
           </div>
+          )}
           <details className="advanced" open={Object.keys(fields).some((k) => k.startsWith('advanced.')) || undefined}>
             <summary>Advanced settings</summary>
             <p className="small muted">Leave a box empty to use the recommended value.</p>
@@ -184,6 +208,31 @@ function TrainForm({ site }: { site: Membership }) {
         </div>
       </form>
     </section>
+  );
+}
+
+/** How an outlining (segmentation) model is trained: all of it, or only the part that draws (the decoder). */
+export function OutlineChoices({ decoderOnly, onChange }: { decoderOnly: boolean; onChange: (decoderOnly: boolean) => void }) {
+  return (
+    <div className="choices choices-row" data-testid="outline-choices">
+      <label className={`choice ${!decoderOnly ? 'choice-on' : ''}`}>
+        <input type="radio" name="outline-recipe" value="thorough" checked={!decoderOnly} onChange={() => onChange(false)} />
+        <span>
+          <strong>Thorough</strong> <span className="badge badge-ok">recommended</span>
+          <span className="small muted block">The whole model learns from your images: the most exact outlines. About 15 minutes on an ordinary computer.</span>
+        </span>
+      </label>
+      <label className={`choice ${decoderOnly ? 'choice-on' : ''}`}>
+        <input type="radio" name="outline-recipe" value="decoder" checked={decoderOnly} onChange={() => onChange(true)} />
+        <span>
+          <strong>First outline in minutes</strong> (decoder only)
+          <span className="small muted block">
+            Keeps the part that already knows how to look at images as it is, and trains only the part that draws the outline
+            (the decoder). A first model in a few minutes; its outlines are less exact.
+          </span>
+        </span>
+      </label>
+    </div>
   );
 }
 
