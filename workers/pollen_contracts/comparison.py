@@ -45,6 +45,20 @@ def comparison_verdict(
     counts = list(images_per_label.values())
     if len(counts) < 2 or min(counts) < MIN_IMAGES_PER_LABEL or difference_ci is None:
         return TOO_FEW
+    return difference_verdict(difference_ci)
+
+
+def dice_comparison_verdict(*, check_images: int, difference_ci: Sequence[float] | None) -> str:
+    """The verdict for a child-minus-parent difference of mean Dice (outlining models): the
+    same rule, with at least ``MIN_IMAGES_PER_LABEL`` check images in all."""
+    if check_images < MIN_IMAGES_PER_LABEL or difference_ci is None:
+        return TOO_FEW
+    return difference_verdict(difference_ci)
+
+
+def difference_verdict(difference_ci: Sequence[float]) -> str:
+    """Above zero: better; below: worse; too wide to mean anything: too_few; else no clear
+    difference."""
     low, high = float(difference_ci[0]), float(difference_ci[1])
     if low > 0:
         return BETTER

@@ -1869,6 +1869,10 @@ export interface components {
             specificity?: number | null;
             /** @description Wilson score interval (two labels only) */
             specificity_ci?: number[] | null;
+            /** Format: double */
+            dice?: number | null;
+            /** @description Outlining models: seeded bootstrap of the mean Dice over the images */
+            dice_ci?: number[] | null;
         };
         /** @description One model's results on the check images, each with its 95 % interval [low, high]. */
         ComparedModelRequest: {
@@ -1890,6 +1894,10 @@ export interface components {
             specificity?: number | null;
             /** @description Wilson score interval (two labels only) */
             specificity_ci?: number[] | null;
+            /** Format: double */
+            dice?: number | null;
+            /** @description Outlining models: seeded bootstrap of the mean Dice over the images */
+            dice_ci?: number[] | null;
         };
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         CompleteInRequest: {
@@ -2202,6 +2210,7 @@ export interface components {
             start_version: number | null;
             architecture: string;
             input_size: number;
+            task: string;
             label_names: unknown;
             config: unknown;
             status: components["schemas"]["FederatedStatusEnum"];
@@ -2262,15 +2271,22 @@ export interface components {
             requeued_jobs: number[];
             requeued_work: string[];
         };
-        /** @description Federated minus local AUC on the same images, paired, with its 95 % interval. */
+        /**
+         * @description Federated minus local AUC (segmentation: Dice) on the same images, paired, with its
+         *     95 % interval.
+         */
         HeldOutComparisonInRequest: {
             /** Format: double */
             auc_difference: number | null;
             auc_difference_ci: number[] | null;
             verdict: components["schemas"]["VerdictEnum"];
+            /** Format: double */
+            dice_difference?: number | null;
+            dice_difference_ci?: number[] | null;
         };
         /**
-         * @description The federated model's AUC minus the local model's, on the same images (paired bootstrap).
+         * @description The federated model's AUC minus the local model's, on the same images (paired bootstrap);
+         *     for an outlining model its mean Dice minus the local model's (the AUC fields are null).
          *
          *     ``verdict``: better, worse, no_clear_difference or too_few (too few images of some label,
          *     or an interval too wide to tell).
@@ -2280,6 +2296,9 @@ export interface components {
             auc_difference: number | null;
             auc_difference_ci: number[] | null;
             verdict: string;
+            /** Format: double */
+            dice_difference?: number | null;
+            dice_difference_ci?: number[] | null;
         };
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         HeldOutCompleteInRequest: {
@@ -2322,6 +2341,21 @@ export interface components {
              *     * `d4` - d4
              */
             tta?: components["schemas"]["TtaEnum"];
+            /** Format: double */
+            dice?: number | null;
+            /** @description 95 % confidence interval: [low, high] */
+            dice_ci?: number[] | null;
+            /** Format: double */
+            lesion_dice?: number | null;
+            /** @description 95 % confidence interval: [low, high] */
+            lesion_dice_ci?: number[] | null;
+            /** Format: double */
+            iou?: number | null;
+            /**
+             * Format: double
+             * @description Median HD95 in pixels
+             */
+            hd95_median?: number | null;
         };
         /** @description One model on a site's held-out images: aggregate numbers only (shareable between the sites). */
         HeldOutMetricsOut: {
@@ -2345,6 +2379,25 @@ export interface components {
             specificity?: number | null;
             specificity_ci?: number[] | null;
             warnings?: string[];
+            /**
+             * Format: double
+             * @description Segmentation: mean Dice per image
+             */
+            dice?: number | null;
+            dice_ci?: number[] | null;
+            /**
+             * Format: double
+             * @description Segmentation: mean Dice over the images whose mask outlines a finding
+             */
+            lesion_dice?: number | null;
+            lesion_dice_ci?: number[] | null;
+            /** Format: double */
+            iou?: number | null;
+            /**
+             * Format: double
+             * @description Median 95 % Hausdorff distance, in pixels
+             */
+            hd95_median?: number | null;
         };
         /**
          * @description A site's check of the final model on its held-out (test) images, beside its local model.
@@ -2439,6 +2492,15 @@ export interface components {
          * @enum {string}
          */
         ImageStatusEnum: "pending" | "accepted" | "rejected" | "expired";
+        /** @description How the site fed the model: the combined model's manifest reads images the same way. */
+        InferenceBlockInRequest: {
+            tta?: components["schemas"]["TtaEnum"];
+            preprocess?: components["schemas"]["PreprocessMethodsInRequest"];
+            version?: components["schemas"]["VersionEnum"];
+            window?: number | null;
+            /** Format: double */
+            overlap?: number | null;
+        };
         IngestCounts: {
             accepted: number;
             rejected: number;
@@ -2489,6 +2551,11 @@ export interface components {
             /** Format: double */
             agreement_dice?: number | null;
         };
+        /**
+         * @description * `min_max_stretch` - min_max_stretch
+         * @enum {string}
+         */
+        IntensityEnum: "min_max_stretch";
         InvitationCreatedOut: {
             readonly id: number;
             /**
@@ -2788,6 +2855,12 @@ export interface components {
             site: components["schemas"]["SiteOut"];
             role: components["schemas"]["RoleEnum"];
         };
+        /**
+         * @description * `auc` - auc
+         *     * `dice` - dice
+         * @enum {string}
+         */
+        MetricEnum: "auc" | "dice";
         /**
          * @description * `xray` - X-ray
          *     * `ultrasound` - Ultrasound
@@ -3118,6 +3191,20 @@ export interface components {
             auc_difference?: number | null;
             /** @description Paired bootstrap of the AUC difference over the same resampled check images */
             auc_difference_ci?: number[] | null;
+            /**
+             * @description What the two were compared on: AUC (classifiers, the default) or mean Dice per image (outlining models)
+             *
+             *     * `auc` - auc
+             *     * `dice` - dice
+             */
+            metric?: components["schemas"]["MetricEnum"];
+            /**
+             * Format: double
+             * @description Child's mean Dice minus the parent's
+             */
+            dice_difference?: number | null;
+            /** @description Paired bootstrap of the mean Dice difference over the same resampled check images */
+            dice_difference_ci?: number[] | null;
             resamples?: number;
             seed?: number;
             parent_model_version?: number | null;
@@ -3153,6 +3240,20 @@ export interface components {
             auc_difference?: number | null;
             /** @description Paired bootstrap of the AUC difference over the same resampled check images */
             auc_difference_ci?: number[] | null;
+            /**
+             * @description What the two were compared on: AUC (classifiers, the default) or mean Dice per image (outlining models)
+             *
+             *     * `auc` - auc
+             *     * `dice` - dice
+             */
+            metric?: components["schemas"]["MetricEnum"];
+            /**
+             * Format: double
+             * @description Child's mean Dice minus the parent's
+             */
+            dice_difference?: number | null;
+            /** @description Paired bootstrap of the mean Dice difference over the same resampled check images */
+            dice_difference_ci?: number[] | null;
             resamples?: number;
             seed?: number;
             parent_model_version?: number | null;
@@ -3306,6 +3407,11 @@ export interface components {
              */
             tta?: components["schemas"]["TtaEnum"];
             error?: components["schemas"]["PredictionErrorOut"];
+        };
+        /** @description Rejects fields it does not know, so a typo never passes silently. */
+        PreprocessMethodsInRequest: {
+            intensity?: components["schemas"]["IntensityEnum"];
+            resize?: components["schemas"]["ResizeEnum"];
         };
         ProgressAnswer: {
             cancel_requested: boolean;
@@ -3479,6 +3585,13 @@ export interface components {
             code: string;
             reason: string;
         };
+        /**
+         * @description * `bilinear_squash` - bilinear_squash
+         *     * `letterbox` - letterbox
+         *     * `native` - native
+         * @enum {string}
+         */
+        ResizeEnum: "bilinear_squash" | "letterbox" | "native";
         /** @description Rejects fields it does not know, so a typo never passes silently. */
         RespondInRequest: {
             /** @description Your site (needed only if you administer several) */
@@ -3783,6 +3896,8 @@ export interface components {
             metrics?: components["schemas"]["UpdateMetricsInRequest"];
             /** @description Round 0 only: the model's preprocessing */
             model?: components["schemas"]["ModelInfoInRequest"];
+            /** @description Segmentation: how the site fed the model (whole or windows) */
+            inference?: components["schemas"]["InferenceBlockInRequest"];
         };
         /** @description Aggregate validation numbers only: one number each, never a per-image value. */
         UpdateMetricsInRequest: {
@@ -3797,6 +3912,16 @@ export interface components {
             /** Format: double */
             train_loss?: number | null;
             val_count?: number;
+            /**
+             * Format: double
+             * @description Segmentation: mean Dice per validation image
+             */
+            val_dice?: number | null;
+            /**
+             * Format: double
+             * @description Segmentation: mean IoU per validation image
+             */
+            val_iou?: number | null;
         };
         UpdateOut: {
             site: string;
@@ -3827,6 +3952,11 @@ export interface components {
          * @enum {string}
          */
         VerdictEnum: "better" | "worse" | "no_clear_difference" | "too_few" | "not_compared";
+        /**
+         * @description * `1` - 1
+         * @enum {integer}
+         */
+        VersionEnum: 1;
         /**
          * @description * `pending` - Being copied to the marketplace
          *     * `published` - Published

@@ -19,6 +19,7 @@ from pollen_contracts.comparison import (
     VERDICT_TEXT,
     VERDICTS,
     comparison_verdict,
+    dice_comparison_verdict,
 )
 
 ACKNOWLEDGE_FIELD = "acknowledge_comparison"
@@ -54,6 +55,8 @@ class ComparedModelSerializer(StrictSerializer):
     sensitivity_ci = _interval("Wilson score interval (two labels only)")
     specificity = _fraction()
     specificity_ci = _interval("Wilson score interval (two labels only)")
+    dice = _fraction()
+    dice_ci = _interval("Outlining models: seeded bootstrap of the mean Dice over the images")
 
 
 class ParentComparisonSerializer(StrictSerializer):
@@ -81,6 +84,18 @@ class ParentComparisonSerializer(StrictSerializer):
     auc_difference_ci = _interval(
         "Paired bootstrap of the AUC difference over the same resampled check images"
     )
+    metric = serializers.ChoiceField(
+        choices=[("auc", "auc"), ("dice", "dice")],
+        required=False,
+        help_text="What the two were compared on: AUC (classifiers, the default) or mean Dice "
+        "per image (outlining models)",
+    )
+    dice_difference = serializers.FloatField(
+        allow_null=True, required=False, help_text="Child's mean Dice minus the parent's"
+    )
+    dice_difference_ci = _interval(
+        "Paired bootstrap of the mean Dice difference over the same resampled check images"
+    )
     resamples = serializers.IntegerField(required=False, min_value=0)
     seed = serializers.IntegerField(required=False)
     parent_model_version = serializers.IntegerField(allow_null=True, required=False)
@@ -89,7 +104,12 @@ class ParentComparisonSerializer(StrictSerializer):
 def comparison_record(data: dict[str, Any]) -> dict[str, Any]:
     """What the hub stores: the agent's numbers, with the verdict named again by the shared rule."""
     record = dict(data)
-    if record["verdict"] != NOT_COMPARED:
+    if record["verdict"] != NOT_COMPARED and record.get("metric") == "dice":
+        record["verdict"] = dice_comparison_verdict(
+            check_images=int(record.get("check_images") or 0),
+            difference_ci=record.get("dice_difference_ci"),
+        )
+    elif record["verdict"] != NOT_COMPARED:
         record["verdict"] = comparison_verdict(
             images_per_label=record.get("images_per_label") or {},
             difference_ci=record.get("auc_difference_ci"),
@@ -128,10 +148,12 @@ def publish_warning_message(comparison: dict[str, Any]) -> str:
     """Why publishing waits, and what to send to go ahead."""
     why = comparison["verdict_text"]
     child, parent = comparison.get("child") or {}, comparison.get("parent") or {}
-    if child.get("auc") is not None and parent.get("auc") is not None:
+    metric = "dice" if comparison.get("metric") == "dice" else "auc"
+    if child.get(metric) is not None and parent.get(metric) is not None:
+        name = "a mean Dice of" if metric == "dice" else "AUC"
         why += (
-            f" On {comparison.get('check_images')} check images it scored AUC "
-            f"{child['auc']:.2f}; the model it started from scored {parent['auc']:.2f}."
+            f" On {comparison.get('check_images')} check images it scored {name} "
+            f"{child[metric]:.2f}; the model it started from scored {parent[metric]:.2f}."
         )
     elif comparison.get("reason"):
         why += f" {comparison['reason']}"

@@ -157,3 +157,21 @@ def test_a_very_large_check_set_is_resampled_fewer_times(monkeypatch):
     assert compare_with_parent(scores, scores, labels, LABELS)["resamples"] == 200
     monkeypatch.setattr(compare, "MAX_DRAWS", 10**9)
     assert compare_with_parent(scores, scores, labels, LABELS)["resamples"] == 1000
+
+
+def test_outlining_models_are_compared_on_paired_dice():
+    from pollen_agent.ml.compare import compare_dice_with_parent
+
+    rng = np.random.default_rng(0)
+    parent = rng.uniform(0.5, 0.8, 40)
+    better = compare_dice_with_parent(parent + 0.1, parent, seed=1)
+    assert better["verdict"] == "better" and better["metric"] == "dice"
+    assert better["dice_difference"] == pytest.approx(0.1)
+    low, high = better["dice_difference_ci"]
+    assert 0 < low <= 0.1 <= high  # every image gained 0.1: the paired interval is tight
+    same = compare_dice_with_parent(parent + rng.normal(0, 0.01, 40), parent, seed=1)
+    assert same["verdict"] == "no_clear_difference"
+    worse = compare_dice_with_parent(parent - 0.1, parent, seed=1)
+    assert worse["verdict"] == "worse"
+    few = compare_dice_with_parent(parent[:5] + 0.1, parent[:5], seed=1)
+    assert few["verdict"] == "too_few" and few["check_images"] == 5

@@ -136,4 +136,11 @@ def test_an_outline_model_is_published_evaluated_applied_and_fine_tuned_elsewher
     tuned = _train(b, dataset_b, published_version=version["id"])
     assert tuned["task"] == "segmentation"
     assert tuned["evaluation"]["lesion_dice"] > 0.5
-    assert tuned["parent_comparison"]["verdict"] == "not_compared"
+    # Measured beside the published model on the same 8 check images: too few to call it.
+    comparison = tuned["parent_comparison"]
+    assert comparison["metric"] == "dice" and comparison["check_images"] == 8, comparison
+    assert comparison["verdict"] == "too_few"
+    assert comparison["child"]["dice"] == pytest.approx(tuned["evaluation"]["dice"])
+    assert comparison["dice_difference"] == pytest.approx(
+        comparison["child"]["dice"] - comparison["parent"]["dice"]
+    )

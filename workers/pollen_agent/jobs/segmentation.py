@@ -149,15 +149,32 @@ class SegmentationSteps:
     def parent_comparison(
         self, storage: Storage, work: Path, report: Metrics, test: SplitImages, predict: Any
     ) -> Metrics | None:
-        # Measuring a fine-tuned U-Net beside its parent image by image comes with the
-        # marketplace slice of segmentation; until then the card says it was not compared.
-        if not self.spec.parent:
-            return None
-        from pollen_agent.jobs.parent_check import not_compared
+        """The fine-tune and the model it started from, Dice per image on the same check
+        images through the same path (``predict``: this job's test check)."""
+        from pollen_agent.errors import RetryableError, UserError
+        from pollen_agent.jobs.model_source import load_model
+        from pollen_agent.jobs.parent_check import PARENT_KINDS, not_compared
+        from pollen_agent.ml.compare import compare_dice_with_parent
 
-        return not_compared(
-            "Outlining models are not yet measured beside the model they started from."
+        spec = self.spec
+        if not spec.parent or spec.weights.kind not in PARENT_KINDS:
+            return None
+        try:
+            parent, manifest = load_model(spec.weights, storage, work)
+        except (UserError, RetryableError) as exc:
+            return not_compared(f"The model it started from could not be loaded: {exc}")
+        if list(manifest.label_names) != list(spec.label_names):
+            return not_compared(
+                "The model it started from outlines other classes "
+                f"({', '.join(manifest.label_names[1:])}), so the two cannot be compared."
+            )
+        parent_report = predict(parent)
+        result = compare_dice_with_parent(
+            np.array([row["dice"] for row in report["per_image"]]),
+            np.array([row["dice"] for row in parent_report["per_image"]]),
+            seed=int(spec.config.get("seed", 0)),
         )
+        return result | {"parent_model_version": spec.parent.model_version_id}
 
     def summary(self, splits: Splits) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pollen_agent.ml.metrics import evaluate, positive_index
-from pollen_contracts.comparison import VERDICT_TEXT, comparison_verdict
+from pollen_contracts.comparison import VERDICT_TEXT, comparison_verdict, dice_comparison_verdict
 
 RESAMPLES = 1000
 # Resampled images held in memory at once (1000 resamples of 5,000 images); beyond that, fewer
@@ -165,6 +165,52 @@ def compare_with_parent(
         "auc_difference": difference,
         "auc_difference_ci": difference_ci,
         "resamples": resamples if weights is not None else 0,
+        "seed": seed,
+        "verdict": verdict,
+        "verdict_text": VERDICT_TEXT[verdict],
+    }
+
+
+def compare_dice_with_parent(
+    child_dice: np.ndarray,
+    parent_dice: np.ndarray,
+    *,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> dict[str, Any]:
+    """Two outlining models on the same check images: mean Dice per image, each with its 95 %
+    interval, and a paired, seeded bootstrap of the difference over the same resampled images.
+
+    ``child_dice`` and ``parent_dice`` are each model's Dice on every check image, in the same
+    order (an empty mask left empty scores 1, as on the job's own check).
+    """
+    child = np.asarray(child_dice, dtype=np.float64).reshape(-1)
+    parent = np.asarray(parent_dice, dtype=np.float64).reshape(-1)
+    if child.shape != parent.shape:
+        raise ValueError(f"{len(child)} child scores for {len(parent)} parent scores")
+    n = len(child)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(resamples, n)) if n else np.zeros((0, 0), np.int64)
+    child_means = child[draws].mean(axis=1) if n else np.zeros(0)
+    parent_means = parent[draws].mean(axis=1) if n else np.zeros(0)
+    difference_ci = _percentile_interval(child_means - parent_means) if n >= 2 else None
+    verdict = dice_comparison_verdict(check_images=n, difference_ci=difference_ci)
+
+    def summary(scores: np.ndarray, means: np.ndarray) -> dict[str, Any]:
+        return {
+            "dice": float(scores.mean()) if n else None,
+            "dice_ci": _percentile_interval(means) if n >= 2 else None,
+        }
+
+    return {
+        "metric": "dice",
+        "check_images": n,
+        "confidence_level": LEVEL,
+        "child": summary(child, child_means),
+        "parent": summary(parent, parent_means),
+        "dice_difference": float(child.mean() - parent.mean()) if n else None,
+        "dice_difference_ci": difference_ci,
+        "resamples": resamples if n >= 2 else 0,
         "seed": seed,
         "verdict": verdict,
         "verdict_text": VERDICT_TEXT[verdict],
