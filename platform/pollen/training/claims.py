@@ -110,6 +110,13 @@ def job_samples_presign(*, job: Job) -> list[dict[str, Any]]:
     The overlays stay in the site's storage; the browser fetches them from there.
     """
     samples = list((job.evaluation or {}).get("samples", []))
+    # The file names the site uploaded them by (kept at the hub; the agent reports ids only).
+    names = dict(
+        job.dataset.images.filter(pk__in=[s.get("image_id") for s in samples]).values_list(
+            "pk", "filename"
+        )
+    )
+    samples = [{**s, "filename": names.get(s.get("image_id"))} for s in samples]
     keys = [s["overlay_key"] for s in samples if s.get("overlay_key")]
     if not keys:
         return samples

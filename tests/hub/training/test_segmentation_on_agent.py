@@ -18,7 +18,7 @@ from pollen.training.models import ModelVersion
 from tests.hub.datasets.test_upload_flow import _import_zip
 from tests.hub.training.test_training_on_agent import agent_factory, storage_root  # noqa: F401
 from tests.support.agent import wait_until
-from tests.support.discs import SIDE, disc_zip
+from tests.support.discs import SIDE, disc, disc_zip
 from tests.support.flows import wait_job
 
 pytestmark = [pytest.mark.agent, pytest.mark.django_db(transaction=True)]
@@ -71,6 +71,7 @@ def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
 
     samples = client.get(f"/api/v1/jobs/{job['id']}/samples/").json()["samples"]
     assert samples and all("dice" in s for s in samples)
+    assert all(s["filename"].startswith("d") for s in samples)
     picture = requests.get(samples[0]["overlay_url"], timeout=30)
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
 
@@ -85,8 +86,8 @@ def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
 
     # Applied to images of the site: an outline, its maps and areas; a missing file fails alone.
     images = client.get(f"/api/v1/datasets/{ds}/images/?split=test").json()["results"]
-    disc = next(i for i in images if not i["masks"][0]["stats"]["empty"])
-    gone = next(i for i in images if i["id"] != disc["id"])
+    shown = next(i for i in images if not i["masks"][0]["stats"]["empty"])
+    gone = next(i for i in images if i["id"] != shown["id"])
     from pollen.datasets.models import Image
 
     (storage_root / "site-a" / Image.objects.get(pk=gone["id"]).storage_key).unlink()
@@ -95,7 +96,7 @@ def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
         {
             "model_version": version.pk,
             "site": "site-a",
-            "images": [{"image_id": disc["id"]}, {"image_id": gone["id"]}],
+            "images": [{"image_id": shown["id"]}, {"image_id": gone["id"]}],
             "tta": True,
         },
         format="json",
@@ -124,8 +125,8 @@ def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
     assert set(np.unique(drawn)) <= {0, 1} and drawn.sum() == answer["class_pixels"]["disc"]
     assert answer["area_fraction"]["disc"] == pytest.approx(drawn.mean())
     # One inference path: the outline applied here is the one the job's test check scored.
-    index = int(disc["filename"].removeprefix("d").removesuffix(".png"))
+    index = int(shown["filename"].removeprefix("d").removesuffix(".png"))
     truth = np.asarray(PILImage.open(io.BytesIO(disc(index, empty=False)[1]))) > 0
     dice = 2 * np.logical_and(drawn > 0, truth).sum() / ((drawn > 0).sum() + truth.sum())
-    [checked] = [r for r in evaluation["per_image"] if r["image_id"] == str(disc["id"])]
+    [checked] = [r for r in evaluation["per_image"] if r["image_id"] == str(shown["id"])]
     assert dice == pytest.approx(checked["dice"], abs=1e-6)
