@@ -113,7 +113,8 @@ def predict_segmentations(
         )
     check_model_channels(model, settings.in_channels)
     target = resolve_device(device)
-    model.to(target)
+    if next(model.parameters()).device != target:
+        model.to(target)
     step = batch_size if settings.resize == LETTERBOX else 1
     for start in range(0, len(images), step):
         chunk = images[start : start + step]
@@ -246,9 +247,11 @@ def _round_up(side: int) -> int:
 
 
 def _finish(logits: torch.Tensor) -> SegmentationPrediction:
-    probabilities = torch.softmax(logits.float(), dim=0)
+    # A channels-last model answers in channels-last memory: one copy into plain (K, H, W)
+    # order makes every step below a contiguous pass.
+    probabilities = torch.softmax(logits.float().contiguous(), dim=0)
     return SegmentationPrediction(
-        probabilities=probabilities.cpu().numpy().astype(np.float32),
+        probabilities=probabilities.cpu().numpy(),
         mask=probabilities.argmax(dim=0).to(torch.uint8).cpu().numpy(),
         uncertainty=normalised_entropy(probabilities).cpu().numpy(),
     )
@@ -256,5 +259,5 @@ def _finish(logits: torch.Tensor) -> SegmentationPrediction:
 
 def normalised_entropy(probabilities: torch.Tensor) -> torch.Tensor:
     """Entropy over the class axis (0) divided by log K: 0 where certain, 1 where undecided."""
-    entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(dim=0)
-    return (entropy / math.log(probabilities.shape[0])).clamp(0.0, 1.0).float()
+    entropy = torch.special.entr(probabilities).sum(dim=0)
+    return (entropy / math.log(probabilities.shape[0])).clamp_(0.0, 1.0)
