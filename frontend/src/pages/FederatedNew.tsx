@@ -9,6 +9,7 @@ import { DEADLINES, STRATEGIES } from '../lib/federation';
 import { plural } from '../lib/format';
 import { FEDERATED_INTRO } from './Federated';
 import { withoutInbox } from '../lib/inbox';
+import { isSegmentation, outlinedClasses } from '../lib/segmentation';
 
 type AdvancedKey = 'batch_size' | 'learning_rate' | 'input_size' | 'seed';
 
@@ -37,15 +38,19 @@ export function NewFederatedJobPage({ site }: { site: Membership }) {
 
 export function NewFederatedJob({ site }: { site: Membership }) {
   const slug = site.site.slug;
-  const { zoo, entries, start, setStart } = useStartingPoint();
   const datasets = useApi((signal) => api.get<Page<Dataset>>('/datasets/', { site: slug, page_size: 100 }, signal).then(withoutInbox), [slug]);
+  const [dataset, setDataset] = useState('');
+  const chosen = datasets.data?.results.find((d) => String(d.id) === dataset);
+  // Starting points and own models of the chosen dataset's task only (labelling whole images, or outlining).
+  const task = chosen?.task ?? 'classification';
+  const { zoo, entries, start, setStart } = useStartingPoint('', task);
   const sites = useApi((signal) => api.get<Page<ConsortiumSite>>('/sites/', { scope: 'consortium', page_size: 200 }, signal), []);
   const versions = useApi((signal) => api.get<Page<ModelVersion>>('/models/', { page_size: 100 }, signal), []);
-  const ownModels = (versions.data?.results ?? []).filter((v) => v.site === slug);
+  const ownModels = (versions.data?.results ?? []).filter((v) => v.site === slug && (v.task || 'classification') === task);
   const partners = (sites.data?.results ?? []).filter((s) => s.slug !== slug);
+  const outlines = isSegmentation(chosen);
 
   const [name, setName] = useState('');
-  const [dataset, setDataset] = useState('');
   const [invited, setInvited] = useState<string[]>([]);
   const [strategy, setStrategy] = useState<Strategy>('fedavg');
   const [ownModel, setOwnModel] = useState('');
@@ -65,7 +70,9 @@ export function NewFederatedJob({ site }: { site: Membership }) {
   }, [datasets.data, dataset]);
 
   const totalSites = invited.length + 1;
-  const chosen = datasets.data?.results.find((d) => String(d.id) === dataset);
+  useEffect(() => {
+    if (start === 'own' && ownModel && !ownModels.some((v) => String(v.id) === ownModel)) setOwnModel(''); // a model of the other task
+  }, [start, ownModel, ownModels]);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -116,15 +123,17 @@ export function NewFederatedJob({ site }: { site: Membership }) {
               <option value="">Choose a dataset…</option>
               {datasets.data?.results.map((d) => (
                 <option key={d.id} value={String(d.id)}>
-                  {d.name} ({plural(d.accepted_count ?? 0, 'image')}{d.label_names?.length ? `; ${d.label_names.join(', ')}` : ''})
+                  {d.name} ({plural(d.accepted_count ?? 0, 'image')}{isSegmentation(d) ? `; masks of ${(d.mask_classes ?? []).join(', ')}` : d.label_names?.length ? `; ${d.label_names.join(', ')}` : ''})
                 </option>
               ))}
             </select>
           )}
           <p className="small muted" id="fed-dataset-help">
-            {chosen?.label_names?.length
-              ? `Every other hospital trains on its own images with the same labels: ${chosen.label_names.join(', ')}.`
-              : 'The other hospitals train on their own images with the same labels as this dataset.'}
+            {outlines
+              ? `Every other hospital trains on its own images with masks of the same classes: ${(chosen?.mask_classes ?? []).join(', ')}.`
+              : chosen?.label_names?.length
+                ? `Every other hospital trains on its own images with the same labels: ${chosen.label_names.join(', ')}.`
+                : 'The other hospitals train on their own images with the same labels as this dataset.'}
           </p>
           {fields.dataset && <p className="field-error">{fields.dataset}</p>}
         </div>
@@ -209,7 +218,7 @@ export function NewFederatedJob({ site }: { site: Membership }) {
                     <label htmlFor="fed-own-model">Model</label>
                     <select id="fed-own-model" required value={ownModel} onChange={(e) => setOwnModel(e.target.value)}>
                       <option value="">Choose a model…</option>
-                      {ownModels.map((v) => <option key={v.id} value={String(v.id)}>{v.name} ({v.label_names.join(', ')})</option>)}
+                      {ownModels.map((v) => <option key={v.id} value={String(v.id)}>{v.name} ({isSegmentation(v) ? `outlines ${outlinedClasses(v.label_names).join(', ')}` : v.label_names.join(', ')})</option>)}
                     </select>
                   </div>
                 )}

@@ -39,7 +39,7 @@ function round(number: number, extra: Partial<FederatedRound> = {}): FederatedRo
 
 function job(extra: Partial<FederatedJob> = {}): FederatedJob {
   return {
-    id: 3, name: 'Mass finder across hospitals', initiator_site: 'st-anne', strategy: 'fedavg', rounds: 3, local_epochs: 1,
+    id: 3, name: 'Mass finder across hospitals', initiator_site: 'st-anne', strategy: 'fedavg', task: 'classification', rounds: 3, local_epochs: 1,
     min_participants: 2, round_deadline_seconds: 3600, starting_point: 1, start_version: null, architecture: 'small_cnn',
     input_size: 64, label_names: ['mass', 'normal'], config: {}, status: 'pending', status_text: 'Waiting for sites to accept',
     current_round: 0, final_version: null, error_code: '', message: '', events: [],
@@ -324,6 +324,40 @@ describe('starting a cross-site job', () => {
       round_deadline_seconds: 900, min_participants: 2,
     });
     await waitFor(() => expect(window.location.pathname).toBe('/sites/st-anne/federated/9'));
+  });
+
+  it('offers the starting points and own models of the chosen dataset’s task only', async () => {
+    const zoo = (call: Call) => ({
+      count: 1, next: null, previous: null,
+      results: call.query.task === 'segmentation'
+        ? [{ id: 8, name: 'Outlining model (U-Net)', architecture: 'unet_efficientnet_lite0', task: 'segmentation', source: 'imagenet', licence: '', description: '', recommended: true }]
+        : [{ id: 1, name: 'EfficientNet-Lite0', architecture: 'efficientnet_lite0', task: 'classification', source: 'imagenet', licence: '', description: '', recommended: true }],
+    });
+    const own = (id: number, name: string, task: string, label_names: string[]) => ({ id, site: 'st-anne', name, task, label_names });
+    const hub = fakeHub({
+      ...routes,
+      'GET /datasets/': { count: 2, next: null, previous: null, results: [
+        { ...BOROUGH_DATASETS.results[1], id: 2, site: 'st-anne', name: 'Mammography', task: 'classification' },
+        { ...BOROUGH_DATASETS.results[1], id: 3, site: 'st-anne', name: 'Breast ultrasound', task: 'segmentation', label_names: [], mask_classes: ['lesion'] },
+      ] },
+      'GET /zoo/': zoo,
+      'GET /models/': { count: 2, next: null, previous: null, results: [
+        own(51, 'Mass finder', 'classification', ['mass', 'normal']), own(52, 'Lesion outliner', 'segmentation', ['background', 'lesion']),
+      ] },
+      'POST /federated-jobs/': job({ id: 9 }),
+    });
+    render(<SessionProvider><NewFederatedJob site={member(ANNE, 'clinician')} /></SessionProvider>);
+    const select = await screen.findByLabelText('1. Images at St Anne’s Hospital');
+    expect((await within(select).findByRole('option', { name: /Breast ultrasound/ })).textContent).toMatch(/masks of lesion\)$/);
+    expect(await screen.findByRole('radio', { name: /EfficientNet-Lite0/ })).toBeTruthy();
+    fireEvent.change(select, { target: { value: '3' } });
+    const unet = await screen.findByRole('radio', { name: /Outlining model \(U-Net\)/ });
+    await waitFor(() => expect((unet as HTMLInputElement).checked).toBe(true));
+    expect(screen.queryByRole('radio', { name: /EfficientNet-Lite0/ })).toBeNull();
+    expect(hub.sent('GET', '/zoo/').map((c) => c.query.task)).toEqual(['classification', 'segmentation']);
+    expect(screen.getByText('Every other hospital trains on its own images with masks of the same classes: lesion.')).toBeTruthy();
+    fireEvent.click(screen.getByRole('radio', { name: /A model already trained at St Anne’s Hospital/ }));
+    expect(within(screen.getByLabelText('Model')).getAllByRole('option').map((o) => o.textContent)).toEqual(['Choose a model…', 'Lesion outliner (outlines lesion)']);
   });
 
   it('shows the hub’s refusal and opens the advanced settings when one of them is the reason', async () => {

@@ -30,7 +30,7 @@ function check(site: string, site_name: string, extra: Partial<HeldOutCheck> = {
 }
 
 const JOB: FederatedJob = {
-  id: 4, name: 'Mass finder', initiator_site: 'st-anne', strategy: 'fedavg', rounds: 3, local_epochs: 2, min_participants: 2,
+  id: 4, name: 'Mass finder', initiator_site: 'st-anne', strategy: 'fedavg', task: 'classification', rounds: 3, local_epochs: 2, min_participants: 2,
   round_deadline_seconds: 3600, starting_point: 1, start_version: null, architecture: 'small_cnn', input_size: 64,
   label_names: ['mass', 'normal'], config: {}, status: 'succeeded', status_text: '', current_round: 3, final_version: 9,
   error_code: '', message: '',

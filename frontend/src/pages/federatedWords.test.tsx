@@ -30,7 +30,7 @@ function round(number: number, extra: Partial<FederatedRound> = {}): FederatedRo
 }
 
 const JOB: FederatedJob = {
-  id: 3, name: 'Mass finder across hospitals', initiator_site: 'st-anne', strategy: 'fedavg', rounds: 3, local_epochs: 1,
+  id: 3, name: 'Mass finder across hospitals', initiator_site: 'st-anne', strategy: 'fedavg', task: 'classification', rounds: 3, local_epochs: 1,
   min_participants: 2, round_deadline_seconds: 3600, starting_point: 1, start_version: null, architecture: 'small_cnn',
   input_size: 64, label_names: ['mass', 'normal'], config: {}, status: 'running', status_text: '', current_round: 2,
   final_version: null, error_code: '', message: '', held_out: [],
