@@ -81,7 +81,8 @@ export interface EvaluationSample {
   dice?: number | null;
   overlay_key?: string | null;
   overlay_url?: string | null;
-  filename?: string;
+  /** The file's name as uploaded (GET /jobs/{id}/samples/ adds it; null where the image is gone). */
+  filename?: string | null;
 }
 
 /** A bar of a histogram: how many fall between `from` and `to`. */
@@ -120,6 +121,37 @@ export interface SegmentationResults {
   /** Bins of Dice over images; the agent may send them as {edges, counts}. */
   dice_histogram?: HistogramBin[] | { edges: number[]; counts: number[] } | null;
   worst?: { image_id: number | string; dice: number | null; has_finding?: boolean; drew_something?: boolean; filename?: string }[];
+  /** A model card's or a site check's worst cases: the lowest Dice values only (which images stays at the site). */
+  worst_dice?: number[];
+}
+
+/**
+ * An outlining model's answer for one image (workers/pollen_contracts/reports.py: SegmentationAnswer).
+ * The pictures are in the site's storage at the image's own size; areas are per class name
+ * (background left out).
+ */
+export interface OutlineAnswer {
+  mask_key: string;
+  overlay_key: string;
+  probability_key: string;
+  uncertainty_key: string;
+  class_pixels: Record<string, number>;
+  /** The share of the image each class covers (0..1). */
+  area_fraction: Record<string, number>;
+  /** Separate regions drawn, all classes together. */
+  regions: number;
+  /** How undecided the model was, averaged over the image (normalised entropy, 0..1). */
+  mean_uncertainty: number;
+}
+
+/** Short-lived links to an outlining answer's pictures (a finished prediction's own page only). */
+export interface OutlinePictures {
+  /** The class numbers as a greyscale PNG (0 background). */
+  mask?: string | null;
+  /** The image with the model's outline in yellow. */
+  overlay?: string | null;
+  probability?: string | null;
+  uncertainty?: string | null;
 }
 
 /** What the site agent found in one mask (workers/pollen_agent/ingest/masks.py). */
@@ -166,7 +198,8 @@ export type SiteEvaluationMetrics = Partial<Evaluation> & {
   /** Checks stored before the policy was recorded hold whether TTA was asked (true/false): lib/metrics.ts's ttaInWords says "not recorded". */
   tta?: TtaPolicy;
   evaluated_on?: string;
-  skipped_images?: number;
+  /** A classifier's check: images left out; an outlining model's: why, e.g. `{without_mask: 3}`. */
+  skipped_images?: number | { without_mask?: number };
 };
 
 export interface ModelCard {
@@ -177,12 +210,16 @@ export interface ModelCard {
   labels?: string[];
   /** The finding the model looks for: its sensitivity ("found") is about this label. */
   positive_class?: string | null;
-  input?: { size?: number; channels?: number; mean?: number[]; std?: number[]; preprocessing?: string };
+  /** `mode` (outlining models): "whole" images letterboxed, or "patch" (read in overlapping squares). */
+  input?: { size?: number; channels?: number; mean?: number[]; std?: number[]; preprocessing?: string; mode?: string };
   training_data?: {
     modality?: string;
+    /** Per split: images per label (classifiers), or `images` and `empty_masks` (outlining models). */
     images_per_split?: Record<string, Record<string, number>>;
     images_per_label?: Record<string, number>;
     total_images?: number;
+    /** Outlining models: training images whose mask is empty (nothing to outline). */
+    empty_masks?: number;
     recipe?: string | null;
   };
   site?: { slug: string; name: string };

@@ -15,6 +15,8 @@ import type {
   LabelStat,
   Lineage,
   ModelCard,
+  OutlineAnswer,
+  OutlinePictures,
   RoundMetrics,
   SiteEvaluationMetrics,
 } from './json';
@@ -31,6 +33,8 @@ export type {
   LineageNode,
   MaskStats,
   ModelCard,
+  OutlineAnswer,
+  OutlinePictures,
   RocCurveData,
   RoundMetrics,
   SegmentationResults,
@@ -134,8 +138,12 @@ export type PublishedModelDetail = Shaped<
   { label_names: string[]; versions: PublishedVersion[]; card: ModelCard | null; lineage: Lineage }
 >;
 export type WorkStatus = Schemas['WorkStatusEnum'];
-/** One image's answer. `tta`: what its probabilities were averaged over (absent from older results). */
-export type PredictionResult = Schemas['PredictionResultOut'];
+/** One image's answer. `tta`: what its probabilities were averaged over (absent from older results).
+ * An outlining model's answer has `segmentation` (and, on the prediction's own page, links to its pictures). */
+export type PredictionResult = Shaped<
+  Schemas['PredictionResultOut'],
+  { segmentation?: OutlineAnswer; segmentation_urls?: OutlinePictures }
+>;
 export type Prediction = Shaped<
   Schemas['PredictionOut'],
   {

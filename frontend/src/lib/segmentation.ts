@@ -82,3 +82,41 @@ export function segmentationSummary(ev: Evaluation): string[] {
   }
   return lines;
 }
+
+/** A share of an image in words: "4.2 %", "12 %", "less than 0.1 %", "0 %". */
+export function areaShare(fraction: number): string {
+  const pct = fraction * 100;
+  if (pct > 0 && pct < 0.1) return 'less than 0.1 %';
+  return `${pct.toFixed(1).replace(/\.0$/, '')} %`;
+}
+
+/** An outlining model's classes, background left out (its first output is the background). */
+export function outlinedClasses(labelNames: string[]): string[] {
+  return labelNames.filter((l, i) => !(i === 0 && l === 'background'));
+}
+
+/**
+ * What the model outlined on one image, in a sentence: "The outlined lesion covers 4.2 % of the
+ * image; 1 region." Several classes are listed with their shares; nothing drawn says so.
+ */
+export function areaInWords(answer: { area_fraction: Record<string, number>; regions: number }, classes: string[] = []): string {
+  const names = [...classes.filter((c) => c in answer.area_fraction), ...Object.keys(answer.area_fraction).filter((c) => !classes.includes(c))];
+  const drawn = names.filter((c) => (answer.area_fraction[c] ?? 0) > 0);
+  if (drawn.length === 0 || answer.regions === 0) return 'The model outlined nothing on this image.';
+  const regions = `${answer.regions} ${answer.regions === 1 ? 'region' : 'regions'}`;
+  if (drawn.length === 1) return `The outlined ${drawn[0]} covers ${areaShare(answer.area_fraction[drawn[0]])} of the image; ${regions}.`;
+  const shares = drawn.map((c) => `${c} ${areaShare(answer.area_fraction[c])}`).join(', ');
+  return `The outlined areas cover ${shares} of the image; ${regions}.`;
+}
+
+/** How undecided the model was over one image (mean normalised entropy, 0..1), in a sentence. */
+export function uncertaintyInWords(meanUncertainty: number | null | undefined): string | null {
+  if (meanUncertainty == null || !Number.isFinite(meanUncertainty)) return null;
+  return `How unsure the model was: ${areaShare(meanUncertainty)} on average over the image (0 % is sure everywhere, 100 % undecided everywhere). The uncertainty map shows where.`;
+}
+
+/** "0 background, 1 lesion": what each number in a mask PNG means. */
+export function classNumbersInWords(labelNames: string[]): string {
+  const names = labelNames[0] === 'background' ? labelNames : ['background', ...labelNames];
+  return names.map((name, i) => `${i} ${name}`).join(', ');
+}

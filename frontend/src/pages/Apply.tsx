@@ -9,9 +9,12 @@ import { ErrorNotice, FeatureGate, Loading, Notice, useApi } from '../components
 import { Uploader } from '../components/Uploader';
 import { ProbabilityBars } from '../components/ProbabilityBars';
 import { HeatmapLegend } from '../components/Heatmaps';
+import { imageProblem, OutlineResults, type PictureLinks } from '../components/OutlineResults';
 import { plural, rejectionInWords, retryInWords } from '../lib/format';
 import { INBOX_NAME, inboxEnsure } from '../lib/inbox';
 import { usePollLoop } from '../lib/poll';
+import { useSeen } from '../lib/seen';
+import { isSegmentation, outlinedClasses } from '../lib/segmentation';
 import { ttaInWords, ttaPolicy } from '../lib/metrics';
 
 export { INBOX_NAME };
@@ -35,6 +38,7 @@ function ApplyForm({ site }: { site: Membership }) {
   const usable = (models.data?.results ?? []).filter((m) => m.latest_version && USABLE_VERSION_STATUSES.includes(m.latest_version.status));
   const [modelId, setModelId] = useState(search.get('model') ?? '');
   const model = usable.find((m) => String(m.id) === modelId) ?? null;
+  const outlines = isSegmentation(model);
   const [source, setSource] = useState<'new' | 'dataset'>('new');
   const [datasetId, setDatasetId] = useState('');
   const [heatmap, setHeatmap] = useState(true);
@@ -86,7 +90,8 @@ function ApplyForm({ site }: { site: Membership }) {
       const body = {
         published_version: model.latest_version.id,
         site: slug,
-        heatmap,
+        // An outlining model's answers always come with their maps: there is no heatmap to ask for.
+        heatmap: outlines ? false : heatmap,
         tta,
         ...(source === 'new' ? { images: accepted.map((i) => ({ image_id: Number(i.id) })) } : { dataset: Number(datasetId) }),
       };
@@ -119,14 +124,14 @@ function ApplyForm({ site }: { site: Membership }) {
             <option value="">Choose a model…</option>
             {usable.map((m) => (
               <option key={m.id} value={String(m.id)}>
-                {m.name} — {m.site_name}, version {m.latest_version!.number} ({m.label_names.join(' / ')})
+                {m.name} — {m.site_name}, version {m.latest_version!.number} ({isSegmentation(m) ? `outlines ${outlinedClasses(m.label_names).join(', ')}` : m.label_names.join(' / ')})
               </option>
             ))}
           </select>
         )}
         {model && (
           <p className="small muted">
-            Tells apart {model.label_names.join(', ')}. {model.intended_use ? `Intended use: ${model.intended_use}` : ''}{' '}
+            {outlines ? `Outlines ${outlinedClasses(model.label_names).join(', ')} on each image.` : `Tells apart ${model.label_names.join(', ')}.`} {model.intended_use ? `Intended use: ${model.intended_use}` : ''}{' '}
             <Link to={`/marketplace/models/${model.id}`}>Read its model card and limitations</Link>.
           </p>
         )}
@@ -187,9 +192,17 @@ function ApplyForm({ site }: { site: Membership }) {
 
       <fieldset className="card">
         <legend><h2>3. Options</h2></legend>
-        <label className="check">
-          <input type="checkbox" checked={heatmap} onChange={(e) => setHeatmap(e.target.checked)} /> Show where the model looked (heatmap)
-        </label>
+        {outlines ? (
+          <p className="small" data-testid="outline-products">
+            For each image you get: the model’s outline of {outlinedClasses(model!.label_names).join(', ')} drawn over the image, a map of
+            how likely each part is to be {outlinedClasses(model!.label_names).join(' or ')}, a map of where the model was unsure, the
+            outlined area and the number of separate regions, and the mask as a PNG file to download. They stay in your site’s storage.
+          </p>
+        ) : (
+          <label className="check">
+            <input type="checkbox" checked={heatmap} onChange={(e) => setHeatmap(e.target.checked)} /> Show where the model looked (heatmap)
+          </label>
+        )}
         <label className="check">
           <input type="checkbox" checked={tta} onChange={(e) => setTta(e.target.checked)} /> Average each image’s answers over the views the model
           learned from (for models trained here: the image and its mirror image): steadier, a little slower
@@ -204,7 +217,7 @@ function ApplyForm({ site }: { site: Membership }) {
       </div>
       <ErrorNotice error={error} />
 
-      {prediction && <PredictionView prediction={prediction} names={names} />}
+      {prediction && <PredictionView prediction={prediction} names={names} datasetId={inbox.dataset?.id ?? null} />}
     </section>
   );
 }
@@ -253,9 +266,14 @@ function isRunning(p: Prediction): boolean {
   return p.status === 'queued' || p.status === 'running';
 }
 
-export function PredictionView({ prediction, names }: { prediction: Prediction; names: Map<string, string> }) {
+export function PredictionView({ prediction, names, datasetId = null }: {
+  prediction: Prediction;
+  names: Map<string, string>;
+  /** Where the images were put when they were sent (the page's holding dataset), for a prediction not run on a dataset. */
+  datasetId?: number | null;
+}) {
   const p = prediction;
-  const links = useOverlayLinks(p);
+  const links = usePictureLinks(p);
   const averaged = averagedOver(p.results);
   if (isRunning(p)) {
     return (
@@ -272,26 +290,38 @@ export function PredictionView({ prediction, names }: { prediction: Prediction; 
       </div>
     );
   }
+  const outlines = isOutlining(p);
   return (
     <section className="card" aria-labelledby="results-title" data-testid="prediction-results">
-      <h2 id="results-title">What the model says</h2>
+      <h2 id="results-title">{outlines ? 'What the model outlined' : 'What the model says'}</h2>
       <p className="small muted">
-        Likelihoods from this model only. They support, never replace, your clinical judgement.
+        {outlines ? 'Outlines' : 'Likelihoods'} from this model only. They support, never replace, your clinical judgement.
       </p>
       {averaged && <p className="small muted" data-testid="prediction-tta">{averaged}</p>}
-      {p.heatmap && <HeatmapLegend />}
+      {p.heatmap && !outlines && <HeatmapLegend />}
       {(links.error || p.overlay_links_error) && (
-        <div className="notice notice-warning" role="alert">The heatmaps could not be fetched: {links.error || p.overlay_links_error}</div>
+        <div className="notice notice-warning" role="alert">
+          {outlines ? 'The outlines and maps' : 'The heatmaps'} could not be fetched: {links.error || p.overlay_links_error}
+        </div>
       )}
-      <ul className="results">
-        {p.results.map((r, i) => (
-          <ResultRow key={String(r.image_id ?? i)} result={r} labels={p.label_names}
-            name={r.filename || names.get(String(r.image_id)) || `Image ${i + 1}`}
-            overlayUrl={links.url(r)} onOverlayFailed={links.refresh} />
-        ))}
-      </ul>
+      {outlines ? (
+        <OutlineResults prediction={p} names={names} datasetId={p.dataset ?? datasetId} links={links} />
+      ) : (
+        <ul className="results">
+          {p.results.map((r, i) => (
+            <ResultRow key={String(r.image_id ?? i)} result={r} labels={p.label_names}
+              name={r.filename || names.get(String(r.image_id)) || `Image ${i + 1}`}
+              overlayUrl={links.url(r)} onOverlayFailed={() => void links.refresh()} />
+          ))}
+        </ul>
+      )}
     </section>
   );
+}
+
+/** An outlining model's prediction (older answers lack `task` but carry their outlines). */
+function isOutlining(p: Prediction): boolean {
+  return isSegmentation(p) || p.results.some((r) => !!r.segmentation);
 }
 
 /** How the answers of one prediction were averaged, from each result's `tta` (absent from older results); '' with no answer. */
@@ -307,63 +337,53 @@ function averagedOver(results: PredictionResult[]): string {
   return `Averaged over: ${parts.join('; ')}.`;
 }
 
-/** Heatmap links are short-lived: when one has lapsed (an image far down the list seen late), ask once for fresh ones. */
-function useOverlayLinks(p: Prediction) {
-  const [fresh, setFresh] = useState<Map<string, string | null> | null>(null);
+/**
+ * Picture links (heatmaps; an outlining model's outline, maps and mask) are short-lived: when one has
+ * lapsed (an image far down the list seen late, a download clicked later), ask for fresh ones. Every
+ * image of the page may fail at once when the links lapse: one request serves them all, at most once a
+ * minute unless `force`d.
+ */
+function usePictureLinks(p: Prediction): PictureLinks & { url: (r: PredictionResult) => string | null; error: string } {
+  const [fresh, setFresh] = useState<Map<string, PredictionResult> | null>(null);
+  const [linkedAt, setLinkedAt] = useState(() => Date.now());
   const [error, setError] = useState('');
-  const asking = useRef(false);
+  const asking = useRef<Promise<Map<string, PredictionResult> | null> | null>(null);
   const lastAsked = useRef(0);
   useEffect(() => setFresh(null), [p.id]);
-  const refresh = useCallback(async () => {
-    // Every image of the page may fail at once when the links lapse: one request serves them all.
-    if (asking.current || Date.now() - lastAsked.current < 60_000) return;
-    asking.current = true;
+  useEffect(() => setLinkedAt(Date.now()), [p]);
+  const refresh = useCallback(async (force = false) => {
+    if (asking.current) return asking.current;
+    if (!force && Date.now() - lastAsked.current < 60_000) return null;
     lastAsked.current = Date.now();
-    try {
-      const again = await api.get<Prediction>(`/predictions/${p.id}/`);
-      setFresh(new Map(again.results.map((r) => [String(r.image_id), r.overlay_url ?? null])));
-      setError(again.overlay_links_error ?? '');
-    } catch {
-      setError('your site did not answer. Reload the page to try again.');
-    } finally {
-      asking.current = false;
-    }
+    asking.current = api.get<Prediction>(`/predictions/${p.id}/`)
+      .then((again) => {
+        const byImage = new Map(again.results.map((r) => [String(r.image_id), r]));
+        setFresh(byImage);
+        setLinkedAt(Date.now());
+        setError(again.overlay_links_error ?? '');
+        return byImage;
+      })
+      .catch(() => {
+        setError('your site did not answer. Reload the page to try again.');
+        return null;
+      })
+      .finally(() => {
+        asking.current = null;
+      });
+    return asking.current;
   }, [p.id]);
-  const url = (r: PredictionResult) => (fresh?.get(String(r.image_id)) ?? r.overlay_url) || null;
-  return { url, refresh, error };
+  const latest = (r: PredictionResult) => fresh?.get(String(r.image_id)) ?? r;
+  return {
+    url: (r) => latest(r).overlay_url || null,
+    pictures: (r) => latest(r).segmentation_urls ?? {},
+    refresh,
+    linkedAt,
+    error,
+  };
 }
 
 function isSlide(r: PredictionResult): boolean {
   return !!r.sliding_window || Math.max(r.width ?? 0, r.height ?? 0) > 2048;
-}
-
-/** The agent reports a problem as `{code, message}`; older results held a sentence. */
-function problem(error: PredictionResult['error']): string {
-  if (!error) return '';
-  return typeof error === 'string' ? error : error.message || 'The model could not read this image.';
-}
-
-/** True once the element has come near the screen (and stays true), so work for rows far below waits. */
-function useSeen<T extends Element>() {
-  const ref = useRef<T>(null);
-  const [seen, setSeen] = useState(false);
-  useEffect(() => {
-    const el = ref.current;
-    if (!el || seen) return;
-    if (typeof IntersectionObserver === 'undefined') {
-      setSeen(true); // an old browser: load as before rather than never
-      return;
-    }
-    const observer = new IntersectionObserver((entries) => {
-      if (entries.some((e) => e.isIntersecting)) {
-        setSeen(true);
-        observer.disconnect();
-      }
-    }, { rootMargin: '300px 0px' });
-    observer.observe(el);
-    return () => observer.disconnect();
-  }, [seen]);
-  return { ref, seen };
 }
 
 function ResultRow({ result, labels, name, overlayUrl, onOverlayFailed }: {
@@ -376,7 +396,7 @@ function ResultRow({ result, labels, name, overlayUrl, onOverlayFailed }: {
   const slide = isSlide(result);
   const { ref, seen } = useSeen<HTMLLIElement>();
   const [failed, setFailed] = useState<string | null>(null);
-  const error = problem(result.error);
+  const error = imageProblem(result.error);
   return (
     <li className="result" ref={ref} data-testid="prediction-result">
       <div className="result-image">
