@@ -22,12 +22,13 @@ export function SampleGallery({ samples }: { samples: EvaluationSample[] }) {
           <li key={String(s.image_id)} className="gallery-item">
             <figure>
               {s.overlay_url ? (
-                <img src={s.overlay_url} alt={`Heatmap of where the model looked on check image ${s.image_id}, labelled “${s.label}”`}
+                <img src={s.overlay_url} alt={`Heatmap of where the model looked on check image ${s.filename || s.image_id}, labelled “${s.label}”`}
                   loading="lazy" width={160} height={160} />
               ) : (
                 <div className="heatmap-missing">Heatmap not available for this image</div>
               )}
               <figcaption className="small">
+                {s.filename && <span className="block long-name" title={s.filename}>{s.filename}</span>}
                 <span className="block">Labelled: <strong>{String(s.label ?? '—')}</strong></span>
                 <span className="block">
                   Model says: <strong>{String(s.predicted ?? '—')}</strong>

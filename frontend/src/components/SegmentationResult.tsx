@@ -5,10 +5,12 @@ import { dice, diceBinLabel, histogramBins, MODEL_DICE_IN_WORDS, rangeInWords, s
 import { BarChart } from './charts';
 import { Tile } from './Tile';
 
-export function SegmentationResult({ evaluation, title = 'How well it outlines', caption }: {
+export function SegmentationResult({ evaluation, title = 'How well it outlines', caption, names }: {
   evaluation: Evaluation;
   title?: string;
   caption?: string;
+  /** File names by image id (a job's samples carry them; the check itself reports ids only). */
+  names?: Map<string, string>;
 }) {
   const ev = evaluation;
   const d = ev.detection;
@@ -55,19 +57,25 @@ export function SegmentationResult({ evaluation, title = 'How well it outlines',
             bins={bins.map((b) => ({ name: diceBinLabel(b), count: b.count }))}
             caption="Each bar counts the check images whose outline overlap (Dice) falls in that range. Most images should be near 1." />
         )}
-        {(ev.worst?.length ?? 0) > 0 && (
+        {(ev.worst?.length ?? 0) > 0 ? (
           <div data-testid="worst-cases">
             <h3 className="h4">The hardest check images</h3>
             <p className="small muted">The images where the model’s outline and the expert’s differ most: look at these first.</p>
             <ol className="small">
               {ev.worst!.map((w) => (
                 <li key={String(w.image_id)}>
-                  {w.filename ?? `Image ${w.image_id}`}: Dice {dice(w.dice)}
+                  {w.filename ?? names?.get(String(w.image_id)) ?? `Image ${w.image_id}`}: Dice {dice(w.dice)}
                   {w.has_finding === false ? (w.drew_something ? ' (a normal image where the model drew something)' : ' (a normal image)') : ''}
                   {w.has_finding && w.drew_something === false ? ' (the model drew nothing on this lesion)' : ''}
                 </li>
               ))}
             </ol>
+          </div>
+        ) : (ev.worst_dice?.length ?? 0) > 0 && (
+          <div data-testid="worst-dice">
+            <h3 className="h4">The hardest check images</h3>
+            <p className="small">The lowest overlaps (Dice) among the check images: {ev.worst_dice!.map((v) => dice(v)).join(', ')}.</p>
+            <p className="small muted">Which images they were stays at the hospital that checked the model.</p>
           </div>
         )}
       </div>

@@ -95,6 +95,13 @@ describe('SampleGallery', () => {
     expect(screen.getByText('disagrees with the label')).toBeTruthy();
     expect(screen.getByText(/Heatmap not available/)).toBeTruthy();
   });
+
+  it('names each check image by its file where the hub knows it', () => {
+    render(<SampleGallery samples={[{ image_id: 311, label: 'mass', predicted: 'mass', overlay_url: '/x.png', filename: 'patient-4-left.png' }]} />);
+    expect(screen.getByRole('img', { name: 'Heatmap of where the model looked on check image patient-4-left.png, labelled “mass”' })).toBeTruthy();
+    expect(screen.getByText('patient-4-left.png')).toBeTruthy();
+    expect(document.body.textContent).not.toMatch(/311/);
+  });
 });
 
 describe('train page: the hub’s reason is shown once', () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cleanup, render, screen, within } from '@testing-library/react';
+import { cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import type { Job, Membership } from '../api/types';
 import { SegmentationResult } from './SegmentationResult';
 import { EvaluationView, JobPage, recipeInWords } from '../pages/Job';
@@ -111,5 +111,33 @@ describe('a segmentation training run’s page', () => {
     expect(screen.getByTestId('outline-legend').textContent).toMatch(/Yellow: the model’s outline\. Light blue: the expert’s outline/);
     expect(screen.queryByTestId('sample-heatmaps')).toBeNull();
     expect(hub.sent('GET', '/jobs/7/samples/')).toHaveLength(1);
+  });
+});
+
+describe('the hardest check images by name', () => {
+  it('lists them by the file names the job’s samples carry, and by number where none is known', async () => {
+    const samples = [
+      { image_id: 311, overlay_key: 'jobs/x/samples/311.png', overlay_url: 'https://s.test/311.png', dice: 0, filename: 'normal-12.png' },
+      { image_id: 5, overlay_key: 'jobs/x/samples/5.png', overlay_url: 'https://s.test/5.png', dice: 0.91, filename: null },
+    ];
+    fakeHub({
+      'GET /jobs/7/': segJob({ status: 'succeeded', model_version: 3, evaluation: { ...EVALUATION, samples } }),
+      'GET /jobs/7/samples/': { samples },
+    });
+    render(<JobPage site={SITE} params={{ id: '7' }} />);
+    const worst = await screen.findByTestId('worst-cases');
+    await waitFor(() => expect(within(worst).getAllByRole('listitem')[0].textContent).toBe('normal-12.png: Dice 0.00 (a normal image where the model drew something)'));
+    expect(within(worst).getAllByRole('listitem')[1].textContent).toBe('Image 87: Dice 0.04 (the model drew nothing on this lesion)');
+    const gallery = await screen.findByTestId('sample-outlines');
+    expect(within(gallery).getAllByRole('img').map((i) => i.getAttribute('alt'))).toEqual([
+      'The model’s outline over check image normal-12.png', 'The model’s outline over check image 5',
+    ]);
+  });
+
+  it('gives only the lowest Dice values when the check names no image', () => {
+    const { worst: _worst, ...aggregates } = EVALUATION;
+    render(<SegmentationResult evaluation={{ ...aggregates, worst_dice: [0.01, 0.2] }} />);
+    expect(screen.getByTestId('worst-dice').textContent).toContain('The lowest overlaps (Dice) among the check images: 0.01, 0.20.');
+    expect(screen.queryByTestId('worst-cases')).toBeNull();
   });
 });

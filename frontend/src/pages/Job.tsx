@@ -41,6 +41,13 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
   useDocumentTitle(`Training run #${id}`);
   const live = !!job.data && !FINAL_JOB_STATUSES.includes(job.data.status);
   useInterval(job.reload, 2000, live);
+  // The check's sample pictures (short-lived links, fetched when the page shows them) carry the file
+  // names that the hardest images are listed by.
+  const withSamples = !!job.data && job.data.model_version != null && (job.data.evaluation?.samples?.length ?? 0) > 0;
+  const samples = useApi(
+    (signal) => (withSamples ? api.get<{ samples: EvaluationSample[] }>(`/jobs/${id}/samples/`, undefined, signal) : Promise.resolve(null)),
+    [id, withSamples],
+  );
 
   if (job.error instanceof ApiError && job.error.isNotFound) {
     return (
@@ -147,7 +154,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
         </section>
       )}
 
-      {hasEvaluation(j.evaluation) && <EvaluationView evaluation={j.evaluation} />}
+      {hasEvaluation(j.evaluation) && <EvaluationView evaluation={j.evaluation} names={sampleNames(samples.data?.samples)} />}
       {j.parent_comparison && <ParentComparisonView comparison={j.parent_comparison} />}
       {j.status === 'cancelled' && j.model_version != null && (
         <p className="notice notice-warning" data-testid="stopped-early">
@@ -155,7 +162,7 @@ export function JobPage({ site, params }: { site: Membership; params: Record<str
           You can apply it to images at your site or improve it with another run; only a run that finished can be published.
         </p>
       )}
-      {j.model_version != null && (j.evaluation?.samples?.length ?? 0) > 0 && <JobSamples jobId={j.id} outlines={outlines} />}
+      {withSamples && <JobSamples samples={samples} outlines={outlines} />}
       {j.status === 'succeeded' && <PublishPanel site={site} source={{ job: j }} />}
     </section>
   );
@@ -211,9 +218,20 @@ export function hasEvaluation(ev: Evaluation | null | undefined): ev is Evaluati
   return !!ev && Array.isArray(ev.label_names) && Object.keys(ev).length > 1;
 }
 
+/** File names by image id, from a job's samples (those the hub could name). */
+function sampleNames(samples: EvaluationSample[] | undefined): Map<string, string> {
+  return new Map((samples ?? []).filter((s) => s.filename).map((s) => [String(s.image_id), s.filename!]));
+}
+
 /** A finished check in words and numbers: a segmentation model's outlines, or a classifier's answers. */
-export function EvaluationView({ evaluation, title, caption }: { evaluation: Evaluation; title?: string; caption?: string }) {
-  if (isSegmentationResult(evaluation)) return <SegmentationResult evaluation={evaluation} title={title} caption={caption} />;
+export function EvaluationView({ evaluation, title, caption, names }: {
+  evaluation: Evaluation;
+  title?: string;
+  caption?: string;
+  /** File names by image id, for the hardest images of an outlining model. */
+  names?: Map<string, string>;
+}) {
+  if (isSegmentationResult(evaluation)) return <SegmentationResult evaluation={evaluation} title={title} caption={caption} names={names} />;
   return <ClassificationView evaluation={evaluation} title={title} caption={caption} />;
 }
 
@@ -254,8 +272,10 @@ function ClassificationView({ evaluation, title = 'How well it works', caption }
 }
 
 /** Sample predictions with heatmap overlays: links are short-lived, so fetch them when the page shows them. */
-function JobSamples({ jobId, outlines }: { jobId: number | string; outlines: boolean }) {
-  const samples = useApi((signal) => api.get<{ samples: EvaluationSample[] }>(`/jobs/${jobId}/samples/`, undefined, signal), [jobId]);
+function JobSamples({ samples, outlines }: {
+  samples: { data: { samples: EvaluationSample[] } | null; loading: boolean; error: unknown; reload: () => void };
+  outlines: boolean;
+}) {
   if (outlines) {
     return (
       <section className="card" aria-labelledby="samples-title">
