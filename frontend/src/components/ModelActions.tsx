@@ -8,6 +8,7 @@ import { ConfirmDialog, ErrorNotice, Loading, useAction, useApi, useInterval } f
 import { EvaluationView, hasEvaluation } from '../pages/Job';
 import { dateTime, plural } from '../lib/format';
 import { ttaInWords } from '../lib/metrics';
+import { isSegmentation, outlinedClasses } from '../lib/segmentation';
 
 const WORKING = ['queued', 'running'];
 
@@ -36,6 +37,19 @@ export function knownLabels(dataset: Dataset, modelLabels: string[]): string[] {
   return (dataset.label_names ?? []).filter((l) => modelLabels.includes(l));
 }
 
+/** Whether a dataset's masks mark what an outlining model outlines, in the same order (the hub's rule). */
+export function sameMaskClasses(dataset: Dataset, modelLabels: string[]): boolean {
+  const classes = outlinedClasses(modelLabels);
+  return isSegmentation(dataset) && (dataset.mask_classes ?? []).join('\u0000') === classes.join('\u0000');
+}
+
+/** The datasets a model can be checked on: masks of its classes (outlining), or images with a label it knows. */
+function checkableDatasets(datasets: Dataset[], model: PublishedModelDetail): Dataset[] {
+  return isSegmentation(model)
+    ? datasets.filter((d) => sameMaskClasses(d, model.label_names))
+    : datasets.filter((d) => !isSegmentation(d) && knownLabels(d, model.label_names).length > 0);
+}
+
 /**
  * Evaluate at my site: run the model on one of my labelled datasets, read the result, then choose to share
  * the totals with the network or keep them private (the default).
@@ -53,7 +67,9 @@ export function EvaluateAtMySite({ model, site, onShared }: { model: PublishedMo
   const follow = useFollow<SiteEvaluation>((id) => `/marketplace/evaluations/${id}/`);
   const [datasetId, setDatasetId] = useState('');
   const starting = useAction();
-  const usable = (datasets.data?.results ?? []).filter((d) => knownLabels(d, model.label_names).length > 0);
+  const outlines = isSegmentation(model);
+  const classes = outlinedClasses(model.label_names);
+  const usable = checkableDatasets(datasets.data?.results ?? [], model);
   const current = follow.item ?? previous.data?.[0] ?? null;
   useEffect(() => {
     // Back on the page while a check still runs: follow it.
@@ -75,24 +91,33 @@ export function EvaluateAtMySite({ model, site, onShared }: { model: PublishedMo
       </p>
       <ErrorNotice error={datasets.error} onRetry={datasets.reload} />
       {datasets.data && usable.length === 0 ? (
-        <p>
-          None of {site.site.name}’s datasets has images labelled {model.label_names.map((l) => `“${l}”`).join(' or ')} yet. Label images
-          with the model’s label names, then come back.
-        </p>
+        outlines ? (
+          <p data-testid="no-mask-dataset">
+            None of {site.site.name}’s datasets has masks of {classes.map((c) => `“${c}”`).join(', ')} yet. Create a dataset with an outline
+            (mask) per image that marks {classes.join(', ')}{classes.length > 1 ? ', in this order' : ''}, add images with their masks, then come back.
+          </p>
+        ) : (
+          <p>
+            None of {site.site.name}’s datasets has images labelled {model.label_names.map((l) => `“${l}”`).join(' or ')} yet. Label images
+            with the model’s label names, then come back.
+          </p>
+        )
       ) : (
         <div className="inline-fields">
           <div className="field">
-            <label htmlFor="evaluate-dataset">Labelled images at {site.site.name}</label>
+            <label htmlFor="evaluate-dataset">{outlines ? 'Images with masks' : 'Labelled images'} at {site.site.name}</label>
             <select id="evaluate-dataset" value={datasetId} onChange={(e) => setDatasetId(e.target.value)} aria-describedby="evaluate-dataset-help">
               <option value="">Choose a dataset…</option>
               {usable.map((d) => (
                 <option key={d.id} value={String(d.id)}>
-                  {d.name} ({plural(d.accepted_count ?? 0, 'image')}; {knownLabels(d, model.label_names).join(', ')})
+                  {d.name} ({plural(d.accepted_count ?? 0, 'image')}; {outlines ? `masks of ${classes.join(', ')}` : knownLabels(d, model.label_names).join(', ')})
                 </option>
               ))}
             </select>
             <p className="small muted" id="evaluate-dataset-help">
-              Only images labelled {model.label_names.join(' or ')} are used: the labels this model knows.
+              {outlines
+                ? `Every image with a mask is used: the model’s outline of ${classes.join(', ')} is compared with the mask. Images without a mask are left out.`
+                : `Only images labelled ${model.label_names.join(' or ')} are used: the labels this model knows.`}
             </p>
           </div>
           <div className="field field-button">
@@ -103,15 +128,16 @@ export function EvaluateAtMySite({ model, site, onShared }: { model: PublishedMo
         </div>
       )}
       <ErrorNotice error={starting.error ?? follow.error} />
-      {current && <EvaluationResult evaluation={current} datasetName={name(current.dataset)} site={site} onChange={(e) => { follow.setItem(e); onShared(); }} />}
+      {current && <EvaluationResult evaluation={current} datasetName={name(current.dataset)} site={site} outlines={outlines} onChange={(e) => { follow.setItem(e); onShared(); }} />}
     </section>
   );
 }
 
-function EvaluationResult({ evaluation, datasetName, site, onChange }: {
+function EvaluationResult({ evaluation, datasetName, site, outlines, onChange }: {
   evaluation: SiteEvaluation;
   datasetName: string;
   site: Membership;
+  outlines: boolean;
   onChange: (e: SiteEvaluation) => void;
 }) {
   const e = evaluation;
@@ -127,22 +153,31 @@ function EvaluationResult({ evaluation, datasetName, site, onChange }: {
     );
   }
   const metrics = { label_names: [], ...e.metrics };
+  const n = metrics.images ?? metrics.n;
+  const skipped = typeof metrics.skipped_images === 'object' ? metrics.skipped_images?.without_mask ?? 0 : 0;
+  const leftOut = skipped > 0 ? ` ${plural(skipped, 'image')} without a mask ${skipped === 1 ? 'was' : 'were'} left out.` : '';
   return (
     <div data-testid="evaluation-result">
       {hasEvaluation(metrics) && (
         <EvaluationView
           evaluation={metrics}
           title={`At ${site.site.name}`}
-          caption={`Measured on ${metrics.n != null ? `${metrics.n} ` : ''}images of “${datasetName}”, checked ${dateTime(e.finished_at)}. The model never learned from them. ${ttaInWords(metrics.tta).sentence}`}
+          caption={`Measured on ${n != null ? `${n} ` : ''}images of “${datasetName}”, checked ${dateTime(e.finished_at)}. The model never learned from them.${leftOut} ${ttaInWords(metrics.tta).sentence}`}
         />
       )}
-      <ShareChoice evaluation={e} site={site} onChange={onChange} />
+      <ShareChoice evaluation={e} site={site} onChange={onChange} outlines={outlines} />
     </div>
   );
 }
 
 /** The share choice: private by default; sharing shows the totals in the model's per-hospital table. */
-export function ShareChoice({ evaluation, site, onChange }: { evaluation: SiteEvaluation; site: Membership; onChange: (e: SiteEvaluation) => void }) {
+export function ShareChoice({ evaluation, site, onChange, outlines = false }: {
+  evaluation: SiteEvaluation;
+  site: Membership;
+  onChange: (e: SiteEvaluation) => void;
+  /** An outlining model's check: its totals are Dice, lesions found and normal images left empty. */
+  outlines?: boolean;
+}) {
   const { busy, error, run } = useAction();
   const set = (shared: boolean) =>
     run(async () => onChange(await api.post<SiteEvaluation>(`/marketplace/evaluations/${evaluation.id}/share/`, { shared })));
@@ -150,12 +185,16 @@ export function ShareChoice({ evaluation, site, onChange }: { evaluation: SiteEv
     <div className="share-choice" data-testid="share-choice">
       <h3 className="h4">Who sees these results</h3>
       <p role="status" data-testid="share-state">
-        {evaluation.shared
-          ? `Shared: every hospital that can see this model finds ${site.site.name}’s totals in the table “How it worked at each hospital”.`
-          : `Private: only ${site.site.name} sees these results.`}
+        {!evaluation.shared
+          ? `Private: only ${site.site.name} sees these results.`
+          : outlines
+            ? `Shared: every hospital that can see this model sees under “How it worked at each hospital” that ${site.site.name} checked it.`
+            : `Shared: every hospital that can see this model finds ${site.site.name}’s totals in the table “How it worked at each hospital”.`}
       </p>
       <p className="small muted">
-        Sharing shows only totals (number of images, how well it separates cases, how many cases of the finding it found and how many others it cleared, right answers). Never
+        {outlines
+          ? 'Sharing shows only totals (number of images, how much the outlines overlap (Dice), lesions found and missed, normal images left empty, the lowest Dice values). Never'
+          : 'Sharing shows only totals (number of images, how well it separates cases, how many cases of the finding it found and how many others it cleared, right answers). Never'}{' '}
         an image, a file name or a per-patient answer.
       </p>
       <div className="actions">

@@ -10,7 +10,7 @@ import { aucGrade, findingTerms, ttaInWords, ttaPolicy } from '../lib/metrics';
 import { defaultSite, membershipFor } from '../session';
 import { DownloadPanel, EvaluateAtMySite, VersionActions } from '../components/ModelActions';
 import { SegmentationResult } from '../components/SegmentationResult';
-import { isSegmentation, isSegmentationResult } from '../lib/segmentation';
+import { isSegmentation, isSegmentationResult, outlinedClasses } from '../lib/segmentation';
 import type { Evaluation } from '../api/types';
 
 const PAGE_SIZE = 20;
@@ -251,16 +251,23 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
                 <dd data-testid="card-finding">“{card.positive_class}”: its “found” numbers count images of this label it recognised</dd>
               </>
             )}
+            {outlines && (
+              <>
+                <dt>What it outlines</dt>
+                <dd data-testid="card-outlines">{outlinedClasses(card.labels ?? m.label_names).join(', ') || '—'}</dd>
+              </>
+            )}
             <dt>How it was trained</dt>
-            <dd>
+            <dd data-testid="card-training">
               {card.training_data?.total_images != null ? `${card.training_data.total_images} images at ${card.site?.name ?? m.site_name}` : `At ${m.site_name}`}
               {Object.keys(labels).length > 0 && ` (${Object.entries(labels).map(([k, n]) => `${n} ${k}`).join(', ')})`}
+              {outlines && card.training_data?.empty_masks != null && `, ${emptyMasksInWords(card.training_data.empty_masks)}`}
               . Images never left the hospital.
             </dd>
             <dt>Started from</dt>
             <dd>{card.lineage?.starting_point ? `${card.lineage.starting_point.name} (${SOURCE_NAMES[card.lineage.starting_point.source] ?? card.lineage.starting_point.source})` : card.lineage?.parent ? 'A model from another hospital (see family tree)' : '—'}</dd>
             <dt>Network</dt>
-            <dd>{card.architecture ?? m.architecture}{card.input?.size ? `, looks at images resized to ${card.input.size}×${card.input.size} pixels` : ''}</dd>
+            <dd>{card.architecture ?? m.architecture}{card.input?.size ? `, ${outlines ? readsInWords(card.input.mode, card.input.size) : `looks at images resized to ${card.input.size}×${card.input.size} pixels`}` : ''}</dd>
             {card.input?.preprocessing && (<><dt>Image preparation</dt><dd className="small">{card.input.preprocessing}</dd></>)}
             {card.lineage?.weights_sha256 && (<><dt>Fingerprint of the weights</dt><dd><code className="small">{card.lineage.weights_sha256.slice(0, 16)}…</code></dd></>)}
           </dl>
@@ -268,8 +275,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
       </div>
 
       {outlines && (ownCheck.dice != null ? (
-        <SegmentationResult evaluation={ownCheck} title="How well it outlines"
-          caption="Measured by the publishing hospital on its own final-check images, which the model never learned from." />
+        <SegmentationResult evaluation={ownCheck} title="How well it outlines" caption={publisherCheckInWords(ownCheck)} />
       ) : (
         <p className="notice notice-info" data-testid="no-dice">This model card does not record how well the model outlines (its Dice). Check it on your own images before use.</p>
       ))}
@@ -280,7 +286,7 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
           each image the model looked at and averaged; numbers averaged another way are kept in a table of their own.
         </p>
         {outlines
-          ? <p className="muted" data-testid="no-outline-results">How well it outlined at each hospital is not shown here yet. Check it on your own images below.</p>
+          ? <OutlineChecks rows={m.evaluations} />
           : <SiteResultsTable rows={m.evaluations} labels={m.label_names} />}
       </section>
 
@@ -325,6 +331,52 @@ function ModelDetail({ me, id }: { me: Me; id: string }) {
 
       {usable && site && <DownloadPanel key={`download-${site.site.slug}`} model={m} site={site} />}
     </section>
+  );
+}
+
+/** "12 of them with nothing to outline (an empty mask)". */
+function emptyMasksInWords(n: number): string {
+  if (n === 0) return 'every one with something outlined';
+  return `${n} of them with nothing to outline (an empty mask)`;
+}
+
+/** How an outlining model reads an image (its card's `input.mode`). */
+function readsInWords(mode: string | undefined, size: number): string {
+  return mode === 'patch'
+    ? `reads images at their own resolution in overlapping ${size}-pixel squares`
+    : `reads each image whole, fitted into ${size}×${size} pixels`;
+}
+
+/** Where the publisher's own Dice was measured, and how each image's answers were averaged. */
+function publisherCheckInWords(metrics: Evaluation & { tta?: unknown; evaluated_on?: string }): string {
+  const where = (metrics.evaluated_on ?? 'test').startsWith('validation')
+    ? 'Measured by the publishing hospital on its tuning images (its final-check set was empty), which the model did not learn from directly.'
+    : 'Measured by the publishing hospital on its own final-check images, which the model never learned from.';
+  return metrics.tta != null ? `${where} ${ttaInWords(metrics.tta).sentence}` : where;
+}
+
+/**
+ * An outlining model's checks by hospital. The hub lists the hospitals that shared a check, but not
+ * yet their Dice: say who checked it, never a table of empty cells.
+ */
+function OutlineChecks({ rows }: { rows: SiteResult[] }) {
+  const shared = rows.filter((r) => r.source === 'site_evaluation');
+  return (
+    <div data-testid="outline-checks">
+      <p className="small">The publishing hospital’s own result is the card above.</p>
+      {shared.length > 0 ? (
+        <ul className="small">
+          {shared.map((r, i) => (
+            <li key={`${r.site}-${r.version}-${i}`}>
+              {r.site_name || r.site} checked version {r.version} on its own images{r.at ? ` (${new Date(r.at).toLocaleDateString()})` : ''} and shared it.
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="small muted">No other hospital has shared a check of this model yet.</p>
+      )}
+      <p className="small muted" data-testid="no-outline-results">Other hospitals’ Dice is not shown here yet. Check it on your own images below.</p>
+    </div>
   );
 }
 
