@@ -27,12 +27,21 @@ export function withRange(value: number | null | undefined, range: number[] | nu
   return `${fmt(value)} (likely between ${fmt(range[0])} and ${fmt(range[1])})`;
 }
 
-/** The AUC difference in words, with its range, e.g. "0.30 lower (likely between 0.20 and 0.40 lower)". */
+/** What the two models were compared on: AUC (classifiers) or the mean Dice per image (outlining models). */
+export function comparedOn(c: ParentComparison): 'auc' | 'dice' {
+  if (c.metric) return c.metric;
+  // Comparisons stored before `metric` was: an outlining model's carry Dice and no AUC.
+  return c.child?.dice != null && c.child?.auc == null ? 'dice' : 'auc';
+}
+
+const METRIC_NAME = { auc: 'AUC', dice: 'mean Dice' } as const;
+
+/** The difference in words, with its range, e.g. "0.30 lower (likely between 0.20 and 0.40 lower)". */
 export function differenceInWords(c: ParentComparison): string | null {
-  if (c.auc_difference == null) return null;
+  const [difference, range] = comparedOn(c) === 'dice' ? [c.dice_difference, c.dice_difference_ci] : [c.auc_difference, c.auc_difference_ci];
+  if (difference == null) return null;
   const side = (v: number) => (Math.abs(v) < 0.005 ? 'the same' : `${Math.abs(v).toFixed(2)} ${v > 0 ? 'higher' : 'lower'}`);
-  const range = c.auc_difference_ci;
-  const head = side(c.auc_difference);
+  const head = side(difference);
   return range ? `${head} (likely between ${side(range[0])} and ${side(range[1])})` : head;
 }
 
@@ -43,19 +52,25 @@ export function checkSetInWords(c: ParentComparison): string {
   return `${n} check image${n === 1 ? '' : 's'}${per.length ? ` (${per.join(', ')})` : ''}`;
 }
 
-const ROWS: [string, keyof ComparedModel, keyof ComparedModel, Fmt][] = [
-  ['How well it separates cases (AUC)', 'auc', 'auc_ci', auc],
-  ['Cases found (sensitivity)', 'sensitivity', 'sensitivity_ci', share],
-  ['Healthy correctly cleared (specificity)', 'specificity', 'specificity_ci', share],
-  ['Right answers (accuracy)', 'accuracy', 'accuracy_ci', share],
-];
+type Row = [string, keyof ComparedModel, keyof ComparedModel, Fmt];
+const ROWS: Record<'auc' | 'dice', Row[]> = {
+  auc: [
+    ['How well it separates cases (AUC)', 'auc', 'auc_ci', auc],
+    ['Cases found (sensitivity)', 'sensitivity', 'sensitivity_ci', share],
+    ['Healthy correctly cleared (specificity)', 'specificity', 'specificity_ci', share],
+    ['Right answers (accuracy)', 'accuracy', 'accuracy_ci', share],
+  ],
+  // Two decimals, like every Dice on the dashboard.
+  dice: [['Overlap with the expert’s outline (mean Dice; 1 is perfect)', 'dice', 'dice_ci', auc]],
+};
 
 /** A fine-tuned model beside the model it started from, measured on the same check images. */
 export function ParentComparisonView({ comparison }: { comparison: ParentComparison }) {
   const c = comparison;
   const child = c.child ?? {};
   const parent = c.parent ?? {};
-  const rows = ROWS.filter(([, key]) => child[key] != null || parent[key] != null);
+  const metric = comparedOn(c);
+  const rows = ROWS[metric].filter(([, key]) => child[key] != null || parent[key] != null);
   const difference = differenceInWords(c);
   return (
     <section className="card" aria-labelledby="parent-comparison-title" data-testid="parent-comparison">
@@ -90,7 +105,11 @@ export function ParentComparisonView({ comparison }: { comparison: ParentCompari
             </tbody>
           </table>
           </div>
-          {difference && <p className="small">This model’s AUC compared image for image with the model it started from: {difference}.</p>}
+          {difference && (
+            <p className="small" data-testid="parent-difference">
+              This model’s {METRIC_NAME[metric]} compared image for image with the model it started from: {difference}.
+            </p>
+          )}
         </>
       )}
     </section>
@@ -106,9 +125,12 @@ export function PublishComparisonWarning({ comparison, message, confirmed, onCon
   onConfirm: (value: boolean) => void;
 }) {
   const c = comparison;
+  const metric = c ? comparedOn(c) : 'auc';
+  const [mine, theirs] = [c?.child?.[metric], c?.parent?.[metric]];
+  const scored = metric === 'dice' ? 'a mean Dice of' : 'AUC';
   const why = c
-    ? [c.verdict_text, c.reason, c.child?.auc != null && c.parent?.auc != null
-        ? `On ${c.check_images} check images it scored AUC ${auc(c.child.auc)}; the model it started from scored ${auc(c.parent.auc)}.`
+    ? [c.verdict_text, c.reason, mine != null && theirs != null
+        ? `On ${c.check_images} check images it scored ${scored} ${auc(mine)}; the model it started from scored ${auc(theirs)}.`
         : null].filter(Boolean).join(' ')
     : message;
   return (

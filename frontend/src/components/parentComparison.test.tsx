@@ -123,3 +123,48 @@ describe('publishing a fine-tune', () => {
     expect(fake.sent('POST', '/marketplace/versions/')[1].body).toMatchObject({ acknowledge_comparison: true });
   });
 });
+
+/** An outlining fine-tune beside its parent, as the site agent reports it (workers/pollen_agent/ml/compare.py). */
+function diceComparison(extra: Partial<ParentComparison> = {}): ParentComparison {
+  return {
+    verdict: 'worse',
+    verdict_text: 'Worse than the model it started from, on the same check images.',
+    metric: 'dice',
+    check_images: 40,
+    child: { dice: 0.71, dice_ci: [0.66, 0.76] },
+    parent: { dice: 0.78, dice_ci: [0.74, 0.82] },
+    dice_difference: -0.07,
+    dice_difference_ci: [-0.11, -0.03],
+    ...extra,
+  };
+}
+
+describe('an outlining fine-tune beside the model it started from', () => {
+  it('compares the mean Dice with its ranges, never an AUC', () => {
+    render(<ParentComparisonView comparison={diceComparison()} />);
+    const rows = within(screen.getByRole('table')).getAllByRole('row');
+    expect(rows.map((r) => r.textContent)).toEqual([
+      'ResultThis modelThe model it started from',
+      'Overlap with the expert’s outline (mean Dice; 1 is perfect)0.71 (likely between 0.66 and 0.76)0.78 (likely between 0.74 and 0.82)',
+    ]);
+    expect(screen.getByText(/same 40 check images:/)).toBeTruthy();
+    expect(screen.getByTestId('parent-difference').textContent).toBe(
+      'This model’s mean Dice compared image for image with the model it started from: 0.07 lower (likely between 0.11 lower and 0.03 lower).',
+    );
+    expect(document.body.textContent).not.toMatch(/AUC/);
+  });
+
+  it('reads a comparison stored before it named its metric by the numbers it carries', () => {
+    const { metric: _metric, ...older } = diceComparison({ dice_difference: 0.02, dice_difference_ci: [-0.01, 0.05] });
+    expect(differenceInWords(older)).toBe('0.02 higher (likely between 0.01 lower and 0.05 higher)');
+  });
+
+  it('says Dice in the publish warning', async () => {
+    hub();
+    render(<PublishPanel site={SITE} source={{ job: job(diceComparison()) }} />);
+    const dialog = await openDialog();
+    const warning = within(dialog).getByTestId('publish-comparison-warning');
+    expect(warning.textContent).toContain('On 40 check images it scored a mean Dice of 0.71; the model it started from scored 0.78.');
+    expect(warning.textContent).not.toMatch(/AUC/);
+  });
+});
