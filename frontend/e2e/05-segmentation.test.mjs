@@ -4,25 +4,28 @@
 // mask, a mask without its image and an image without its mask), sees how they pair before sending,
 // uploads them, reads the masks outlined over the images and the mask statistics (sizes, normal
 // images, the readers' agreement), then trains a first outline model (decoder only) and reads its
-// Dice card with the model's outlines over check images.
+// Dice card with the model's outlines over check images; publishes it, reads its marketplace card
+// and applies it to the dataset: each image's outline faded over the image, side by side, the
+// probability map, the area in words and the mask PNG.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  agentSeen, apiCall, checkTablet, ensureEverySplitHasEachLabel, expectClean, greyPng, launch, shot, signedIn, until,
+  agentHasTask, agentSeen, apiCall, apiHas, checkTablet, ensureEverySplitHasEachLabel, expectClean, greyPng, launch, shot, signedIn, until,
 } from './helpers.mjs';
 
 const RUN = Date.now().toString(36);
 const DATASET = `Lesion outlines e2e ${RUN}`;
+const MODEL = `Lesion outliner e2e ${RUN}`;
 const SIZE = 64;
 const LESIONS = 8; // images with a lesion: case-0 … case-7
 const NORMALS = 2; // images with an empty mask: normal-0, normal-1
 const SECOND_READER = 4; // case-0 … case-3 also have a mask by the reader "second"
 let browser;
 let folder;
-const state = { datasetId: null, jobId: null, finished: false };
+const state = { datasetId: null, jobId: null, finished: false, publishedModel: null, published: false };
 
 /** A lesion: a bright disc of radius r at (cx, cy). */
 const inDisc = (x, y, { cx, cy, r }) => (x - cx) ** 2 + (y - cy) ** 2 < r * r;
@@ -201,5 +204,70 @@ describe('clinician at St Anne’s: images with masks, their outlines and statis
     await expectClean(page);
     await shot(page, '35-dice-card');
     await checkTablet(page, '35-dice-card');
+  });
+
+  it('publishes the outline model and reads its Dice card in the marketplace', async (t) => {
+    if (!state.finished) return t.skip('the training run did not finish (see above)');
+    if (!(await apiHas(page, '/marketplace/versions/'))) return t.skip('the hub has no marketplace API yet');
+    if (!agentHasTask('pollen.gpu.publish')) return t.skip('the site agent cannot copy weights to the marketplace (no pollen.gpu.publish task)');
+    await page.getByRole('button', { name: 'Publish to the marketplace' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Publish this model' });
+    await dialog.getByLabel('Name in the marketplace').fill(MODEL);
+    await dialog.getByLabel('What it is for (intended use)').fill('Outlines breast lesions on ultrasound for a second look. Test model.');
+    await dialog.getByLabel('Known limitations').fill('Trained on 10 generated images: for testing only, never for patients.');
+    await dialog.getByRole('button', { name: 'Publish' }).click();
+    const link = await until('the publication to be recorded', async () => page.getByRole('link', { name: 'Open it in the marketplace' }).getAttribute('href').catch(() => null), { timeout: 20_000 });
+    state.publishedModel = /\/marketplace\/models\/(\d+)/.exec(link)[1];
+    await page.getByText(/version \d+ is published/i).waitFor({ timeout: 120_000 });
+    state.published = true;
+    await page.getByRole('link', { name: 'Open it in the marketplace' }).click();
+    await page.getByRole('heading', { name: MODEL, level: 1 }).waitFor();
+    assert.equal(await page.getByTestId('card-outlines').innerText(), 'lesion');
+    assert.match(await page.getByTestId('card-training').innerText(), /^\d+ images at St Anne/);
+    const card = page.getByTestId('segmentation-result');
+    assert.match(await card.getByTestId('tile-dice').innerText(), /Overlap with the expert’s outline \(Dice\)\s*[01]\.\d\d/);
+    // Which images were hardest stays at St Anne's: the card gives Dice values only.
+    assert.equal(await card.getByTestId('worst-cases').count(), 0);
+    assert.equal(await page.getByRole('columnheader', { name: 'Separates cases (AUC)' }).count(), 0);
+    await expectClean(page);
+    await shot(page, '36-outline-model-card');
+  });
+
+  it('applies it to the dataset: each outline over its image with a slider, side by side, the maps, the area and the mask', async (t) => {
+    if (!state.published) return t.skip('nothing usable was published (see above)');
+    if (!agentHasTask('pollen.gpu.predict')) return t.skip('the site agent cannot run predictions (no pollen.gpu.predict task)');
+    await page.getByRole('link', { name: 'Use this model on my images' }).click();
+    await page.getByRole('heading', { name: 'Apply a model', level: 1 }).waitFor();
+    await page.getByTestId('outline-products').waitFor();
+    assert.equal(await page.getByRole('checkbox', { name: /heatmap/ }).count(), 0, 'no heatmap option for an outlining model');
+    await page.getByRole('radio', { name: /A dataset at St Anne/ }).check();
+    await page.getByLabel('Dataset', { exact: true }).selectOption(String(state.datasetId));
+    await page.getByRole('button', { name: 'Run the model' }).click();
+    const results = page.getByTestId('prediction-results');
+    await results.getByRole('heading', { name: 'What the model outlined' }).waitFor({ timeout: 180_000 });
+    const row = results.getByTestId('prediction-result').filter({ hasText: 'case-0.png' });
+    const loaded = (img) => img.evaluate((el) => el.complete && el.naturalWidth > 0);
+    const outline = row.getByRole('img', { name: 'The model’s outline over case-0.png' });
+    await outline.waitFor({ timeout: 30_000 });
+    await until('the outline over case-0.png to load', () => loaded(outline), { timeout: 20_000 });
+    const plain = row.getByRole('img', { name: 'case-0.png, without the outline' });
+    await until('the plain image under the outline to load', () => loaded(plain), { timeout: 20_000 });
+    assert.match(await row.getByTestId('outline-area').innerText(), /^(The outlined lesion covers .+ of the image; \d+ regions?\.|The model outlined nothing on this image\.)$/);
+    assert.match(await row.getByTestId('outline-unsure').innerText(), /^How unsure the model was: /);
+    await page.getByRole('slider', { name: 'Strength over the image' }).fill('30');
+    assert.equal(await outline.evaluate((el) => el.style.opacity), '0.3');
+    await page.getByRole('checkbox', { name: 'Side by side with the image' }).check();
+    assert.equal(await row.getByTestId('side-by-side').getByRole('img').count(), 2);
+    await page.getByRole('radio', { name: 'How likely (probability map)' }).check();
+    const map = row.getByRole('img', { name: /^Map of how likely each part of case-0\.png is to be lesion/ });
+    await until('the probability map to load', () => loaded(map), { timeout: 20_000 });
+    // The mask is a PNG of class numbers, straight from the site's storage.
+    const href = await row.getByRole('link', { name: 'Mask (PNG, class numbers)' }).getAttribute('href');
+    const mask = await page.request.get(href);
+    assert.equal(mask.status(), 200);
+    assert.equal((await mask.body()).subarray(1, 4).toString('latin1'), 'PNG');
+    await expectClean(page);
+    await shot(page, '37-apply-outlines');
+    await checkTablet(page, '37-apply-outlines');
   });
 });
