@@ -196,16 +196,24 @@ def overlay_links(prediction: Prediction) -> dict[str, str]:
     from pollen.core.dispatch import ask_site_agent
 
     keys = [r["overlay_key"] for r in prediction.results if r.get("overlay_key")]
+    # An outline is read over its image: the image's own link goes along (the site's own
+    # storage, to the site's own clinician), named "image:<id>".
+    sources = {i["image_id"]: i["key"] for i in prediction.inputs}
+    images = {}
     for result in prediction.results:
         outline = result.get("segmentation") or {}
         keys += [outline[k] for k in SEGMENTATION_PICTURES if outline.get(k)]
+        if outline and result["image_id"] in sources:
+            images[f"image:{result['image_id']}"] = sources[result["image_id"]]
+    keys += list(images.values())
     if not keys:
         return {}
     slug = prediction.site.slug
     answer = ask_site_agent(
         slug, tasks.PRESIGN_DOWNLOAD, {"site": slug, "keys": keys, "expires_in": 300}
     )
-    return dict(answer.get("urls", {}))
+    urls = dict(answer.get("urls", {}))
+    return urls | {name: urls[key] for name, key in images.items() if key in urls}
 
 
 # --- The agent's results (claims, renewals and takeovers are in marketplace.work) ---------

@@ -67,8 +67,8 @@ class PredictionResultOut(serializers.Serializer):
     segmentation_urls = serializers.DictField(
         child=serializers.CharField(allow_null=True),
         required=False,
-        help_text="Short-lived links to mask, overlay, probability and uncertainty (on a "
-        "finished prediction's own page only)",
+        help_text="Short-lived links to mask, overlay, probability, uncertainty and the image "
+        "itself at full size (on a finished prediction's own page only)",
     )
     sliding_window = serializers.DictField(
         required=False,
@@ -195,7 +195,7 @@ def _with_links(result: dict[str, Any], links: dict[str, str]) -> dict[str, Any]
         linked["segmentation_urls"] = {
             key.removesuffix("_key"): links.get(outline.get(key) or "")
             for key in applying.SEGMENTATION_PICTURES
-        }
+        } | {"image": links.get(f"image:{result['image_id']}")}
     return linked
 
 

@@ -46,6 +46,10 @@ class VersionSummaryOut(serializers.ModelSerializer):
     positive_class = serializers.SerializerMethodField(
         help_text="The finding the model looks for (blank for three or more labels)"
     )
+    task = serializers.SerializerMethodField(help_text="classification or segmentation")
+    dice = serializers.SerializerMethodField(
+        help_text="Outlining models: mean Dice per test image at the publishing site"
+    )
 
     class Meta:
         model = PublishedVersion
@@ -54,6 +58,8 @@ class VersionSummaryOut(serializers.ModelSerializer):
             "number",
             "status",
             "auc",
+            "dice",
+            "task",
             "positive_class",
             "weights_sha256",
             "published_at",
@@ -61,6 +67,13 @@ class VersionSummaryOut(serializers.ModelSerializer):
 
     def get_positive_class(self, version: PublishedVersion) -> str:
         return card_positive_class(version.card)
+
+    def get_task(self, version: PublishedVersion) -> str:
+        return str(version.card.get("task") or "classification")
+
+    def get_dice(self, version: PublishedVersion) -> float | None:
+        dice = (version.card.get("metrics") or {}).get("dice")
+        return float(dice) if dice is not None else None
 
 
 class PublishedModelOut(serializers.ModelSerializer):
@@ -275,14 +288,22 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
     Each row names its site by slug and display name (a site's name is public in the consortium;
     its results appear here only once that site shared them).
     """
-    keys = ("n", "auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
+    keys = (
+        "n",
+        "auc",
+        "accuracy",
+        "balanced_accuracy",
+        "sensitivity",
+        "specificity",
+        *OUTLINE_KEYS,
+    )
     rows = [
         {
             "site": model.site.slug,
             "site_name": model.site.name,
             "version": v.number,
             "source": "publisher_test_split",
-            **{k: (v.card.get("metrics") or {}).get(k) for k in keys},
+            **_numbers(v.card.get("metrics") or {}, keys),
             "positive_class": card_positive_class(v.card),
             "tta": _card_tta(v.card),
             "ece": (v.card.get("metrics") or {}).get("calibration_error"),
@@ -299,7 +320,7 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
                 "site_name": evaluation.site.name,
                 "version": numbers[evaluation.published_version_id],
                 "source": "site_evaluation",
-                **{k: evaluation.metrics.get(k) for k in keys},
+                **_numbers(evaluation.metrics, keys),
                 "positive_class": measured_positive_class(evaluation.metrics),
                 "tta": measured_tta(evaluation.metrics, legacy=_SITE_DEFAULT_TTA),
                 "ece": evaluation.metrics.get("ece"),
@@ -307,6 +328,18 @@ def _site_table(model: PublishedModel, versions: list[PublishedVersion]) -> list
             }
         )
     return rows
+
+
+# An outlining model's numbers in the per-site table (ml/segmentation/metrics.py).
+OUTLINE_KEYS = ("dice", "lesion_dice", "iou", "hd95_median")
+
+
+def _numbers(metrics: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The table's numbers; an outlining model counts its images as ``images``."""
+    numbers = {k: metrics.get(k) for k in keys}
+    if numbers["n"] is None and metrics.get("images") is not None:
+        numbers["n"] = metrics["images"]
+    return numbers
 
 
 # An evaluation at a site asked for TTA unless told otherwise.
@@ -328,6 +361,18 @@ class SiteResultOut(serializers.Serializer):
     )
     n = serializers.IntegerField(allow_null=True)
     auc = serializers.FloatField(allow_null=True)
+    dice = serializers.FloatField(
+        allow_null=True,
+        required=False,
+        help_text="Outlining models: mean Dice per image (an empty mask left empty scores 1)",
+    )
+    lesion_dice = serializers.FloatField(
+        allow_null=True, required=False, help_text="Outlining models: over images with a finding"
+    )
+    iou = serializers.FloatField(allow_null=True, required=False)
+    hd95_median = serializers.FloatField(
+        allow_null=True, required=False, help_text="Outlining models: median HD95, pixels"
+    )
     accuracy = serializers.FloatField(allow_null=True)
     balanced_accuracy = serializers.FloatField(allow_null=True)
     sensitivity = serializers.FloatField(

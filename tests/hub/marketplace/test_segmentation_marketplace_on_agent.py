@@ -97,6 +97,18 @@ def test_an_outline_model_is_published_evaluated_applied_and_fine_tuned_elsewher
     )
     assert "per_image" not in metrics and "worst" not in metrics
 
+    # Shared, B's Dice joins the model page's per-site table beside A's own test check.
+    shared = b.post(f"/api/v1/marketplace/evaluations/{scored['id']}/share/", {}, format="json")
+    assert shared.status_code == 200, shared.content
+    page = a.get(f"/api/v1/marketplace/models/{version['published_model']}/").json()
+    rows = page["evaluations"]
+    by_site = {row["site"]: row for row in rows}
+    assert by_site["site-a"]["dice"] == pytest.approx(job["evaluation"]["dice"])
+    assert by_site["site-b"]["dice"] == pytest.approx(metrics["dice"])
+    assert by_site["site-b"]["n"] == 48
+    assert page["latest_version"]["task"] == "segmentation"
+    assert page["latest_version"]["dice"] == pytest.approx(job["evaluation"]["dice"])
+
     # A classification dataset is refused in words.
     labelled = b.post(
         "/api/v1/datasets/",

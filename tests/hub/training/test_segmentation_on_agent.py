@@ -118,7 +118,9 @@ def test_a_unet_learns_to_outline_and_its_model_says_how_to_read_images(
     assert (outlined["width"], outlined["height"]) == (SIDE, SIDE) and outlined["tta"] != "none"
     assert answer["regions"] >= 1 and 0 <= answer["mean_uncertainty"] <= 1
     links = outlined["segmentation_urls"]
-    assert set(links) == {"mask", "overlay", "probability", "uncertainty"}
+    assert set(links) == {"mask", "overlay", "probability", "uncertainty", "image"}
+    plain = PILImage.open(io.BytesIO(requests.get(links["image"], timeout=30).content))
+    assert plain.size == (SIDE, SIDE)  # the image itself, at full size, to lay the outline over
     mask = PILImage.open(io.BytesIO(requests.get(links["mask"], timeout=30).content))
     assert mask.size == (SIDE, SIDE)
     drawn = np.asarray(mask)
