@@ -88,10 +88,10 @@ def medmnist_dir() -> Path:
     configured = os.environ.get(MEDMNIST_ENV)
     if configured:
         return Path(configured)
-    return _repo_root().parent / "shared" / "data" / "medmnist"
+    return repo_root().parent / "shared" / "data" / "medmnist"
 
 
-def _repo_root() -> Path:
+def repo_root() -> Path:
     # The repository root is the first ancestor holding pyproject.toml; fall back to the
     # fixed layout workers/pollen_agent/ml/ when running from an installed copy.
     here = Path(__file__).resolve()

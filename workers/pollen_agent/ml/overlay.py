@@ -54,7 +54,7 @@ def heatmap_png(
     _check_heatmap(heatmap)
     height, width = _fit(heatmap.shape[0], heatmap.shape[1], max_side)
     resized = _resize_heatmap(heatmap, height, width)
-    return _png(colorize(resized, colormap=colormap))
+    return png_bytes(colorize(resized, colormap=colormap))
 
 
 def heatmap_overlay_png(
@@ -73,10 +73,10 @@ def heatmap_overlay_png(
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     _check_heatmap(heatmap)
-    rgb = _reduced_rgb(image, max_side)
+    rgb = reduced_rgb(image, max_side)
     colours = colorize(_resize_heatmap(heatmap, rgb.shape[0], rgb.shape[1]), colormap=colormap)
     blended = (1.0 - alpha) * rgb.astype(np.float32) + alpha * colours.astype(np.float32)
-    return _png(blended.round().astype(np.uint8))
+    return png_bytes(blended.round().astype(np.uint8))
 
 
 def _check_heatmap(heatmap: np.ndarray) -> None:
@@ -97,7 +97,7 @@ def _resize_heatmap(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(resized)
 
 
-def _reduced_rgb(image: np.ndarray, max_side: int) -> np.ndarray:
+def reduced_rgb(image: np.ndarray, max_side: int) -> np.ndarray:
     """RGB uint8 copy of ``image`` no larger than ``max_side``, without a full-size float copy."""
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[2] in (2, 4):
@@ -117,7 +117,7 @@ def _reduced_rgb(image: np.ndarray, max_side: int) -> np.ndarray:
     return np.asarray(reduced)
 
 
-def _png(rgb: np.ndarray) -> bytes:
+def png_bytes(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()

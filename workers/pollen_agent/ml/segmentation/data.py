@@ -30,7 +30,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from pollen_agent.errors import UserError
-from pollen_agent.ml.data import _repo_root
+from pollen_agent.ml.data import repo_root
 from pollen_agent.ml.inference import (
     InferencePolicy,
     Preprocess,
@@ -221,7 +221,7 @@ def busi_dir() -> Path:
     configured = os.environ.get(BUSI_ENV)
     if configured:
         return Path(configured)
-    return _repo_root().parent / "shared" / "data" / "busi-256"
+    return repo_root().parent / "shared" / "data" / "busi-256"
 
 
 def load_busi(

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from pollen_agent.ml.overlay import DEFAULT_MAX_SIDE, _png, _reduced_rgb, heatmap_png
+from pollen_agent.ml.overlay import DEFAULT_MAX_SIDE, heatmap_png, png_bytes, reduced_rgb
 
 PREDICTION_COLOUR = (255, 214, 0)  # yellow
 TRUTH_COLOUR = (0, 229, 255)  # cyan
@@ -30,7 +30,7 @@ def mask_png(mask: np.ndarray) -> bytes:
         raise ValueError(f"a mask must be a non-empty 2-D array, got shape {values.shape}")
     if values.min() < 0 or values.max() > 255:
         raise ValueError("mask class indexes must be between 0 and 255")
-    return _png(np.ascontiguousarray(values.astype(np.uint8)))
+    return png_bytes(np.ascontiguousarray(values.astype(np.uint8)))
 
 
 def overlay_png(
@@ -45,7 +45,7 @@ def overlay_png(
     ``image`` is uint8 greyscale or RGB(A) of the masks' size; images longer than ``max_side``
     are reduced, masks with them.
     """
-    rgb = _reduced_rgb(image, max_side).copy()
+    rgb = reduced_rgb(image, max_side).copy()
     height, width = rgb.shape[:2]
     thickness = max(1, round(max(height, width) / OUTLINE_PER_PIXELS))
     layers = [(mask, PREDICTION_COLOUR)]
@@ -55,7 +55,7 @@ def overlay_png(
         if np.shape(layer)[:2] != np.shape(image)[:2]:
             raise ValueError(f"a mask {np.shape(layer)} differs from its image {np.shape(image)}")
         rgb[outline(_resized_mask(layer, height, width), thickness)] = colour
-    return _png(rgb)
+    return png_bytes(rgb)
 
 
 def outline(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
