@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pollen_contracts.contract import Contract, require
+from pollen_contracts.manifest import InferenceBlock
 from pollen_contracts.weights import require_sha256
 
 Interval = list[float]  # a 95 % interval [low, high]
@@ -200,6 +201,14 @@ class HeldOutMetrics(Contract):
     warnings: list[str] = field(default_factory=list)
     # The test-time augmentation the numbers were averaged over ("none", "hflip", ...).
     tta: str | None = None
+    # Segmentation: mean Dice per image (an empty mask left empty scores 1), over the images
+    # whose mask outlines a finding (lesion), mean IoU and the median HD95 in pixels.
+    dice: float | None = None
+    dice_ci: Interval | None = None
+    lesion_dice: float | None = None
+    lesion_dice_ci: Interval | None = None
+    iou: float | None = None
+    hd95_median: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,10 @@ class HeldOutComparison(Contract):
     auc_difference: float | None
     auc_difference_ci: Interval | None
     verdict: str
+    # Segmentation: final minus local mean Dice on the same images (paired bootstrap); the
+    # AUC fields are then None.
+    dice_difference: float | None = None
+    dice_difference_ci: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +255,9 @@ class RoundMetrics(Contract):
     val_loss: float | None = None
     train_loss: float | None = None
     val_count: int | None = None
+    # Segmentation: mean Dice and IoU per validation image.
+    val_dice: float | None = None
+    val_iou: float | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +272,9 @@ class RoundUpdate(Contract):
     sample_count: int
     metrics: RoundMetrics | None = None
     model: Preprocessing | None = None  # round 0 only: the model's preprocessing
+    # How the site fed the model (segmentation: whole letterboxed images, or windows of large
+    # ones), so the combined model's manifest reads images the way it was trained.
+    inference: InferenceBlock | None = None
 
     def validate(self) -> None:
         require_sha256(self.weights_sha256, "weights_sha256")

@@ -1,7 +1,7 @@
 """Which flows each task has reached: one place that says so, and one refusal in plain words.
 
 Segmentation (issue 18) trains, fine-tunes, is published with its card, applied to new images
-evaluated at a site and exported to ONNX today; cross-site training follows.
+evaluated at a site, exported to ONNX and trained across sites (relay and FedAvg) today.
 Until a flow supports a task, asking for it is refused here (409 ``task_not_supported``)
 rather than queued for an agent that would fail it.
 """
@@ -14,7 +14,9 @@ FLOWS_BY_TASK: dict[str, frozenset[str]] = {
     "classification": frozenset(
         {"train", "publish", "apply", "evaluate", "export", "federated", "fine_tune"}
     ),
-    "segmentation": frozenset({"train", "fine_tune", "apply", "publish", "evaluate", "export"}),
+    "segmentation": frozenset(
+        {"train", "fine_tune", "apply", "publish", "evaluate", "export", "federated"}
+    ),
 }
 
 _FLOW_WORDS = {

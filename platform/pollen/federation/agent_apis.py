@@ -23,7 +23,7 @@ from pollen.federation import evaluation, rounds, selectors
 from pollen.federation.models import FederatedJob
 from pollen.marketplace.work import agent_work_get
 from pollen_contracts.comparison import VERDICTS
-from pollen_contracts.manifest import TTA_POLICIES
+from pollen_contracts.manifest import INFERENCE_VERSION, INTENSITY, RESIZE_METHODS, TTA_POLICIES
 
 
 def _job(request: Request, pk: int) -> FederatedJob:
@@ -107,6 +107,13 @@ def _metric() -> serializers.FloatField:
     return serializers.FloatField(required=False, allow_null=True)
 
 
+def _score(help_text: str) -> serializers.FloatField:
+    """A number between 0 and 1 (Dice, IoU), or null."""
+    return serializers.FloatField(
+        min_value=0, max_value=1, required=False, allow_null=True, help_text=help_text
+    )
+
+
 class UpdateMetricsIn(StrictSerializer):
     """Aggregate validation numbers only: one number each, never a per-image value."""
 
@@ -116,6 +123,8 @@ class UpdateMetricsIn(StrictSerializer):
     val_loss = _metric()
     train_loss = _metric()
     val_count = serializers.IntegerField(min_value=0, required=False)
+    val_dice = _score(help_text="Segmentation: mean Dice per validation image")
+    val_iou = _score(help_text="Segmentation: mean IoU per validation image")
 
 
 class ModelInfoIn(StrictSerializer):
@@ -123,11 +132,29 @@ class ModelInfoIn(StrictSerializer):
     std = serializers.ListField(child=serializers.FloatField(), min_length=1, max_length=4)
 
 
+class PreprocessMethodsIn(StrictSerializer):
+    intensity = serializers.ChoiceField(choices=[INTENSITY], required=False)
+    resize = serializers.ChoiceField(choices=list(RESIZE_METHODS), required=False)
+
+
+class InferenceBlockIn(StrictSerializer):
+    """How the site fed the model: the combined model's manifest reads images the same way."""
+
+    tta = serializers.ChoiceField(choices=list(TTA_POLICIES), required=False)
+    preprocess = PreprocessMethodsIn(required=False)
+    version = serializers.ChoiceField(choices=[INFERENCE_VERSION], required=False)
+    window = serializers.IntegerField(min_value=32, max_value=8192, required=False, allow_null=True)
+    overlap = serializers.FloatField(min_value=0, max_value=0.95, required=False, allow_null=True)
+
+
 class UpdateIn(StrictSerializer):
     weights_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
     sample_count = serializers.IntegerField(min_value=0, max_value=10_000_000)
     metrics = UpdateMetricsIn(required=False)
     model = ModelInfoIn(required=False, help_text="Round 0 only: the model's preprocessing")
+    inference = InferenceBlockIn(
+        required=False, help_text="Segmentation: how the site fed the model (whole or windows)"
+    )
 
 
 class RoundUpdateApi(APIView):
@@ -219,10 +246,19 @@ class HeldOutMetricsIn(StrictSerializer):
         required=False,
         help_text="The test-time augmentation the numbers were averaged over",
     )
+    dice = _rate()
+    dice_ci = _interval()
+    lesion_dice = _rate()
+    lesion_dice_ci = _interval()
+    iou = _rate()
+    hd95_median = serializers.FloatField(
+        min_value=0, required=False, allow_null=True, help_text="Median HD95 in pixels"
+    )
 
 
 class HeldOutComparisonIn(StrictSerializer):
-    """Federated minus local AUC on the same images, paired, with its 95 % interval."""
+    """Federated minus local AUC (segmentation: Dice) on the same images, paired, with its
+    95 % interval."""
 
     auc_difference = serializers.FloatField(min_value=-1, max_value=1, allow_null=True)
     auc_difference_ci = serializers.ListField(
@@ -232,6 +268,16 @@ class HeldOutComparisonIn(StrictSerializer):
         allow_null=True,
     )
     verdict = serializers.ChoiceField(choices=list(VERDICTS))
+    dice_difference = serializers.FloatField(
+        min_value=-1, max_value=1, required=False, allow_null=True
+    )
+    dice_difference_ci = serializers.ListField(
+        child=serializers.FloatField(min_value=-1, max_value=1),
+        min_length=2,
+        max_length=2,
+        required=False,
+        allow_null=True,
+    )
 
 
 class HeldOutCompleteIn(StrictSerializer):

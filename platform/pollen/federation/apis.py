@@ -137,10 +137,28 @@ class HeldOutMetricsOut(serializers.Serializer):
         child=serializers.FloatField(), allow_null=True, required=False
     )
     warnings = serializers.ListField(child=serializers.CharField(), required=False)
+    # An outlining model (segmentation) is scored by how well its outlines overlap the masks.
+    dice = serializers.FloatField(
+        allow_null=True, required=False, help_text="Segmentation: mean Dice per image"
+    )
+    dice_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False)
+    lesion_dice = serializers.FloatField(
+        allow_null=True,
+        required=False,
+        help_text="Segmentation: mean Dice over the images whose mask outlines a finding",
+    )
+    lesion_dice_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, required=False
+    )
+    iou = serializers.FloatField(allow_null=True, required=False)
+    hd95_median = serializers.FloatField(
+        allow_null=True, required=False, help_text="Median 95 % Hausdorff distance, in pixels"
+    )
 
 
 class HeldOutComparisonOut(serializers.Serializer):
-    """The federated model's AUC minus the local model's, on the same images (paired bootstrap).
+    """The federated model's AUC minus the local model's, on the same images (paired bootstrap);
+    for an outlining model its mean Dice minus the local model's (the AUC fields are null).
 
     ``verdict``: better, worse, no_clear_difference or too_few (too few images of some label,
     or an interval too wide to tell).
@@ -149,6 +167,10 @@ class HeldOutComparisonOut(serializers.Serializer):
     auc_difference = serializers.FloatField(allow_null=True)
     auc_difference_ci = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     verdict = serializers.CharField()
+    dice_difference = serializers.FloatField(allow_null=True, required=False)
+    dice_difference_ci = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True, required=False
+    )
 
 
 class HeldOutOut(serializers.ModelSerializer):
@@ -226,6 +248,7 @@ class FederatedJobOut(serializers.ModelSerializer):
             "start_version",
             "architecture",
             "input_size",
+            "task",
             "label_names",
             "config",
             "status",

@@ -13,7 +13,7 @@ patient, never trained or tuned on):
   first site's first turn started from the common model, so the other sites have none.
 
 Only aggregate numbers come back (counts, AUC, accuracy, sensitivity, specificity and their
-95 % intervals). A site whose check fails leaves the job as it is: the reason is recorded.
+95 % intervals; for an outlining model Dice, lesion Dice, IoU and HD95). A site whose check fails leaves the job as it is: the reason is recorded.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from pollen.marketplace.models import WorkStatus
 from pollen.marketplace.versions import finish_claimed
 from pollen.training.weights import hub_file_weights
 from pollen_contracts import queues, tasks
+from pollen_contracts.contract import contract_task
 from pollen_contracts.specs import HeldOutSpec
 from pollen_contracts.weights import WeightsSpec
 
@@ -133,6 +134,7 @@ def held_out_spec(check: HeldOutEvaluation) -> HeldOutSpec:
         positive_class=federated_positive_class(job) or None,
         federated=_weights(final.weights_key, final.weights_sha256),
         local=local,
+        task=contract_task(job.task),
     )
 
 
@@ -163,12 +165,18 @@ def held_out_complete(
     return check
 
 
+# The number a held-out check's history gives: AUC for a classifier, Dice for an outline.
+HELD_OUT_SCORES = (("auc", "AUC"), ("dice", "Dice"))
+
+
 def _log_result(check: HeldOutEvaluation, federated: dict[str, Any], local: dict[str, Any]) -> None:
     words = f"{check.site.name} checked the final model on {federated.get('n', 0)} held-out images"
-    auc = federated.get("auc")
-    if isinstance(auc, float):
-        words += f": AUC {auc:.2f}"
-        local_auc = local.get("auc") if check.local_source else None
-        if isinstance(local_auc, float):
-            words += f", against {local_auc:.2f} for its own model trained alone"
+    key, name = next(
+        ((k, n) for k, n in HELD_OUT_SCORES if isinstance(federated.get(k), float)), ("", "")
+    )
+    if key:
+        words += f": {name} {federated[key]:.2f}"
+        local_score = local.get(key) if check.local_source else None
+        if isinstance(local_score, float):
+            words += f", against {local_score:.2f} for its own model trained alone"
     history_add(check.job_id, words + ".", site=check.site.slug)

@@ -27,6 +27,20 @@ STRATEGY_WORDS: dict[str, str] = {
 }
 
 
+# The number a round's history gives for how well a model does on the tuning images, first
+# found first: AUC for a classifier, Dice for an outlining model.
+SCORE_WORDS = (("val_auc", "AUC"), ("val_dice", "Dice"))
+
+
+def score_words(metrics: dict[str, Any], *, lead: str = ", ") -> str:
+    """E.g. ", AUC 0.812 on tuning images" (empty when the site sent no such number)."""
+    for key, name in SCORE_WORDS:
+        value = metrics.get(key)
+        if isinstance(value, float):
+            return f"{lead}{name} {value:.3f} on tuning images"
+    return ""
+
+
 def round_lease_seconds() -> int:
     return int(getattr(settings, "JOB_LEASE_SECONDS", 120))
 

@@ -15,7 +15,7 @@ from pollen.audit.services import audit_record
 from pollen.core.advanced import advanced_check
 from pollen.core.errors import ApiError, Conflict, Forbidden, NotFound
 from pollen.core.task_flows import require_flow
-from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus
+from pollen.datasets.models import Dataset, DatasetStatus, ImageStatus, Task
 from pollen.datasets.positive_class import positive_class_for
 from pollen.federation.history import STRATEGY_WORDS, history_add, job_finish, now_text
 from pollen.federation.models import (
@@ -64,9 +64,38 @@ def _ready_labels(dataset: Dataset) -> list[str]:
 
 
 def _train_count(dataset: Dataset, labels: list[str]) -> int:
-    return dataset.images.filter(
-        status=ImageStatus.ACCEPTED, split="train", label__in=labels
-    ).count()
+    """The training images a site may say it trained on: labelled ones, or ones with a mask."""
+    images = dataset.images.filter(status=ImageStatus.ACCEPTED, split="train")
+    if dataset.task == Task.SEGMENTATION:
+        return images.filter(masks__status=ImageStatus.ACCEPTED).distinct().count()
+    return images.filter(label__in=labels).count()
+
+
+def _dataset_mismatch(job: FederatedJob, dataset: Dataset, site_name: str) -> tuple[str, str]:
+    """(code, words) when ``dataset`` cannot train this job's model, else ("", "")."""
+    what = f"{site_name}'s dataset '{dataset.name}'"
+    if dataset.task != job.task:
+        return "task_mismatch", (
+            f"{what} is labelled for {dataset.task}, but this training "
+            f"makes a {job.task} model. Choose a {job.task} dataset."
+        )
+    labels = _ready_labels(dataset)
+    if job.task == Task.SEGMENTATION:
+        # A mask's values index the classes: the same classes in the same order, or the
+        # sites would teach the model different things under one value.
+        if labels != list(job.label_names):
+            return "mask_classes_mismatch", (
+                f"The masks of {what} mark {', '.join(labels[1:])}; this training's masks mark "
+                f"{', '.join(job.label_names[1:])}, in that order. Every site must outline the "
+                "same classes; choose a dataset with exactly these mask classes."
+            )
+    elif sorted(labels) != sorted(job.label_names):
+        return "label_mismatch", (
+            f"The labels of {what} ({', '.join(labels)}) differ from the job's "
+            f"({', '.join(job.label_names)}). Every site must train on the same labels; choose "
+            "a dataset with exactly these labels."
+        )
+    return "", ""
 
 
 def federated_job_create(
@@ -112,13 +141,23 @@ def federated_job_create(
             "Start from a model version of the site whose dataset you chose.",
             code="invalid_starting_point",
         )
+    source = starting_point or start_version
+    assert source is not None
+    if source.task != dataset.task:
+        raise ApiError(
+            f"This starting point makes a {source.task} model, but the dataset is labelled for "
+            f"{dataset.task}. Choose a starting point for {dataset.task}.",
+            code="task_mismatch",
+        )
     config = advanced_check(advanced or {}, limits=ADVANCED_LIMITS)
     labels = _ready_labels(dataset)
     # The finding is the initiator's dataset's; kept with the job so every site's numbers are
-    # about the same label.
-    config["positive_class"] = positive_class_for(labels, dataset.positive_class)
-    source = starting_point or start_version
-    assert source is not None
+    # about the same label. An outline has no single finding.
+    config["positive_class"] = (
+        ""
+        if dataset.task == Task.SEGMENTATION
+        else positive_class_for(labels, dataset.positive_class)
+    )
     with transaction.atomic():
         job = FederatedJob.objects.create(
             initiator_site_id=dataset.site_id,
@@ -132,6 +171,7 @@ def federated_job_create(
             start_version=start_version,
             architecture=source.architecture,
             input_size=int(config.pop("input_size", source.input_size)),
+            task=dataset.task,
             label_names=labels,
             licence=source.licence,
             config=config,
@@ -188,17 +228,10 @@ def participant_respond(
                 code="dataset_required",
                 fields={"dataset": "A dataset of your site."},
             )
-        labels = _ready_labels(dataset)
-        if sorted(labels) != sorted(job.label_names):
-            message = (
-                f"The labels of {name}'s dataset '{dataset.name}' ({', '.join(labels)}) differ from the "
-                f"job's ({', '.join(job.label_names)}). Every site must train on the same labels; choose a "
-                "dataset with exactly these labels."
-            )
-            history_add(
-                job.pk, f"{name} could not accept: {message}", code="label_mismatch", site=slug
-            )
-            raise ApiError(message, code="label_mismatch", fields={"dataset": message})
+        code, message = _dataset_mismatch(job, dataset, name)
+        if code:
+            history_add(job.pk, f"{name} could not accept: {message}", code=code, site=slug)
+            raise ApiError(message, code=code, fields={"dataset": message})
     with transaction.atomic():
         changed = Participant.objects.filter(
             pk=participant.pk, status=ParticipantStatus.INVITED

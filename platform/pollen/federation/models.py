@@ -51,6 +51,9 @@ class FederatedJob(SiteStorageNamed):
     )
     architecture = models.CharField(max_length=50)
     input_size = models.PositiveIntegerField()
+    # The initiator dataset's task: every site's dataset must have it (and, for segmentation,
+    # the same mask classes; label_names are then "background" and the classes, in order).
+    task = models.CharField(max_length=20, default="classification")
     label_names = models.JSONField(default=list)
     mean = models.JSONField(default=list, blank=True)
     std = models.JSONField(default=list, blank=True)
@@ -205,6 +208,8 @@ class Update(models.Model):
     metrics = models.JSONField(default=dict, blank=True)  # aggregate numbers only
     weights_key = models.CharField(max_length=512, blank=True)
     weights_sha256 = models.CharField(max_length=64, blank=True)
+    # How the site fed the model (a manifest's inference block), when its task reports one.
+    inference = models.JSONField(default=dict, blank=True)
     code = models.CharField(max_length=50, blank=True)
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -20,8 +20,13 @@ from pollen.federation.models import (
 )
 from pollen.training.weights import entry_weights, hub_file_weights, model_version_weights
 from pollen_contracts import queues, tasks
+from pollen_contracts.contract import contract_task
 from pollen_contracts.specs import FederatedRoundSpec
 from pollen_contracts.weights import UploadLink, WeightsSpec
+
+# A site's batch when the job does not choose one: a U-Net at 256 px holds 8 images in a few
+# GB (the agent's single-site default too, ml.segmentation.objective.BATCH_SIZE).
+DEFAULT_BATCH_SIZE = {"classification": 32, "segmentation": 8}
 
 # --- rounds ---------------------------------------------------------------------------------
 
@@ -112,7 +117,7 @@ def round_spec(
         architecture=job.architecture,
         input_size=job.input_size,
         local_epochs=job.local_epochs,
-        batch_size=int(job.config.get("batch_size", 32)),
+        batch_size=int(job.config.get("batch_size", DEFAULT_BATCH_SIZE.get(job.task, 32))),
         learning_rate=_round_lr(job, number),
         seed=int(job.config.get("seed", 0)),
         checkpoint_key=f"federated/{job.storage_name}/round-{number}/checkpoint.pt",
@@ -121,6 +126,7 @@ def round_spec(
         update=UploadLink.from_dict(
             model_store().presign_put(update_key(job.pk, number, slug), expires_in=expires)
         ),
+        task=contract_task(job.task),
     )
 
 

@@ -13,7 +13,7 @@ from pollen.audit.services import audit_record
 from pollen.core.model_store import model_store, sha256_bytes
 from pollen.datasets.positive_class import positive_class_for
 from pollen.federation import aggregation
-from pollen.federation.history import history_add, job_finish, now_text, round_folder
+from pollen.federation.history import history_add, job_finish, now_text, round_folder, score_words
 from pollen.federation.models import (
     FederatedJob,
     FederatedStatus,
@@ -28,9 +28,25 @@ from pollen.federation.models import (
 from pollen.federation.round_dispatch import round_open
 from pollen.training.models import ModelVersion
 from pollen.training.weights import HUB_PREFIX  # one definition of the hub-store key prefix
+from pollen_contracts.contract import contract_task
 from pollen_contracts.manifest import TRAINED_TTA, InferenceBlock, ModelManifest, manifest_bytes
 
-METRIC_NAMES = ("val_auc", "val_accuracy", "val_balanced_accuracy", "val_loss", "train_loss")
+# The sites' validation numbers a round averages (a classifier sends AUC and accuracy, an
+# outlining model Dice and IoU; each round keeps the ones its sites sent).
+METRIC_NAMES = (
+    "val_auc",
+    "val_accuracy",
+    "val_balanced_accuracy",
+    "val_dice",
+    "val_iou",
+    "val_loss",
+    "train_loss",
+)
+# The numbers the combined model's manifest keeps, by task.
+MANIFEST_METRICS = {
+    "classification": ("val_auc", "val_accuracy"),
+    "segmentation": ("val_dice", "val_iou"),
+}
 
 
 def round_aggregate(job: FederatedJob, round_: Round) -> None:
@@ -74,7 +90,8 @@ def round_aggregate(job: FederatedJob, round_: Round) -> None:
     store.put_bytes(f"{folder}/weights.safetensors", data)
     metrics = _round_metrics(accepted)
     if round_.number > 0:
-        store.put_bytes(f"{folder}/manifest.json", _manifest(job, round_, sha, metrics))
+        manifest = _manifest(job, round_, sha, metrics, _inference(accepted))
+        store.put_bytes(f"{folder}/manifest.json", manifest)
     _record_round(job, round_, f"{folder}/weights.safetensors", sha, metrics)
 
 
@@ -99,16 +116,34 @@ def _round_metrics(accepted: list[Update]) -> dict[str, Any]:
 
 
 def federated_positive_class(job: FederatedJob) -> str:
-    """The finding a cross-site model looks for (jobs from before it was kept: by name)."""
+    """The finding a cross-site model looks for (jobs from before it was kept: by name).
+
+    An outlining model has none: each class it draws is its own finding.
+    """
+    if job.task == "segmentation":
+        return ""
     return positive_class_for(job.label_names, str(job.config.get("positive_class") or ""))
 
 
-def _manifest(job: FederatedJob, round_: Round, sha: str, metrics: dict[str, Any]) -> bytes:
-    """The combined model's manifest, written by the same code as the agent's.
+def _inference(accepted: list[Update]) -> InferenceBlock:
+    """How the combined model reads images: as the first site (in the job's order) fed it.
 
     Every site trained its share with the agent's recipe (random horizontal flips), so the
-    combined model is averaged over its mirror image too (``TRAINED_TTA``).
+    combined model is averaged over its mirror image too (``TRAINED_TTA``); a site whose task
+    reports how it fed the model (segmentation: letterboxed whole images, or windows) says so.
     """
+    reported = next((u.inference for u in accepted if u.inference), None)
+    return InferenceBlock.from_dict(reported) if reported else InferenceBlock(tta=TRAINED_TTA)
+
+
+def _manifest(
+    job: FederatedJob,
+    round_: Round,
+    sha: str,
+    metrics: dict[str, Any],
+    inference: InferenceBlock,
+) -> bytes:
+    """The combined model's manifest, written by the same code as the agent's."""
     manifest = ModelManifest(
         architecture=job.architecture,
         label_names=list(job.label_names),
@@ -121,8 +156,9 @@ def _manifest(job: FederatedJob, round_: Round, sha: str, metrics: dict[str, Any
         created_at=now_text(),
         parent=_parent_info(job, round_),
         training_summary=_summary(job, round_, metrics),
-        metrics={k: metrics.get(k) for k in ("val_auc", "val_accuracy")},
-        inference=InferenceBlock(tta=TRAINED_TTA),
+        metrics={k: metrics.get(k) for k in MANIFEST_METRICS.get(job.task, ())},
+        inference=inference,
+        task=contract_task(job.task),
     )
     return manifest_bytes(manifest)
 
@@ -180,6 +216,7 @@ def _record_round(
                 site_id=job.initiator_site_id,
                 name=f"{job.name} - round {round_.number}",
                 architecture=job.architecture,
+                task=job.task,
                 label_names=job.label_names,
                 positive_class=federated_positive_class(job),
                 input_size=job.input_size,
@@ -194,13 +231,10 @@ def _record_round(
                 metrics={k: v for k, v in metrics.items() if k != "per_site"},
             )
             Round.objects.filter(pk=round_.pk).update(model_version=version)
-        auc = metrics.get("val_auc")
         history_add(
             job.pk,
             f"Round {round_.number}: the models of {metrics['sites']} hospital(s) were combined "
-            "into one"
-            + (f"; AUC {auc:.3f} on tuning images" if isinstance(auc, float) else "")
-            + ".",
+            "into one" + score_words(metrics, lead="; ") + ".",
         )
         job.refresh_from_db()
         if job.status != FederatedStatus.RUNNING:

@@ -14,7 +14,13 @@ from pollen.core.errors import ApiError, Conflict, NotFound
 from pollen.core.lease import lease_claim, lease_renew
 from pollen.core.model_store import model_store, sha256_bytes
 from pollen.federation import aggregation
-from pollen.federation.history import accepted_key, history_add, round_lease_seconds, update_key
+from pollen.federation.history import (
+    accepted_key,
+    history_add,
+    round_lease_seconds,
+    score_words,
+    update_key,
+)
 from pollen.federation.models import (
     FederatedJob,
     FederatedStatus,
@@ -198,6 +204,7 @@ def round_update_submit(
                 metrics=body.get("metrics") or {},
                 weights_key=key,
                 weights_sha256=body["weights_sha256"],
+                inference=body.get("inference") or {},
             )
             Participant.objects.filter(pk=participant.pk).update(
                 work_state=WorkState.SENT, lease_expires_at=None
@@ -209,7 +216,6 @@ def round_update_submit(
                     mean=model.get("mean", []),
                     std=model.get("std", []),
                 )
-            auc = (body.get("metrics") or {}).get("val_auc")
             history_add(
                 job.pk,
                 (
@@ -218,7 +224,7 @@ def round_update_submit(
                     if number
                     else f"{participant.site.name} prepared the common starting model"
                 )
-                + (f", AUC {auc:.3f} on tuning images" if isinstance(auc, float) else "")
+                + score_words(body.get("metrics") or {})
                 + ".",
                 site=slug,
             )

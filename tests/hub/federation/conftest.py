@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pollen.datasets.models import Dataset, Image, ImageStatus
+from pollen.datasets.models import Dataset, Image, ImageStatus, Mask
 from pollen.federation import aggregation
 from pollen.federation.history import update_key
 from pollen.federation.models import FederatedJob
@@ -52,6 +52,38 @@ def make_dataset(
             split=("val", "val", "test", "test")[i % 10] if i % 10 < 4 else "train",
         )
         for i in range(n)
+    )
+    return dataset
+
+
+def make_masked_dataset(
+    site: Any, *, n: int = 20, classes: tuple[str, ...] = ("lesion",), name: str = "lesions"
+) -> Dataset:
+    """A segmentation dataset: accepted images (metadata only), each with an accepted mask."""
+    dataset = Dataset.objects.create(
+        site=site, name=name, task="segmentation", mask_classes=list(classes)
+    )
+    images = Image.objects.bulk_create(
+        Image(
+            dataset=dataset,
+            filename=f"{i}.png",
+            storage_key=f"datasets/{dataset.pk}/images/{i}.png",
+            status=ImageStatus.ACCEPTED,
+            patient_id=f"P{i}",
+            sha256=f"{i:064x}",
+            width=64,
+            height=64,
+            split=("val", "test")[i % 2] if i % 5 == 0 else "train",
+        )
+        for i in range(n)
+    )
+    Mask.objects.bulk_create(
+        Mask(
+            image=image,
+            status=ImageStatus.ACCEPTED,
+            storage_key=f"datasets/{dataset.pk}/masks/{image.pk}.png",
+        )
+        for image in images
     )
     return dataset
 
@@ -139,7 +171,10 @@ class FakeAgent:
         samples: int = 10,
         auc: float = 0.8,
         claim: bool = True,
+        metrics: dict[str, Any] | None = None,
+        **extra: Any,
     ) -> Any:
+        """``metrics`` replaces a classifier's numbers; ``extra`` fields join the body."""
         from pollen.core.model_store import model_store, sha256_bytes
 
         if claim:
@@ -150,7 +185,8 @@ class FakeAgent:
         if number == 0:
             body["model"] = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
         else:
-            body["metrics"] = {"val_auc": auc, "val_accuracy": 0.7, "val_count": 4}
+            body["metrics"] = metrics or {"val_auc": auc, "val_accuracy": 0.7, "val_count": 4}
+        body |= extra
         return self._post(f"federated-jobs/{job_id}/rounds/{number}/update/", body)
 
     def fail(self, job_id: int, number: int, message: str = "out of memory") -> Any:

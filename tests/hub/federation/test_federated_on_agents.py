@@ -13,6 +13,7 @@ from pollen.datasets.models import Image
 from pollen.federation.models import FederatedJob
 from pollen.training.models import ModelVersion
 from tests.conftest import _person
+from tests.hub.federation.flows import federated_job_run
 from tests.hub.training.conftest import square_image
 from tests.support.agent import purge_site_queues, start_agent, wait_agent_ready, wait_until
 from tests.support.clock import running_clock
@@ -105,33 +106,17 @@ def test_fedavg_on_two_sites_sends_only_weights_and_numbers_to_the_hub(
         client_b, site="site-b", name="sq", files=files["site-b"], label_names=["top", "bottom"]
     )
     hub_bodies.clear()  # from here on: the federated flow
-    zoo = {e["slug"]: e["id"] for e in client_a.get("/api/v1/zoo/?page_size=100").json()["results"]}
-    created = client_a.post(
-        "/api/v1/federated-jobs/",
-        {
-            "dataset": ds_a,
-            "sites": ["site-b"],
-            "starting_point": zoo["small-cnn-random"],
-            "strategy": "fedavg",
-            "rounds": 2,
-            "local_epochs": 1,
-            "min_participants": 2,
-            "advanced": {"learning_rate": 0.01},
-        },
-        format="json",
+    job = federated_job_run(
+        client_a,
+        client_b,
+        dataset_a=ds_a,
+        dataset_b=ds_b,
+        zoo_slug="small-cnn-random",
+        rounds=2,
+        local_epochs=1,
+        advanced={"learning_rate": 0.01},
     )
-    assert created.status_code == 201, created.content
-    job_id = created.json()["id"]
-    accepted = client_b.post(
-        f"/api/v1/federated-jobs/{job_id}/accept/", {"dataset": ds_b}, format="json"
-    )
-    assert accepted.status_code == 200, accepted.content
-
-    def finished():
-        body = client_a.get(f"/api/v1/federated-jobs/{job_id}/").json()
-        return body if body["status"] in {"succeeded", "failed", "cancelled"} else None
-
-    job = wait_until(finished, timeout=300, what="the federated job", interval=0.5)
+    job_id = job["id"]
     assert job["status"] == "succeeded", (job["message"], job["events"], two_sites[0].log())
     assert [r["status"] for r in job["round_details"]] == ["done", "done", "done"]
     for round_ in job["round_details"][1:]:

@@ -135,20 +135,19 @@ def unet_version(clinician_a):
     )
 
 
-def test_flows_segmentation_has_not_reached_say_so_instead_of_queuing(
+def test_segmentation_has_every_flow_and_a_task_without_one_is_refused_in_words(
     client_for, clinician_a, unet_version
 ):
-    """Cross-site jobs come in a later slice: until then a request is refused
-    in words, never queued for an agent that would fail it. Publishing, applying,
-    evaluating at a site and ONNX export work (tests/hub/marketplace/test_segmentation_marketplace_on_agent.py)."""
+    """Segmentation has reached every flow classification has (cross-site training last:
+    tests/hub/federation/test_federated_segmentation*.py). A flow a task has not reached is
+    refused in words, never queued for an agent that would fail it."""
     from pollen.core.errors import Conflict
-    from pollen.core.task_flows import require_flow
+    from pollen.core.task_flows import FLOWS_BY_TASK, require_flow
 
-    for flow in ("train", "fine_tune", "apply", "publish", "evaluate", "export"):
+    assert FLOWS_BY_TASK["segmentation"] == FLOWS_BY_TASK["classification"]
+    for flow in FLOWS_BY_TASK["classification"]:
         require_flow("segmentation", flow)
-    for flow in ("federated",):
-        with pytest.raises(Conflict) as refused:
-            require_flow("segmentation", flow)
-        assert refused.value.error_code == "task_not_supported"
-        assert str(refused.value.message).startswith("Outlining (segmentation) models cannot be")
-        require_flow("classification", flow)  # classification has every flow
+    with pytest.raises(Conflict) as refused:
+        require_flow("slides", "federated")
+    assert refused.value.error_code == "task_not_supported"
+    assert str(refused.value.message).startswith("Slides models cannot be trained across sites")

@@ -2,8 +2,12 @@
 
 The site trains on its own images only. What leaves the site is the weights
 (safetensors, uploaded to the hub's model store through a presigned URL) and a handful
-of aggregate numbers (sample count, validation AUC/accuracy/loss). Never a pixel, a
-filename or a per-image value.
+of aggregate numbers (sample count, validation AUC/accuracy or Dice/IoU, loss). Never a
+pixel, a filename or a per-image value.
+
+A round is a short training job from the combined weights: the task's own steps
+(``jobs/task_steps.py``: how images and masks are read, the datasets, the objective) and the
+recipe's loop, exactly as a single-site job of that task trains.
 """
 
 from __future__ import annotations
@@ -24,17 +28,21 @@ import requests
 
 from pollen_agent.errors import RetryableError, UserError
 from pollen_agent.hub_client import HubClient
-from pollen_agent.jobs.images import load_splits
 from pollen_agent.jobs.model_source import put_presigned
 from pollen_agent.jobs.reporting import JobReporter, eta
+from pollen_agent.jobs.task_steps import TaskSteps
 from pollen_agent.open_maps import JsonRecord, Metrics, TorchState
 from pollen_agent.storage.base import ObjectNotFound, Storage
+from pollen_contracts.manifest import InferenceBlock
 from pollen_contracts.reports import Preprocessing, RoundMetrics, RoundProgress, RoundUpdate
-from pollen_contracts.specs import FederatedRoundSpec
+from pollen_contracts.specs import FederatedRoundSpec, HeldOutSpec, TrainingSpec
+from pollen_contracts.weights import WeightsSpec
 
 logger = logging.getLogger(__name__)
 
-METRIC_KEYS = ("auc", "accuracy", "balanced_accuracy")
+# The validation numbers a round reports, as the task's objective names them (a classifier
+# reports the first three, an outlining model Dice and IoU); each goes back as ``val_<name>``.
+METRIC_KEYS = ("auc", "accuracy", "balanced_accuracy", "dice", "iou")
 
 
 class RoundLost(Exception):
@@ -56,6 +64,61 @@ def round_learning_rate(base_lr: float, round_number: int, rounds: int) -> float
     return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def round_config(
+    *, epochs: int, lr: float, input_size: int, batch_size: int = 32, seed: int = 0
+) -> Any:
+    """The recipe's settings for a site's round: no early stopping, and no warmup, since the
+    weights are already trained."""
+    from pollen_agent.ml.recipe import TrainConfig
+
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        input_size=input_size,
+        seed=seed,
+        warmup_epochs=0.0,
+        early_stopping_patience=epochs + 1,
+    )
+
+
+def train_datasets(
+    model: Any,
+    train_ds: Any,
+    val_ds: Any,
+    config: Any,
+    *,
+    objective: Any = None,
+    label_names: Sequence[str] | None = None,
+    callbacks: Any = None,
+    resume: TorchState | None = None,
+) -> LocalResult:
+    """Train ``model`` (already holding the global weights) on this site's datasets of any
+    task (``objective``: the task's, None for classification with ``label_names``)."""
+    from pollen_agent.ml.recipe import train as run_train
+
+    result = run_train(
+        model,
+        train_ds,
+        val_ds,
+        config,
+        callbacks,
+        resume=resume,
+        label_names=label_names,
+        objective=objective,
+    )
+    best = result.best_val_metrics
+    metrics: dict[str, float | int | None] = {
+        f"val_{k}": _number(best.get(k)) for k in METRIC_KEYS if k in best
+    }
+    last = result.history[-1] if result.history else {}
+    metrics["val_loss"] = _number(last.get("val_loss"))
+    metrics["train_loss"] = _number(last.get("train_loss"))
+    metrics["val_count"] = len(val_ds)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in result.model.state_dict().items()}
+    return LocalResult(state=state, sample_count=len(train_ds), metrics=metrics)
+
+
 def train_local(
     model: Any,
     train: tuple[Sequence[np.ndarray], Sequence[int]],
@@ -71,36 +134,22 @@ def train_local(
     resume: TorchState | None = None,
     label_names: Sequence[str] | None = None,
 ) -> LocalResult:
-    """Train ``model`` (already holding the global weights) for ``epochs`` on this site's data.
+    """A classifier's round from labelled arrays (the cross-site benchmark and tests call this)."""
+    from pollen_agent.ml.recipe import build_datasets
 
-    The same recipe as ordinary training (``ml.recipe.train``), without early stopping,
-    and a short warmup since the weights are already trained. The benchmark calls this too.
-    """
-    from pollen_agent.ml.recipe import TrainConfig, build_datasets
-    from pollen_agent.ml.recipe import train as run_train
-
-    config = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        input_size=input_size,
-        seed=seed,
-        warmup_epochs=0.0,
-        early_stopping_patience=epochs + 1,
+    config = round_config(
+        epochs=epochs, lr=lr, input_size=input_size, batch_size=batch_size, seed=seed
     )
     train_ds, val_ds = build_datasets(architecture, config, train, val)
-    result = run_train(
-        model, train_ds, val_ds, config, callbacks, resume=resume, label_names=label_names
+    return train_datasets(
+        model,
+        train_ds,
+        val_ds,
+        config,
+        label_names=label_names,
+        callbacks=callbacks,
+        resume=resume,
     )
-    metrics: dict[str, float | int | None] = {
-        f"val_{k}": _number(result.best_val_metrics.get(k)) for k in METRIC_KEYS
-    }
-    last = result.history[-1] if result.history else {}
-    metrics["val_loss"] = _number(last.get("val_loss"))
-    metrics["train_loss"] = _number(last.get("train_loss"))
-    metrics["val_count"] = len(val[1])
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in result.model.state_dict().items()}
-    return LocalResult(state=state, sample_count=len(train[1]), metrics=metrics)
 
 
 def _number(value: Any) -> float | None:
@@ -280,40 +329,84 @@ def _prepare(spec: FederatedRoundSpec, storage: Storage, work: Path) -> tuple[by
     )
 
 
+def site_steps(spec: FederatedRoundSpec | HeldOutSpec, weights: WeightsSpec) -> TaskSteps:
+    """The task's steps of a single-site job (``jobs/task_steps.py``) for a cross-site turn or
+    held-out check: a round is a short training job of ``local_epochs`` from ``weights``."""
+    from pollen_agent.jobs.task_steps import steps_for
+
+    turn = spec if isinstance(spec, FederatedRoundSpec) else None
+    config: dict[str, Any] = {}
+    if turn is not None:
+        config = {
+            "epochs": turn.local_epochs,
+            "batch_size": turn.batch_size,
+            "learning_rate": turn.learning_rate,
+            "seed": turn.seed + turn.round,
+        }
+    return steps_for(
+        TrainingSpec(
+            job_id=spec.federated_job_id,
+            attempt=1,
+            recipe="full",
+            dataset_id=spec.dataset_id,
+            label_names=list(spec.label_names),
+            architecture=spec.architecture,
+            input_size=spec.input_size,
+            weights=weights,
+            config=config,
+            checkpoint_key=turn.checkpoint_key if turn else "",
+            samples_prefix="",
+            model_key="",
+            lease_seconds=turn.lease_seconds if turn else 0,
+            starting_point="",
+            licence="",
+            positive_class=spec.positive_class,
+            task=spec.task,
+        )
+    )
+
+
 def _train_round(
     spec: FederatedRoundSpec, hub: HubClient, storage: Storage, reporter: RoundReporter
 ) -> tuple[bytes, RoundUpdate]:
-    from pollen_agent.ml.zoo import build_model
+    from pollen_agent.ml.zoo import build_model, get_spec
 
+    steps = site_steps(spec, spec.weights)
     rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
-    splits = load_splits(
+    splits = steps.load(
         storage,
         rows,
-        spec.label_names,
-        input_size=spec.input_size,
-        on_progress=lambda done, total: reporter.report(
-            phase="loading", fraction=0.1 * done / max(total, 1)
-        ),
+        lambda done, total: reporter.report(phase="loading", fraction=0.1 * done / max(total, 1)),
     )
     model = build_model(spec.architecture, len(spec.label_names), source="random")
     load_global(model, download_weights(spec.weights.url, spec.weights.sha256))
-    result = train_local(
-        model,
-        (splits["train"].images, splits["train"].labels),
-        (splits["val"].images, splits["val"].labels),
-        architecture=spec.architecture,
-        input_size=spec.input_size,
-        epochs=spec.local_epochs,
-        lr=spec.learning_rate,
-        batch_size=spec.batch_size,
-        seed=int(spec.seed) + spec.round,
+    config = steps.config(
+        round_config(
+            epochs=spec.local_epochs,
+            lr=spec.learning_rate,
+            input_size=spec.input_size,
+            batch_size=spec.batch_size,
+            seed=int(spec.seed) + spec.round,
+        )
+    )
+    train_ds, val_ds = steps.datasets(config, splits)
+    result = train_datasets(
+        steps.prepare(model),
+        train_ds,
+        val_ds,
+        config,
+        objective=steps.objective(),
+        label_names=spec.label_names,
         callbacks=_Callbacks(reporter, storage, spec.checkpoint_key, spec.local_epochs),
         resume=_load_checkpoint(storage, spec.checkpoint_key),
-        label_names=spec.label_names,
     )
     data = state_to_bytes(result.state)
+    arch = get_spec(spec.architecture)
+    # How this site fed the model, when its task says (segmentation: whole or in windows).
+    inference = steps.manifest_fields({}, arch.mean, arch.std).get("inference")
     return data, RoundUpdate(
         weights_sha256=hashlib.sha256(data).hexdigest(),
         sample_count=result.sample_count,
         metrics=RoundMetrics.from_dict(result.metrics),
+        inference=inference if isinstance(inference, InferenceBlock) else None,
     )

@@ -6,17 +6,23 @@ round-1 update (its images only, from the same common starting model); the hub s
 the site has one. Both models are measured image by image on the very same images with the
 fine-tune check's code (``pollen_agent.ml.compare``): point metrics from ``ml.metrics``, 95 %
 intervals, and a paired bootstrap of the AUC difference. Only those numbers leave the site.
+
+An outlining (segmentation) model is checked through the test check of a segmentation job
+(``jobs/segmentation.py``, the one prediction path with the policy its manifest records):
+Dice, lesion Dice, IoU and HD95 against the site's own masks, and a paired bootstrap of the
+mean Dice difference. Which image scored what stays at the site.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pollen_agent.errors import UserError
 from pollen_agent.hub_client import HubClient
-from pollen_agent.jobs.federated import download_weights, load_global
+from pollen_agent.jobs.federated import download_weights, load_global, site_steps
 from pollen_agent.jobs.images import SplitImages, load_splits
 from pollen_agent.open_maps import JsonRecord, Metrics
 from pollen_agent.storage.base import Storage
@@ -37,13 +43,12 @@ SUMMARY_KEYS = (
     "specificity_ci",
 )
 COMPARISON_KEYS = ("auc_difference", "auc_difference_ci", "verdict")
+# An outlining model's numbers (pollen.federation.agent_apis.HeldOutMetricsIn too).
+OUTLINE_KEYS = ("dice", "dice_ci", "lesion_dice", "lesion_dice_ci", "iou", "hd95_median")
+DICE_COMPARISON_KEYS = ("dice_difference", "dice_difference_ci", "verdict")
 
 
-def _held_out_images(spec: HeldOutSpec, hub: HubClient, storage: Storage) -> SplitImages:
-    rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
-    test = load_splits(storage, rows, spec.label_names, input_size=spec.input_size, only=("test",))[
-        "test"
-    ]
+def _checked(test: SplitImages) -> SplitImages:
     if not test.images:
         raise UserError(
             "This hospital's dataset has no held-out (test) images, so the final model could "
@@ -53,16 +58,32 @@ def _held_out_images(spec: HeldOutSpec, hub: HubClient, storage: Storage) -> Spl
     return test
 
 
-def _probabilities(spec: HeldOutSpec, weights: WeightsSpec, test: SplitImages) -> np.ndarray:
-    """The model's class probabilities on ``test``, exactly as a training job's test evaluation."""
-    from pollen_agent.ml.inference import predict_probs, trained_policy
-    from pollen_agent.ml.zoo import build_model, get_spec
+def _held_out_images(spec: HeldOutSpec, hub: HubClient, storage: Storage) -> SplitImages:
+    rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
+    splits = load_splits(
+        storage, rows, spec.label_names, input_size=spec.input_size, only=("test",)
+    )
+    return _checked(splits["test"])
+
+
+def _model(spec: HeldOutSpec, weights: WeightsSpec) -> Any:
+    """The model ``weights`` hold (from the hub's store, checksum verified), ready to evaluate."""
+    from pollen_agent.ml.device import pick_device
+    from pollen_agent.ml.zoo import build_model
 
     model = build_model(spec.architecture, len(spec.label_names), source="random")
     load_global(model, download_weights(weights.url, weights.sha256))
+    return model.to(pick_device()).eval()
+
+
+def _probabilities(spec: HeldOutSpec, weights: WeightsSpec, test: SplitImages) -> np.ndarray:
+    """The model's class probabilities on ``test``, exactly as a training job's test evaluation."""
+    from pollen_agent.ml.inference import predict_probs, trained_policy
+    from pollen_agent.ml.zoo import get_spec
+
     arch = get_spec(spec.architecture)
     inference = trained_policy(input_size=spec.input_size, mean=arch.mean, std=arch.std)
-    return predict_probs(model, test.images, inference).astype(np.float64)
+    return predict_probs(_model(spec, weights), test.images, inference).astype(np.float64)
 
 
 def _summary(model: Metrics, labels: np.ndarray, names: list[str], positive: int | None) -> Metrics:
@@ -82,6 +103,8 @@ def run_held_out(
     *, spec: HeldOutSpec, hub: HubClient, storage: Storage, work: Path
 ) -> HeldOutResult:
     """Both models on the held-out images: ``{"federated", "local", "comparison"}`` (numbers only)."""
+    if spec.task == "segmentation":
+        return _outline_check(spec, hub, storage)
     from pollen_agent.ml.compare import compare_with_parent
     from pollen_agent.ml.metrics import positive_index
 
@@ -103,3 +126,49 @@ def run_held_out(
         result["local"] = _summary(compared["parent"], labels, names, positive)
         result["comparison"] = {k: compared.get(k) for k in COMPARISON_KEYS}
     return HeldOutResult.from_dict(result)
+
+
+def _outline_check(spec: HeldOutSpec, hub: HubClient, storage: Storage) -> HeldOutResult:
+    """Both outlining models on the site's held-out images and their masks, through a
+    segmentation job's own test check."""
+    from pollen_agent.ml.compare import compare_dice_with_parent
+    from pollen_agent.ml.zoo import get_spec
+
+    steps = site_steps(spec, spec.federated)
+    rows = hub.get_all(f"agent/datasets/{spec.dataset_id}/training-images/")
+    splits = steps.load(storage, rows, lambda done, total: None)
+    test = _checked(splits["test"])
+    arch = get_spec(spec.architecture)
+
+    def check(weights: WeightsSpec) -> Metrics:
+        return steps.evaluate(_model(spec, weights), splits, arch.mean, arch.std)
+
+    federated = check(spec.federated)
+    result: JsonRecord = {"federated": _outline_summary(federated, test, spec), "local": None}
+    if spec.local:
+        local = check(spec.local)
+        result["local"] = _outline_summary(local, test, spec)
+        compared = compare_dice_with_parent(_dice(federated), _dice(local))
+        result["comparison"] = {"auc_difference": None, "auc_difference_ci": None} | {
+            k: compared[k] for k in DICE_COMPARISON_KEYS
+        }
+    return HeldOutResult.from_dict(result)
+
+
+def _dice(report: Metrics) -> np.ndarray:
+    return np.array([row["dice"] for row in report["per_image"]], dtype=np.float64)
+
+
+def _outline_summary(report: Metrics, test: SplitImages, spec: HeldOutSpec) -> Metrics:
+    """Counts and aggregate Dice numbers; ``class_counts``: images whose mask holds each class."""
+    masks = [np.asarray(m) for m in test.masks]
+    return {
+        "n": len(masks),
+        "class_counts": {
+            name: int(sum(bool(np.any(m == c)) for m in masks))
+            for c, name in enumerate(spec.label_names)
+        },
+        "positive_class": "",
+        **{k: report.get(k) for k in OUTLINE_KEYS},
+        "tta": report["tta"],
+    }

@@ -37,12 +37,8 @@ def federated_round(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
     work_dir = Path(runtime.config().work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
+        # Every task trains across sites (through its own steps: jobs/task_steps.py).
         spec = read_contract(RoundClaimed, claim, what="cross-site round").spec
-        if spec.task != "classification":  # segmentation rounds follow (pollen.core.task_flows)
-            raise UserError(
-                "This site agent cannot train a cross-site round of a segmentation model yet.",
-                code="task_not_supported",
-            )
         run_round(
             spec=spec,
             hub=hub,

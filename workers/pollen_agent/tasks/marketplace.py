@@ -39,7 +39,7 @@ Runner = Callable[[Any, HubClient, Storage, Path], Contract]
 MARKETPLACE_TASKS = ("classification",)
 TASKS_BY_SEGMENT = {
     kind: ("classification", "segmentation")
-    for kind in ("predictions", "publications", "evaluations", "exports")
+    for kind in ("predictions", "publications", "evaluations", "exports", "held-out-evaluations")
 }
 
 
