@@ -87,7 +87,7 @@ def card_of(version: ModelVersion, dataset_modality: str) -> dict[str, Any]:
             totals[label] = totals.get(label, 0) + int(n)
     entry = version.starting_point
     parent = version.parent
-    card = {
+    card: dict[str, Any] = {
         "architecture": version.architecture,
         "task": version.task,
         "labels": list(version.label_names),
