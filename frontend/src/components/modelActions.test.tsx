@@ -33,7 +33,7 @@ function model(extra: Partial<PublishedModelDetail> = {}): PublishedModelDetail 
   return {
     id: 4, name: 'Mass finder', site: 'st-anne', site_name: ANNE.name, modality: 'xray', task: 'classification', architecture: 'small_cnn',
     label_names: ['mass', 'normal'], visibility: 'named', named_sites: null, intended_use: 'Flags masses.', limitations: 'Test only.',
-    latest_version: { id: 11, number: 1, status: 'published', auc: 0.82, positive_class: 'mass', weights_sha256: 'ab'.repeat(32), published_at: '' },
+    latest_version: { id: 11, number: 1, status: 'published', auc: 0.82, dice: null, task: 'classification', positive_class: 'mass', weights_sha256: 'ab'.repeat(32), published_at: '' },
     version_count: 1, created_at: '', updated_at: '', versions: [version()], card: { labels: ['mass', 'normal'] },
     lineage: { parents: [], descendants: [] }, positive_class: 'mass',
     evaluations: [{ site: 'st-anne', site_name: ANNE.name, version: 1, source: 'publisher_test_split', n: 6, auc: 0.82, accuracy: 0.8, balanced_accuracy: 0.8, sensitivity: 0.8, specificity: 0.8, positive_class: 'mass', same_finding: true, tta: 'hflip', same_tta: true, ece: null, at: null }],

@@ -11,7 +11,7 @@ const MODEL: PublishedModel = {
   id: 4, name: 'Mass finder', site: 'st-anne', site_name: 'St Anne’s Hospital', modality: 'xray', task: 'classification',
   architecture: 'small_cnn', label_names: ['mass', 'normal'], visibility: 'consortium', named_sites: null, intended_use: '',
   limitations: '', version_count: 1, created_at: '', updated_at: '',
-  latest_version: { id: 11, number: 1, status: 'published', auc: 0.9, positive_class: 'mass', weights_sha256: '', published_at: '' },
+  latest_version: { id: 11, number: 1, status: 'published', auc: 0.9, dice: null, task: 'classification', positive_class: 'mass', weights_sha256: '', published_at: '' },
 };
 
 const page = <T,>(results: T[]) => ({ count: results.length, next: null, previous: null, results });

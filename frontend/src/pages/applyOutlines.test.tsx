@@ -19,7 +19,7 @@ const OUTLINER: PublishedModel = {
   id: 5, name: 'Lesion outliner', site: 'st-anne', site_name: 'St Anne', modality: 'ultrasound', task: 'segmentation',
   architecture: 'unet_efficientnet_lite0', label_names: ['background', 'lesion'], visibility: 'consortium', named_sites: null,
   intended_use: '', limitations: '', version_count: 1, created_at: '', updated_at: '',
-  latest_version: { id: 12, number: 1, status: 'published', auc: null, positive_class: '', weights_sha256: '', published_at: '' },
+  latest_version: { id: 12, number: 1, status: 'published', auc: null, dice: 0.8, task: 'segmentation', positive_class: '', weights_sha256: '', published_at: '' },
 };
 
 const page = <T,>(results: T[]) => ({ count: results.length, next: null, previous: null, results });

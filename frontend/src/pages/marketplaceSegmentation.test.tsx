@@ -28,7 +28,7 @@ function outliner(extra: Partial<PublishedModelDetail> = {}): PublishedModelDeta
   return {
     id: 4, name: 'Lesion outliner', site: 'st-anne', site_name: 'St Anne', modality: 'ultrasound', task: 'segmentation', architecture: 'unet_efficientnet_lite0',
     label_names: ['background', 'lesion'], visibility: 'consortium', named_sites: null, intended_use: '', limitations: '',
-    latest_version: { id: 11, number: 1, status: 'published', auc: null, positive_class: '', weights_sha256: '', published_at: '' },
+    latest_version: { id: 11, number: 1, status: 'published', auc: null, dice: 0.8, task: 'segmentation', positive_class: '', weights_sha256: '', published_at: '' },
     version_count: 1, created_at: '', updated_at: '', versions: [VERSION],
     card: {
       task: 'segmentation', labels: ['lesion'], architecture: 'unet_efficientnet_lite0', metrics: CARD_METRICS,
