@@ -130,6 +130,7 @@ def model_version_publish(
         )
         dataset_modality = job.dataset.modality if job is not None else listing.modality or "other"
         listing.architecture = model_version.architecture
+        listing.task = model_version.task
         listing.label_names = list(model_version.label_names)
         listing.modality = dataset_modality
         if visibility is not None:

@@ -106,7 +106,7 @@ def test_an_outline_model_is_published_evaluated_applied_and_fine_tuned_elsewher
     assert by_site["site-a"]["dice"] == pytest.approx(job["evaluation"]["dice"])
     assert by_site["site-b"]["dice"] == pytest.approx(metrics["dice"])
     assert by_site["site-b"]["n"] == 48
-    assert page["latest_version"]["task"] == "segmentation"
+    assert page["latest_version"]["task"] == page["task"] == "segmentation"
     assert page["latest_version"]["dice"] == pytest.approx(job["evaluation"]["dice"])
 
     # A classification dataset is refused in words.
