@@ -75,8 +75,11 @@ test: install services chromium lint ## Install everything, start the real servi
 	$(MAKE) test-python
 	$(MAKE) test-frontend
 
+# Flags for the segmentation bench alone, e.g. SEGMENTATION_ARGS="--minutes 2 --seeds 2".
+SEGMENTATION_ARGS ?=
 bench: install services ## Run the benchmarks side by side and print one table (also docs/benchmarks.md)
-	$(TEST_ENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m bench $(BENCH_ARGS)
+	$(TEST_ENV) POLLEN_BENCH_SEGMENTATION="$(SEGMENTATION_ARGS)" PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+		$(PY) -m bench $(BENCH_ARGS)
 
 FUZZ_EXAMPLES ?= 50
 FUZZ_SEED ?= 16

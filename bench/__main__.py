@@ -30,6 +30,7 @@ BENCHMARKS = {
     "quality": "bench.quality",
     "crosssite": "bench.crosssite",
     "predict_api": "bench.predict_api",
+    "segmentation": "bench.segmentation",
     "hubscale": "bench.hubscale",
 }
 DOC = REPO / "docs" / "benchmarks.md"
