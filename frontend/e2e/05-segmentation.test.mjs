@@ -125,6 +125,8 @@ describe('clinician at St Anne’s: images with masks, their outlines and statis
     await page.reload();
     const outlined = gallery.getByRole('img', { name: /with its mask outlined$/ });
     await outlined.first().waitFor({ timeout: 30_000 });
+    // Overlays load lazily, as they scroll into view, as a clinician would scroll to them.
+    await outlined.first().scrollIntoViewIfNeeded();
     // The overlay comes from the site's storage through a short-lived link: it must actually load.
     await until('the first mask overlay to load', () => outlined.first().evaluate((img) => img.complete && img.naturalWidth > 0), { timeout: 20_000 });
     assert.equal(await outlined.count(), LESIONS + NORMALS, 'every image shows the unnamed reader’s mask');
@@ -246,6 +248,7 @@ describe('clinician at St Anne’s: images with masks, their outlines and statis
     const results = page.getByTestId('prediction-results');
     await results.getByRole('heading', { name: 'What the model outlined' }).waitFor({ timeout: 180_000 });
     const row = results.getByTestId('prediction-result').filter({ hasText: 'case-0.png' });
+    await row.scrollIntoViewIfNeeded();  // rows fetch their pictures once they are seen
     const loaded = (img) => img.evaluate((el) => el.complete && el.naturalWidth > 0);
     const outline = row.getByRole('img', { name: 'The model’s outline over case-0.png' });
     await outline.waitFor({ timeout: 30_000 });
