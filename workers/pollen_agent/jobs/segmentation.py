@@ -24,6 +24,7 @@ from pollen_contracts.specs import TrainingSpec
 # is planned to end inside it (the recipe's time budget).
 DEFAULT_MAX_MINUTES = 15.0
 DEFAULT_EPOCHS = 60
+WARMUP_EPOCHS = 0.25
 SAMPLES_EACH_END = 3  # the worst and the best test images, outlined
 MANIFEST_METRICS = ("dice", "lesion_dice", "iou", "pooled_dice", "hd95_median")
 
@@ -34,6 +35,7 @@ class SegmentationSteps:
 
         self.spec = spec
         self.mode: Mode = "whole"
+        self.patches = 1  # patches cut from each training image per epoch (patch mode)
 
     def load(self, storage: Storage, rows: list[JsonRecord], on_progress: Progress) -> Splits:
         from pollen_agent.ml.segmentation.data import choose_mode
@@ -57,6 +59,9 @@ class SegmentationSteps:
             config.epochs = DEFAULT_EPOCHS
         if "max_minutes" not in chosen and "epochs" not in chosen:
             config.max_minutes = DEFAULT_MAX_MINUTES
+        # A short warmup: a budget that fits few epochs must not spend a whole one warming up
+        # (a 2-minute run on 2 shared cores fitted one BUSI epoch, all of it warmup).
+        config.warmup_epochs = WARMUP_EPOCHS
         config.eval_batch_size = min(config.eval_batch_size, config.batch_size)
         return config
 

@@ -129,3 +129,20 @@ def test_pixel_counts_count_every_class_of_every_mask():
 )
 def test_the_mode_follows_the_image_size(sizes, mode):
     assert choose_mode(sizes, 256) == mode
+
+
+def test_a_patch_epoch_cuts_several_patches_from_each_large_image():
+    """One patch per image per epoch saw 1/15 of a CHASE photograph (issue 18 bench): a large
+    image yields as many draws as input-size squares it holds, each cut elsewhere."""
+    from pollen_agent.ml.segmentation.data import patches_per_image
+
+    assert patches_per_image([(960, 999)] * 3 + [(2000, 2000)], 256) == 15
+    assert patches_per_image([(256, 200)], 256) == 1
+    images, masks = blob_images(2, 0, height=128, width=128)
+    common = {"input_size": 32, "mean": MEAN, "std": STD, "augment": True, "seed": 3}
+    patched = SegmentationDataset(images, masks, mode="patch", patches_per_image=4, **common)
+    assert len(patched) == 8
+    draws = [patched[i][0] for i in (0, 2, 4, 6)]  # four draws of the first image
+    assert all(not torch.equal(draws[0], other) for other in draws[1:])
+    whole = SegmentationDataset(images, masks, mode="whole", patches_per_image=4, **common)
+    assert len(whole) == 2  # whole images are seen once per epoch
