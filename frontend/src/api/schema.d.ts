@@ -3390,7 +3390,7 @@ export interface components {
             segmentation?: {
                 [key: string]: unknown;
             };
-            /** @description Short-lived links to mask, overlay, probability and uncertainty (on a finished prediction's own page only) */
+            /** @description Short-lived links to mask, overlay, probability, uncertainty and the image itself at full size (on a finished prediction's own page only) */
             segmentation_urls?: {
                 [key: string]: string | null;
             };
@@ -3694,6 +3694,23 @@ export interface components {
             n: number | null;
             /** Format: double */
             auc: number | null;
+            /**
+             * Format: double
+             * @description Outlining models: mean Dice per image (an empty mask left empty scores 1)
+             */
+            dice?: number | null;
+            /**
+             * Format: double
+             * @description Outlining models: over images with a finding
+             */
+            lesion_dice?: number | null;
+            /** Format: double */
+            iou?: number | null;
+            /**
+             * Format: double
+             * @description Outlining models: median HD95, pixels
+             */
+            hd95_median?: number | null;
             /** Format: double */
             accuracy: number | null;
             /** Format: double */
@@ -3972,6 +3989,13 @@ export interface components {
             status: components["schemas"]["VersionStatusEnum"];
             /** Format: double */
             auc: number | null;
+            /**
+             * Format: double
+             * @description Outlining models: mean Dice per test image at the publishing site
+             */
+            readonly dice: number | null;
+            /** @description classification or segmentation */
+            readonly task: string;
             /** @description The finding the model looks for (blank for three or more labels) */
             readonly positive_class: string;
             weights_sha256: string;
