@@ -31,6 +31,7 @@ BENCHMARKS = {
     "crosssite": "bench.crosssite",
     "predict_api": "bench.predict_api",
     "segmentation": "bench.segmentation",
+    "federated_segmentation": "bench.federated_segmentation",
     "hubscale": "bench.hubscale",
 }
 DOC = REPO / "docs" / "benchmarks.md"
