@@ -19,6 +19,7 @@ from pollen.datasets.masks import (
     ingest_masks_payload,
     mask_key,
     mask_results_record,
+    mask_slots,
     masks_create,
     segmentation_payload,
 )
@@ -219,19 +220,7 @@ def upload_slots_create(
             "method": urls[image.storage_key]["method"],
             "headers": urls[image.storage_key].get("headers", {}),
             "expires_in": settings.PRESIGN_SECONDS,
-            "mask_slots": [
-                {
-                    "mask_id": mask.pk,
-                    "reader": mask.reader,
-                    "filename": name,
-                    "key": key,
-                    "url": urls[key]["url"],
-                    "method": urls[key]["method"],
-                    "headers": urls[key].get("headers", {}),
-                }
-                for mask in masks_by_image[image.pk]
-                for name, key in zip(mask.filenames, mask.source_keys, strict=True)
-            ],
+            "mask_slots": mask_slots(masks_by_image[image.pk], urls),
         }
         for image in images
     ]

@@ -104,6 +104,25 @@ def masks_create(image: Image, groups: Mapping[str, list[tuple[str, str]]]) -> l
     )
 
 
+def mask_slots(
+    masks: Iterable[Mask], urls: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """An upload link per mask file (``urls``: the agent's presigned slots by key)."""
+    return [
+        {
+            "mask_id": mask.pk,
+            "reader": mask.reader,
+            "filename": name,
+            "key": key,
+            "url": urls[key]["url"],
+            "method": urls[key]["method"],
+            "headers": urls[key].get("headers", {}),
+        }
+        for mask in masks
+        for name, key in zip(mask.filenames, mask.source_keys, strict=True)
+    ]
+
+
 def segmentation_payload(dataset: Dataset) -> dict[str, Any] | None:
     """What the agent needs to check masks (None for classification datasets)."""
     if dataset.task != Task.SEGMENTATION:

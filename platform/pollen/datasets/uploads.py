@@ -23,11 +23,13 @@ from pollen.accounts.caller import Caller
 from pollen.audit.services import audit_record
 from pollen.core.dispatch import ask_site_agent, send_on_commit
 from pollen.datasets.images import images_delete
+from pollen.datasets.masks import mask_slots
 from pollen.datasets.models import (
     Dataset,
     DatasetStatus,
     Image,
     ImageStatus,
+    Mask,
     upload_slot_deadline,
 )
 from pollen.datasets.services import ensure_active
@@ -148,12 +150,17 @@ def upload_slots_resume(
     if not resumable:
         return {"slots": [], "refused": refused}
     new_keys = {image.pk: _new_key(dataset, image.filename) for image in resumable}
+    # A resumed image's mask files get fresh links too, to the same keys (segmentation).
+    masks: dict[int, list[Mask]] = {}
+    for mask in Mask.objects.filter(image_id__in=list(new_keys)):
+        masks.setdefault(mask.image_id, []).append(mask)
     answer = ask_site_agent(
         dataset.site.slug,
         tasks.PRESIGN_UPLOAD,
         {
             "site": dataset.site.slug,
-            "keys": list(new_keys.values()),
+            "keys": list(new_keys.values())
+            + [key for group in masks.values() for mask in group for key in mask.source_keys],
             "expires_in": settings.PRESIGN_SECONDS,
             "max_bytes": limits.MAX_UPLOAD_BYTES,
         },
@@ -184,6 +191,7 @@ def upload_slots_resume(
                     "method": urls[key]["method"],
                     "headers": urls[key].get("headers", {}),
                     "expires_in": settings.PRESIGN_SECONDS,
+                    "mask_slots": mask_slots(masks.get(image.pk, []), urls),
                 }
             )
         audit_record(

@@ -47,7 +47,7 @@ def agent_fake(monkeypatch) -> list[dict[str, Any]]:
         "send_task",
         lambda name, kwargs, queue, **_: sent.append({"name": name, "payload": kwargs["payload"]}),
     )
-    for module in ("ingest", "archives", "images"):
+    for module in ("ingest", "archives", "images", "uploads"):
         monkeypatch.setattr(f"pollen.datasets.{module}.ask_site_agent", presign)
     return sent
 
@@ -368,3 +368,18 @@ def test_deleting_an_image_removes_its_mask_files(
     [removal] = [s for s in agent_fake if s["name"] == tasks.DELETE_OBJECTS]
     assert set(sources) <= set(removal["payload"]["keys"])
     assert not Mask.objects.filter(image_id=image.pk).exists()
+
+
+def test_a_resumed_upload_gets_fresh_links_for_its_masks_too(seg, agent_fake):
+    client, dataset = seg
+    image, body = _uploaded(client, dataset, agent_fake)
+    Image.objects.filter(pk=image.pk).update(status=ImageStatus.EXPIRED)
+    resumed = client.post(
+        f"/api/v1/datasets/{dataset}/uploads/resume/", {"image_ids": [image.pk]}, format="json"
+    )
+    assert resumed.status_code == 200, resumed.content
+    [slot] = resumed.json()["slots"]
+    before = {m["key"] for m in body["slots"][0]["mask_slots"]}
+    assert {m["key"] for m in slot["mask_slots"]} == before  # the same masks, new links
+    assert [m["reader"] for m in slot["mask_slots"]] == ["1stHO", "2ndHO"]
+    assert all(m["url"].startswith("https://storage.test/") for m in slot["mask_slots"])
