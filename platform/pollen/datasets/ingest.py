@@ -303,14 +303,17 @@ def ingest_results_record(*, dataset: Dataset, results: list[dict[str, Any]]) ->
             .values_list("sha256", "filename")
         }
         now = timezone.now()
+        outlined: list[tuple[Image, list[dict[str, Any]]]] = []
         for image_id, result in by_id.items():
             image = images.get(image_id)
             if image is None or image.status != ImageStatus.PENDING:
                 continue  # deleted meanwhile, or already recorded: never count twice
             _apply_result(image, result, existing, now)
             counts[image.status] += 1
-            if result.get("masks") is not None or dataset.task == Task.SEGMENTATION:
-                mask_results_record(image, result.get("masks") or [], now)
+            if dataset.task == Task.SEGMENTATION:
+                outlined.append((image, result.get("masks") or []))
+        if outlined:
+            mask_results_record(outlined)
         Image.objects.bulk_update(
             list(images.values()),
             [

@@ -146,13 +146,19 @@ def ingest_masks_payload(masks: Iterable[Mask]) -> list[dict[str, Any]]:
     ]
 
 
-def mask_results_record(image: Image, results: list[dict[str, Any]], now: Any) -> None:
-    """Store what the agent found for each of ``image``'s masks (a repeat changes nothing)."""
-    masks = {m.pk: m for m in image.masks.select_for_update()}
+def mask_results_record(recorded: list[tuple[Image, list[dict[str, Any]]]]) -> None:
+    """Store what the agent found for each mask of the ``(image, mask results)`` just recorded,
+    in one query and one update for the batch (a repeat changes nothing)."""
+    masks = {
+        m.pk: m
+        for m in Mask.objects.select_for_update().filter(
+            image_id__in=[image.pk for image, _ in recorded]
+        )
+    }
     changed = []
-    for result in results:
+    for image, result in ((image, r) for image, results in recorded for r in results):
         mask = masks.get(result.get("mask_id", 0))
-        if mask is None or mask.status != ImageStatus.PENDING:
+        if mask is None or mask.image_id != image.pk or mask.status != ImageStatus.PENDING:
             continue
         mask.sha256 = result.get("sha256", "") or ""
         mask.size_bytes = result.get("size_bytes")
